@@ -1,0 +1,278 @@
+//! Configuration: flags, each with an `INFRASQL_*` environment variable, and an
+//! optional TOML file. A flag or variable beats the file; the file beats the
+//! default.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    /// SCRAM-SHA-256 against the backend's roles.
+    #[default]
+    Scram,
+    /// No password; allowed only when listening on a loopback address.
+    Trust,
+}
+
+/// `infrasql serve` options as given; every field is optional so that the
+/// same struct reads flags, environment and the TOML file.
+#[derive(Debug, Clone, Default, Args, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ServeArgs {
+    /// TOML file with any of these options (kebab-case keys, e.g. `data-dir`).
+    #[arg(long, env = "INFRASQL_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+
+    /// Address to listen on [default: 127.0.0.1:5433]. Port 0 picks a free port.
+    #[arg(long, env = "INFRASQL_LISTEN")]
+    pub listen: Option<SocketAddr>,
+
+    /// Where the embedded PostgreSQL and the generated passwords live
+    /// [default: $XDG_DATA_HOME/infrasql, or /var/lib/infrasql as root].
+    #[arg(long, env = "INFRASQL_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Use this PostgreSQL instead of the embedded one
+    /// (e.g. postgres://infrasql:secret@db.internal:5432/infrasql).
+    #[arg(long, env = "INFRASQL_DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// Directory holding initdb and postgres [default: $PG_BIN, then
+    /// `pg_config --bindir`, then /usr/lib/postgresql/*/bin].
+    #[arg(long, env = "INFRASQL_PG_BIN")]
+    pub pg_bin: Option<PathBuf>,
+
+    /// How clients authenticate.
+    #[arg(long, env = "INFRASQL_AUTH", value_enum)]
+    pub auth: Option<AuthMode>,
+
+    /// PEM certificate chain; with --tls-key, enables TLS.
+    #[arg(long, env = "INFRASQL_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "INFRASQL_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Login role created for you in the embedded PostgreSQL on first start
+    /// [default: your OS user name].
+    #[arg(long, env = "INFRASQL_USER")]
+    pub user: Option<String>,
+
+    /// Extra setting for the embedded PostgreSQL, as name=value (repeatable).
+    #[arg(long = "pg-option", env = "INFRASQL_PG_OPTIONS", value_delimiter = ',')]
+    #[serde(default)]
+    pub pg_options: Vec<String>,
+
+    /// Seconds to let open sessions finish on shutdown [default: 30].
+    #[arg(long, env = "INFRASQL_SHUTDOWN_GRACE")]
+    pub shutdown_grace: Option<u64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Resolved configuration for `serve`.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: Option<String>,
+    pub pg_bin: Option<PathBuf>,
+    pub auth: AuthMode,
+    pub tls: Option<(PathBuf, PathBuf)>,
+    pub user: String,
+    pub pg_options: Vec<(String, String)>,
+    pub shutdown_grace: Duration,
+}
+
+impl ServeArgs {
+    /// Merge with the config file (if any) and fill in defaults.
+    pub fn resolve(self) -> Result<ServeConfig, ConfigError> {
+        let file = match &self.config {
+            Some(path) => load_file(path)?,
+            None => ServeArgs::default(),
+        };
+        let listen = self
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| "127.0.0.1:5433".parse().expect("valid literal address"));
+        let auth = self.auth.or(file.auth).unwrap_or_default();
+        if auth == AuthMode::Trust && !listen.ip().is_loopback() {
+            return Err(ConfigError::Invalid(format!(
+                "--auth trust is allowed only on a loopback address, but --listen is {listen}"
+            )));
+        }
+        let tls = match (
+            self.tls_cert.or(file.tls_cert),
+            self.tls_key.or(file.tls_key),
+        ) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            _ => {
+                return Err(ConfigError::Invalid(
+                    "tls-cert and tls-key must be given together".into(),
+                ))
+            }
+        };
+        let pg_options = if self.pg_options.is_empty() {
+            file.pg_options
+        } else {
+            self.pg_options
+        };
+        let pg_options = pg_options
+            .iter()
+            .map(|o| {
+                o.split_once('=')
+                    .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+                    .filter(|(k, _)| !k.is_empty())
+                    .ok_or_else(|| {
+                        ConfigError::Invalid(format!("--pg-option {o:?} is not name=value"))
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let user = self.user.or(file.user).unwrap_or_else(default_user);
+        if !is_plain_identifier(&user) {
+            return Err(ConfigError::Invalid(format!(
+                "--user {user:?} must be a plain lower-case identifier (letters, digits, _)"
+            )));
+        }
+        Ok(ServeConfig {
+            listen,
+            data_dir: self
+                .data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(default_data_dir),
+            database_url: self.database_url.or(file.database_url),
+            pg_bin: self
+                .pg_bin
+                .or(file.pg_bin)
+                .or_else(|| std::env::var_os("PG_BIN").map(PathBuf::from)),
+            auth,
+            tls,
+            user,
+            pg_options,
+            shutdown_grace: Duration::from_secs(
+                self.shutdown_grace.or(file.shutdown_grace).unwrap_or(30),
+            ),
+        })
+    }
+}
+
+fn load_file(path: &Path) -> Result<ServeArgs, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.into(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        path: path.into(),
+        source,
+    })
+}
+
+pub fn is_plain_identifier(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() < 64
+        && s.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+fn default_user() -> String {
+    let name = nix::unistd::User::from_uid(nix::unistd::geteuid())
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "infrasql".into())
+        .to_ascii_lowercase();
+    if is_plain_identifier(&name) {
+        name
+    } else {
+        "infrasql".into()
+    }
+}
+
+fn default_data_dir() -> PathBuf {
+    if nix::unistd::geteuid().is_root() {
+        // The cluster runs as `postgres`, which cannot reach into /root.
+        return PathBuf::from("/var/lib/infrasql");
+    }
+    if let Some(d) = std::env::var_os("XDG_DATA_HOME") {
+        return PathBuf::from(d).join("infrasql");
+    }
+    if let Some(h) = std::env::var_os("HOME") {
+        return PathBuf::from(h).join(".local/share/infrasql");
+    }
+    PathBuf::from("infrasql-data")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_the_file_and_the_file_beats_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:7000\"\nuser = \"bob\"\npg-options = [\"fsync=off\"]\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(path),
+            user: Some("alice".into()),
+            ..Default::default()
+        };
+        let c = args.resolve().unwrap();
+        assert_eq!(c.listen.port(), 7000);
+        assert_eq!(c.user, "alice");
+        assert_eq!(c.pg_options, vec![("fsync".into(), "off".into())]);
+        assert_eq!(c.auth, AuthMode::Scram);
+    }
+
+    #[test]
+    fn trust_is_refused_off_loopback() {
+        let args = ServeArgs {
+            listen: Some("0.0.0.0:5433".parse().unwrap()),
+            auth: Some(AuthMode::Trust),
+            ..Default::default()
+        };
+        let e = args.resolve().unwrap_err().to_string();
+        assert!(e.contains("loopback"), "{e}");
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "lisen = \"x\"\n").unwrap();
+        let e = ServeArgs {
+            config: Some(path),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap_err();
+        assert!(matches!(e, ConfigError::Parse { .. }));
+    }
+}

@@ -1,0 +1,64 @@
+//! The boundary between the wire and the apply engine.
+//!
+//! The session calls [`CommitHook::before_commit`] when a transaction that may
+//! have written is about to commit: before an explicit `COMMIT`/`END`/
+//! `PREPARE TRANSACTION` is forwarded, and at the end of an implicit
+//! transaction (an autocommit statement or a multi-statement query that
+//! writes, which the session wraps in its own `BEGIN`/`COMMIT`).
+//!
+//! # Guarantees
+//! - The hook runs on the client's own backend session, inside the client's
+//!   transaction: it sees the transaction's uncommitted rows and its writes
+//!   commit or roll back with them.
+//! - If the hook returns `Err`, the client's COMMIT is answered with that
+//!   error and the backend transaction is rolled back.
+//! - Notices the hook sends reach the client before the COMMIT's answer.
+
+use async_trait::async_trait;
+
+use crate::wire::protocol::Report;
+
+/// One row of a hook query, as text.
+pub type TextRow = Vec<Option<String>>;
+
+/// What a hook may do on the session it was called for.
+#[async_trait]
+pub trait CommitContext: Send {
+    /// Run SQL (simple protocol, may hold several statements) inside the
+    /// client's transaction and return the rows of the last result set.
+    /// A database error is returned as the backend's report; the transaction
+    /// is then aborted and the hook should fail.
+    async fn query(&mut self, sql: &str) -> Result<Vec<TextRow>, HookError>;
+    /// Send a NOTICE to the client now.
+    async fn notice(&mut self, message: &str) -> Result<(), HookError>;
+    /// True when the transaction was opened by infrasql around an autocommit
+    /// statement rather than by the client's BEGIN.
+    fn implicit(&self) -> bool;
+}
+
+/// Why a commit was refused; reaches the client as an ErrorResponse.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{}", .0.message)]
+pub struct HookError(pub Report);
+
+impl HookError {
+    pub fn new(code: &str, message: impl Into<String>) -> Self {
+        HookError(Report::error(code, message))
+    }
+}
+
+#[async_trait]
+pub trait CommitHook: Send + Sync + 'static {
+    async fn before_commit(&self, ctx: &mut dyn CommitContext) -> Result<(), HookError>;
+}
+
+/// A hook that lets every commit through; the server's default until an
+/// engine is plugged in.
+pub struct AllowAll;
+
+#[async_trait]
+impl CommitHook for AllowAll {
+    async fn before_commit(&self, _ctx: &mut dyn CommitContext) -> Result<(), HookError> {
+        Ok(())
+    }
+}

@@ -1,0 +1,2 @@
+//! The engine: what happens at COMMIT (plan, apply) and in the background (sync).
+pub mod hook;

@@ -1,0 +1,10 @@
+//! infrasql: a PostgreSQL-wire server where cloud resources are tables.
+//!
+//! Data flows one way: [`wire`] → [`engine`] → providers. [`store`] owns the
+//! backend PostgreSQL. See docs/architecture.md.
+pub mod cli;
+pub mod config;
+pub mod engine;
+pub mod server;
+pub mod store;
+pub mod wire;

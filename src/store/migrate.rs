@@ -1,0 +1,88 @@
+//! Applies `schema/*.sql` in order, once each, under an advisory lock so
+//! that several infrasql nodes starting on one database do not race.
+
+use tokio_postgres::Client;
+
+include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
+
+/// Arbitrary constant: the advisory lock key for migrations.
+const MIGRATION_LOCK: i64 = 0x1AF2_A5C1_0000_0001;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    #[error("migration {name} failed: {source}")]
+    Failed {
+        name: String,
+        source: tokio_postgres::Error,
+    },
+    #[error("cannot apply migrations: {0}")]
+    Db(#[from] tokio_postgres::Error),
+    #[error("schema file {0} changed after it was applied; add a new file instead")]
+    Changed(String),
+}
+
+fn checksum(sql: &str) -> String {
+    // FNV-1a: stable across builds and platforms, enough to spot an edit.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in sql.as_bytes() {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+/// Returns the names applied by this call.
+pub async fn migrate(client: &mut Client) -> Result<Vec<String>, MigrateError> {
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    let result = apply_all(client).await;
+    let _ = client
+        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+        .await;
+    result
+}
+
+async fn apply_all(client: &mut Client) -> Result<Vec<String>, MigrateError> {
+    client
+        .batch_execute(
+            "CREATE SCHEMA IF NOT EXISTS infra;
+             CREATE TABLE IF NOT EXISTS infra.schema_migrations (
+                 version    text PRIMARY KEY,
+                 checksum   text NOT NULL,
+                 applied_at timestamptz NOT NULL DEFAULT now()
+             );",
+        )
+        .await?;
+    let mut applied = Vec::new();
+    for (name, sql) in MIGRATIONS {
+        let sum = checksum(sql);
+        let row = client
+            .query_opt(
+                "SELECT checksum FROM infra.schema_migrations WHERE version = $1",
+                &[name],
+            )
+            .await?;
+        match row {
+            Some(r) if r.get::<_, String>(0) == sum => continue,
+            Some(_) => return Err(MigrateError::Changed(name.to_string())),
+            None => {}
+        }
+        let tx = client.transaction().await?;
+        tx.batch_execute(sql)
+            .await
+            .map_err(|source| MigrateError::Failed {
+                name: name.to_string(),
+                source,
+            })?;
+        tx.execute(
+            "INSERT INTO infra.schema_migrations (version, checksum) VALUES ($1, $2)",
+            &[name, &sum],
+        )
+        .await?;
+        tx.commit().await?;
+        tracing::info!("applied schema {name}");
+        applied.push(name.to_string());
+    }
+    Ok(applied)
+}

@@ -1,0 +1,200 @@
+//! The backend PostgreSQL: the embedded cluster or an external database,
+//! the engine's own connections to it, and the schema.
+
+pub mod cluster;
+pub mod migrate;
+
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use tokio_postgres::config::Host;
+use tokio_postgres::{Client, Config, NoTls};
+
+use crate::config::{AuthMode, ServeConfig};
+use crate::wire::backend::BackendAddr;
+use cluster::{Cluster, ClusterError, Supervisor, DATABASE, ENGINE_ROLE};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    #[error("invalid --database-url: {0}")]
+    BadUrl(String),
+    #[error("cannot connect to the backend PostgreSQL at {addr}: {source}")]
+    Connect {
+        addr: String,
+        source: tokio_postgres::Error,
+    },
+    #[error("cannot prepare the backend PostgreSQL: {0}")]
+    Bootstrap(tokio_postgres::Error),
+    #[error(transparent)]
+    Migrate(#[from] migrate::MigrateError),
+}
+
+/// How a person logs in, for the start-up line.
+#[derive(Debug, Clone)]
+pub struct Login {
+    pub user: Option<String>,
+    pub database: String,
+    pub password_file: Option<PathBuf>,
+}
+
+pub struct Store {
+    pub backend: BackendAddr,
+    engine: Config,
+    /// Roles that must not log in through the proxy.
+    pub reserved_roles: Vec<String>,
+    pub login: Login,
+    supervisor: Option<Supervisor>,
+}
+
+impl Store {
+    /// Start (or reach) the backend, create the user's role on first start,
+    /// and apply the schema.
+    pub async fn open(cfg: &ServeConfig) -> Result<Store, StoreError> {
+        let store = match &cfg.database_url {
+            Some(url) => Self::external(url)?,
+            None => Self::embedded(cfg).await?,
+        };
+        let mut client = store.engine_client().await?;
+        migrate::migrate(&mut client).await?;
+        Ok(store)
+    }
+
+    fn external(url: &str) -> Result<Store, StoreError> {
+        let engine = Config::from_str(url).map_err(|e| StoreError::BadUrl(e.to_string()))?;
+        let port = engine.get_ports().first().copied().unwrap_or(5432);
+        let backend = match engine.get_hosts().first() {
+            Some(Host::Tcp(h)) => BackendAddr::Tcp {
+                host: h.clone(),
+                port,
+            },
+            Some(Host::Unix(dir)) => BackendAddr::Unix(dir.join(format!(".s.PGSQL.{port}"))),
+            None => BackendAddr::Tcp {
+                host: "localhost".into(),
+                port,
+            },
+        };
+        let database = engine
+            .get_dbname()
+            .or(engine.get_user())
+            .unwrap_or("postgres")
+            .to_owned();
+        Ok(Store {
+            backend,
+            reserved_roles: engine.get_user().map(str::to_owned).into_iter().collect(),
+            engine,
+            login: Login {
+                user: None,
+                database,
+                password_file: None,
+            },
+            supervisor: None,
+        })
+    }
+
+    async fn embedded(cfg: &ServeConfig) -> Result<Store, StoreError> {
+        let cluster =
+            Cluster::prepare(&cfg.data_dir, cfg.pg_bin.as_deref(), cfg.pg_options.clone())?;
+        let dir = cluster.dir.clone();
+        let mut engine = Config::new();
+        engine
+            .host_path(dir.pgdata())
+            .port(5432)
+            .user(ENGINE_ROLE)
+            .password(cluster.engine_password()?)
+            .dbname("postgres")
+            .application_name("infrasql-engine");
+        let backend = cluster.addr();
+        let supervisor = cluster.start(cfg.auth == AuthMode::Trust).await?;
+        let mut store = Store {
+            backend,
+            engine,
+            reserved_roles: vec![ENGINE_ROLE.to_owned()],
+            login: Login {
+                user: Some(cfg.user.clone()),
+                database: DATABASE.into(),
+                password_file: Some(dir.password_file()),
+            },
+            supervisor: Some(supervisor),
+        };
+        if let Err(e) = store.bootstrap_user(&cfg.user, &dir).await {
+            store.stop().await;
+            return Err(e);
+        }
+        store.engine.dbname(DATABASE);
+        Ok(store)
+    }
+
+    /// Create the user's login role and database; (re)set the password when
+    /// its file is new.
+    async fn bootstrap_user(&self, user: &str, dir: &cluster::DataDir) -> Result<(), StoreError> {
+        let client = self.engine_client().await?;
+        let (password, fresh) = cluster::read_or_create_secret(&dir.password_file())?;
+        // Only the SCRAM verifier reaches the server: no plaintext in its logs.
+        let verifier = postgres_protocol::password::scram_sha_256(password.as_bytes());
+        let exists = client
+            .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&user])
+            .await
+            .map_err(StoreError::Bootstrap)?
+            .is_some();
+        if !exists {
+            client
+                .batch_execute(&format!(
+                    "CREATE ROLE \"{user}\" LOGIN PASSWORD '{verifier}'"
+                ))
+                .await
+                .map_err(StoreError::Bootstrap)?;
+            tracing::info!(
+                "created login role {user}; its password is in {}",
+                dir.password_file().display()
+            );
+        } else if fresh {
+            client
+                .batch_execute(&format!("ALTER ROLE \"{user}\" PASSWORD '{verifier}'"))
+                .await
+                .map_err(StoreError::Bootstrap)?;
+            tracing::info!(
+                "reset the password of {user}; it is in {}",
+                dir.password_file().display()
+            );
+        }
+        let has_db = client
+            .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&DATABASE])
+            .await
+            .map_err(StoreError::Bootstrap)?
+            .is_some();
+        if !has_db {
+            client
+                .batch_execute(&format!("CREATE DATABASE {DATABASE} OWNER \"{user}\""))
+                .await
+                .map_err(StoreError::Bootstrap)?;
+        }
+        Ok(())
+    }
+
+    /// A new connection as the engine role, for infrasql's own work.
+    pub async fn engine_client(&self) -> Result<Client, StoreError> {
+        let (client, conn) =
+            self.engine
+                .connect(NoTls)
+                .await
+                .map_err(|source| StoreError::Connect {
+                    addr: self.backend.to_string(),
+                    source,
+                })?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!("engine connection ended: {e}");
+            }
+        });
+        Ok(client)
+    }
+
+    /// Stop the embedded cluster, if any.
+    pub async fn stop(&mut self) {
+        if let Some(s) = self.supervisor.take() {
+            s.stop().await;
+        }
+    }
+}

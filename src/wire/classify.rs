@@ -1,0 +1,399 @@
+//! What a statement means for transaction handling, from its text.
+//!
+//! The proxy only needs to know whether a statement controls the transaction,
+//! may write, or must run outside a transaction block. A first-keyword scan
+//! answers that for almost everything; `WITH` needs a real parse (a CTE may
+//! hide an INSERT), for which `sqlparser` is used.
+
+use sqlparser::ast::{SetExpr, Statement};
+use sqlparser::dialect::PostgreSqlDialect;
+use sqlparser::parser::Parser;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StmtKind {
+    /// Cannot change data: SELECT, SHOW, SET, FETCH, ...
+    Read,
+    /// May change data, so the commit hook must see the transaction.
+    Write,
+    /// BEGIN / START TRANSACTION.
+    Begin,
+    /// COMMIT / END: the hook runs before it is forwarded.
+    Commit,
+    /// PREPARE TRANSACTION also ends the transaction's writable life, so the
+    /// hook runs before it as before COMMIT.
+    PrepareTransaction,
+    /// ROLLBACK / ABORT.
+    Rollback,
+    /// SAVEPOINT, RELEASE, ROLLBACK TO.
+    Savepoint,
+    /// VACUUM, CREATE DATABASE, ...: must never be wrapped in a transaction.
+    NoTransactionBlock,
+    /// An empty statement (only whitespace/comments).
+    Empty,
+}
+
+impl StmtKind {
+    pub fn is_tx_control(self) -> bool {
+        matches!(
+            self,
+            StmtKind::Begin
+                | StmtKind::Commit
+                | StmtKind::PrepareTransaction
+                | StmtKind::Rollback
+                | StmtKind::Savepoint
+        )
+    }
+    pub fn ends_with_hook(self) -> bool {
+        matches!(self, StmtKind::Commit | StmtKind::PrepareTransaction)
+    }
+}
+
+/// Split a simple-protocol query string into statements, respecting quotes,
+/// dollar quotes and comments. Each slice excludes the terminating `;`.
+/// Empty trailing pieces are dropped.
+pub fn split_statements(sql: &str) -> Vec<&str> {
+    let b = sql.as_bytes();
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut i = 0;
+    let mut depth = 0i32; // parentheses: a ';' inside CREATE RULE (...) is not a separator
+    while i < b.len() {
+        match b[i] {
+            b'\'' | b'"' => i = skip_quoted(b, i, b[i]),
+            b'-' if b.get(i + 1) == Some(&b'-') => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if b.get(i + 1) == Some(&b'*') => i = skip_block_comment(b, i),
+            b'$' => i = skip_dollar(b, i),
+            b'(' => {
+                depth += 1;
+                i += 1;
+            }
+            b')' => {
+                depth -= 1;
+                i += 1;
+            }
+            b';' if depth <= 0 => {
+                out.push(&sql[start..i]);
+                i += 1;
+                start = i;
+            }
+            _ => i += 1,
+        }
+    }
+    out.push(&sql[start..]);
+    // Keep interior empties (PostgreSQL answers them), drop a trailing one.
+    while out.len() > 1 && first_words(out[out.len() - 1], 1).is_empty() {
+        out.pop();
+    }
+    out
+}
+
+fn skip_quoted(b: &[u8], mut i: usize, q: u8) -> usize {
+    // E'' strings use backslash escapes; plain '' strings double the quote.
+    let backslash = q == b'\'' && i > 0 && matches!(b[i - 1], b'e' | b'E');
+    i += 1;
+    while i < b.len() {
+        if backslash && b[i] == b'\\' {
+            i += 2;
+            continue;
+        }
+        if b[i] == q {
+            if b.get(i + 1) == Some(&q) {
+                i += 2;
+                continue;
+            }
+            return i + 1;
+        }
+        i += 1;
+    }
+    i
+}
+
+fn skip_block_comment(b: &[u8], mut i: usize) -> usize {
+    let mut depth = 0;
+    while i < b.len() {
+        if b[i] == b'/' && b.get(i + 1) == Some(&b'*') {
+            depth += 1;
+            i += 2;
+        } else if b[i] == b'*' && b.get(i + 1) == Some(&b'/') {
+            depth -= 1;
+            i += 2;
+            if depth == 0 {
+                return i;
+            }
+        } else {
+            i += 1;
+        }
+    }
+    i
+}
+
+fn skip_dollar(b: &[u8], i: usize) -> usize {
+    // $tag$ ... $tag$ where tag is empty or an identifier; `$1` is a parameter.
+    let mut j = i + 1;
+    while j < b.len() && (b[j].is_ascii_alphanumeric() || b[j] == b'_') {
+        j += 1;
+    }
+    if j >= b.len() || b[j] != b'$' || (j > i + 1 && b[i + 1].is_ascii_digit()) {
+        return i + 1;
+    }
+    let tag = &b[i..=j];
+    let mut k = j + 1;
+    while k + tag.len() <= b.len() {
+        if &b[k..k + tag.len()] == tag {
+            return k + tag.len();
+        }
+        k += 1;
+    }
+    b.len()
+}
+
+/// The first `n` words of a statement, lowercased, skipping comments and
+/// opening parentheses.
+pub fn first_words(sql: &str, n: usize) -> Vec<String> {
+    let b = sql.as_bytes();
+    let mut words = Vec::new();
+    let mut i = 0;
+    while i < b.len() && words.len() < n {
+        let c = b[i];
+        if c.is_ascii_whitespace() || c == b'(' {
+            i += 1;
+        } else if c == b'-' && b.get(i + 1) == Some(&b'-') {
+            while i < b.len() && b[i] != b'\n' {
+                i += 1;
+            }
+        } else if c == b'/' && b.get(i + 1) == Some(&b'*') {
+            i = skip_block_comment(b, i);
+        } else if c.is_ascii_alphabetic() || c == b'_' {
+            let s = i;
+            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
+                i += 1;
+            }
+            words.push(sql[s..i].to_ascii_lowercase());
+        } else {
+            break;
+        }
+    }
+    words
+}
+
+/// Classify one statement.
+pub fn classify(sql: &str) -> StmtKind {
+    let w = first_words(sql, 4);
+    let word = |k: usize| w.get(k).map(String::as_str).unwrap_or("");
+    match word(0) {
+        "" => StmtKind::Empty,
+        "select" | "show" | "values" | "table" | "fetch" | "move" | "close" | "listen"
+        | "unlisten" | "notify" | "set" | "reset" | "discard" | "deallocate" | "declare"
+        | "load" | "checkpoint" => StmtKind::Read,
+        "explain" => {
+            if w.iter().any(|x| x == "analyze" || x == "analyse") {
+                StmtKind::Write
+            } else {
+                StmtKind::Read
+            }
+        }
+        "prepare" if word(1) == "transaction" => StmtKind::PrepareTransaction,
+        "prepare" => StmtKind::Read,
+        "begin" | "start" => StmtKind::Begin,
+        "commit" | "end" if word(1) == "prepared" => StmtKind::NoTransactionBlock,
+        "commit" | "end" => StmtKind::Commit,
+        "rollback" if word(1) == "prepared" => StmtKind::NoTransactionBlock,
+        "rollback" | "abort" if word(1) == "to" => StmtKind::Savepoint,
+        "rollback" | "abort" if word(1) == "transaction" || word(1) == "work" => {
+            if word(2) == "to" {
+                StmtKind::Savepoint
+            } else {
+                StmtKind::Rollback
+            }
+        }
+        "rollback" | "abort" => StmtKind::Rollback,
+        "savepoint" | "release" => StmtKind::Savepoint,
+        "vacuum" | "cluster" => StmtKind::NoTransactionBlock,
+        "alter" if word(1) == "system" => StmtKind::NoTransactionBlock,
+        "create" | "drop" | "alter"
+            if matches!(word(1), "database" | "tablespace" | "subscription") =>
+        {
+            StmtKind::NoTransactionBlock
+        }
+        "create" | "drop" | "reindex" if w.iter().any(|x| x == "concurrently") => {
+            StmtKind::NoTransactionBlock
+        }
+        "create" if word(1) == "unique" && word(3) == "concurrently" => {
+            StmtKind::NoTransactionBlock
+        }
+        "reindex" if matches!(word(1), "system" | "database") => StmtKind::NoTransactionBlock,
+        "copy" => {
+            if copy_is_from(sql) {
+                StmtKind::Write
+            } else {
+                StmtKind::Read
+            }
+        }
+        "with" => with_kind(sql),
+        _ => StmtKind::Write,
+    }
+}
+
+/// `COPY x TO ...` reads; `COPY x FROM ...` writes. A `COPY (query) TO`
+/// reads. Scan top-level words for FROM before TO.
+fn copy_is_from(sql: &str) -> bool {
+    for w in top_level_words(sql) {
+        match w.as_str() {
+            "from" => return true,
+            "to" => return false,
+            _ => {}
+        }
+    }
+    true
+}
+
+fn top_level_words(sql: &str) -> Vec<String> {
+    let b = sql.as_bytes();
+    let mut out = Vec::new();
+    let mut depth = 0;
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'\'' | b'"' => i = skip_quoted(b, i, b[i]),
+            b'$' => i = skip_dollar(b, i),
+            b'(' => {
+                depth += 1;
+                i += 1
+            }
+            b')' => {
+                depth -= 1;
+                i += 1
+            }
+            c if c.is_ascii_alphabetic() || c == b'_' => {
+                let s = i;
+                while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
+                    i += 1;
+                }
+                if depth == 0 {
+                    out.push(sql[s..i].to_ascii_lowercase());
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    out
+}
+
+/// A WITH query writes when any CTE or the main body is INSERT/UPDATE/DELETE/MERGE.
+/// If sqlparser cannot parse it, assume it writes: the hook then sees the
+/// transaction, which is always safe.
+fn with_kind(sql: &str) -> StmtKind {
+    let Ok(stmts) = Parser::parse_sql(&PostgreSqlDialect {}, sql) else {
+        return StmtKind::Write;
+    };
+    let [Statement::Query(q)] = stmts.as_slice() else {
+        return StmtKind::Write;
+    };
+    let body_writes = |e: &SetExpr| {
+        matches!(
+            e,
+            SetExpr::Insert(_) | SetExpr::Update(_) | SetExpr::Delete(_) | SetExpr::Merge(_)
+        )
+    };
+    let ctes_write = q
+        .with
+        .as_ref()
+        .map(|w| w.cte_tables.iter().any(|c| body_writes(&c.query.body)))
+        .unwrap_or(false);
+    if ctes_write || body_writes(&q.body) || q.locks.len() > 0 {
+        StmtKind::Write
+    } else {
+        StmtKind::Read
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StmtKind::*;
+    use super::*;
+
+    #[test]
+    fn transaction_control_is_recognised_in_any_case_and_after_comments() {
+        assert_eq!(classify("BEGIN"), Begin);
+        assert_eq!(
+            classify("  start transaction isolation level serializable"),
+            Begin
+        );
+        assert_eq!(classify("-- hi\ncommit"), Commit);
+        assert_eq!(classify("/* a /* nested */ */ END"), Commit);
+        assert_eq!(classify("commit and chain"), Commit);
+        assert_eq!(classify("Rollback"), Rollback);
+        assert_eq!(classify("abort"), Rollback);
+        assert_eq!(classify("ROLLBACK TO SAVEPOINT a"), Savepoint);
+        assert_eq!(classify("rollback transaction to a"), Savepoint);
+        assert_eq!(classify("rollback work"), Rollback);
+        assert_eq!(classify("savepoint a"), Savepoint);
+        assert_eq!(classify("release a"), Savepoint);
+        assert_eq!(classify("PREPARE TRANSACTION 'x'"), PrepareTransaction);
+        assert_eq!(classify("commit prepared 'x'"), NoTransactionBlock);
+        assert_eq!(classify("rollback prepared 'x'"), NoTransactionBlock);
+    }
+
+    #[test]
+    fn reads_writes_and_unwrappable_statements_are_told_apart() {
+        assert_eq!(classify("select 1"), Read);
+        assert_eq!(classify("(select 1)"), Read);
+        assert_eq!(classify("insert into t values (1)"), Write);
+        assert_eq!(classify("update t set a = 1"), Write);
+        assert_eq!(classify("create table t (a int)"), Write);
+        assert_eq!(classify("copy t from stdin"), Write);
+        assert_eq!(classify("copy t to stdout"), Read);
+        assert_eq!(classify("copy (select 1 from x) to stdout"), Read);
+        assert_eq!(classify("explain select 1"), Read);
+        assert_eq!(classify("explain analyze delete from t"), Write);
+        assert_eq!(classify("vacuum"), NoTransactionBlock);
+        assert_eq!(classify("create database x"), NoTransactionBlock);
+        assert_eq!(
+            classify("create index concurrently i on t(a)"),
+            NoTransactionBlock
+        );
+        assert_eq!(
+            classify("create unique index concurrently i on t(a)"),
+            NoTransactionBlock
+        );
+        assert_eq!(classify("alter system set x = 1"), NoTransactionBlock);
+        assert_eq!(classify(""), Empty);
+        assert_eq!(classify("  -- only a comment"), Empty);
+        assert_eq!(classify("frobnicate"), Write);
+    }
+
+    #[test]
+    fn with_queries_write_only_when_a_part_writes() {
+        assert_eq!(classify("with a as (select 1) select * from a"), Read);
+        assert_eq!(
+            classify("with a as (insert into t values (1) returning *) select * from a"),
+            Write
+        );
+        assert_eq!(classify("with a as (select 1) delete from t"), Write);
+        assert_eq!(
+            classify("with a as (select 1) select * from a for update"),
+            Write
+        );
+        assert_eq!(classify("with garbage ((("), Write);
+    }
+
+    #[test]
+    fn splitting_respects_quotes_dollar_quotes_and_comments() {
+        let s = "insert into t values ('a;b'); select $$x;y$$; select $f$ $$ ; $f$;\
+                 select E'it\\'s;'; -- c;\n select \"we;ird\" /* ; */";
+        let parts = split_statements(s);
+        assert_eq!(parts.len(), 5, "{parts:?}");
+        assert_eq!(parts[0], "insert into t values ('a;b')");
+        assert_eq!(parts[1].trim(), "select $$x;y$$");
+        assert_eq!(parts[2].trim(), "select $f$ $$ ; $f$");
+        assert!(parts[4].contains("we;ird"));
+        assert_eq!(split_statements("select 1;"), vec!["select 1"]);
+        assert_eq!(split_statements("select $1"), vec!["select $1"]);
+        assert_eq!(split_statements(""), vec![""]);
+        assert_eq!(split_statements("begin;;commit").len(), 3);
+    }
+}

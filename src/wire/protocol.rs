@@ -1,0 +1,328 @@
+//! Message framing and the few messages infrasql writes itself.
+//!
+//! Rows and most other messages are never decoded: the pump walks frame headers
+//! and forwards the bytes. Messages that infrasql originates (errors, notices,
+//! its own BackendKeyData and ReadyForQuery) are encoded with pgwire's codec.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use pgwire::messages::response::{ErrorResponse, NoticeResponse, ReadyForQuery, TransactionStatus};
+use pgwire::messages::startup::{BackendKeyData, SecretKey};
+use pgwire::messages::Message;
+
+/// Largest regular message accepted from a client. PostgreSQL allows up to
+/// 1 GiB; a smaller cap keeps one client from making the server buffer
+/// gigabytes. COPY data arrives in many small CopyData messages, so this
+/// only limits single statements and single parameter values.
+pub const MAX_CLIENT_MESSAGE: usize = 256 * 1024 * 1024;
+
+/// Startup-phase packets (StartupMessage, SSLRequest, CancelRequest) are
+/// small; PostgreSQL caps them at 10,000 bytes too.
+pub const MAX_STARTUP_PACKET: usize = 10_000;
+
+pub const SSL_REQUEST_CODE: i32 = 80_877_103;
+pub const GSSENC_REQUEST_CODE: i32 = 80_877_104;
+pub const CANCEL_REQUEST_CODE: i32 = 80_877_102;
+
+/// A complete tagged message: its type byte and its whole frame
+/// (tag + length + body), ready to be forwarded as is.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    pub tag: u8,
+    pub bytes: Bytes,
+}
+
+impl Frame {
+    /// The body after the 5-byte header.
+    pub fn body(&self) -> &[u8] {
+        &self.bytes[5..]
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum FrameError {
+    #[error("invalid message length {0}")]
+    BadLength(i64),
+    #[error("message of {0} bytes exceeds the limit of {1} bytes")]
+    TooLarge(usize, usize),
+}
+
+/// Length of the complete frame at the start of `buf`, if it is all there.
+pub fn frame_len(buf: &[u8], max: usize) -> Result<Option<usize>, FrameError> {
+    if buf.len() < 5 {
+        return Ok(None);
+    }
+    let len = i32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]);
+    if len < 4 {
+        return Err(FrameError::BadLength(len as i64));
+    }
+    let total = len as usize + 1;
+    if total > max {
+        return Err(FrameError::TooLarge(total, max));
+    }
+    Ok((buf.len() >= total).then_some(total))
+}
+
+/// Split one complete tagged message off the front of `buf`.
+pub fn next_frame(buf: &mut BytesMut, max: usize) -> Result<Option<Frame>, FrameError> {
+    match frame_len(buf, max)? {
+        Some(n) => {
+            let bytes = buf.split_to(n).freeze();
+            Ok(Some(Frame {
+                tag: bytes[0],
+                bytes,
+            }))
+        }
+        None => Ok(None),
+    }
+}
+
+/// Read a NUL-terminated string from the front of `buf`, advancing past it.
+pub fn read_cstr<'a>(buf: &mut &'a [u8]) -> Option<&'a str> {
+    let end = buf.iter().position(|b| *b == 0)?;
+    let s = std::str::from_utf8(&buf[..end]).ok()?;
+    *buf = &buf[end + 1..];
+    Some(s)
+}
+
+/// Fields of an error or notice, in PostgreSQL's field-code form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub severity: &'static str,
+    pub code: String,
+    pub message: String,
+    pub detail: Option<String>,
+    pub hint: Option<String>,
+}
+
+impl Report {
+    pub fn error(code: &str, message: impl Into<String>) -> Self {
+        Report {
+            severity: "ERROR",
+            code: code.to_owned(),
+            message: message.into(),
+            detail: None,
+            hint: None,
+        }
+    }
+    pub fn fatal(code: &str, message: impl Into<String>) -> Self {
+        Report {
+            severity: "FATAL",
+            ..Report::error(code, message)
+        }
+    }
+    pub fn notice(message: impl Into<String>) -> Self {
+        Report {
+            severity: "NOTICE",
+            ..Report::error("00000", message)
+        }
+    }
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    fn fields(&self) -> Vec<(u8, String)> {
+        let mut f = vec![
+            (b'S', self.severity.to_owned()),
+            (b'V', self.severity.to_owned()),
+            (b'C', self.code.clone()),
+            (b'M', self.message.clone()),
+        ];
+        if let Some(d) = &self.detail {
+            f.push((b'D', d.clone()));
+        }
+        if let Some(h) = &self.hint {
+            f.push((b'H', h.clone()));
+        }
+        f
+    }
+
+    /// Parse an ErrorResponse or NoticeResponse body.
+    pub fn parse(body: &[u8]) -> Report {
+        let mut r = Report::error("XX000", "");
+        let mut rest = body;
+        while let Some((&code, tail)) = rest.split_first() {
+            if code == 0 {
+                break;
+            }
+            rest = tail;
+            let Some(value) = read_cstr(&mut rest) else {
+                break;
+            };
+            match code {
+                b'V' | b'S' => {
+                    r.severity = match value {
+                        "FATAL" => "FATAL",
+                        "PANIC" => "PANIC",
+                        "WARNING" => "WARNING",
+                        "NOTICE" => "NOTICE",
+                        "INFO" => "INFO",
+                        "DEBUG" => "DEBUG",
+                        "LOG" => "LOG",
+                        _ => "ERROR",
+                    }
+                }
+                b'C' => r.code = value.to_owned(),
+                b'M' => r.message = value.to_owned(),
+                b'D' => r.detail = Some(value.to_owned()),
+                b'H' => r.hint = Some(value.to_owned()),
+                _ => {}
+            }
+        }
+        r
+    }
+
+    pub fn encode_error(&self, out: &mut BytesMut) {
+        encode(&ErrorResponse::new(self.fields()), out);
+    }
+    pub fn encode_notice(&self, out: &mut BytesMut) {
+        encode(&NoticeResponse::new(self.fields()), out);
+    }
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.severity, self.code, self.message)
+    }
+}
+
+fn encode<M: Message>(m: &M, out: &mut BytesMut) {
+    // Encoding into a BytesMut only fails for values out of protocol range,
+    // which none of the messages built here can hold.
+    m.encode(out).expect("encode protocol message");
+}
+
+/// Transaction status as carried by ReadyForQuery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxStatus {
+    Idle,
+    InBlock,
+    Failed,
+}
+
+impl TxStatus {
+    pub fn from_byte(b: u8) -> Option<Self> {
+        match b {
+            b'I' => Some(TxStatus::Idle),
+            b'T' => Some(TxStatus::InBlock),
+            b'E' => Some(TxStatus::Failed),
+            _ => None,
+        }
+    }
+}
+
+pub fn encode_ready(status: TxStatus, out: &mut BytesMut) {
+    let s = match status {
+        TxStatus::Idle => TransactionStatus::Idle,
+        TxStatus::InBlock => TransactionStatus::Transaction,
+        TxStatus::Failed => TransactionStatus::Error,
+    };
+    encode(&ReadyForQuery::new(s), out);
+}
+
+pub fn encode_backend_key(pid: i32, secret: i32, out: &mut BytesMut) {
+    encode(&BackendKeyData::new(pid, SecretKey::I32(secret)), out);
+}
+
+/// A simple-protocol Query message.
+pub fn encode_query(sql: &str, out: &mut BytesMut) {
+    out.put_u8(b'Q');
+    out.put_i32((4 + sql.len() + 1) as i32);
+    out.put_slice(sql.as_bytes());
+    out.put_u8(0);
+}
+
+/// A Sync message.
+pub fn encode_sync(out: &mut BytesMut) {
+    out.put_slice(&[b'S', 0, 0, 0, 4]);
+}
+
+/// Decode a DataRow body into text values.
+pub fn parse_data_row(body: &[u8]) -> Vec<Option<String>> {
+    let mut b = body;
+    if b.len() < 2 {
+        return Vec::new();
+    }
+    let n = b.get_i16();
+    let mut row = Vec::with_capacity(n.max(0) as usize);
+    for _ in 0..n {
+        if b.len() < 4 {
+            break;
+        }
+        let len = b.get_i32();
+        if len < 0 {
+            row.push(None);
+        } else {
+            let len = (len as usize).min(b.len());
+            row.push(Some(String::from_utf8_lossy(&b[..len]).into_owned()));
+            b.advance(len);
+        }
+    }
+    row
+}
+
+/// Column names from a RowDescription body.
+pub fn parse_row_description(body: &[u8]) -> Vec<String> {
+    let mut b = body;
+    if b.len() < 2 {
+        return Vec::new();
+    }
+    let n = b.get_i16();
+    let mut cols = Vec::new();
+    for _ in 0..n {
+        let Some(name) = read_cstr(&mut b) else { break };
+        cols.push(name.to_owned());
+        if b.len() < 18 {
+            break;
+        }
+        b.advance(18);
+    }
+    cols
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_split_only_when_complete() {
+        let mut buf = BytesMut::new();
+        encode_query("select 1", &mut buf);
+        let whole = buf.clone();
+        let mut partial = BytesMut::from(&whole[..7]);
+        assert!(next_frame(&mut partial, 100).unwrap().is_none());
+        let f = next_frame(&mut buf, 100).unwrap().unwrap();
+        assert_eq!(f.tag, b'Q');
+        assert_eq!(f.body(), b"select 1\0");
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn lengths_below_four_or_above_the_cap_are_rejected() {
+        let bad = [b'Q', 0, 0, 0, 3];
+        assert_eq!(frame_len(&bad, 100), Err(FrameError::BadLength(3)));
+        let neg = [b'Q', 0xff, 0xff, 0xff, 0xff];
+        assert_eq!(frame_len(&neg, 100), Err(FrameError::BadLength(-1)));
+        let big = [b'Q', 0x7f, 0, 0, 0];
+        assert!(matches!(
+            frame_len(&big, 100),
+            Err(FrameError::TooLarge(_, 100))
+        ));
+    }
+
+    #[test]
+    fn reports_round_trip_through_the_codec() {
+        let r = Report::error("28P01", "bad")
+            .with_detail("d")
+            .with_hint("h");
+        let mut out = BytesMut::new();
+        r.encode_error(&mut out);
+        let f = next_frame(&mut out, 1000).unwrap().unwrap();
+        assert_eq!(f.tag, b'E');
+        assert_eq!(Report::parse(f.body()), r);
+    }
+}
