@@ -334,12 +334,12 @@ impl Cluster {
             tracing::warn!("stopping PostgreSQL (pid {pid}) left running by a previous infrasql");
             let _ = kill(Pid::from_raw(pid), Signal::SIGINT);
             for _ in 0..300 {
-                if kill(Pid::from_raw(pid), None).is_err() {
+                if !process_alive(pid) {
                     break;
                 }
                 std::thread::sleep(Duration::from_millis(100));
             }
-            if kill(Pid::from_raw(pid), None).is_ok() {
+            if process_alive(pid) {
                 return Err(ClusterError::Start(format!(
                     "an old PostgreSQL (pid {pid}) on this data dir did not stop"
                 )));
@@ -529,6 +529,19 @@ fn postmaster_ready(pgdata: &Path) -> bool {
                 .unwrap_or(false)
         })
         .unwrap_or(false)
+}
+
+/// Alive and not a zombie: an orphaned postmaster that exited stays a zombie
+/// until whatever adopted it reaps it, which in a container may be never.
+pub fn process_alive(pid: i32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesised command name.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .map(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X']))
+            .unwrap_or(false),
+        Err(_) => false,
+    }
 }
 
 fn is_our_postmaster(pid: i32, pgdata: &Path) -> bool {

@@ -304,7 +304,7 @@ fn with_kind(sql: &str) -> StmtKind {
         .as_ref()
         .map(|w| w.cte_tables.iter().any(|c| body_writes(&c.query.body)))
         .unwrap_or(false);
-    if ctes_write || body_writes(&q.body) || q.locks.len() > 0 {
+    if ctes_write || body_writes(&q.body) || !q.locks.is_empty() {
         StmtKind::Write
     } else {
         StmtKind::Read

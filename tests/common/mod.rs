@@ -1,0 +1,224 @@
+//! Test harness: a real `infrasql serve` process (the binary, as users run
+//! it) on a free loopback port, with its own embedded PostgreSQL.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub const USER: &str = "tester";
+
+pub struct TestServer {
+    child: Option<Child>,
+    pub port: u16,
+    /// Keeps the temp dir alive; `data` lives inside it.
+    _tmp: Option<tempfile::TempDir>,
+    pub data: PathBuf,
+    pub stderr_log: PathBuf,
+}
+
+/// A temp dir that the `postgres` OS user can traverse (tests run as root,
+/// and the embedded cluster then runs as `postgres`).
+pub fn temp_dir() -> tempfile::TempDir {
+    let t = tempfile::Builder::new()
+        .prefix("isq")
+        .tempdir()
+        .expect("temp dir");
+    std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    t
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_infrasql")
+}
+
+impl TestServer {
+    pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    pub fn start_with(extra: &[&str]) -> Self {
+        let tmp = temp_dir();
+        let data = tmp.path().join("data");
+        let mut s = Self::start_in(&data, extra).unwrap_or_else(|e| panic!("{e}"));
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// Start on an existing (or new) data dir; Err carries stderr when the
+    /// server exits before listening.
+    pub fn start_in(data: &Path, extra: &[&str]) -> Result<Self, String> {
+        let stderr_log = data.with_extension("stderr.log");
+        let log = std::fs::File::create(&stderr_log).unwrap();
+        let mut child = Command::new(bin())
+            .args(["serve", "--listen", "127.0.0.1:0", "--user", USER])
+            .arg("--data-dir")
+            .arg(data)
+            .args(["--pg-option", "fsync=off", "--shutdown-grace", "5"])
+            .args(extra)
+            .env("INFRASQL_LOG", "info,infrasql=debug")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("spawn infrasql");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(line) => {
+                    if let Some(rest) = line.strip_prefix("infrasql listening on 127.0.0.1:") {
+                        let port: u16 = rest
+                            .split(|c: char| !c.is_ascii_digit())
+                            .next()
+                            .unwrap()
+                            .parse()
+                            .unwrap();
+                        return Ok(TestServer {
+                            child: Some(child),
+                            port,
+                            _tmp: None,
+                            data: data.to_owned(),
+                            stderr_log,
+                        });
+                    }
+                }
+                Err(_) => {
+                    if let Ok(Some(status)) = child.try_wait() {
+                        return Err(format!(
+                            "infrasql exited with {status}: {}",
+                            std::fs::read_to_string(&stderr_log).unwrap_or_default()
+                        ));
+                    }
+                    if std::time::Instant::now() > deadline {
+                        let _ = child.kill();
+                        return Err("infrasql did not start within 60 s".into());
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn password(&self) -> String {
+        std::fs::read_to_string(self.data.join("password"))
+            .unwrap()
+            .trim()
+            .to_owned()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    pub fn conn_string(&self) -> String {
+        format!(
+            "host=127.0.0.1 port={} user={USER} password={} dbname=infrasql",
+            self.port,
+            self.password()
+        )
+    }
+
+    /// Straight to the backend's Unix socket, bypassing infrasql.
+    pub fn direct_conn_string(&self) -> String {
+        format!(
+            "host={} port=5432 user={USER} password={} dbname=infrasql",
+            self.data.join("pgdata").display(),
+            self.password()
+        )
+    }
+
+    pub fn engine_conn_string(&self) -> String {
+        let pw = std::fs::read_to_string(self.data.join("engine.password")).unwrap();
+        format!(
+            "host={} port=5432 user=infrasql_engine password={} dbname=infrasql",
+            self.data.join("pgdata").display(),
+            pw.trim()
+        )
+    }
+
+    pub async fn connect(&self) -> tokio_postgres::Client {
+        connect(&self.conn_string())
+            .await
+            .expect("connect through infrasql")
+    }
+
+    pub async fn connect_direct(&self) -> tokio_postgres::Client {
+        connect(&self.direct_conn_string())
+            .await
+            .expect("connect to the backend")
+    }
+
+    pub async fn connect_engine(&self) -> tokio_postgres::Client {
+        connect(&self.engine_conn_string())
+            .await
+            .expect("connect as engine")
+    }
+
+    /// Run psql through infrasql.
+    pub fn psql(&self, args: &[&str]) -> Output {
+        Command::new("psql")
+            .args(["-X", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1"])
+            .args(["-p", &self.port.to_string(), "-U", USER, "-d", "infrasql"])
+            .args(args)
+            .env("PGPASSWORD", self.password())
+            .env("PGCONNECT_TIMEOUT", "10")
+            .output()
+            .expect("run psql")
+    }
+
+    /// SIGTERM and wait; returns the exit status.
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        for _ in 0..400 {
+            if let Ok(Some(s)) = child.try_wait() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        child.wait().ok()
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+pub async fn connect(conn: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let (client, connection) = tokio_postgres::connect(conn, tokio_postgres::NoTls).await?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(client)
+}
+
+/// The SQLSTATE of a tokio-postgres error, if the server sent one.
+pub fn sqlstate(e: &tokio_postgres::Error) -> Option<String> {
+    e.as_db_error().map(|d| d.code().code().to_owned())
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
