@@ -1,12 +1,118 @@
-//! The AWS provider.
-pub async fn sdk_config(endpoint_url: Option<&str>) -> aws_config::SdkConfig {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-    if let Some(url) = endpoint_url {
-        loader = loader.endpoint_url(url);
-    }
-    loader.load().await
+//! The AWS provider: one module per resource type under `ec2/`.
+//!
+//! Credentials and region come from `aws-config`'s standard chain (env,
+//! profile, SSO, IMDS...). infrasql never stores credentials. One SDK client
+//! per region; the SDK's standard retry with backoff handles throttling; at
+//! most `max_concurrency` operations run at once per region.
+
+pub mod ec2;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use infrasql_provider::Resource;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// How to reach AWS.
+#[derive(Debug, Clone, Default)]
+pub struct AwsSettings {
+    /// An AWS-compatible endpoint (moto, LocalStack) instead of AWS.
+    pub endpoint_url: Option<String>,
+    /// Fixed credentials, for the local playground only.
+    pub static_credentials: Option<(String, String)>,
+    /// Overrides the chain's region as the default for new rows.
+    pub region: Option<String>,
+    /// Operations in flight per region (default 16).
+    pub max_concurrency: Option<usize>,
 }
 
-pub fn ec2_client(cfg: &aws_config::SdkConfig) -> aws_sdk_ec2::Client {
-    aws_sdk_ec2::Client::new(cfg)
+struct Regional {
+    ec2: aws_sdk_ec2::Client,
+    limit: Arc<Semaphore>,
+}
+
+/// Shared SDK clients, one per region.
+pub struct Clients {
+    sdk: SdkConfig,
+    max_concurrency: usize,
+    regions: Mutex<HashMap<String, Arc<Regional>>>,
+}
+
+/// A client plus a concurrency permit for one operation.
+pub struct Ec2 {
+    pub client: aws_sdk_ec2::Client,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl std::ops::Deref for Ec2 {
+    type Target = aws_sdk_ec2::Client;
+    fn deref(&self) -> &Self::Target {
+        &self.client
+    }
+}
+
+impl Clients {
+    pub async fn new(settings: &AwsSettings) -> Clients {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        if let Some(url) = &settings.endpoint_url {
+            loader = loader.endpoint_url(url);
+        }
+        if let Some((key, secret)) = &settings.static_credentials {
+            loader = loader.credentials_provider(aws_credential_types::Credentials::from_keys(
+                key, secret, None,
+            ));
+        }
+        if let Some(r) = &settings.region {
+            loader = loader.region(Region::new(r.clone()));
+        }
+        Clients {
+            sdk: loader.load().await,
+            max_concurrency: settings.max_concurrency.unwrap_or(16),
+            regions: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The region new rows get when they do not name one.
+    pub fn default_region(&self) -> String {
+        self.sdk
+            .region()
+            .map(|r| r.to_string())
+            .unwrap_or_else(|| "us-east-1".into())
+    }
+
+    fn regional(&self, region: &str) -> Arc<Regional> {
+        let mut map = self.regions.lock().expect("client map lock poisoned");
+        map.entry(region.to_owned())
+            .or_insert_with(|| {
+                let conf = aws_sdk_ec2::config::Builder::from(&self.sdk)
+                    .region(Region::new(region.to_owned()))
+                    .build();
+                Arc::new(Regional {
+                    ec2: aws_sdk_ec2::Client::from_conf(conf),
+                    limit: Arc::new(Semaphore::new(self.max_concurrency)),
+                })
+            })
+            .clone()
+    }
+
+    /// The EC2 client for `region`, once a concurrency slot is free.
+    pub async fn ec2(&self, region: &str) -> Ec2 {
+        let r = self.regional(region);
+        let permit = r
+            .limit
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("semaphore never closed");
+        Ec2 {
+            client: r.ec2.clone(),
+            _permit: permit,
+        }
+    }
+}
+
+/// Every AWS resource type infrasql manages.
+pub fn resources(clients: Arc<Clients>) -> Vec<Arc<dyn Resource>> {
+    ec2::resources(clients)
 }

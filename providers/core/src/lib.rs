@@ -1,1 +1,225 @@
-//! placeholder
+//! What infrasql's engine knows about a resource type, and the operations a
+//! provider implements for it.
+//!
+//! A [`ResourceSchema`] is the one description of a table that the planner,
+//! the sync loop, the read-only guard and the generated docs all read. The
+//! table itself is created by a SQL file in `schema/`; at start-up infrasql
+//! checks that the two agree.
+//!
+//! Providers know nothing of the wire or the database: they see resource
+//! properties as JSON objects keyed by column name ([`Props`]).
+
+use std::fmt;
+
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+
+/// A resource's properties keyed by column name. Values use JSON types:
+/// text, cidr and inet as strings, integers as numbers, `tags` as an object.
+pub type Props = Map<String, Value>;
+
+/// How a column relates to the cloud.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ColumnKind {
+    /// The resource's id: provisional until AWS assigns the real one.
+    Identity,
+    /// Desired state that can be changed in place.
+    Desired,
+    /// Desired state whose change forces a replace (create new, delete old).
+    ReplaceOnChange,
+    /// Assigned or reported by the cloud (state, owner, ARN...); read-only to users.
+    CloudAssigned,
+    /// A secret used for the API call, never stored.
+    WriteOnly,
+}
+
+impl ColumnKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ColumnKind::Identity => "identity",
+            ColumnKind::Desired => "desired",
+            ColumnKind::ReplaceOnChange => "replace",
+            ColumnKind::CloudAssigned => "cloud",
+            ColumnKind::WriteOnly => "write_only",
+        }
+    }
+    /// Columns a user writes.
+    pub fn is_desired(self) -> bool {
+        matches!(
+            self,
+            ColumnKind::Desired | ColumnKind::ReplaceOnChange | ColumnKind::WriteOnly
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Column {
+    pub name: &'static str,
+    pub kind: ColumnKind,
+    /// The table (in the same provider schema) whose identity this column holds.
+    pub references: Option<&'static str>,
+    pub doc: &'static str,
+}
+
+impl Column {
+    pub const fn new(name: &'static str, kind: ColumnKind, doc: &'static str) -> Column {
+        Column {
+            name,
+            kind,
+            references: None,
+            doc,
+        }
+    }
+    pub const fn reference(
+        name: &'static str,
+        kind: ColumnKind,
+        table: &'static str,
+        doc: &'static str,
+    ) -> Column {
+        Column {
+            name,
+            kind,
+            references: Some(table),
+            doc,
+        }
+    }
+}
+
+/// The description of one resource table.
+#[derive(Debug)]
+pub struct ResourceSchema {
+    /// Database schema holding the table (the provider's name, e.g. `aws`).
+    pub schema: &'static str,
+    /// Table name, e.g. `vpc`.
+    pub table: &'static str,
+    /// What AWS calls it, for messages: "VPC", "security group".
+    pub display: &'static str,
+    pub doc: &'static str,
+    pub columns: &'static [Column],
+}
+
+impl ResourceSchema {
+    pub fn qualified(&self) -> String {
+        format!("{}.{}", self.schema, self.table)
+    }
+    pub fn id_column(&self) -> &'static str {
+        self.columns
+            .iter()
+            .find(|c| c.kind == ColumnKind::Identity)
+            .map(|c| c.name)
+            .expect("every resource schema has an identity column")
+    }
+    pub fn column(&self, name: &str) -> Option<&Column> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+    pub fn references(&self) -> impl Iterator<Item = &Column> {
+        self.columns.iter().filter(|c| c.references.is_some())
+    }
+}
+
+/// Why a provider call failed, sorted so the engine can decide what to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// Transient (5xx, timeouts): worth retrying.
+    Retryable,
+    /// Rate limited after the SDK's own retries.
+    Throttled,
+    /// The resource does not exist.
+    NotFound,
+    /// Conflicts with existing state (duplicate, overlap, dependency).
+    Conflict,
+    /// The request itself is invalid (bad parameter value).
+    Invalid,
+    /// Not authorised.
+    Denied,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProviderError {
+    pub class: ErrorClass,
+    /// The cloud's own error code, e.g. `InvalidSubnet.Conflict`.
+    pub code: String,
+    pub message: String,
+}
+
+impl ProviderError {
+    pub fn new(class: ErrorClass, code: impl Into<String>, message: impl Into<String>) -> Self {
+        ProviderError {
+            class,
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(ErrorClass::Invalid, "InvalidParameterValue", message)
+    }
+}
+
+impl fmt::Display for ProviderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for ProviderError {}
+
+/// What a mutating call needs besides the resource's own properties.
+#[derive(Debug, Clone)]
+pub struct ApplyContext {
+    pub region: String,
+    /// Tagged onto every created resource so a crashed apply can be recovered.
+    pub apply_id: String,
+}
+
+/// The tag key carrying the apply id on every resource infrasql creates.
+pub const APPLY_TAG: &str = "infrasql:apply-id";
+
+/// One resource type's operations.
+///
+/// `create` and `update` return the resource as the cloud now reports it,
+/// with the same keys `list` returns: identity, desired and cloud-assigned
+/// columns (never write-only ones).
+#[async_trait]
+pub trait Resource: Send + Sync {
+    fn schema(&self) -> &'static ResourceSchema;
+    /// Every resource of this type in `region`, following all pages.
+    async fn list(&self, region: &str) -> Result<Vec<Props>, ProviderError>;
+    async fn create(&self, ctx: &ApplyContext, desired: &Props) -> Result<Props, ProviderError>;
+    async fn update(
+        &self,
+        ctx: &ApplyContext,
+        id: &str,
+        before: &Props,
+        after: &Props,
+    ) -> Result<Props, ProviderError>;
+    async fn delete(
+        &self,
+        ctx: &ApplyContext,
+        id: &str,
+        current: &Props,
+    ) -> Result<(), ProviderError>;
+}
+
+/// Helpers for reading props.
+pub trait PropsExt {
+    fn str(&self, key: &str) -> Option<&str>;
+    fn req_str(&self, key: &str) -> Result<&str, ProviderError>;
+    fn bool(&self, key: &str) -> Option<bool>;
+    fn i64(&self, key: &str) -> Option<i64>;
+}
+
+impl PropsExt for Props {
+    fn str(&self, key: &str) -> Option<&str> {
+        self.get(key).and_then(Value::as_str)
+    }
+    fn req_str(&self, key: &str) -> Result<&str, ProviderError> {
+        self.str(key)
+            .ok_or_else(|| ProviderError::invalid(format!("{key} is required")))
+    }
+    fn bool(&self, key: &str) -> Option<bool> {
+        self.get(key).and_then(Value::as_bool)
+    }
+    fn i64(&self, key: &str) -> Option<i64> {
+        self.get(key).and_then(Value::as_i64)
+    }
+}

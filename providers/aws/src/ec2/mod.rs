@@ -1,0 +1,207 @@
+//! EC2 resource types and what they share: tags, names and error sorting.
+
+pub mod vpc;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
+use infrasql_provider::{ApplyContext, ErrorClass, Props, ProviderError, Resource, APPLY_TAG};
+use serde_json::{json, Value};
+
+use crate::Clients;
+
+pub fn resources(clients: Arc<Clients>) -> Vec<Arc<dyn Resource>> {
+    vec![Arc::new(vpc::Vpc::new(clients.clone()))]
+}
+
+/// Sort an SDK error by its AWS error code.
+pub(crate) fn classify<E, R>(e: SdkError<E, R>) -> ProviderError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    let code = e.code().map(str::to_owned);
+    let message = e
+        .message()
+        .map(str::to_owned)
+        .unwrap_or_else(|| DisplayErrorContext(&e).to_string());
+    let Some(code) = code else {
+        // No AWS error code: the request never got an answer (timeout,
+        // connection refused, dispatch failure).
+        return ProviderError::new(ErrorClass::Retryable, "RequestFailed", message);
+    };
+    ProviderError::new(class_of(&code), code, message)
+}
+
+pub(crate) fn class_of(code: &str) -> ErrorClass {
+    if code.contains("NotFound") {
+        ErrorClass::NotFound
+    } else if code.contains("Throttl") || code == "RequestLimitExceeded" || code == "SlowDown" {
+        ErrorClass::Throttled
+    } else if code.contains("Unauthorized")
+        || code.contains("AuthFailure")
+        || code.contains("AccessDenied")
+        || code == "OptInRequired"
+    {
+        ErrorClass::Denied
+    } else if code.contains("Duplicate")
+        || code.contains("Conflict")
+        || code.contains("AlreadyExists")
+        || code.contains("InUse")
+        || code.contains("DependencyViolation")
+        || code.contains("LimitExceeded")
+        || code.contains("AlreadyAssociated")
+        || code == "IncorrectState"
+    {
+        ErrorClass::Conflict
+    } else if code.contains("InternalError")
+        || code.contains("Unavailable")
+        || code == "InternalFailure"
+    {
+        ErrorClass::Retryable
+    } else {
+        ErrorClass::Invalid
+    }
+}
+
+/// AWS tags → (Name tag, the other user tags). infrasql's own tags are hidden.
+pub(crate) fn split_tags(tags: &[Tag]) -> (Option<String>, Value) {
+    let mut name = None;
+    let mut rest = serde_json::Map::new();
+    for t in tags {
+        let (Some(k), v) = (t.key(), t.value().unwrap_or("")) else {
+            continue;
+        };
+        if k == "Name" {
+            name = Some(v.to_owned());
+        } else if !k.starts_with("infrasql:") {
+            rest.insert(k.to_owned(), Value::String(v.to_owned()));
+        }
+    }
+    (name, Value::Object(rest))
+}
+
+/// Put the name and tags columns into `props` from AWS tags.
+pub(crate) fn put_tags(props: &mut Props, tags: &[Tag]) {
+    let (name, tags) = split_tags(tags);
+    props.insert(
+        "name".into(),
+        name.map(Value::String).unwrap_or(Value::Null),
+    );
+    props.insert("tags".into(), tags);
+}
+
+/// The tags a row asks for: its `tags` object plus `Name`.
+pub(crate) fn desired_tags(props: &Props) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    if let Some(Value::Object(m)) = props.get("tags") {
+        for (k, v) in m {
+            let v = match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            out.insert(k.clone(), v);
+        }
+    }
+    if let Some(Value::String(n)) = props.get("name") {
+        out.insert("Name".into(), n.clone());
+    }
+    out
+}
+
+/// Tag specification for a create call: the row's tags plus the apply id.
+pub(crate) fn tag_spec(rt: ResourceType, props: &Props, ctx: &ApplyContext) -> TagSpecification {
+    let mut b = TagSpecification::builder().resource_type(rt);
+    for (k, v) in desired_tags(props) {
+        b = b.tags(Tag::builder().key(k).value(v).build());
+    }
+    b.tags(Tag::builder().key(APPLY_TAG).value(&ctx.apply_id).build())
+        .build()
+}
+
+/// Bring a resource's tags from `before` to `after` (name included).
+pub(crate) async fn update_tags(
+    ec2: &aws_sdk_ec2::Client,
+    id: &str,
+    before: &Props,
+    after: &Props,
+) -> Result<(), ProviderError> {
+    let old = desired_tags(before);
+    let new = desired_tags(after);
+    let removed: Vec<Tag> = old
+        .keys()
+        .filter(|k| !new.contains_key(*k))
+        .map(|k| Tag::builder().key(k).build())
+        .collect();
+    let changed: Vec<Tag> = new
+        .iter()
+        .filter(|(k, v)| old.get(*k) != Some(v))
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect();
+    if !removed.is_empty() {
+        ec2.delete_tags()
+            .resources(id)
+            .set_tags(Some(removed))
+            .send()
+            .await
+            .map_err(classify)?;
+    }
+    if !changed.is_empty() {
+        ec2.create_tags()
+            .resources(id)
+            .set_tags(Some(changed))
+            .send()
+            .await
+            .map_err(classify)?;
+    }
+    Ok(())
+}
+
+/// True when any of `keys` differs between two property sets.
+pub(crate) fn changed(before: &Props, after: &Props, keys: &[&str]) -> bool {
+    keys.iter().any(|k| before.get(*k) != after.get(*k))
+}
+
+pub(crate) fn opt_str(s: Option<&str>) -> Value {
+    s.map(|v| json!(v)).unwrap_or(Value::Null)
+}
+
+/// Deleting something already gone is success: the goal is reached.
+pub(crate) fn ignore_not_found(r: Result<(), ProviderError>) -> Result<(), ProviderError> {
+    match r {
+        Err(e) if e.class == ErrorClass::NotFound => Ok(()),
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aws_error_codes_are_sorted_into_classes() {
+        assert_eq!(class_of("InvalidVpcID.NotFound"), ErrorClass::NotFound);
+        assert_eq!(class_of("RequestLimitExceeded"), ErrorClass::Throttled);
+        assert_eq!(class_of("Throttling"), ErrorClass::Throttled);
+        assert_eq!(class_of("InvalidSubnet.Conflict"), ErrorClass::Conflict);
+        assert_eq!(class_of("InvalidGroup.Duplicate"), ErrorClass::Conflict);
+        assert_eq!(class_of("DependencyViolation"), ErrorClass::Conflict);
+        assert_eq!(class_of("UnauthorizedOperation"), ErrorClass::Denied);
+        assert_eq!(class_of("InvalidParameterValue"), ErrorClass::Invalid);
+        assert_eq!(class_of("InternalError"), ErrorClass::Retryable);
+    }
+
+    #[test]
+    fn name_and_infrasql_tags_are_kept_out_of_the_tags_column() {
+        let tags = vec![
+            Tag::builder().key("Name").value("main").build(),
+            Tag::builder().key("env").value("prod").build(),
+            Tag::builder().key(APPLY_TAG).value("a1").build(),
+        ];
+        let (name, rest) = split_tags(&tags);
+        assert_eq!(name.as_deref(), Some("main"));
+        assert_eq!(rest, json!({"env": "prod"}));
+    }
+}

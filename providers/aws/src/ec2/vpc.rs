@@ -1,0 +1,239 @@
+//! `aws.vpc`: a VPC.
+//!
+//! DNS attributes are set at create and changed in place, but DescribeVpcs
+//! does not report them, so listing leaves them out (no drift is reported
+//! for them) rather than spend one API call per VPC.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType, Tenancy, Vpc as AwsVpc, VpcState};
+use infrasql_provider::{
+    ApplyContext, Column, ColumnKind::*, ErrorClass, Props, PropsExt, ProviderError, Resource,
+    ResourceSchema,
+};
+use serde_json::{json, Value};
+
+use super::{changed, classify, ignore_not_found, opt_str, put_tags, tag_spec, update_tags};
+use crate::Clients;
+
+pub static SCHEMA: ResourceSchema = ResourceSchema {
+    schema: "aws",
+    table: "vpc",
+    display: "VPC",
+    doc: "A virtual private cloud.",
+    columns: &[
+        Column::new(
+            "vpc_id",
+            Identity,
+            "VPC id (vpc-...); provisional until created",
+        ),
+        Column::new("region", ReplaceOnChange, "AWS region"),
+        Column::new("name", Desired, "The Name tag"),
+        Column::new("cidr_block", ReplaceOnChange, "Primary IPv4 CIDR block"),
+        Column::new("instance_tenancy", ReplaceOnChange, "default or dedicated"),
+        Column::new(
+            "enable_dns_support",
+            Desired,
+            "Amazon DNS resolution (not observed by sync)",
+        ),
+        Column::new(
+            "enable_dns_hostnames",
+            Desired,
+            "Public DNS hostnames (not observed by sync)",
+        ),
+        Column::new("tags", Desired, "Tags other than Name, as a JSON object"),
+        Column::new("state", CloudAssigned, "pending or available"),
+        Column::new("owner_id", CloudAssigned, "Owning AWS account"),
+        Column::new(
+            "is_default",
+            CloudAssigned,
+            "Whether this is the region's default VPC",
+        ),
+        Column::new(
+            "dhcp_options_id",
+            CloudAssigned,
+            "Associated DHCP options set",
+        ),
+        Column::new(
+            "synced_at",
+            CloudAssigned,
+            "When sync last confirmed this row",
+        ),
+    ],
+};
+
+pub struct Vpc {
+    clients: Arc<Clients>,
+}
+
+impl Vpc {
+    pub fn new(clients: Arc<Clients>) -> Self {
+        Vpc { clients }
+    }
+}
+
+fn props(v: &AwsVpc, region: &str) -> Props {
+    let mut p = Props::new();
+    p.insert("vpc_id".into(), opt_str(v.vpc_id()));
+    p.insert("region".into(), json!(region));
+    p.insert("cidr_block".into(), opt_str(v.cidr_block()));
+    p.insert(
+        "instance_tenancy".into(),
+        opt_str(v.instance_tenancy().map(|t| t.as_str())),
+    );
+    p.insert("state".into(), opt_str(v.state().map(|s| s.as_str())));
+    p.insert("owner_id".into(), opt_str(v.owner_id()));
+    p.insert("is_default".into(), json!(v.is_default().unwrap_or(false)));
+    p.insert("dhcp_options_id".into(), opt_str(v.dhcp_options_id()));
+    put_tags(&mut p, v.tags());
+    p
+}
+
+impl Vpc {
+    async fn describe(&self, region: &str, id: &str) -> Result<AwsVpc, ProviderError> {
+        let ec2 = self.clients.ec2(region).await;
+        let out = ec2
+            .describe_vpcs()
+            .vpc_ids(id)
+            .send()
+            .await
+            .map_err(classify)?;
+        out.vpcs().first().cloned().ok_or_else(|| {
+            ProviderError::new(
+                ErrorClass::NotFound,
+                "InvalidVpcID.NotFound",
+                format!("VPC {id} not found"),
+            )
+        })
+    }
+
+    async fn set_dns(
+        &self,
+        region: &str,
+        id: &str,
+        p: &Props,
+        before: Option<&Props>,
+    ) -> Result<(), ProviderError> {
+        let ec2 = self.clients.ec2(region).await;
+        // AWS accepts one attribute per ModifyVpcAttribute call.
+        for (key, default) in [
+            ("enable_dns_support", true),
+            ("enable_dns_hostnames", false),
+        ] {
+            let want = p.bool(key).unwrap_or(default);
+            let had = before
+                .map(|b| b.bool(key).unwrap_or(default))
+                .unwrap_or(default);
+            if want == had {
+                continue;
+            }
+            let v = AttributeBooleanValue::builder().value(want).build();
+            let req = ec2.modify_vpc_attribute().vpc_id(id);
+            let req = if key == "enable_dns_support" {
+                req.enable_dns_support(v)
+            } else {
+                req.enable_dns_hostnames(v)
+            };
+            req.send().await.map_err(classify)?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Resource for Vpc {
+    fn schema(&self) -> &'static ResourceSchema {
+        &SCHEMA
+    }
+
+    async fn list(&self, region: &str) -> Result<Vec<Props>, ProviderError> {
+        let ec2 = self.clients.ec2(region).await;
+        let mut out = Vec::new();
+        let mut pages = ec2.describe_vpcs().into_paginator().send();
+        while let Some(page) = pages.next().await {
+            for v in page.map_err(classify)?.vpcs() {
+                out.push(props(v, region));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn create(&self, ctx: &ApplyContext, desired: &Props) -> Result<Props, ProviderError> {
+        let cidr = desired.req_str("cidr_block")?;
+        let tenancy = desired.str("instance_tenancy").unwrap_or("default");
+        let created = {
+            let ec2 = self.clients.ec2(&ctx.region).await;
+            ec2.create_vpc()
+                .cidr_block(cidr)
+                .instance_tenancy(Tenancy::from(tenancy))
+                .tag_specifications(tag_spec(ResourceType::Vpc, desired, ctx))
+                .send()
+                .await
+                .map_err(classify)?
+        };
+        let id = created
+            .vpc()
+            .and_then(|v| v.vpc_id())
+            .ok_or_else(|| {
+                ProviderError::new(
+                    ErrorClass::Retryable,
+                    "MissingId",
+                    "CreateVpc returned no VPC id",
+                )
+            })?
+            .to_owned();
+        self.set_dns(&ctx.region, &id, desired, None).await?;
+        // Wait until available so dependants can be created.
+        let mut vpc = created.vpc().cloned().expect("checked above");
+        for _ in 0..60 {
+            if vpc.state() == Some(&VpcState::Available) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            vpc = self.describe(&ctx.region, &id).await?;
+        }
+        let mut p = props(&vpc, &ctx.region);
+        for k in ["enable_dns_support", "enable_dns_hostnames"] {
+            p.insert(k.into(), desired.get(k).cloned().unwrap_or(Value::Null));
+        }
+        Ok(p)
+    }
+
+    async fn update(
+        &self,
+        ctx: &ApplyContext,
+        id: &str,
+        before: &Props,
+        after: &Props,
+    ) -> Result<Props, ProviderError> {
+        if changed(before, after, &["name", "tags"]) {
+            let ec2 = self.clients.ec2(&ctx.region).await;
+            update_tags(&ec2, id, before, after).await?;
+        }
+        self.set_dns(&ctx.region, id, after, Some(before)).await?;
+        let mut p = props(&self.describe(&ctx.region, id).await?, &ctx.region);
+        for k in ["enable_dns_support", "enable_dns_hostnames"] {
+            p.insert(k.into(), after.get(k).cloned().unwrap_or(Value::Null));
+        }
+        Ok(p)
+    }
+
+    async fn delete(
+        &self,
+        ctx: &ApplyContext,
+        id: &str,
+        _current: &Props,
+    ) -> Result<(), ProviderError> {
+        let ec2 = self.clients.ec2(&ctx.region).await;
+        ignore_not_found(
+            ec2.delete_vpc()
+                .vpc_id(id)
+                .send()
+                .await
+                .map(drop)
+                .map_err(classify),
+        )
+    }
+}
