@@ -226,3 +226,11 @@ COMMENT ON TABLE infra.apply_action IS 'The journal: one row per AWS action, wri
 
 CREATE SCHEMA IF NOT EXISTS aws;
 GRANT USAGE ON SCHEMA aws TO PUBLIC;
+
+-- Called by the commit path after the write-back: the transaction's captured
+-- changes and plan preview have been consumed.
+CREATE FUNCTION infra.finish() RETURNS void
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog AS $$
+    DELETE FROM infra.change WHERE xid = pg_current_xact_id();
+    DELETE FROM infra.plan_step WHERE xid = pg_current_xact_id();
+$$;

@@ -1,12 +1,9 @@
 //! Command-line entry points.
 
-use std::sync::Arc;
-
 use clap::{Parser, Subcommand};
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::config::ServeArgs;
-use crate::engine::hook::AllowAll;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -23,19 +20,39 @@ pub struct Cli {
 pub enum Command {
     /// Run the PostgreSQL-wire server.
     Serve(ServeArgs),
+    /// Print the reference of every resource table (Markdown), generated
+    /// from the providers' descriptions.
+    Docs,
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(args).await,
+        Command::Docs => {
+            print!("{}", crate::engine::registry::docs(&resource_index().await));
+            Ok(())
+        }
     }
+}
+
+/// The resource types, without reaching any cloud.
+pub async fn resource_index() -> crate::engine::apply::Resources {
+    let settings = infrasql_aws::AwsSettings {
+        region: Some("us-east-1".into()),
+        ..Default::default()
+    };
+    let clients = std::sync::Arc::new(infrasql_aws::Clients::new(&settings).await);
+    crate::engine::registry::index(infrasql_aws::resources(clients))
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let cfg = args.resolve()?;
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    let running = crate::server::start(cfg, Arc::new(AllowAll)).await?;
+    let running = crate::server::start(cfg, None).await?;
+    if let Some(url) = &running.aws_endpoint {
+        tracing::info!("AWS API calls go to {url}");
+    }
     println!(
         "infrasql listening on {}{}; connect with: {}",
         running.local_addr,

@@ -73,6 +73,20 @@ pub struct ServeArgs {
     /// Seconds to let open sessions finish on shutdown [default: 30].
     #[arg(long, env = "INFRASQL_SHUTDOWN_GRACE")]
     pub shutdown_grace: Option<u64>,
+
+    /// Send AWS API calls to this AWS-compatible endpoint (moto, LocalStack).
+    #[arg(long, env = "INFRASQL_AWS_ENDPOINT_URL")]
+    pub aws_endpoint_url: Option<String>,
+
+    /// Start a local AWS emulator (moto) with dummy credentials and use it:
+    /// try everything without an AWS account.
+    #[arg(long, env = "INFRASQL_PLAYGROUND")]
+    #[serde(default)]
+    pub playground: bool,
+
+    /// Cloud operations in flight per region [default: 16].
+    #[arg(long, env = "INFRASQL_AWS_CONCURRENCY")]
+    pub aws_concurrency: Option<usize>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +117,9 @@ pub struct ServeConfig {
     pub user: String,
     pub pg_options: Vec<(String, String)>,
     pub shutdown_grace: Duration,
+    pub aws_endpoint_url: Option<String>,
+    pub playground: bool,
+    pub aws_concurrency: usize,
 }
 
 impl ServeArgs {
@@ -174,6 +191,13 @@ impl ServeArgs {
             shutdown_grace: Duration::from_secs(
                 self.shutdown_grace.or(file.shutdown_grace).unwrap_or(30),
             ),
+            aws_endpoint_url: self.aws_endpoint_url.or(file.aws_endpoint_url),
+            playground: self.playground || file.playground,
+            aws_concurrency: self
+                .aws_concurrency
+                .or(file.aws_concurrency)
+                .unwrap_or(16)
+                .max(1),
         })
     }
 }

@@ -1,4 +1,5 @@
-//! `infrasql serve`: the backend, the listener and an orderly shutdown.
+//! `infrasql serve`: the backend, the cloud provider, the listener and an
+//! orderly shutdown.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -7,7 +8,10 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::ServeConfig;
+use crate::engine::commit::{Engine, EngineDb};
 use crate::engine::hook::CommitHook;
+use crate::engine::registry::{self, RegistryError};
+use crate::playground::{Playground, PlaygroundError};
 use crate::store::{Login, Store, StoreError};
 use crate::wire::cancel::CancelRegistry;
 use crate::wire::frontend::{tls_acceptor, Frontend};
@@ -16,6 +20,10 @@ use crate::wire::frontend::{tls_acceptor, Frontend};
 pub enum ServeError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Playground(#[from] PlaygroundError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -23,6 +31,8 @@ pub enum ServeError {
     },
     #[error("TLS: {0}")]
     Tls(String),
+    #[error("cannot read infrasql's seal secret: {0}")]
+    Secret(tokio_postgres::Error),
 }
 
 /// A running server.
@@ -30,51 +40,115 @@ pub struct Running {
     pub local_addr: SocketAddr,
     pub login: Login,
     pub tls: bool,
+    /// The AWS endpoint in use when it is not AWS itself.
+    pub aws_endpoint: Option<String>,
     shutdown: watch::Sender<bool>,
     frontend: tokio::task::JoinHandle<()>,
     store: Store,
+    playground: Option<Playground>,
 }
 
-/// Start everything and return once clients can connect.
-pub async fn start(cfg: ServeConfig, hook: Arc<dyn CommitHook>) -> Result<Running, ServeError> {
+/// Start everything and return once clients can connect. `hook` replaces
+/// the apply engine (tests use it to prove the commit boundary).
+pub async fn start(
+    cfg: ServeConfig,
+    hook: Option<Arc<dyn CommitHook>>,
+) -> Result<Running, ServeError> {
     let tls = match &cfg.tls {
         Some((cert, key)) => Some(tls_acceptor(cert, key).map_err(ServeError::Tls)?),
         None => None,
     };
+    let playground = if cfg.playground {
+        Some(Playground::start().await?)
+    } else {
+        None
+    };
     let mut store = Store::open(&cfg).await?;
-    let listener = match TcpListener::bind(cfg.listen).await {
-        Ok(l) => l,
-        Err(source) => {
-            store.stop().await;
-            return Err(ServeError::Listen {
+    match prepare(&cfg, &store, playground.as_ref(), hook).await {
+        Ok((hook, aws_endpoint)) => {
+            let listener = match TcpListener::bind(cfg.listen).await {
+                Ok(l) => l,
+                Err(source) => {
+                    store.stop().await;
+                    return Err(ServeError::Listen {
+                        addr: cfg.listen,
+                        source,
+                    });
+                }
+            };
+            let local_addr = listener.local_addr().map_err(|source| ServeError::Listen {
                 addr: cfg.listen,
                 source,
+            })?;
+            let frontend = Arc::new(Frontend {
+                backend: store.backend.clone(),
+                auth: cfg.auth,
+                tls: tls.clone(),
+                hook,
+                reserved_roles: store.reserved_roles.clone(),
+                cancels: CancelRegistry::default(),
             });
+            let (shutdown, rx) = watch::channel(false);
+            let frontend = tokio::spawn(frontend.serve(listener, rx, cfg.shutdown_grace));
+            Ok(Running {
+                local_addr,
+                login: store.login.clone(),
+                tls: tls.is_some(),
+                aws_endpoint,
+                shutdown,
+                frontend,
+                store,
+                playground,
+            })
+        }
+        Err(e) => {
+            store.stop().await;
+            if let Some(p) = playground {
+                p.stop().await;
+            }
+            Err(e)
+        }
+    }
+}
+
+/// The AWS provider and the apply engine.
+async fn prepare(
+    cfg: &ServeConfig,
+    store: &Store,
+    playground: Option<&Playground>,
+    hook: Option<Arc<dyn CommitHook>>,
+) -> Result<(Arc<dyn CommitHook>, Option<String>), ServeError> {
+    let endpoint = playground
+        .map(|p| p.endpoint_url.clone())
+        .or_else(|| cfg.aws_endpoint_url.clone());
+    let settings = infrasql_aws::AwsSettings {
+        endpoint_url: endpoint.clone(),
+        static_credentials: playground.map(|_| {
+            (
+                crate::playground::ACCESS_KEY.to_owned(),
+                crate::playground::SECRET_KEY.to_owned(),
+            )
+        }),
+        region: playground.map(|_| "us-east-1".to_owned()),
+        max_concurrency: Some(cfg.aws_concurrency),
+    };
+    let clients = Arc::new(infrasql_aws::Clients::new(&settings).await);
+    let resources = registry::index(infrasql_aws::resources(clients.clone()));
+    let mut client = store.engine_client().await?;
+    registry::install(&mut client, &resources, &clients.default_region()).await?;
+    let hook = match hook {
+        Some(h) => h,
+        None => {
+            let secret: String = client
+                .query_one("SELECT value FROM infra.secret WHERE key = 'seal'", &[])
+                .await
+                .map_err(ServeError::Secret)?
+                .get(0);
+            let db = Arc::new(EngineDb::new(store.engine_config()));
+            Arc::new(Engine::new(resources, db, secret))
         }
     };
-    let local_addr = listener.local_addr().map_err(|source| ServeError::Listen {
-        addr: cfg.listen,
-        source,
-    })?;
-    let frontend = Arc::new(Frontend {
-        backend: store.backend.clone(),
-        auth: cfg.auth,
-        tls: tls.clone(),
-        hook,
-        reserved_roles: store.reserved_roles.clone(),
-        cancels: CancelRegistry::default(),
-    });
-    let (shutdown, rx) = watch::channel(false);
-    let grace = cfg.shutdown_grace;
-    let frontend = tokio::spawn(frontend.serve(listener, rx, grace));
-    Ok(Running {
-        local_addr,
-        login: store.login.clone(),
-        tls: tls.is_some(),
-        shutdown,
-        frontend,
-        store,
-    })
+    Ok((hook, endpoint))
 }
 
 impl Running {
@@ -109,10 +183,13 @@ impl Running {
     }
 
     /// Stop accepting, let sessions finish (up to the grace period), then
-    /// stop the embedded PostgreSQL.
+    /// stop the embedded PostgreSQL and the playground.
     pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
         let _ = (&mut self.frontend).await;
         self.store.stop().await;
+        if let Some(p) = self.playground.take() {
+            p.stop().await;
+        }
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use common::sqlstate;
 use infrasql::config::ServeArgs;
-use infrasql::engine::hook::{CommitContext, CommitHook, HookError};
+use infrasql::engine::hook::{CommitContext, CommitHook, HookError, Verdict};
 
 #[derive(Default)]
 struct RefuseMarker {
@@ -19,7 +19,7 @@ struct RefuseMarker {
 
 #[async_trait]
 impl CommitHook for RefuseMarker {
-    async fn before_commit(&self, ctx: &mut dyn CommitContext) -> Result<(), HookError> {
+    async fn before_commit(&self, ctx: &mut dyn CommitContext) -> Result<Verdict, HookError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         if ctx.implicit() {
             self.implicit_calls.fetch_add(1, Ordering::SeqCst);
@@ -42,7 +42,7 @@ impl CommitHook for RefuseMarker {
                 .with_detail(format!("{written} marker row(s) in this transaction")),
             ));
         }
-        Ok(())
+        Ok(Verdict::Commit)
     }
 }
 
@@ -67,7 +67,9 @@ impl InProcess {
         .resolve()
         .unwrap();
         let hook = Arc::new(RefuseMarker::default());
-        let running = infrasql::server::start(cfg, hook.clone()).await.unwrap();
+        let running = infrasql::server::start(cfg, Some(hook.clone()))
+            .await
+            .unwrap();
         let s = InProcess {
             running: Some(running),
             _tmp: tmp,

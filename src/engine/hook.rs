@@ -47,9 +47,24 @@ impl HookError {
     }
 }
 
+/// What to do with a transaction the hook let through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Forward the COMMIT.
+    Commit,
+    /// Roll back instead, without an error (a dry run).
+    Rollback,
+}
+
 #[async_trait]
 pub trait CommitHook: Send + Sync + 'static {
-    async fn before_commit(&self, ctx: &mut dyn CommitContext) -> Result<(), HookError>;
+    async fn before_commit(&self, ctx: &mut dyn CommitContext) -> Result<Verdict, HookError>;
+
+    /// Called inside an open transaction before a statement that reads
+    /// `infra.plan` runs, so the preview can be filled in.
+    async fn before_plan_read(&self, _ctx: &mut dyn CommitContext) -> Result<(), HookError> {
+        Ok(())
+    }
 }
 
 /// A hook that lets every commit through; the server's default until an
@@ -58,7 +73,7 @@ pub struct AllowAll;
 
 #[async_trait]
 impl CommitHook for AllowAll {
-    async fn before_commit(&self, _ctx: &mut dyn CommitContext) -> Result<(), HookError> {
-        Ok(())
+    async fn before_commit(&self, _ctx: &mut dyn CommitContext) -> Result<Verdict, HookError> {
+        Ok(Verdict::Commit)
     }
 }

@@ -1,2 +1,14 @@
 //! The engine: what happens at COMMIT (plan, apply) and in the background (sync).
+//!
+//! - `hook`: the boundary the wire calls at COMMIT.
+//! - `commit`: the production hook: changes → plan → apply → write-back.
+//! - `plan`: net changes → ordered plan (pure).
+//! - `apply`: plan → provider calls, journaled, undone on failure.
+//! - `registry`: resource descriptions → the database and the docs.
+//! - `errors`: failure class → SQLSTATE.
+pub mod apply;
+pub mod commit;
+pub mod errors;
 pub mod hook;
+pub mod plan;
+pub mod registry;

@@ -173,6 +173,11 @@ impl Store {
         Ok(())
     }
 
+    /// How the engine connects, for components that keep their own connection.
+    pub fn engine_config(&self) -> Config {
+        self.engine.clone()
+    }
+
     /// A new connection as the engine role, for infrasql's own work.
     pub async fn engine_client(&self) -> Result<Client, StoreError> {
         let (client, conn) =

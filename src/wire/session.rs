@@ -27,7 +27,7 @@ use super::protocol::{
     Frame, Report, TxStatus, MAX_CLIENT_MESSAGE,
 };
 use super::stream::{BoxRead, BoxWrite};
-use crate::engine::hook::{CommitContext, CommitHook, HookError, TextRow};
+use crate::engine::hook::{CommitContext, CommitHook, HookError, TextRow, Verdict};
 
 /// Backend messages may be as large as PostgreSQL makes them.
 const MAX_BACKEND_MESSAGE: usize = i32::MAX as usize;
@@ -132,6 +132,8 @@ pub async fn run(parts: SessionParts) -> Result<(), SessionEnd> {
         events: rx,
         statements: HashMap::new(),
         portals: HashMap::new(),
+        plan_statements: Default::default(),
+        batch_reads_plan: false,
         batch: Vec::new(),
         batch_forwarded: false,
         wrapper: false,
@@ -261,6 +263,14 @@ async fn relay(
     }
 }
 
+/// Cheap check on the hot path: only statements naming the view pay for a plan.
+fn mentions_plan(sql: &str) -> bool {
+    const NEEDLE: &[u8] = b"infra.plan";
+    sql.as_bytes()
+        .windows(NEEDLE.len())
+        .any(|w| w.eq_ignore_ascii_case(NEEDLE))
+}
+
 fn is_fatal(body: &[u8]) -> bool {
     matches!(Report::parse(body).severity, "FATAL" | "PANIC")
 }
@@ -304,6 +314,10 @@ struct Driver {
     events: mpsc::UnboundedReceiver<Event>,
     statements: HashMap<Vec<u8>, StmtKind>,
     portals: HashMap<Vec<u8>, StmtKind>,
+    /// Prepared statements that read `infra.plan`.
+    plan_statements: std::collections::HashSet<Vec<u8>>,
+    /// The current extended batch binds one of them.
+    batch_reads_plan: bool,
     /// Extended-protocol messages since the last Sync or Flush.
     batch: Vec<BatchItem>,
     /// Whether part of the current extended batch went out at a Flush.
@@ -423,9 +437,13 @@ impl Driver {
             b'P' => {
                 let mut body = f.body();
                 let name = read_cstr(&mut body).unwrap_or("").as_bytes().to_vec();
-                let kind = read_cstr(&mut body)
-                    .map(classify)
-                    .unwrap_or(StmtKind::Write);
+                let text = read_cstr(&mut body);
+                let kind = text.map(classify).unwrap_or(StmtKind::Write);
+                if text.is_some_and(mentions_plan) {
+                    self.plan_statements.insert(name.clone());
+                } else {
+                    self.plan_statements.remove(&name);
+                }
                 self.statements.insert(name, kind);
                 self.batch.push(BatchItem {
                     frame: f,
@@ -443,6 +461,9 @@ impl Driver {
                     .statements
                     .get(stmt.as_bytes())
                     .unwrap_or(&StmtKind::Write);
+                if self.plan_statements.contains(stmt.as_bytes()) {
+                    self.batch_reads_plan = true;
+                }
                 self.portals.insert(portal, kind);
                 self.batch.push(BatchItem {
                     frame: f,
@@ -513,6 +534,9 @@ impl Driver {
             // Not valid UTF-8 or unterminated: PostgreSQL will say so.
             return self.forward_query(f);
         };
+        if mentions_plan(sql) && !self.refresh_plan().await? {
+            return self.client_ready(self.shared.status()).await;
+        }
         let stmts = split_statements(sql);
         let kinds: Vec<StmtKind> = stmts.iter().map(|s| classify(s)).collect();
         let needs_care = kinds.iter().any(|k| {
@@ -570,10 +594,16 @@ impl Driver {
                 // BEGIN inside an implicit block makes it an explicit one.
                 self.wrapper = false;
             }
+            let mut sql = sql;
             if kind.ends_with_hook() && status == TxStatus::InBlock {
-                if let Err(report) = self.commit_hook().await? {
-                    self.abort_after_refusal(report).await?;
-                    return self.client_ready(TxStatus::Idle).await;
+                match self.commit_hook().await? {
+                    Ok(Verdict::Commit) => {}
+                    // A dry run: the client's COMMIT becomes a ROLLBACK.
+                    Ok(Verdict::Rollback) => sql = "ROLLBACK".into(),
+                    Err(report) => {
+                        self.abort_after_refusal(report).await?;
+                        return self.client_ready(TxStatus::Idle).await;
+                    }
                 }
                 self.wrapper = false;
             }
@@ -603,7 +633,8 @@ impl Driver {
     async fn finish_wrapper(&mut self) -> Result<TxStatus, SessionEnd> {
         self.wrapper = false;
         match self.commit_hook_implicit(true).await? {
-            Ok(()) => {
+            Ok(Verdict::Rollback) => self.driver_exec("ROLLBACK").await,
+            Ok(Verdict::Commit) => {
                 let (status, errs) = self.driver_exec_report("COMMIT").await?;
                 if let Some(r) = errs {
                     self.client_error(r).await?;
@@ -628,6 +659,17 @@ impl Driver {
     // ----- extended protocol -----------------------------------------------
 
     async fn extended_batch(&mut self, sync: bool) -> Result<(), SessionEnd> {
+        if std::mem::take(&mut self.batch_reads_plan) && !self.refresh_plan().await? {
+            // PostgreSQL skips to the Sync after an error; so do we.
+            self.batch.clear();
+            self.batch_forwarded = false;
+            let status = self.shared.status();
+            return if sync {
+                self.client_ready(status).await
+            } else {
+                self.skip_to_sync(std::iter::empty(), false, status).await
+            };
+        }
         let items = std::mem::take(&mut self.batch);
         let first_segment = !self.batch_forwarded;
         self.batch_forwarded = !sync;
@@ -686,7 +728,12 @@ impl Driver {
                     }
                     let implicit = self.wrapper;
                     match self.commit_hook_implicit(implicit).await? {
-                        Ok(()) => {
+                        Ok(verdict) => {
+                            if verdict == Verdict::Rollback {
+                                // A dry run: roll back; the client's COMMIT
+                                // then finds no transaction and says so.
+                                self.driver_exec("ROLLBACK").await?;
+                            }
                             self.wrapper = false;
                             in_block = false;
                         }
@@ -853,7 +900,7 @@ impl Driver {
         }
     }
 
-    async fn commit_hook(&mut self) -> Result<Result<(), Report>, SessionEnd> {
+    async fn commit_hook(&mut self) -> Result<Result<Verdict, Report>, SessionEnd> {
         let implicit = self.wrapper;
         self.commit_hook_implicit(implicit).await
     }
@@ -863,7 +910,7 @@ impl Driver {
     async fn commit_hook_implicit(
         &mut self,
         implicit: bool,
-    ) -> Result<Result<(), Report>, SessionEnd> {
+    ) -> Result<Result<Verdict, Report>, SessionEnd> {
         let hook = self.hook.clone();
         let mut ctx = HookCtx {
             driver: self,
@@ -875,6 +922,34 @@ impl Driver {
             return Err(end);
         }
         Ok(verdict.map_err(|e| e.0))
+    }
+
+    /// Before a statement reading `infra.plan` runs inside a transaction,
+    /// let the hook fill in the preview. Returns false when the hook failed
+    /// and the client already has the error.
+    async fn refresh_plan(&mut self) -> Result<bool, SessionEnd> {
+        self.flush().await?;
+        self.wait_idle().await?;
+        if self.shared.status() != TxStatus::InBlock {
+            return Ok(true);
+        }
+        let hook = self.hook.clone();
+        let mut ctx = HookCtx {
+            driver: self,
+            implicit: false,
+            broken: None,
+        };
+        let r = hook.before_plan_read(&mut ctx).await;
+        if let Some(end) = ctx.broken.take() {
+            return Err(end);
+        }
+        match r {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                self.client_error(e.0).await?;
+                Ok(false)
+            }
+        }
     }
 }
 

@@ -1,0 +1,406 @@
+//! Carry out a plan through the providers: in dependency order, independent
+//! steps in parallel, every call journaled first, and undone in reverse order
+//! if anything fails.
+//!
+//! # Guarantees
+//! - A journal row (`infra.apply_action`, status `started`) is committed on
+//!   the engine's own connection before each cloud call, and every created
+//!   resource carries the apply's id as a tag: after a crash the journal and
+//!   the tags find everything the apply touched.
+//! - If a step of the first phase (creates, updates, the create half of
+//!   replaces) fails, no further step starts, the completed ones are undone
+//!   in reverse order, and nothing of the last phase has run.
+//! - If a delete fails, the first phase is undone as well; deletes already
+//!   done cannot be undone and are reported as such.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use infrasql_provider::{ApplyContext, ColumnKind, ErrorClass, Props, ProviderError, Resource};
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use super::plan::{Action, Plan, Step};
+
+pub type Resources = HashMap<String, Arc<dyn Resource>>;
+
+/// The journal on the engine's own connection.
+#[derive(Clone)]
+pub struct Journal {
+    pub client: Arc<tokio_postgres::Client>,
+    pub apply_id: String,
+}
+
+fn journal_error(e: tokio_postgres::Error) -> ProviderError {
+    ProviderError::new(
+        ErrorClass::Retryable,
+        "JournalWriteFailed",
+        format!("cannot write the apply journal: {e}"),
+    )
+}
+
+/// Strip write-only values before anything is stored.
+pub fn storable(resource: &dyn Resource, props: Option<&Props>) -> Option<Value> {
+    let schema = resource.schema();
+    props.map(|p| {
+        Value::Object(
+            p.iter()
+                .filter(|(k, _)| {
+                    schema
+                        .column(k)
+                        .is_none_or(|c| c.kind != ColumnKind::WriteOnly)
+                })
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        )
+    })
+}
+
+impl Journal {
+    async fn started(&self, s: &Step, r: &dyn Resource, action: &str) -> Result<(), ProviderError> {
+        self.client
+            .execute(
+                "INSERT INTO infra.apply_action (apply_id, step, action, table_name, resource_id, region, status, before, after)
+                 VALUES ($1, $2, $3, $4, $5, $6, 'started', $7, $8)
+                 ON CONFLICT (apply_id, step) DO UPDATE SET status = 'started', started_at = now()",
+                &[
+                    &self.apply_id,
+                    &(s.step as i32),
+                    &action,
+                    &s.table,
+                    &s.id,
+                    &s.region,
+                    &storable(r, s.before.as_ref()),
+                    &storable(r, s.after.as_ref()),
+                ],
+            )
+            .await
+            .map(drop)
+            .map_err(journal_error)
+    }
+
+    async fn finished(
+        &self,
+        step: usize,
+        status: &str,
+        id: Option<&str>,
+        after: Option<Value>,
+        error: Option<String>,
+    ) {
+        let r = self
+            .client
+            .execute(
+                "UPDATE infra.apply_action SET status = $3, finished_at = now(),
+                        resource_id = coalesce($4, resource_id), after = coalesce($5, after), error = $6
+                 WHERE apply_id = $1 AND step = $2",
+                &[&self.apply_id, &(step as i32), &status, &id, &after, &error],
+            )
+            .await;
+        if let Err(e) = r {
+            // The action itself happened; a lost status update is recovered
+            // from the `started` row and the resource's apply tag.
+            tracing::error!(
+                "cannot record {status} for step {step} of apply {}: {e}",
+                self.apply_id
+            );
+        }
+    }
+}
+
+/// What a successful apply produced.
+#[derive(Debug, Default)]
+pub struct Applied {
+    /// The cloud's view after each first-phase step, by step number.
+    pub observed: HashMap<usize, Props>,
+    /// Provisional (or replaced) id → the real new id.
+    pub id_map: HashMap<String, String>,
+}
+
+#[derive(Debug)]
+pub struct ApplyFailure {
+    pub step: Step,
+    pub error: ProviderError,
+    /// Lines describing what was undone.
+    pub undone: Vec<String>,
+    /// Lines describing what could not be undone.
+    pub not_undone: Vec<String>,
+}
+
+/// Run the plan. Progress lines go to `progress` as they happen.
+pub async fn apply(
+    plan: &Plan,
+    resources: &Resources,
+    journal: &Journal,
+    progress: &mpsc::UnboundedSender<String>,
+) -> Result<Applied, ApplyFailure> {
+    let mut applied = Applied::default();
+    let first: Vec<&Step> = plan.steps.iter().filter(|s| !s.last_phase).collect();
+    let last: Vec<&Step> = plan.steps.iter().filter(|s| s.last_phase).collect();
+    let mut completed: Vec<(usize, Props)> = Vec::new();
+
+    if let Err((step, error)) = run_phase(
+        &first,
+        resources,
+        journal,
+        progress,
+        &mut applied,
+        &mut completed,
+    )
+    .await
+    {
+        let (undone, not_undone) = undo(plan, &completed, resources, journal, progress).await;
+        return Err(ApplyFailure {
+            step,
+            error,
+            undone,
+            not_undone,
+        });
+    }
+    let mut deleted: Vec<(usize, Props)> = Vec::new();
+    if let Err((step, error)) = run_phase(
+        &last,
+        resources,
+        journal,
+        progress,
+        &mut applied,
+        &mut deleted,
+    )
+    .await
+    {
+        let (undone, mut not_undone) = undo(plan, &completed, resources, journal, progress).await;
+        for (n, _) in &deleted {
+            let s = &plan.steps[n - 1];
+            not_undone.push(format!(
+                "{} {} was deleted and cannot be restored",
+                s.table, s.id
+            ));
+        }
+        return Err(ApplyFailure {
+            step,
+            error,
+            undone,
+            not_undone,
+        });
+    }
+    Ok(applied)
+}
+
+/// Replace references to rows created earlier in this apply by real ids.
+fn resolve(resource: &dyn Resource, props: &Props, id_map: &HashMap<String, String>) -> Props {
+    let mut out = props.clone();
+    for c in resource.schema().references() {
+        if let Some(Value::String(v)) = out.get(c.name) {
+            if let Some(real) = id_map.get(v) {
+                out.insert(c.name.to_owned(), Value::String(real.clone()));
+            }
+        }
+    }
+    out
+}
+
+fn ctx(s: &Step, journal: &Journal) -> ApplyContext {
+    ApplyContext {
+        region: s.region.clone(),
+        apply_id: journal.apply_id.clone(),
+    }
+}
+
+async fn run_phase(
+    steps: &[&Step],
+    resources: &Resources,
+    journal: &Journal,
+    progress: &mpsc::UnboundedSender<String>,
+    applied: &mut Applied,
+    completed: &mut Vec<(usize, Props)>,
+) -> Result<(), (Step, ProviderError)> {
+    let mut pending: Vec<&Step> = steps.to_vec();
+    let mut done: std::collections::HashSet<usize> = std::collections::HashSet::new();
+    // Steps of the other phase count as done for dependency purposes.
+    let in_phase: std::collections::HashSet<usize> = steps.iter().map(|s| s.step).collect();
+    let mut running = FuturesUnordered::new();
+    let mut failure: Option<(Step, ProviderError)> = None;
+    loop {
+        if failure.is_none() {
+            let (ready, rest): (Vec<&Step>, Vec<&Step>) = pending.into_iter().partition(|s| {
+                s.depends_on
+                    .iter()
+                    .all(|d| done.contains(d) || !in_phase.contains(d))
+            });
+            pending = rest;
+            for s in ready {
+                let resource = resources
+                    .get(&s.table)
+                    .cloned()
+                    .expect("the plan only holds tables with a provider");
+                let after = s
+                    .after
+                    .as_ref()
+                    .map(|a| resolve(resource.as_ref(), a, &applied.id_map));
+                let journal = journal.clone();
+                let progress = progress.clone();
+                let step = (*s).clone();
+                running.push(async move {
+                    let r = run_step(
+                        &step,
+                        resource.as_ref(),
+                        after.as_ref(),
+                        &journal,
+                        &progress,
+                    )
+                    .await;
+                    (step, r)
+                });
+            }
+        }
+        let Some((step, result)) = running.next().await else {
+            break;
+        };
+        match result {
+            Ok(props) => {
+                done.insert(step.step);
+                if let Some(p) = &props {
+                    let idc = resources[&step.table].schema().id_column();
+                    if let Some(new_id) = p.get(idc).and_then(Value::as_str) {
+                        if new_id != step.id {
+                            applied.id_map.insert(step.id.clone(), new_id.to_owned());
+                        }
+                    }
+                    applied.observed.insert(step.step, p.clone());
+                }
+                completed.push((step.step, props.unwrap_or_default()));
+            }
+            Err(e) => {
+                if failure.is_none() {
+                    failure = Some((step, e));
+                }
+            }
+        }
+    }
+    match failure {
+        Some(f) => Err(f),
+        None => Ok(()),
+    }
+}
+
+/// One cloud action; returns the observed props for non-deletes.
+async fn run_step(
+    s: &Step,
+    r: &dyn Resource,
+    after: Option<&Props>,
+    journal: &Journal,
+    progress: &mpsc::UnboundedSender<String>,
+) -> Result<Option<Props>, ProviderError> {
+    let what = s.describe();
+    let action = if s.action == Action::Replace {
+        if s.last_phase {
+            "replace-delete"
+        } else {
+            "replace-create"
+        }
+    } else {
+        s.action.as_str()
+    };
+    journal.started(s, r, action).await?;
+    let _ = progress.send(format!("step {}: started {what}", s.step));
+    let t = Instant::now();
+    let c = ctx(s, journal);
+    let empty = Props::new();
+    let result = match (s.action, s.last_phase) {
+        (Action::Create, _) | (Action::Replace, false) => {
+            r.create(&c, after.unwrap_or(&empty)).await.map(Some)
+        }
+        (Action::Update, _) => r
+            .update(
+                &c,
+                &s.id,
+                s.before.as_ref().unwrap_or(&empty),
+                after.unwrap_or(&empty),
+            )
+            .await
+            .map(Some),
+        (Action::Delete, _) | (Action::Replace, true) => r
+            .delete(&c, &s.id, s.before.as_ref().unwrap_or(&empty))
+            .await
+            .map(|_| None),
+    };
+    let ms = t.elapsed().as_millis();
+    match &result {
+        Ok(props) => {
+            let idc = r.schema().id_column();
+            let new_id = props
+                .as_ref()
+                .and_then(|p| p.get(idc))
+                .and_then(Value::as_str);
+            journal
+                .finished(s.step, "done", new_id, storable(r, props.as_ref()), None)
+                .await;
+            let id = new_id.map(|i| format!(" as {i}")).unwrap_or_default();
+            let _ = progress.send(format!("step {}: done{id} in {ms} ms", s.step));
+        }
+        Err(e) => {
+            journal
+                .finished(s.step, "failed", None, None, Some(e.to_string()))
+                .await;
+            let _ = progress.send(format!("step {}: failed after {ms} ms: {e}", s.step));
+        }
+    }
+    result
+}
+
+/// Undo completed first-phase steps, newest first.
+async fn undo(
+    plan: &Plan,
+    completed: &[(usize, Props)],
+    resources: &Resources,
+    journal: &Journal,
+    progress: &mpsc::UnboundedSender<String>,
+) -> (Vec<String>, Vec<String>) {
+    let mut undone = Vec::new();
+    let mut not_undone = Vec::new();
+    for (n, observed) in completed.iter().rev() {
+        let s = &plan.steps[n - 1];
+        let r = &resources[&s.table];
+        let c = ctx(s, journal);
+        let idc = r.schema().id_column();
+        let new_id = observed
+            .get(idc)
+            .and_then(Value::as_str)
+            .unwrap_or(&s.id)
+            .to_owned();
+        let (line, result) = match s.action {
+            Action::Create | Action::Replace => (
+                format!("deleted {} {new_id} (created by this commit)", s.table),
+                r.delete(&c, &new_id, observed).await,
+            ),
+            Action::Update => (
+                format!("restored {} {}", s.table, s.id),
+                r.update(
+                    &c,
+                    &s.id,
+                    observed,
+                    s.before.as_ref().expect("updates have a before"),
+                )
+                .await
+                .map(drop),
+            ),
+            Action::Delete => continue,
+        };
+        match result {
+            Ok(()) => {
+                journal.finished(s.step, "undone", None, None, None).await;
+                let _ = progress.send(format!("undo step {}: {line}", s.step));
+                undone.push(line);
+            }
+            Err(e) => {
+                journal
+                    .finished(s.step, "undo_failed", None, None, Some(e.to_string()))
+                    .await;
+                let _ = progress.send(format!("undo step {} failed: {e}", s.step));
+                not_undone.push(format!("{} {new_id} could not be undone: {e}", s.table));
+            }
+        }
+    }
+    (undone, not_undone)
+}

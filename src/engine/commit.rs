@@ -1,0 +1,384 @@
+//! The commit path: the production [`CommitHook`].
+//!
+//! At COMMIT, inside the client's transaction: read the changes captured for
+//! this transaction, plan, apply through the providers (journaled, undone on
+//! failure), seal the transaction, write the cloud-assigned values back into
+//! the rows, record the apply, and let the COMMIT through.
+//!
+//! # Guarantees
+//! - When COMMIT returns success, every action of the plan has been carried
+//!   out in AWS and the rows hold the ids and states AWS assigned.
+//! - When COMMIT fails, what the apply did is undone (reverse order), the
+//!   transaction is rolled back, and the error names the resource, AWS's
+//!   error code and message, and (in DETAIL) what was undone.
+//! - Write-only values are used for the call and then set to NULL; they are
+//!   never journaled, planned, logged or sent in a notice.
+//!
+//! # Caveats
+//! - Deletes run last and cannot be undone; if one fails, earlier deletes of
+//!   the same commit stay done, and the error says so.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use infrasql_provider::{ColumnKind, Props, ResourceSchema};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use tokio::sync::{mpsc, Mutex};
+
+use super::apply::{self, Journal, Resources};
+use super::errors;
+use super::hook::{CommitContext, CommitHook, HookError, Verdict};
+use super::plan::{self, Action, Plan};
+use crate::wire::protocol::Report;
+
+/// The engine's own database connection, reopened when it breaks.
+pub struct EngineDb {
+    config: tokio_postgres::Config,
+    client: Mutex<Option<Arc<tokio_postgres::Client>>>,
+}
+
+impl EngineDb {
+    pub fn new(config: tokio_postgres::Config) -> Self {
+        EngineDb {
+            config,
+            client: Mutex::new(None),
+        }
+    }
+
+    pub async fn client(&self) -> Result<Arc<tokio_postgres::Client>, tokio_postgres::Error> {
+        let mut guard = self.client.lock().await;
+        if let Some(c) = guard.as_ref() {
+            if !c.is_closed() {
+                return Ok(c.clone());
+            }
+        }
+        let (client, conn) = self.config.connect(tokio_postgres::NoTls).await?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::warn!("engine connection ended: {e}");
+            }
+        });
+        let client = Arc::new(client);
+        *guard = Some(client.clone());
+        Ok(client)
+    }
+}
+
+pub struct Engine {
+    resources: Resources,
+    schemas: HashMap<String, &'static ResourceSchema>,
+    db: Arc<EngineDb>,
+    seal_secret: String,
+}
+
+/// Quote a string as a SQL literal whatever `standard_conforming_strings` is.
+pub fn literal(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 3);
+    out.push_str("E'");
+    for c in s.chars() {
+        match c {
+            '\'' => out.push_str("\\'"),
+            '\\' => out.push_str("\\\\"),
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
+}
+
+fn ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+fn hook_err(code: &str, msg: impl Into<String>) -> HookError {
+    HookError(Report::error(code, msg))
+}
+
+impl Engine {
+    pub fn new(resources: Resources, db: Arc<EngineDb>, seal_secret: String) -> Self {
+        let schemas = resources
+            .iter()
+            .map(|(k, r)| (k.clone(), r.schema()))
+            .collect();
+        Engine {
+            resources,
+            schemas,
+            db,
+            seal_secret,
+        }
+    }
+
+    /// The transaction's net changes and their plan.
+    async fn plan(&self, ctx: &mut dyn CommitContext) -> Result<Option<Plan>, HookError> {
+        let rows = ctx
+            .query(
+                "SELECT table_name, old_row::text, new_row::text FROM infra.change \
+                 WHERE xid = pg_current_xact_id_if_assigned() ORDER BY seq",
+            )
+            .await?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let parse = |v: &Option<String>| -> Option<Props> {
+            v.as_deref()
+                .and_then(|t| serde_json::from_str::<Value>(t).ok())
+                .and_then(|v| match v {
+                    Value::Object(m) => Some(m),
+                    _ => None,
+                })
+        };
+        let raw = rows
+            .iter()
+            .map(|r| (r[0].clone().unwrap_or_default(), parse(&r[1]), parse(&r[2])))
+            .collect();
+        let changes = plan::net_changes(raw, |t| self.schemas.get(t).map(|s| s.id_column()));
+        plan::plan(&changes, &self.schemas).map(Some).map_err(|e| {
+            hook_err(
+                errors::INVALID_PLAN,
+                format!("cannot plan this transaction: {e}"),
+            )
+        })
+    }
+
+    async fn seal(&self, ctx: &mut dyn CommitContext) -> Result<(), HookError> {
+        let rows = ctx.query("SELECT pg_current_xact_id()::text").await?;
+        let xid = rows.first().and_then(|r| r[0].clone()).unwrap_or_default();
+        let token = hex(&Sha256::digest(
+            format!("{}:{xid}", self.seal_secret).as_bytes(),
+        ));
+        ctx.query(&format!("SELECT infra.seal('{token}')")).await?;
+        Ok(())
+    }
+
+    /// Write the cloud's values into the row; the provisional id becomes the
+    /// real one (foreign keys follow by ON UPDATE CASCADE); secrets are nulled.
+    fn write_back_sql(&self, table: &str, old_id: &str, observed: &Props) -> Option<String> {
+        let schema = self.schemas.get(table)?;
+        let mut sets = Vec::new();
+        for c in schema.columns {
+            let col = ident(c.name);
+            match c.kind {
+                ColumnKind::WriteOnly => sets.push(format!("{col} = NULL")),
+                _ if c.name == "synced_at" => sets.push(format!("{col} = now()")),
+                _ if observed.contains_key(c.name) => sets.push(format!("{col} = r.{col}")),
+                _ => {}
+            }
+        }
+        if sets.is_empty() {
+            return None;
+        }
+        let json = Value::Object(observed.clone()).to_string();
+        Some(format!(
+            "UPDATE {table} AS t SET {} FROM jsonb_populate_record(NULL::{table}, {}::jsonb) AS r WHERE t.{} = {}",
+            sets.join(", "),
+            literal(&json),
+            ident(schema.id_column()),
+            literal(old_id)
+        ))
+    }
+
+    async fn record_start(
+        &self,
+        journal_id: &str,
+        user: &str,
+        plan: &Plan,
+    ) -> Result<Arc<tokio_postgres::Client>, HookError> {
+        let db = self
+            .db
+            .client()
+            .await
+            .map_err(|e| hook_err("IX005", format!("cannot reach infrasql's journal: {e}")))?;
+        db.execute(
+            "INSERT INTO infra.apply (apply_id, status, username, actions) VALUES ($1, 'running', $2, $3)",
+            &[&journal_id, &user, &(plan.steps.len() as i32)],
+        )
+        .await
+        .map_err(|e| hook_err("IX005", format!("cannot write infrasql's journal: {e}")))?;
+        Ok(db)
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+fn new_apply_id() -> String {
+    format!("apply-{:016x}", rand::random::<u64>())
+}
+
+async fn is_dry_run(ctx: &mut dyn CommitContext) -> Result<bool, HookError> {
+    let rows = ctx
+        .query("SELECT coalesce(current_setting('infra.dry_run', true), '')")
+        .await?;
+    let v = rows
+        .first()
+        .and_then(|r| r[0].clone())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    Ok(matches!(v.as_str(), "on" | "true" | "1" | "yes"))
+}
+
+#[async_trait]
+impl CommitHook for Engine {
+    async fn before_commit(&self, ctx: &mut dyn CommitContext) -> Result<Verdict, HookError> {
+        let Some(plan) = self.plan(ctx).await? else {
+            return Ok(Verdict::Commit);
+        };
+        if is_dry_run(ctx).await? {
+            ctx.notice(&format!("infrasql: dry run: plan: {}", plan.summary()))
+                .await?;
+            for s in &plan.steps {
+                ctx.notice(&format!("infrasql: {}. {}", s.step, s.describe()))
+                    .await?;
+            }
+            ctx.notice("infrasql: dry run: nothing was applied; the transaction is rolled back")
+                .await?;
+            return Ok(Verdict::Rollback);
+        }
+        if plan.is_empty() {
+            self.seal(ctx).await?;
+            ctx.query("SELECT infra.finish()").await?;
+            return Ok(Verdict::Commit);
+        }
+        let started = Instant::now();
+        let apply_id = new_apply_id();
+        let user = ctx.query("SELECT session_user").await?;
+        let user = user.first().and_then(|r| r[0].clone()).unwrap_or_default();
+        let db = self.record_start(&apply_id, &user, &plan).await?;
+        ctx.notice(&format!(
+            "infrasql: applying {} ({apply_id})",
+            plan.summary()
+        ))
+        .await?;
+
+        // The apply runs in its own task; its progress lines become NOTICEs
+        // as they happen.
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let journal = Journal {
+            client: db.clone(),
+            apply_id: apply_id.clone(),
+        };
+        let resources = self.resources.clone();
+        let plan_for_task = plan.clone();
+        let task =
+            tokio::spawn(
+                async move { apply::apply(&plan_for_task, &resources, &journal, &tx).await },
+            );
+        while let Some(line) = rx.recv().await {
+            // A client that went away must not stop the apply half-way.
+            let _ = ctx.notice(&format!("infrasql: {line}")).await;
+        }
+        let outcome = task
+            .await
+            .map_err(|e| hook_err("XX000", format!("apply task failed: {e}")))?;
+
+        match outcome {
+            Ok(applied) => {
+                self.seal(ctx).await?;
+                for s in plan
+                    .steps
+                    .iter()
+                    .filter(|s| !s.last_phase && s.action != Action::Delete)
+                {
+                    if let Some(observed) = applied.observed.get(&s.step) {
+                        if let Some(sql) = self.write_back_sql(&s.table, &s.id, observed) {
+                            ctx.query(&sql).await?;
+                        }
+                    }
+                }
+                ctx.query("SELECT infra.finish()").await?;
+                let ms = started.elapsed().as_millis();
+                let _ = db
+                    .execute(
+                        "UPDATE infra.apply SET status = 'succeeded', finished_at = now() WHERE apply_id = $1",
+                        &[&apply_id],
+                    )
+                    .await;
+                ctx.notice(&format!(
+                    "infrasql: applied {} actions in {ms} ms ({apply_id})",
+                    plan.steps.len()
+                ))
+                .await?;
+                Ok(Verdict::Commit)
+            }
+            Err(f) => {
+                let _ = db
+                    .execute(
+                        "UPDATE infra.apply SET status = 'failed', finished_at = now(), error = $2 WHERE apply_id = $1",
+                        &[&apply_id, &f.error.to_string()],
+                    )
+                    .await;
+                let display = self
+                    .resources
+                    .get(&f.step.table)
+                    .map(|r| r.schema().display)
+                    .unwrap_or("resource");
+                let verb = match (f.step.action, f.step.last_phase) {
+                    (Action::Create, _) | (Action::Replace, false) => "create",
+                    (Action::Update, _) => "update",
+                    (Action::Delete, _) | (Action::Replace, true) => "delete",
+                };
+                let name = f
+                    .step
+                    .name
+                    .as_deref()
+                    .map(|n| format!(" \"{n}\""))
+                    .unwrap_or_default();
+                let mut detail = String::new();
+                if f.undone.is_empty() {
+                    detail.push_str("Nothing had to be undone.");
+                } else {
+                    let _ = write!(detail, "Undone: {}.", f.undone.join("; "));
+                }
+                if !f.not_undone.is_empty() {
+                    let _ = write!(detail, " NOT undone: {}.", f.not_undone.join("; "));
+                }
+                let _ = write!(
+                    detail,
+                    " Apply {apply_id} is journaled in infra.apply_action."
+                );
+                let report = Report::error(
+                    errors::sqlstate(f.error.class),
+                    format!(
+                        "AWS refused to {verb} {display}{name} ({} {}): {}: {}",
+                        f.step.table, f.step.id, f.error.code, f.error.message
+                    ),
+                )
+                .with_detail(detail)
+                .with_hint(errors::hint(f.error.class));
+                Err(HookError(report))
+            }
+        }
+    }
+
+    async fn before_plan_read(&self, ctx: &mut dyn CommitContext) -> Result<(), HookError> {
+        let rows = match self.plan(ctx).await? {
+            Some(plan) => plan.to_rows(),
+            None => Value::Array(Vec::new()),
+        };
+        ctx.query(&format!(
+            "SELECT infra.put_plan({}::jsonb)",
+            literal(&rows.to_string())
+        ))
+        .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literals_survive_quotes_and_backslashes() {
+        assert_eq!(literal("it's"), "E'it\\'s'");
+        assert_eq!(literal("a\\b"), "E'a\\\\b'");
+    }
+}

@@ -1,0 +1,43 @@
+//! One table from failure class to SQLSTATE, so every path reports the same
+//! class of failure the same way.
+//!
+//! | SQLSTATE | meaning |
+//! | --- | --- |
+//! | 22023 | AWS rejected the request as invalid (bad value in a row) |
+//! | IX001 | AWS refused: conflict with existing state (duplicate, overlap, dependency) |
+//! | IX002 | a resource the change needs does not exist in AWS |
+//! | IX003 | AWS throttled the requests, even after retries |
+//! | IX004 | the AWS credentials are not allowed to do this |
+//! | IX005 | AWS could not be reached or failed internally |
+//! | IX010 | the plan is invalid (cycle, unmanaged table) |
+//! | IX100 | a change to a resource table bypassed infrasql (raised by the database) |
+//! | 428C9 | a cloud-assigned column was written (raised by the database) |
+
+use infrasql_provider::ErrorClass;
+
+pub const INVALID_PLAN: &str = "IX010";
+pub const BYPASSED_INFRASQL: &str = "IX100";
+
+pub fn sqlstate(class: ErrorClass) -> &'static str {
+    match class {
+        ErrorClass::Invalid => "22023",
+        ErrorClass::Conflict => "IX001",
+        ErrorClass::NotFound => "IX002",
+        ErrorClass::Throttled => "IX003",
+        ErrorClass::Denied => "IX004",
+        ErrorClass::Retryable => "IX005",
+    }
+}
+
+pub fn hint(class: ErrorClass) -> &'static str {
+    match class {
+        ErrorClass::Invalid => "Fix the row's values and run the transaction again.",
+        ErrorClass::Conflict => "Something in AWS conflicts with this change; see the AWS message.",
+        ErrorClass::NotFound => {
+            "Run SELECT infra.sync() to refresh the rows from AWS, then try again."
+        }
+        ErrorClass::Throttled => "AWS is rate limiting; try again in a moment.",
+        ErrorClass::Denied => "Check the IAM permissions of the credentials infrasql runs with.",
+        ErrorClass::Retryable => "AWS could not be reached or failed; try again.",
+    }
+}
