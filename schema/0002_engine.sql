@@ -199,7 +199,11 @@ CREATE TABLE infra.apply (
     apply_id     text PRIMARY KEY,
     started_at   timestamptz NOT NULL DEFAULT now(),
     finished_at  timestamptz,
-    status       text NOT NULL CHECK (status IN ('running', 'succeeded', 'failed', 'recovered')),
+    -- running: calling AWS; applied: cloud matches, waiting for the client's
+    -- COMMIT; succeeded: committed; failed: refused and undone; recovered:
+    -- the process died or the COMMIT failed, and recovery undid the apply.
+    status       text NOT NULL CHECK (status IN ('running', 'applied', 'succeeded', 'failed', 'recovered')),
+    xid          xid8,
     username     text NOT NULL,
     source       text NOT NULL DEFAULT 'commit',
     actions      int NOT NULL DEFAULT 0,

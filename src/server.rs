@@ -8,13 +8,18 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::ServeConfig;
+use crate::engine::apply::Resources;
 use crate::engine::commit::{Engine, EngineDb};
 use crate::engine::hook::CommitHook;
+use crate::engine::recover;
 use crate::engine::registry::{self, RegistryError};
 use crate::playground::{Playground, PlaygroundError};
 use crate::store::{Login, Store, StoreError};
 use crate::wire::cancel::CancelRegistry;
 use crate::wire::frontend::{tls_acceptor, Frontend};
+
+/// How often unfinished applies are looked at.
+const RECOVERY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -46,6 +51,7 @@ pub struct Running {
     frontend: tokio::task::JoinHandle<()>,
     store: Store,
     playground: Option<Playground>,
+    recovery: tokio::task::JoinHandle<()>,
 }
 
 /// Start everything and return once clients can connect. `hook` replaces
@@ -65,7 +71,7 @@ pub async fn start(
     };
     let mut store = Store::open(&cfg).await?;
     match prepare(&cfg, &store, playground.as_ref(), hook).await {
-        Ok((hook, aws_endpoint)) => {
+        Ok((hook, aws_endpoint, resources)) => {
             let listener = match TcpListener::bind(cfg.listen).await {
                 Ok(l) => l,
                 Err(source) => {
@@ -89,6 +95,8 @@ pub async fn start(
                 cancels: CancelRegistry::default(),
             });
             let (shutdown, rx) = watch::channel(false);
+            let recovery =
+                tokio::spawn(recovery_loop(store.engine_config(), resources, rx.clone()));
             let frontend = tokio::spawn(frontend.serve(listener, rx, cfg.shutdown_grace));
             Ok(Running {
                 local_addr,
@@ -99,6 +107,7 @@ pub async fn start(
                 frontend,
                 store,
                 playground,
+                recovery,
             })
         }
         Err(e) => {
@@ -117,7 +126,7 @@ async fn prepare(
     store: &Store,
     playground: Option<&Playground>,
     hook: Option<Arc<dyn CommitHook>>,
-) -> Result<(Arc<dyn CommitHook>, Option<String>), ServeError> {
+) -> Result<(Arc<dyn CommitHook>, Option<String>, Resources), ServeError> {
     let endpoint = playground
         .map(|p| p.endpoint_url.clone())
         .or_else(|| cfg.aws_endpoint_url.clone());
@@ -145,10 +154,41 @@ async fn prepare(
                 .map_err(ServeError::Secret)?
                 .get(0);
             let db = Arc::new(EngineDb::new(store.engine_config()));
-            Arc::new(Engine::new(resources, db, secret))
+            Arc::new(Engine::new(resources.clone(), db, secret))
         }
     };
-    Ok((hook, endpoint))
+    // Applies a previous run left unfinished are settled before anyone connects.
+    match recover::recover_once(&client, &resources).await {
+        Ok(r) if !r.undone.is_empty() || !r.finished.is_empty() => {
+            tracing::warn!("recovery: finished {:?}, undid {:?}", r.finished, r.undone)
+        }
+        Ok(_) => {}
+        Err(e) => tracing::error!("recovery failed: {e}"),
+    }
+    Ok((hook, endpoint, resources))
+}
+
+/// Settle applies whose COMMIT outcome is now known, or whose process died.
+async fn recovery_loop(
+    config: tokio_postgres::Config,
+    resources: Resources,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let db = EngineDb::new(config);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(RECOVERY_INTERVAL) => {}
+            _ = shutdown.changed() => return,
+        }
+        match db.client().await {
+            Ok(c) => {
+                if let Err(e) = recover::recover_once(&c, &resources).await {
+                    tracing::warn!("recovery pass failed: {e}");
+                }
+            }
+            Err(e) => tracing::warn!("recovery cannot reach the database: {e}"),
+        }
+    }
 }
 
 impl Running {
@@ -187,6 +227,7 @@ impl Running {
     pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
         let _ = (&mut self.frontend).await;
+        let _ = (&mut self.recovery).await;
         self.store.stop().await;
         if let Some(p) = self.playground.take() {
             p.stop().await;

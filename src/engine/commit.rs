@@ -145,8 +145,7 @@ impl Engine {
     }
 
     async fn seal(&self, ctx: &mut dyn CommitContext) -> Result<(), HookError> {
-        let rows = ctx.query("SELECT pg_current_xact_id()::text").await?;
-        let xid = rows.first().and_then(|r| r[0].clone()).unwrap_or_default();
+        let xid = current_xid(ctx).await?;
         let token = hex(&Sha256::digest(
             format!("{}:{xid}", self.seal_secret).as_bytes(),
         ));
@@ -181,23 +180,35 @@ impl Engine {
         ))
     }
 
+    /// Journal the apply and hold its advisory lock: recovery leaves alone
+    /// an apply whose lock is held (its process is alive).
     async fn record_start(
         &self,
-        journal_id: &str,
+        apply_id: &str,
         user: &str,
+        xid: &str,
         plan: &Plan,
     ) -> Result<Arc<tokio_postgres::Client>, HookError> {
-        let db = self
-            .db
-            .client()
-            .await
-            .map_err(|e| hook_err("IX005", format!("cannot reach infrasql's journal: {e}")))?;
+        let err = |e: tokio_postgres::Error| {
+            hook_err(
+                "IX005",
+                format!("cannot write infrasql's apply journal: {e}"),
+            )
+        };
+        let db = self.db.client().await.map_err(err)?;
         db.execute(
-            "INSERT INTO infra.apply (apply_id, status, username, actions) VALUES ($1, 'running', $2, $3)",
-            &[&journal_id, &user, &(plan.steps.len() as i32)],
+            "SELECT pg_advisory_lock(hashtext('infrasql.apply.' || $1))",
+            &[&apply_id],
         )
         .await
-        .map_err(|e| hook_err("IX005", format!("cannot write infrasql's journal: {e}")))?;
+        .map_err(err)?;
+        db.execute(
+            "INSERT INTO infra.apply (apply_id, status, username, actions, xid) \
+             VALUES ($1, 'running', $2, $3, $4::text::xid8)",
+            &[&apply_id, &user, &(plan.steps.len() as i32), &xid],
+        )
+        .await
+        .map_err(err)?;
         Ok(db)
     }
 }
@@ -211,6 +222,11 @@ fn hex(bytes: &[u8]) -> String {
 
 fn new_apply_id() -> String {
     format!("apply-{:016x}", rand::random::<u64>())
+}
+
+async fn current_xid(ctx: &mut dyn CommitContext) -> Result<String, HookError> {
+    let rows = ctx.query("SELECT pg_current_xact_id()::text").await?;
+    Ok(rows.first().and_then(|r| r[0].clone()).unwrap_or_default())
 }
 
 async fn is_dry_run(ctx: &mut dyn CommitContext) -> Result<bool, HookError> {
@@ -251,7 +267,43 @@ impl CommitHook for Engine {
         let apply_id = new_apply_id();
         let user = ctx.query("SELECT session_user").await?;
         let user = user.first().and_then(|r| r[0].clone()).unwrap_or_default();
-        let db = self.record_start(&apply_id, &user, &plan).await?;
+        let xid = current_xid(ctx).await?;
+        let db = self.record_start(&apply_id, &user, &xid, &plan).await?;
+        let result = self
+            .apply_and_write_back(ctx, plan, apply_id.clone(), db.clone(), started)
+            .await;
+        let _ = db
+            .execute(
+                "SELECT pg_advisory_unlock(hashtext('infrasql.apply.' || $1))",
+                &[&apply_id],
+            )
+            .await;
+        result
+    }
+
+    async fn before_plan_read(&self, ctx: &mut dyn CommitContext) -> Result<(), HookError> {
+        let rows = match self.plan(ctx).await? {
+            Some(plan) => plan.to_rows(),
+            None => Value::Array(Vec::new()),
+        };
+        ctx.query(&format!(
+            "SELECT infra.put_plan({}::jsonb)",
+            literal(&rows.to_string())
+        ))
+        .await?;
+        Ok(())
+    }
+}
+
+impl Engine {
+    async fn apply_and_write_back(
+        &self,
+        ctx: &mut dyn CommitContext,
+        plan: Plan,
+        apply_id: String,
+        db: Arc<tokio_postgres::Client>,
+        started: Instant,
+    ) -> Result<Verdict, HookError> {
         ctx.notice(&format!(
             "infrasql: applying {} ({apply_id})",
             plan.summary()
@@ -297,7 +349,8 @@ impl CommitHook for Engine {
                 let ms = started.elapsed().as_millis();
                 let _ = db
                     .execute(
-                        "UPDATE infra.apply SET status = 'succeeded', finished_at = now() WHERE apply_id = $1",
+                        // `succeeded` once recovery sees the transaction committed.
+                        "UPDATE infra.apply SET status = 'applied', finished_at = now() WHERE apply_id = $1",
                         &[&apply_id],
                     )
                     .await;
@@ -356,19 +409,6 @@ impl CommitHook for Engine {
                 Err(HookError(report))
             }
         }
-    }
-
-    async fn before_plan_read(&self, ctx: &mut dyn CommitContext) -> Result<(), HookError> {
-        let rows = match self.plan(ctx).await? {
-            Some(plan) => plan.to_rows(),
-            None => Value::Array(Vec::new()),
-        };
-        ctx.query(&format!(
-            "SELECT infra.put_plan({}::jsonb)",
-            literal(&rows.to_string())
-        ))
-        .await?;
-        Ok(())
     }
 }
 

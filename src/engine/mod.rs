@@ -11,4 +11,5 @@ pub mod commit;
 pub mod errors;
 pub mod hook;
 pub mod plan;
+pub mod recover;
 pub mod registry;

@@ -336,17 +336,22 @@ pub fn plan(
     Ok(Plan { steps })
 }
 
-/// Kahn's algorithm, stable in input order. `Err` names a node on a cycle.
+/// Kahn's algorithm by levels, stable in input order. `Err` names a node on a cycle.
 fn topo(nodes: &[usize], deps: &BTreeMap<usize, Vec<usize>>) -> Result<Vec<usize>, usize> {
     let mut done: Vec<usize> = Vec::with_capacity(nodes.len());
     let mut placed = std::collections::HashSet::new();
     while done.len() < nodes.len() {
         let before = done.len();
-        for &n in nodes {
-            if !placed.contains(&n) && deps[&n].iter().all(|d| placed.contains(d)) {
-                placed.insert(n);
-                done.push(n);
-            }
+        // Level by level: a node joins once its dependencies were placed in
+        // an earlier level, so each level keeps the input order.
+        let level: Vec<usize> = nodes
+            .iter()
+            .copied()
+            .filter(|n| !placed.contains(n) && deps[n].iter().all(|d| placed.contains(d)))
+            .collect();
+        for n in level {
+            placed.insert(n);
+            done.push(n);
         }
         if done.len() == before {
             return Err(*nodes

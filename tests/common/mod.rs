@@ -11,6 +11,73 @@ use std::time::Duration;
 
 pub const USER: &str = "tester";
 
+/// moto's server on a free loopback port: the cloud for integration tests.
+pub struct Moto {
+    child: Child,
+    pub url: String,
+}
+
+impl Moto {
+    pub fn start() -> Moto {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto_server on PATH (pip install 'moto[server]')");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "moto_server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let m = Moto {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        m.reset();
+        m
+    }
+
+    /// Forget every resource (POST /moto-api/reset).
+    pub fn reset(&self) {
+        let port = self.url.rsplit(':').next().unwrap();
+        let mut s =
+            std::net::TcpStream::connect(("127.0.0.1", port.parse::<u16>().unwrap())).unwrap();
+        use std::io::{Read, Write};
+        s.write_all(b"POST /moto-api/reset HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        assert!(out.starts_with("HTTP/1.1 200"), "moto reset failed: {out}");
+    }
+
+    /// A raw EC2 client on the same endpoint, to check AWS independently of infrasql.
+    pub async fn ec2(&self) -> infrasql_aws::aws_sdk_ec2::Client {
+        let clients = infrasql_aws::Clients::new(&infrasql_aws::AwsSettings {
+            endpoint_url: Some(self.url.clone()),
+            static_credentials: Some(("testing".into(), "testing".into())),
+            region: Some("us-east-1".into()),
+            max_concurrency: None,
+        })
+        .await;
+        clients.ec2("us-east-1").await.client.clone()
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 pub struct TestServer {
     child: Option<Child>,
     pub port: u16,
@@ -40,6 +107,13 @@ impl TestServer {
         Self::start_with(&[])
     }
 
+    /// A server whose AWS is `moto`.
+    pub fn start_on(moto: &Moto, extra: &[&str]) -> Self {
+        let mut args = vec!["--aws-endpoint-url", moto.url.as_str()];
+        args.extend_from_slice(extra);
+        Self::start_with(&args)
+    }
+
     pub fn start_with(extra: &[&str]) -> Self {
         let tmp = temp_dir();
         let data = tmp.path().join("data");
@@ -60,6 +134,11 @@ impl TestServer {
             .args(["--pg-option", "fsync=off", "--shutdown-grace", "5"])
             .args(extra)
             .env("INFRASQL_LOG", "info,infrasql=debug")
+            // The standard AWS chain: moto accepts any credentials.
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", "us-east-1")
+            .env_remove("AWS_PROFILE")
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()

@@ -116,3 +116,4 @@ impl Clients {
 pub fn resources(clients: Arc<Clients>) -> Vec<Arc<dyn Resource>> {
     ec2::resources(clients)
 }
+pub use aws_sdk_ec2;

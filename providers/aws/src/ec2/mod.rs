@@ -1,5 +1,14 @@
 //! EC2 resource types and what they share: tags, names and error sorting.
 
+pub mod elastic_ip;
+pub mod internet_gateway;
+pub mod key_pair;
+pub mod route;
+pub mod route_table;
+pub mod route_table_association;
+pub mod security_group;
+pub mod security_group_rule;
+pub mod subnet;
 pub mod vpc;
 
 use std::collections::BTreeMap;
@@ -13,7 +22,20 @@ use serde_json::{json, Value};
 use crate::Clients;
 
 pub fn resources(clients: Arc<Clients>) -> Vec<Arc<dyn Resource>> {
-    vec![Arc::new(vpc::Vpc::new(clients.clone()))]
+    vec![
+        Arc::new(vpc::Vpc::new(clients.clone())),
+        Arc::new(subnet::Subnet::new(clients.clone())),
+        Arc::new(internet_gateway::InternetGateway::new(clients.clone())),
+        Arc::new(key_pair::KeyPair::new(clients.clone())),
+        Arc::new(elastic_ip::ElasticIp::new(clients.clone())),
+        Arc::new(route_table::RouteTable::new(clients.clone())),
+        Arc::new(route::Route::new(clients.clone())),
+        Arc::new(route_table_association::RouteTableAssociation::new(
+            clients.clone(),
+        )),
+        Arc::new(security_group::SecurityGroup::new(clients.clone())),
+        Arc::new(security_group_rule::SecurityGroupRule::new(clients.clone())),
+    ]
 }
 
 /// Sort an SDK error by its AWS error code.
@@ -22,17 +44,30 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug,
 {
-    let code = e.code().map(str::to_owned);
-    let message = e
-        .message()
-        .map(str::to_owned)
-        .unwrap_or_else(|| DisplayErrorContext(&e).to_string());
-    let Some(code) = code else {
-        // No AWS error code: the request never got an answer (timeout,
-        // connection refused, dispatch failure).
-        return ProviderError::new(ErrorClass::Retryable, "RequestFailed", message);
+    if let Some(code) = e.code() {
+        let message = e.message().unwrap_or("").to_owned();
+        return ProviderError::new(class_of(code), code, message);
+    }
+    // No AWS error code: say what happened in one line, not the whole
+    // response (which DisplayErrorContext would print).
+    let message = match &e {
+        SdkError::TimeoutError(_) => "the request to AWS timed out".to_owned(),
+        SdkError::DispatchFailure(f) => format!(
+            "could not reach the AWS endpoint: {}",
+            DisplayErrorContext(
+                f.as_connector_error()
+                    .map(|c| c as &dyn std::error::Error)
+                    .unwrap_or(&e)
+            )
+        ),
+        SdkError::ResponseError(_) => "the AWS endpoint sent an unreadable response".to_owned(),
+        SdkError::ServiceError(_) => {
+            "the AWS endpoint answered with an error but no AWS error code (an internal error?)"
+                .to_owned()
+        }
+        _ => DisplayErrorContext(&e).to_string(),
     };
-    ProviderError::new(class_of(&code), code, message)
+    ProviderError::new(ErrorClass::Retryable, "RequestFailed", message)
 }
 
 pub(crate) fn class_of(code: &str) -> ErrorClass {
@@ -85,6 +120,10 @@ pub(crate) fn split_tags(tags: &[Tag]) -> (Option<String>, Value) {
 
 /// Put the name and tags columns into `props` from AWS tags.
 pub(crate) fn put_tags(props: &mut Props, tags: &[Tag]) {
+    // Not a column: recovery uses it to find what a crashed apply created.
+    if let Some(t) = tags.iter().find(|t| t.key() == Some(APPLY_TAG)) {
+        props.insert(APPLY_TAG.into(), opt_str(t.value()));
+    }
     let (name, tags) = split_tags(tags);
     props.insert(
         "name".into(),

@@ -187,11 +187,11 @@ impl Resource for Vpc {
         self.set_dns(&ctx.region, &id, desired, None).await?;
         // Wait until available so dependants can be created.
         let mut vpc = created.vpc().cloned().expect("checked above");
-        for _ in 0..60 {
+        for attempt in 0..120u64 {
             if vpc.state() == Some(&VpcState::Available) {
                 break;
             }
-            tokio::time::sleep(Duration::from_secs(1)).await;
+            tokio::time::sleep(Duration::from_millis(100 * (attempt + 1).min(10))).await;
             vpc = self.describe(&ctx.region, &id).await?;
         }
         let mut p = props(&vpc, &ctx.region);

@@ -1,0 +1,230 @@
+//! `aws.elastic_ip`: an Elastic IP address allocated to the account.
+//!
+//! Only the name and tags change in place. The association (instance or
+//! network interface) is reported, not managed here. Deleting a row
+//! disassociates the address if needed and releases it.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use aws_sdk_ec2::types::{Address, DomainType, ResourceType};
+use infrasql_provider::{
+    ApplyContext, Column, ColumnKind::*, ErrorClass, Props, PropsExt, ProviderError, Resource,
+    ResourceSchema,
+};
+use serde_json::{json, Value};
+
+use super::{changed, classify, ignore_not_found, opt_str, put_tags, tag_spec, update_tags};
+use crate::Clients;
+
+pub static SCHEMA: ResourceSchema = ResourceSchema {
+    schema: "aws",
+    table: "elastic_ip",
+    display: "Elastic IP address",
+    doc: "A static public IPv4 address allocated to the account.",
+    columns: &[
+        Column::new(
+            "allocation_id",
+            Identity,
+            "Allocation id (eipalloc-...); provisional until allocated",
+        ),
+        Column::new("region", ReplaceOnChange, "AWS region"),
+        Column::new("name", Desired, "The Name tag"),
+        Column::new("domain", ReplaceOnChange, "vpc (EC2-Classic is retired)"),
+        Column::new("tags", Desired, "Tags other than Name, as a JSON object"),
+        Column::new("public_ip", CloudAssigned, "The public IPv4 address"),
+        Column::new(
+            "public_ipv4_pool",
+            CloudAssigned,
+            "The address pool it came from (amazon for Amazon's own)",
+        ),
+        Column::new(
+            "network_border_group",
+            CloudAssigned,
+            "Where AWS advertises the address (usually the region)",
+        ),
+        Column::new(
+            "association_id",
+            CloudAssigned,
+            "The association with an instance or network interface",
+        ),
+        Column::new("instance_id", CloudAssigned, "The associated instance"),
+        Column::new(
+            "network_interface_id",
+            CloudAssigned,
+            "The associated network interface",
+        ),
+        Column::new(
+            "private_ip_address",
+            CloudAssigned,
+            "The private address it maps to",
+        ),
+        Column::new(
+            "synced_at",
+            CloudAssigned,
+            "When sync last confirmed this row",
+        ),
+    ],
+};
+
+pub struct ElasticIp {
+    clients: Arc<Clients>,
+}
+
+impl ElasticIp {
+    pub fn new(clients: Arc<Clients>) -> Self {
+        ElasticIp { clients }
+    }
+}
+
+/// Like `opt_str`, with an empty string taken as absent: moto reports an
+/// unassociated address with empty `instanceId` and `networkInterfaceId`,
+/// which would not fit the inet and id columns.
+fn present(s: Option<&str>) -> Value {
+    opt_str(s.filter(|v| !v.is_empty()))
+}
+
+fn props(a: &Address, region: &str) -> Props {
+    let mut p = Props::new();
+    p.insert("allocation_id".into(), present(a.allocation_id()));
+    p.insert("region".into(), json!(region));
+    p.insert("domain".into(), opt_str(a.domain().map(|d| d.as_str())));
+    p.insert("public_ip".into(), present(a.public_ip()));
+    p.insert("public_ipv4_pool".into(), present(a.public_ipv4_pool()));
+    p.insert(
+        "network_border_group".into(),
+        present(a.network_border_group()),
+    );
+    p.insert("association_id".into(), present(a.association_id()));
+    p.insert("instance_id".into(), present(a.instance_id()));
+    p.insert(
+        "network_interface_id".into(),
+        present(a.network_interface_id()),
+    );
+    p.insert("private_ip_address".into(), present(a.private_ip_address()));
+    put_tags(&mut p, a.tags());
+    p
+}
+
+impl ElasticIp {
+    async fn describe(&self, region: &str, id: &str) -> Result<Address, ProviderError> {
+        let ec2 = self.clients.ec2(region).await;
+        let out = ec2
+            .describe_addresses()
+            .allocation_ids(id)
+            .send()
+            .await
+            .map_err(classify)?;
+        out.addresses().first().cloned().ok_or_else(|| {
+            ProviderError::new(
+                ErrorClass::NotFound,
+                "InvalidAllocationID.NotFound",
+                format!("Elastic IP address {id} not found"),
+            )
+        })
+    }
+}
+
+#[async_trait]
+impl Resource for ElasticIp {
+    fn schema(&self) -> &'static ResourceSchema {
+        &SCHEMA
+    }
+
+    async fn list(&self, region: &str) -> Result<Vec<Props>, ProviderError> {
+        // DescribeAddresses does not page: it answers with every address.
+        let ec2 = self.clients.ec2(region).await;
+        let out = ec2.describe_addresses().send().await.map_err(classify)?;
+        Ok(out
+            .addresses()
+            .iter()
+            // Addresses without an allocation id are EC2-Classic ones,
+            // which cannot be managed through this table.
+            .filter(|a| a.allocation_id().is_some())
+            .map(|a| props(a, region))
+            .collect())
+    }
+
+    async fn create(&self, ctx: &ApplyContext, desired: &Props) -> Result<Props, ProviderError> {
+        let domain = desired.str("domain").unwrap_or("vpc");
+        if domain != "vpc" {
+            return Err(ProviderError::invalid(format!(
+                "domain must be vpc, not {domain}"
+            )));
+        }
+        let allocated = {
+            let ec2 = self.clients.ec2(&ctx.region).await;
+            ec2.allocate_address()
+                .domain(DomainType::Vpc)
+                .tag_specifications(tag_spec(ResourceType::ElasticIp, desired, ctx))
+                .send()
+                .await
+                .map_err(classify)?
+        };
+        let id = allocated.allocation_id().ok_or_else(|| {
+            ProviderError::new(
+                ErrorClass::Retryable,
+                "MissingId",
+                "AllocateAddress returned no allocation id",
+            )
+        })?;
+        match self.describe(&ctx.region, id).await {
+            Ok(a) => Ok(props(&a, &ctx.region)),
+            Err(e) => {
+                // Leave nothing half-made behind: the engine only undoes
+                // creates that succeeded.
+                let _ = self.delete(ctx, id, desired).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn update(
+        &self,
+        ctx: &ApplyContext,
+        id: &str,
+        before: &Props,
+        after: &Props,
+    ) -> Result<Props, ProviderError> {
+        if changed(before, after, &["name", "tags"]) {
+            let ec2 = self.clients.ec2(&ctx.region).await;
+            update_tags(&ec2, id, before, after).await?;
+        }
+        Ok(props(&self.describe(&ctx.region, id).await?, &ctx.region))
+    }
+
+    async fn delete(
+        &self,
+        ctx: &ApplyContext,
+        id: &str,
+        _current: &Props,
+    ) -> Result<(), ProviderError> {
+        // AWS refuses to release an associated address (InvalidIPAddress.InUse):
+        // giving the address up means taking it off whatever holds it.
+        let address = match self.describe(&ctx.region, id).await {
+            Ok(a) => a,
+            Err(e) if e.class == ErrorClass::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        if let Some(association) = address.association_id().filter(|v| !v.is_empty()) {
+            let ec2 = self.clients.ec2(&ctx.region).await;
+            ignore_not_found(
+                ec2.disassociate_address()
+                    .association_id(association)
+                    .send()
+                    .await
+                    .map(drop)
+                    .map_err(classify),
+            )?;
+        }
+        let ec2 = self.clients.ec2(&ctx.region).await;
+        ignore_not_found(
+            ec2.release_address()
+                .allocation_id(id)
+                .send()
+                .await
+                .map(drop)
+                .map_err(classify),
+        )
+    }
+}

@@ -1,0 +1,253 @@
+//! `aws.internet_gateway`: an internet gateway and its VPC attachment.
+//!
+//! The attachment is a column, not a resource of its own: `vpc_id` NULL
+//! means detached, and changing it detaches the gateway from the old VPC
+//! and attaches it to the new one in place. Deleting a gateway detaches it
+//! first.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use aws_sdk_ec2::types::{InternetGateway as AwsInternetGateway, ResourceType};
+use infrasql_provider::{
+    ApplyContext, Column, ColumnKind::*, ErrorClass, Props, PropsExt, ProviderError, Resource,
+    ResourceSchema,
+};
+use serde_json::json;
+
+use super::{changed, classify, ignore_not_found, opt_str, put_tags, tag_spec, update_tags};
+use crate::Clients;
+
+pub static SCHEMA: ResourceSchema = ResourceSchema {
+    schema: "aws",
+    table: "internet_gateway",
+    display: "internet gateway",
+    doc: "A gateway between a VPC and the internet.",
+    columns: &[
+        Column::new(
+            "internet_gateway_id",
+            Identity,
+            "Internet gateway id (igw-...); provisional until created",
+        ),
+        Column::new("region", ReplaceOnChange, "AWS region"),
+        Column::new("name", Desired, "The Name tag"),
+        Column::reference(
+            "vpc_id",
+            Desired,
+            "vpc",
+            "The VPC it is attached to; NULL when detached. Changed in place",
+        ),
+        Column::new("tags", Desired, "Tags other than Name, as a JSON object"),
+        Column::new("owner_id", CloudAssigned, "Owning AWS account"),
+        Column::new(
+            "attachment_state",
+            CloudAssigned,
+            "State of the VPC attachment (available when attached); NULL when detached",
+        ),
+        Column::new(
+            "synced_at",
+            CloudAssigned,
+            "When sync last confirmed this row",
+        ),
+    ],
+};
+
+pub struct InternetGateway {
+    clients: Arc<Clients>,
+}
+
+impl InternetGateway {
+    pub fn new(clients: Arc<Clients>) -> Self {
+        InternetGateway { clients }
+    }
+}
+
+fn props(g: &AwsInternetGateway, region: &str) -> Props {
+    let attachment = g.attachments().first();
+    let mut p = Props::new();
+    p.insert(
+        "internet_gateway_id".into(),
+        opt_str(g.internet_gateway_id()),
+    );
+    p.insert("region".into(), json!(region));
+    p.insert(
+        "vpc_id".into(),
+        opt_str(attachment.and_then(|a| a.vpc_id())),
+    );
+    p.insert("owner_id".into(), opt_str(g.owner_id()));
+    p.insert(
+        "attachment_state".into(),
+        opt_str(attachment.and_then(|a| a.state()).map(|s| s.as_str())),
+    );
+    put_tags(&mut p, g.tags());
+    p
+}
+
+/// Detaching from a VPC the gateway is no longer attached to reaches the goal.
+fn ignore_not_attached(r: Result<(), ProviderError>) -> Result<(), ProviderError> {
+    match r {
+        Err(e) if e.code == "Gateway.NotAttached" => Ok(()),
+        other => ignore_not_found(other),
+    }
+}
+
+impl InternetGateway {
+    async fn describe(&self, region: &str, id: &str) -> Result<AwsInternetGateway, ProviderError> {
+        let ec2 = self.clients.ec2(region).await;
+        let out = ec2
+            .describe_internet_gateways()
+            .internet_gateway_ids(id)
+            .send()
+            .await
+            .map_err(classify)?;
+        out.internet_gateways().first().cloned().ok_or_else(|| {
+            ProviderError::new(
+                ErrorClass::NotFound,
+                "InvalidInternetGatewayID.NotFound",
+                format!("internet gateway {id} not found"),
+            )
+        })
+    }
+
+    async fn attach(&self, region: &str, id: &str, vpc_id: &str) -> Result<(), ProviderError> {
+        let ec2 = self.clients.ec2(region).await;
+        ec2.attach_internet_gateway()
+            .internet_gateway_id(id)
+            .vpc_id(vpc_id)
+            .send()
+            .await
+            .map(drop)
+            .map_err(classify)
+    }
+
+    async fn detach(&self, region: &str, id: &str, vpc_id: &str) -> Result<(), ProviderError> {
+        let ec2 = self.clients.ec2(region).await;
+        ignore_not_attached(
+            ec2.detach_internet_gateway()
+                .internet_gateway_id(id)
+                .vpc_id(vpc_id)
+                .send()
+                .await
+                .map(drop)
+                .map_err(classify),
+        )
+    }
+
+    /// The VPCs the gateway is attached to now, as AWS reports it.
+    fn attached(g: &AwsInternetGateway) -> Vec<String> {
+        g.attachments()
+            .iter()
+            .filter_map(|a| a.vpc_id().map(str::to_owned))
+            .collect()
+    }
+}
+
+#[async_trait]
+impl Resource for InternetGateway {
+    fn schema(&self) -> &'static ResourceSchema {
+        &SCHEMA
+    }
+
+    async fn list(&self, region: &str) -> Result<Vec<Props>, ProviderError> {
+        let ec2 = self.clients.ec2(region).await;
+        let mut out = Vec::new();
+        let mut pages = ec2.describe_internet_gateways().into_paginator().send();
+        while let Some(page) = pages.next().await {
+            for g in page.map_err(classify)?.internet_gateways() {
+                out.push(props(g, region));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn create(&self, ctx: &ApplyContext, desired: &Props) -> Result<Props, ProviderError> {
+        let created = {
+            let ec2 = self.clients.ec2(&ctx.region).await;
+            ec2.create_internet_gateway()
+                .tag_specifications(tag_spec(ResourceType::InternetGateway, desired, ctx))
+                .send()
+                .await
+                .map_err(classify)?
+        };
+        let gateway = created.internet_gateway().cloned();
+        let id = gateway
+            .as_ref()
+            .and_then(|g| g.internet_gateway_id())
+            .ok_or_else(|| {
+                ProviderError::new(
+                    ErrorClass::Retryable,
+                    "MissingId",
+                    "CreateInternetGateway returned no gateway id",
+                )
+            })?
+            .to_owned();
+        let Some(vpc_id) = desired.str("vpc_id") else {
+            return Ok(props(&gateway.expect("checked above"), &ctx.region));
+        };
+        if let Err(e) = self.attach(&ctx.region, &id, vpc_id).await {
+            // Leave nothing half-made behind: the engine only undoes
+            // creates that succeeded.
+            let ec2 = self.clients.ec2(&ctx.region).await;
+            let _ = ec2
+                .delete_internet_gateway()
+                .internet_gateway_id(&id)
+                .send()
+                .await;
+            return Err(e);
+        }
+        Ok(props(&self.describe(&ctx.region, &id).await?, &ctx.region))
+    }
+
+    async fn update(
+        &self,
+        ctx: &ApplyContext,
+        id: &str,
+        before: &Props,
+        after: &Props,
+    ) -> Result<Props, ProviderError> {
+        if changed(before, after, &["vpc_id"]) {
+            // Go by what AWS reports rather than `before`, so that an
+            // attachment changed outside infrasql does not block the change.
+            let now = Self::attached(&self.describe(&ctx.region, id).await?);
+            let want = after.str("vpc_id");
+            for vpc in now.iter().filter(|v| Some(v.as_str()) != want) {
+                self.detach(&ctx.region, id, vpc).await?;
+            }
+            if let Some(want) = want {
+                if !now.iter().any(|v| v == want) {
+                    self.attach(&ctx.region, id, want).await?;
+                }
+            }
+        }
+        if changed(before, after, &["name", "tags"]) {
+            let ec2 = self.clients.ec2(&ctx.region).await;
+            update_tags(&ec2, id, before, after).await?;
+        }
+        Ok(props(&self.describe(&ctx.region, id).await?, &ctx.region))
+    }
+
+    async fn delete(
+        &self,
+        ctx: &ApplyContext,
+        id: &str,
+        _current: &Props,
+    ) -> Result<(), ProviderError> {
+        let gateway = match self.describe(&ctx.region, id).await {
+            Ok(g) => g,
+            Err(e) if e.class == ErrorClass::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        for vpc in Self::attached(&gateway) {
+            self.detach(&ctx.region, id, &vpc).await?;
+        }
+        let ec2 = self.clients.ec2(&ctx.region).await;
+        ignore_not_found(
+            ec2.delete_internet_gateway()
+                .internet_gateway_id(id)
+                .send()
+                .await
+                .map(drop)
+                .map_err(classify),
+        )
+    }
+}

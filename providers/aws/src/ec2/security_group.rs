@@ -1,0 +1,206 @@
+//! `aws.security_group`: a VPC security group.
+//!
+//! Its rules are rows of `aws.security_group_rule`. AWS gives every new
+//! group an allow-all egress rule (two in a VPC with IPv6); `create` revokes
+//! them at once so that the group has exactly the rules the user wrote.
+//! Listing includes each VPC's `default` group.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use aws_sdk_ec2::types::{Filter, ResourceType, SecurityGroup as AwsSecurityGroup};
+use infrasql_provider::{
+    ApplyContext, Column, ColumnKind::*, ErrorClass, Props, PropsExt, ProviderError, Resource,
+    ResourceSchema,
+};
+use serde_json::json;
+
+use super::{changed, classify, ignore_not_found, opt_str, put_tags, tag_spec, update_tags};
+use crate::Clients;
+
+pub static SCHEMA: ResourceSchema = ResourceSchema {
+    schema: "aws",
+    table: "security_group",
+    display: "security group",
+    doc: "A VPC security group. Its rules are rows of aws.security_group_rule; a new group starts with none (AWS's default egress rule is removed).",
+    columns: &[
+        Column::new(
+            "group_id",
+            Identity,
+            "Security group id (sg-...); provisional until created",
+        ),
+        Column::new("region", ReplaceOnChange, "AWS region"),
+        Column::new("name", Desired, "The Name tag"),
+        Column::new(
+            "group_name",
+            ReplaceOnChange,
+            "Group name, unique in its VPC",
+        ),
+        Column::new("description", ReplaceOnChange, "Group description"),
+        Column::reference(
+            "vpc_id",
+            ReplaceOnChange,
+            "vpc",
+            "The VPC the group belongs to",
+        ),
+        Column::new("tags", Desired, "Tags other than Name, as a JSON object"),
+        Column::new("owner_id", CloudAssigned, "Owning AWS account"),
+        Column::new("security_group_arn", CloudAssigned, "The group's ARN"),
+        Column::new(
+            "synced_at",
+            CloudAssigned,
+            "When sync last confirmed this row",
+        ),
+    ],
+};
+
+pub struct SecurityGroup {
+    clients: Arc<Clients>,
+}
+
+impl SecurityGroup {
+    pub fn new(clients: Arc<Clients>) -> Self {
+        SecurityGroup { clients }
+    }
+}
+
+fn props(g: &AwsSecurityGroup, region: &str) -> Props {
+    let mut p = Props::new();
+    p.insert("group_id".into(), opt_str(g.group_id()));
+    p.insert("region".into(), json!(region));
+    p.insert("group_name".into(), opt_str(g.group_name()));
+    p.insert("description".into(), opt_str(g.description()));
+    p.insert("vpc_id".into(), opt_str(g.vpc_id()));
+    p.insert("owner_id".into(), opt_str(g.owner_id()));
+    p.insert("security_group_arn".into(), opt_str(g.security_group_arn()));
+    put_tags(&mut p, g.tags());
+    p
+}
+
+async fn describe(ec2: &aws_sdk_ec2::Client, id: &str) -> Result<AwsSecurityGroup, ProviderError> {
+    let out = ec2
+        .describe_security_groups()
+        .group_ids(id)
+        .send()
+        .await
+        .map_err(classify)?;
+    out.security_groups().first().cloned().ok_or_else(|| {
+        ProviderError::new(
+            ErrorClass::NotFound,
+            "InvalidGroup.NotFound",
+            format!("security group {id} not found"),
+        )
+    })
+}
+
+/// Revoke every egress rule of a group (AWS's defaults on a new one).
+async fn revoke_all_egress(ec2: &aws_sdk_ec2::Client, id: &str) -> Result<(), ProviderError> {
+    let mut rule_ids = Vec::new();
+    let mut pages = ec2
+        .describe_security_group_rules()
+        .filters(Filter::builder().name("group-id").values(id).build())
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        for r in page.map_err(classify)?.security_group_rules() {
+            if r.is_egress() == Some(true) && r.group_id() == Some(id) {
+                if let Some(rid) = r.security_group_rule_id() {
+                    rule_ids.push(rid.to_owned());
+                }
+            }
+        }
+    }
+    if rule_ids.is_empty() {
+        return Ok(());
+    }
+    ec2.revoke_security_group_egress()
+        .group_id(id)
+        .set_security_group_rule_ids(Some(rule_ids))
+        .send()
+        .await
+        .map(drop)
+        .map_err(classify)
+}
+
+#[async_trait]
+impl Resource for SecurityGroup {
+    fn schema(&self) -> &'static ResourceSchema {
+        &SCHEMA
+    }
+
+    async fn list(&self, region: &str) -> Result<Vec<Props>, ProviderError> {
+        let ec2 = self.clients.ec2(region).await;
+        let mut out = Vec::new();
+        let mut pages = ec2.describe_security_groups().into_paginator().send();
+        while let Some(page) = pages.next().await {
+            for g in page.map_err(classify)?.security_groups() {
+                out.push(props(g, region));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn create(&self, ctx: &ApplyContext, desired: &Props) -> Result<Props, ProviderError> {
+        let group_name = desired.req_str("group_name")?;
+        let description = desired.str("description").unwrap_or("Managed by infrasql");
+        let vpc_id = desired.req_str("vpc_id")?;
+        let ec2 = self.clients.ec2(&ctx.region).await;
+        let id = ec2
+            .create_security_group()
+            .group_name(group_name)
+            .description(description)
+            .vpc_id(vpc_id)
+            .tag_specifications(tag_spec(ResourceType::SecurityGroup, desired, ctx))
+            .send()
+            .await
+            .map_err(classify)?
+            .group_id()
+            .ok_or_else(|| {
+                ProviderError::new(
+                    ErrorClass::Retryable,
+                    "MissingId",
+                    "CreateSecurityGroup returned no group id",
+                )
+            })?
+            .to_owned();
+        // Egress rules are rows of aws.security_group_rule: only those the
+        // user wrote may exist. Should that fail, do not leave a group the
+        // engine does not know about.
+        if let Err(e) = revoke_all_egress(&ec2, &id).await {
+            let _ = ec2.delete_security_group().group_id(&id).send().await;
+            return Err(e);
+        }
+        Ok(props(&describe(&ec2, &id).await?, &ctx.region))
+    }
+
+    async fn update(
+        &self,
+        ctx: &ApplyContext,
+        id: &str,
+        before: &Props,
+        after: &Props,
+    ) -> Result<Props, ProviderError> {
+        let ec2 = self.clients.ec2(&ctx.region).await;
+        if changed(before, after, &["name", "tags"]) {
+            update_tags(&ec2, id, before, after).await?;
+        }
+        Ok(props(&describe(&ec2, id).await?, &ctx.region))
+    }
+
+    async fn delete(
+        &self,
+        ctx: &ApplyContext,
+        id: &str,
+        _current: &Props,
+    ) -> Result<(), ProviderError> {
+        let ec2 = self.clients.ec2(&ctx.region).await;
+        ignore_not_found(
+            ec2.delete_security_group()
+                .group_id(id)
+                .send()
+                .await
+                .map(drop)
+                .map_err(classify),
+        )
+    }
+}

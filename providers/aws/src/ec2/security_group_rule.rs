@@ -1,0 +1,427 @@
+//! `aws.security_group_rule`: one ingress or egress rule of a security group,
+//! as AWS's own SecurityGroupRule (DescribeSecurityGroupRules) has it.
+//!
+//! Create is AuthorizeSecurityGroupIngress/Egress with one IpPermission
+//! holding one source; AWS answers with the new rule and its id (sgr-...).
+//! The description changes in place with ModifySecurityGroupRules, tags with
+//! CreateTags/DeleteTags; everything else forces a replace. Delete revokes
+//! the rule by id.
+//!
+//! Ports: for tcp and udp the range; for icmp and icmpv6 the type and code
+//! (-1 for all). For protocol `-1` (all traffic) AWS reports -1/-1, which
+//! means nothing: they are reported as NULL, as the table requires.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use aws_sdk_ec2::types::{
+    IpPermission, IpRange, Ipv6Range, PrefixListId, ResourceType, SecurityGroupRule as AwsRule,
+    SecurityGroupRuleRequest, SecurityGroupRuleUpdate, UserIdGroupPair,
+};
+use infrasql_provider::{
+    ApplyContext, Column, ColumnKind::*, ErrorClass, Props, PropsExt, ProviderError, Resource,
+    ResourceSchema,
+};
+use serde_json::{json, Value};
+
+use super::{changed, classify, ignore_not_found, opt_str, put_tags, tag_spec, update_tags};
+use crate::Clients;
+
+pub static SCHEMA: ResourceSchema = ResourceSchema {
+    schema: "aws",
+    table: "security_group_rule",
+    display: "security group rule",
+    doc: "One ingress or egress rule of a security group, with exactly one source or destination: an IPv4 CIDR, an IPv6 CIDR, a prefix list or another security group.",
+    columns: &[
+        Column::new(
+            "security_group_rule_id",
+            Identity,
+            "Rule id (sgr-...); provisional until created",
+        ),
+        Column::new("region", ReplaceOnChange, "AWS region"),
+        Column::new("name", Desired, "The Name tag"),
+        Column::reference(
+            "group_id",
+            ReplaceOnChange,
+            "security_group",
+            "The security group the rule belongs to",
+        ),
+        Column::new(
+            "is_egress",
+            ReplaceOnChange,
+            "true for an egress (outbound) rule, false for ingress",
+        ),
+        Column::new(
+            "ip_protocol",
+            ReplaceOnChange,
+            "tcp, udp, icmp, icmpv6 or -1 (all traffic)",
+        ),
+        Column::new(
+            "from_port",
+            ReplaceOnChange,
+            "Start of the port range (tcp/udp) or ICMP type (-1: all); NULL for -1",
+        ),
+        Column::new(
+            "to_port",
+            ReplaceOnChange,
+            "End of the port range (tcp/udp) or ICMP code (-1: all); NULL for -1",
+        ),
+        Column::new("cidr_ipv4", ReplaceOnChange, "IPv4 CIDR source/destination"),
+        Column::new("cidr_ipv6", ReplaceOnChange, "IPv6 CIDR source/destination"),
+        Column::new(
+            "prefix_list_id",
+            ReplaceOnChange,
+            "Managed prefix list source/destination (pl-...)",
+        ),
+        // A reference for planning (order, provisional ids) but not a SQL
+        // foreign key: the group may be in another account.
+        Column::reference(
+            "referenced_group_id",
+            ReplaceOnChange,
+            "security_group",
+            "Security group source/destination (may be in another account; not a foreign key)",
+        ),
+        Column::new("description", Desired, "Rule description"),
+        Column::new("tags", Desired, "Tags other than Name, as a JSON object"),
+        Column::new(
+            "group_owner_id",
+            CloudAssigned,
+            "Account owning the security group",
+        ),
+        Column::new("security_group_rule_arn", CloudAssigned, "The rule's ARN"),
+        Column::new(
+            "synced_at",
+            CloudAssigned,
+            "When sync last confirmed this row",
+        ),
+    ],
+};
+
+pub struct SecurityGroupRule {
+    clients: Arc<Clients>,
+}
+
+impl SecurityGroupRule {
+    pub fn new(clients: Arc<Clients>) -> Self {
+        SecurityGroupRule { clients }
+    }
+}
+
+fn port(v: Option<i32>, all_traffic: bool) -> Value {
+    match v {
+        Some(p) if !all_traffic => json!(p),
+        _ => Value::Null,
+    }
+}
+
+fn props(r: &AwsRule, region: &str) -> Props {
+    let all = r.ip_protocol() == Some("-1");
+    let mut p = Props::new();
+    p.insert(
+        "security_group_rule_id".into(),
+        opt_str(r.security_group_rule_id()),
+    );
+    p.insert("region".into(), json!(region));
+    p.insert("group_id".into(), opt_str(r.group_id()));
+    p.insert("is_egress".into(), json!(r.is_egress().unwrap_or(false)));
+    p.insert("ip_protocol".into(), opt_str(r.ip_protocol()));
+    p.insert("from_port".into(), port(r.from_port(), all));
+    p.insert("to_port".into(), port(r.to_port(), all));
+    p.insert("cidr_ipv4".into(), opt_str(r.cidr_ipv4()));
+    p.insert("cidr_ipv6".into(), opt_str(r.cidr_ipv6()));
+    p.insert("prefix_list_id".into(), opt_str(r.prefix_list_id()));
+    p.insert(
+        "referenced_group_id".into(),
+        opt_str(r.referenced_group_info().and_then(|g| g.group_id())),
+    );
+    p.insert(
+        "description".into(),
+        opt_str(r.description().filter(|d| !d.is_empty())),
+    );
+    p.insert("group_owner_id".into(), opt_str(r.group_owner_id()));
+    p.insert(
+        "security_group_rule_arn".into(),
+        opt_str(r.security_group_rule_arn()),
+    );
+    put_tags(&mut p, r.tags());
+    p
+}
+
+fn i32_of(p: &Props, key: &str) -> Result<Option<i32>, ProviderError> {
+    match p.i64(key) {
+        None => Ok(None),
+        Some(v) => i32::try_from(v)
+            .map(Some)
+            .map_err(|_| ProviderError::invalid(format!("{key} {v} is out of range"))),
+    }
+}
+
+/// The one source (ingress) or destination (egress) a row names.
+enum Peer<'a> {
+    Ipv4(&'a str),
+    Ipv6(&'a str),
+    PrefixList(&'a str),
+    Group(&'a str),
+}
+
+fn peer(p: &Props) -> Result<Peer<'_>, ProviderError> {
+    let set: Vec<Peer> = [
+        p.str("cidr_ipv4").map(Peer::Ipv4),
+        p.str("cidr_ipv6").map(Peer::Ipv6),
+        p.str("prefix_list_id").map(Peer::PrefixList),
+        p.str("referenced_group_id").map(Peer::Group),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let n = set.len();
+    match set.into_iter().next() {
+        Some(one) if n == 1 => Ok(one),
+        _ => Err(ProviderError::invalid(
+            "a security group rule needs exactly one of cidr_ipv4, cidr_ipv6, prefix_list_id, referenced_group_id",
+        )),
+    }
+}
+
+/// The IpPermission an Authorize call needs for this row.
+fn permission(p: &Props) -> Result<IpPermission, ProviderError> {
+    let proto = p.req_str("ip_protocol")?;
+    let desc = p.str("description").map(str::to_owned);
+    let mut b = IpPermission::builder().ip_protocol(proto);
+    if proto != "-1" {
+        b = b
+            .set_from_port(i32_of(p, "from_port")?)
+            .set_to_port(i32_of(p, "to_port")?);
+    }
+    b = match peer(p)? {
+        Peer::Ipv4(c) => b.ip_ranges(IpRange::builder().cidr_ip(c).set_description(desc).build()),
+        Peer::Ipv6(c) => b.ipv6_ranges(
+            Ipv6Range::builder()
+                .cidr_ipv6(c)
+                .set_description(desc)
+                .build(),
+        ),
+        Peer::PrefixList(id) => b.prefix_list_ids(
+            PrefixListId::builder()
+                .prefix_list_id(id)
+                .set_description(desc)
+                .build(),
+        ),
+        Peer::Group(id) => b.user_id_group_pairs(
+            UserIdGroupPair::builder()
+                .group_id(id)
+                .set_description(desc)
+                .build(),
+        ),
+    };
+    Ok(b.build())
+}
+
+/// The whole rule as ModifySecurityGroupRules wants it.
+fn rule_request(p: &Props) -> Result<SecurityGroupRuleRequest, ProviderError> {
+    let proto = p.req_str("ip_protocol")?;
+    let (from, to) = if proto == "-1" {
+        (Some(-1), Some(-1))
+    } else {
+        (i32_of(p, "from_port")?, i32_of(p, "to_port")?)
+    };
+    let b = SecurityGroupRuleRequest::builder()
+        .ip_protocol(proto)
+        .set_from_port(from)
+        .set_to_port(to)
+        // An empty description clears it.
+        .description(p.str("description").unwrap_or(""));
+    Ok(match peer(p)? {
+        Peer::Ipv4(c) => b.cidr_ipv4(c),
+        Peer::Ipv6(c) => b.cidr_ipv6(c),
+        Peer::PrefixList(id) => b.prefix_list_id(id),
+        Peer::Group(id) => b.referenced_group_id(id),
+    }
+    .build())
+}
+
+async fn describe(ec2: &aws_sdk_ec2::Client, id: &str) -> Result<AwsRule, ProviderError> {
+    let out = ec2
+        .describe_security_group_rules()
+        .security_group_rule_ids(id)
+        .send()
+        .await
+        .map_err(classify)?;
+    out.security_group_rules()
+        .iter()
+        .find(|r| r.security_group_rule_id() == Some(id))
+        .cloned()
+        .ok_or_else(|| {
+            ProviderError::new(
+                ErrorClass::NotFound,
+                "InvalidSecurityGroupRuleId.NotFound",
+                format!("security group rule {id} not found"),
+            )
+        })
+}
+
+#[async_trait]
+impl Resource for SecurityGroupRule {
+    fn schema(&self) -> &'static ResourceSchema {
+        &SCHEMA
+    }
+
+    async fn list(&self, region: &str) -> Result<Vec<Props>, ProviderError> {
+        let ec2 = self.clients.ec2(region).await;
+        let mut out = Vec::new();
+        let mut pages = ec2.describe_security_group_rules().into_paginator().send();
+        while let Some(page) = pages.next().await {
+            for r in page.map_err(classify)?.security_group_rules() {
+                out.push(props(r, region));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn create(&self, ctx: &ApplyContext, desired: &Props) -> Result<Props, ProviderError> {
+        let group_id = desired.req_str("group_id")?;
+        let egress = desired.bool("is_egress").unwrap_or(false);
+        let perm = permission(desired)?;
+        let tags = tag_spec(ResourceType::SecurityGroupRule, desired, ctx);
+        let ec2 = self.clients.ec2(&ctx.region).await;
+        let rules = if egress {
+            ec2.authorize_security_group_egress()
+                .group_id(group_id)
+                .ip_permissions(perm)
+                .tag_specifications(tags)
+                .send()
+                .await
+                .map_err(classify)?
+                .security_group_rules
+        } else {
+            ec2.authorize_security_group_ingress()
+                .group_id(group_id)
+                .ip_permissions(perm)
+                .tag_specifications(tags)
+                .send()
+                .await
+                .map_err(classify)?
+                .security_group_rules
+        };
+        let rule = rules
+            .unwrap_or_default()
+            .into_iter()
+            .find(|r| r.security_group_rule_id().is_some())
+            .ok_or_else(|| {
+                ProviderError::new(
+                    ErrorClass::Retryable,
+                    "MissingId",
+                    "AuthorizeSecurityGroup* returned no security group rule id",
+                )
+            })?;
+        Ok(props(&rule, &ctx.region))
+    }
+
+    async fn update(
+        &self,
+        ctx: &ApplyContext,
+        id: &str,
+        before: &Props,
+        after: &Props,
+    ) -> Result<Props, ProviderError> {
+        let ec2 = self.clients.ec2(&ctx.region).await;
+        if changed(before, after, &["description"]) {
+            ec2.modify_security_group_rules()
+                .group_id(after.req_str("group_id")?)
+                .security_group_rules(
+                    SecurityGroupRuleUpdate::builder()
+                        .security_group_rule_id(id)
+                        .security_group_rule(rule_request(after)?)
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(classify)?;
+        }
+        if changed(before, after, &["name", "tags"]) {
+            update_tags(&ec2, id, before, after).await?;
+        }
+        Ok(props(&describe(&ec2, id).await?, &ctx.region))
+    }
+
+    async fn delete(
+        &self,
+        ctx: &ApplyContext,
+        id: &str,
+        current: &Props,
+    ) -> Result<(), ProviderError> {
+        let ec2 = self.clients.ec2(&ctx.region).await;
+        let (group_id, egress) = match (current.str("group_id"), current.bool("is_egress")) {
+            (Some(g), Some(e)) => (g.to_owned(), e),
+            _ => match describe(&ec2, id).await {
+                Ok(r) => (
+                    r.group_id().unwrap_or_default().to_owned(),
+                    r.is_egress().unwrap_or(false),
+                ),
+                Err(e) if e.class == ErrorClass::NotFound => return Ok(()),
+                Err(e) => return Err(e),
+            },
+        };
+        let result = if egress {
+            ec2.revoke_security_group_egress()
+                .group_id(group_id)
+                .security_group_rule_ids(id)
+                .send()
+                .await
+                .map(drop)
+                .map_err(classify)
+        } else {
+            ec2.revoke_security_group_ingress()
+                .group_id(group_id)
+                .security_group_rule_ids(id)
+                .send()
+                .await
+                .map(drop)
+                .map_err(classify)
+        };
+        // InvalidPermission.NotFound (rule gone) and InvalidGroup.NotFound
+        // (group gone, and its rules with it) both mean: done.
+        ignore_not_found(result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_traffic_ports_are_null_and_icmp_ports_are_kept() {
+        let all = AwsRule::builder()
+            .ip_protocol("-1")
+            .from_port(-1)
+            .to_port(-1)
+            .build();
+        let p = props(&all, "us-east-1");
+        assert_eq!(p.get("from_port"), Some(&Value::Null));
+        assert_eq!(p.get("to_port"), Some(&Value::Null));
+        let icmp = AwsRule::builder()
+            .ip_protocol("icmp")
+            .from_port(8)
+            .to_port(0)
+            .build();
+        let p = props(&icmp, "us-east-1");
+        assert_eq!(p.get("from_port"), Some(&json!(8)));
+        assert_eq!(p.get("to_port"), Some(&json!(0)));
+    }
+
+    #[test]
+    fn a_rule_needs_exactly_one_peer() {
+        let two = json!({"ip_protocol": "tcp", "from_port": 22, "to_port": 22,
+                         "cidr_ipv4": "10.0.0.0/8", "referenced_group_id": "sg-1"});
+        let err = permission(two.as_object().unwrap()).unwrap_err();
+        assert_eq!(err.class, ErrorClass::Invalid);
+        let none = json!({"ip_protocol": "tcp", "from_port": 22, "to_port": 22});
+        assert!(permission(none.as_object().unwrap()).is_err());
+        let ok = json!({"ip_protocol": "-1", "from_port": null, "to_port": null,
+                        "cidr_ipv6": "::/0", "description": "all out"});
+        let perm = permission(ok.as_object().unwrap()).unwrap();
+        assert_eq!(perm.from_port(), None);
+        assert_eq!(perm.ipv6_ranges()[0].cidr_ipv6(), Some("::/0"));
+        assert_eq!(perm.ipv6_ranges()[0].description(), Some("all out"));
+    }
+}
