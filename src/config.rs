@@ -87,6 +87,16 @@ pub struct ServeArgs {
     /// Cloud operations in flight per region [default: 16].
     #[arg(long, env = "INFRASQL_AWS_CONCURRENCY")]
     pub aws_concurrency: Option<usize>,
+
+    /// Seconds between sync rounds; 0 turns the background loop off
+    /// (`SELECT infra.sync()` still works) [default: 30].
+    #[arg(long, env = "INFRASQL_SYNC_INTERVAL")]
+    pub sync_interval: Option<f64>,
+
+    /// Regions the sync loop watches (comma-separated) [default: the default region].
+    #[arg(long, env = "INFRASQL_SYNC_REGIONS", value_delimiter = ',')]
+    #[serde(default)]
+    pub sync_regions: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -120,6 +130,8 @@ pub struct ServeConfig {
     pub aws_endpoint_url: Option<String>,
     pub playground: bool,
     pub aws_concurrency: usize,
+    pub sync_interval: Option<Duration>,
+    pub sync_regions: Vec<String>,
 }
 
 impl ServeArgs {
@@ -198,6 +210,20 @@ impl ServeArgs {
                 .or(file.aws_concurrency)
                 .unwrap_or(16)
                 .max(1),
+            sync_interval: {
+                let secs = self.sync_interval.or(file.sync_interval).unwrap_or(30.0);
+                if !secs.is_finite() || secs < 0.0 {
+                    return Err(ConfigError::Invalid(format!(
+                        "--sync-interval {secs} must be 0 or more seconds"
+                    )));
+                }
+                (secs > 0.0).then(|| Duration::from_secs_f64(secs))
+            },
+            sync_regions: if self.sync_regions.is_empty() {
+                file.sync_regions
+            } else {
+                self.sync_regions
+            },
         })
     }
 }

@@ -13,6 +13,7 @@ use crate::engine::commit::{Engine, EngineDb};
 use crate::engine::hook::CommitHook;
 use crate::engine::recover;
 use crate::engine::registry::{self, RegistryError};
+use crate::engine::sync::Syncer;
 use crate::playground::{Playground, PlaygroundError};
 use crate::store::{Login, Store, StoreError};
 use crate::wire::cancel::CancelRegistry;
@@ -52,6 +53,7 @@ pub struct Running {
     store: Store,
     playground: Option<Playground>,
     recovery: tokio::task::JoinHandle<()>,
+    sync: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Start everything and return once clients can connect. `hook` replaces
@@ -71,7 +73,7 @@ pub async fn start(
     };
     let mut store = Store::open(&cfg).await?;
     match prepare(&cfg, &store, playground.as_ref(), hook).await {
-        Ok((hook, aws_endpoint, resources)) => {
+        Ok((hook, aws_endpoint, resources, syncer)) => {
             let listener = match TcpListener::bind(cfg.listen).await {
                 Ok(l) => l,
                 Err(source) => {
@@ -97,6 +99,9 @@ pub async fn start(
             let (shutdown, rx) = watch::channel(false);
             let recovery =
                 tokio::spawn(recovery_loop(store.engine_config(), resources, rx.clone()));
+            let sync = cfg
+                .sync_interval
+                .map(|every| tokio::spawn(syncer.run(every, rx.clone())));
             let frontend = tokio::spawn(frontend.serve(listener, rx, cfg.shutdown_grace));
             Ok(Running {
                 local_addr,
@@ -108,6 +113,7 @@ pub async fn start(
                 store,
                 playground,
                 recovery,
+                sync,
             })
         }
         Err(e) => {
@@ -126,7 +132,7 @@ async fn prepare(
     store: &Store,
     playground: Option<&Playground>,
     hook: Option<Arc<dyn CommitHook>>,
-) -> Result<(Arc<dyn CommitHook>, Option<String>, Resources), ServeError> {
+) -> Result<(Arc<dyn CommitHook>, Option<String>, Resources, Arc<Syncer>), ServeError> {
     let endpoint = playground
         .map(|p| p.endpoint_url.clone())
         .or_else(|| cfg.aws_endpoint_url.clone());
@@ -145,6 +151,17 @@ async fn prepare(
     let resources = registry::index(infrasql_aws::resources(clients.clone()));
     let mut client = store.engine_client().await?;
     registry::install(&mut client, &resources, &clients.default_region()).await?;
+    let regions = if cfg.sync_regions.is_empty() {
+        vec![clients.default_region()]
+    } else {
+        cfg.sync_regions.clone()
+    };
+    let syncer = Arc::new(Syncer::new(
+        resources.clone(),
+        store.engine_config(),
+        regions,
+        clients.clone(),
+    ));
     let hook = match hook {
         Some(h) => h,
         None => {
@@ -154,7 +171,7 @@ async fn prepare(
                 .map_err(ServeError::Secret)?
                 .get(0);
             let db = Arc::new(EngineDb::new(store.engine_config()));
-            Arc::new(Engine::new(resources.clone(), db, secret))
+            Arc::new(Engine::new(resources.clone(), db, secret).with_syncer(syncer.clone()))
         }
     };
     // Applies a previous run left unfinished are settled before anyone connects.
@@ -165,7 +182,7 @@ async fn prepare(
         Ok(_) => {}
         Err(e) => tracing::error!("recovery failed: {e}"),
     }
-    Ok((hook, endpoint, resources))
+    Ok((hook, endpoint, resources, syncer))
 }
 
 /// Settle applies whose COMMIT outcome is now known, or whose process died.
@@ -228,6 +245,9 @@ impl Running {
         let _ = self.shutdown.send(true);
         let _ = (&mut self.frontend).await;
         let _ = (&mut self.recovery).await;
+        if let Some(s) = self.sync.as_mut() {
+            let _ = s.await;
+        }
         self.store.stop().await;
         if let Some(p) = self.playground.take() {
             p.stop().await;

@@ -73,6 +73,7 @@ pub struct Engine {
     schemas: HashMap<String, &'static ResourceSchema>,
     db: Arc<EngineDb>,
     seal_secret: String,
+    syncer: Option<Arc<super::sync::Syncer>>,
 }
 
 /// Quote a string as a SQL literal whatever `standard_conforming_strings` is.
@@ -109,7 +110,14 @@ impl Engine {
             schemas,
             db,
             seal_secret,
+            syncer: None,
         }
+    }
+
+    /// Let `SELECT infra.sync()` run this syncer.
+    pub fn with_syncer(mut self, syncer: Arc<super::sync::Syncer>) -> Self {
+        self.syncer = Some(syncer);
+        self
     }
 
     /// The transaction's net changes and their plan.
@@ -279,6 +287,17 @@ impl CommitHook for Engine {
             )
             .await;
         result
+    }
+
+    async fn before_sync_call(
+        &self,
+        table: Option<String>,
+        region: Option<String>,
+    ) -> Result<(), HookError> {
+        if let Some(s) = &self.syncer {
+            s.sync_all(table.as_deref(), region.as_deref()).await;
+        }
+        Ok(())
     }
 
     async fn before_plan_read(&self, ctx: &mut dyn CommitContext) -> Result<(), HookError> {

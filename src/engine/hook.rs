@@ -65,6 +65,16 @@ pub trait CommitHook: Send + Sync + 'static {
     async fn before_plan_read(&self, _ctx: &mut dyn CommitContext) -> Result<(), HookError> {
         Ok(())
     }
+
+    /// Called before a statement that calls `infra.sync(table, region)`
+    /// runs: sync now, so the statement reports a finished round.
+    async fn before_sync_call(
+        &self,
+        _table: Option<String>,
+        _region: Option<String>,
+    ) -> Result<(), HookError> {
+        Ok(())
+    }
 }
 
 /// A hook that lets every commit through; the server's default until an

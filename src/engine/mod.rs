@@ -13,3 +13,4 @@ pub mod hook;
 pub mod plan;
 pub mod recover;
 pub mod registry;
+pub mod sync;

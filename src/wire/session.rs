@@ -263,6 +263,24 @@ async fn relay(
     }
 }
 
+/// `infra.sync('aws.vpc', 'us-east-1')` → the literal arguments, if the
+/// statement calls it. Non-literal arguments mean "everything".
+fn sync_call(sql: &str) -> Option<(Option<String>, Option<String>)> {
+    const NEEDLE: &[u8] = b"infra.sync(";
+    let b = sql.as_bytes();
+    let at = b
+        .windows(NEEDLE.len())
+        .position(|w| w.eq_ignore_ascii_case(NEEDLE))?;
+    let rest = &sql[at + NEEDLE.len()..];
+    let args = &rest[..rest.find(')').unwrap_or(rest.len())];
+    let mut it = args.split(',').map(|a| {
+        let a = a.trim();
+        (a.len() >= 2 && a.starts_with('\'') && a.ends_with('\''))
+            .then(|| a[1..a.len() - 1].to_owned())
+    });
+    Some((it.next().flatten(), it.next().flatten()))
+}
+
 /// Cheap check on the hot path: only statements naming the view pay for a plan.
 fn mentions_plan(sql: &str) -> bool {
     const NEEDLE: &[u8] = b"infra.plan";
@@ -439,6 +457,15 @@ impl Driver {
                 let name = read_cstr(&mut body).unwrap_or("").as_bytes().to_vec();
                 let text = read_cstr(&mut body);
                 let kind = text.map(classify).unwrap_or(StmtKind::Write);
+                if let Some((table, region)) = text.and_then(sync_call) {
+                    // Sync before the statement is even prepared: its
+                    // execution then reports a finished round.
+                    self.flush().await?;
+                    self.wait_idle().await?;
+                    if let Err(e) = self.hook.before_sync_call(table, region).await {
+                        tracing::warn!("infra.sync() failed: {}", e.0);
+                    }
+                }
                 if text.is_some_and(mentions_plan) {
                     self.plan_statements.insert(name.clone());
                 } else {
@@ -534,6 +561,14 @@ impl Driver {
             // Not valid UTF-8 or unterminated: PostgreSQL will say so.
             return self.forward_query(f);
         };
+        if let Some((table, region)) = sync_call(sql) {
+            self.flush().await?;
+            self.wait_idle().await?;
+            if let Err(e) = self.hook.before_sync_call(table, region).await {
+                self.client_error(e.0).await?;
+                return self.client_ready(self.shared.status()).await;
+            }
+        }
         if mentions_plan(sql) && !self.refresh_plan().await? {
             return self.client_ready(self.shared.status()).await;
         }

@@ -110,6 +110,11 @@ impl TestServer {
     /// A server whose AWS is `moto`.
     pub fn start_on(moto: &Moto, extra: &[&str]) -> Self {
         let mut args = vec!["--aws-endpoint-url", moto.url.as_str()];
+        if !extra.contains(&"--sync-interval") {
+            // Background sync off unless a test is about it: rows change
+            // only when the test says so.
+            args.extend_from_slice(&["--sync-interval", "0"]);
+        }
         args.extend_from_slice(extra);
         Self::start_with(&args)
     }

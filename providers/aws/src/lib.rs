@@ -8,6 +8,7 @@
 pub mod ec2;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
@@ -37,6 +38,26 @@ pub struct Clients {
     sdk: SdkConfig,
     max_concurrency: usize,
     regions: Mutex<HashMap<String, Arc<Regional>>>,
+    calls: Arc<AtomicU64>,
+}
+
+/// Counts every HTTP request the SDK sends, retries included.
+#[derive(Debug)]
+struct CountCalls(Arc<AtomicU64>);
+
+impl aws_sdk_ec2::config::Intercept for CountCalls {
+    fn name(&self) -> &'static str {
+        "infrasql-count-calls"
+    }
+    fn read_before_transmit(
+        &self,
+        _ctx: &aws_sdk_ec2::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _rc: &aws_sdk_ec2::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_ec2::config::ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
 }
 
 /// A client plus a concurrency permit for one operation.
@@ -70,7 +91,13 @@ impl Clients {
             sdk: loader.load().await,
             max_concurrency: settings.max_concurrency.unwrap_or(16),
             regions: Mutex::new(HashMap::new()),
+            calls: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// AWS API requests sent so far by every client.
+    pub fn api_calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
     }
 
     /// The region new rows get when they do not name one.
@@ -87,6 +114,7 @@ impl Clients {
             .or_insert_with(|| {
                 let conf = aws_sdk_ec2::config::Builder::from(&self.sdk)
                     .region(Region::new(region.to_owned()))
+                    .interceptor(CountCalls(self.calls.clone()))
                     .build();
                 Arc::new(Regional {
                     ec2: aws_sdk_ec2::Client::from_conf(conf),
