@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{sqlstate, Moto, TestServer};
+use common::{one, sqlstate, Moto, TestServer};
 use infrasql_aws::aws_sdk_ec2::types::Filter;
 use tokio_postgres::{AsyncMessage, Client};
 

@@ -6,16 +6,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Moto, TestServer};
+use common::{one, Moto, TestServer};
 use infrasql_aws::aws_sdk_ec2::types::{Filter, IpPermission, IpRange, Tag};
 use tokio_postgres::Client;
-
-async fn one<T: for<'a> tokio_postgres::types::FromSql<'a>>(c: &Client, sql: &str) -> T {
-    c.query_one(sql, &[])
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .get(0)
-}
 
 async fn sync(c: &Client) -> serde_json::Value {
     one(c, "select infra.sync()").await

@@ -294,6 +294,17 @@ pub async fn connect(conn: &str) -> Result<tokio_postgres::Client, tokio_postgre
     Ok(client)
 }
 
+/// The single value of a one-row, one-column query.
+pub async fn one<T: for<'a> tokio_postgres::types::FromSql<'a>>(
+    c: &tokio_postgres::Client,
+    sql: &str,
+) -> T {
+    c.query_one(sql, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .get(0)
+}
+
 /// The SQLSTATE of a tokio-postgres error, if the server sent one.
 pub fn sqlstate(e: &tokio_postgres::Error) -> Option<String> {
     e.as_db_error().map(|d| d.code().code().to_owned())
