@@ -43,13 +43,6 @@ fn network_sql() -> String {
     NETWORK.replace("PUBLIC_KEY", PUBLIC_KEY)
 }
 
-async fn one<T: for<'a> tokio_postgres::types::FromSql<'a>>(c: &Client, sql: &str) -> T {
-    c.query_one(sql, &[])
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .get(0)
-}
-
 fn vpc_filter(id: &str) -> Filter {
     Filter::builder().name("vpc-id").values(id).build()
 }
