@@ -331,6 +331,19 @@ impl Syncer {
             .iter()
             .map(|r| r.get(0))
             .collect();
+        // Not every type carries the apply tag (routes, associations): while
+        // an apply touches this table, what appeared or disappeared may be
+        // that apply's doing, so membership waits for a later round.
+        let table_busy: bool = tx
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM infra.apply_action a JOIN infra.apply p USING (apply_id) \
+                 WHERE a.table_name = $1 AND (p.status = 'running' \
+                   OR (p.status = 'applied' AND pg_xact_status(p.xid) = 'in progress')))",
+                &[&table],
+            )
+            .await
+            .map_err(err)?
+            .get(0);
 
         // Columns the listing reports for every resource: only those are written.
         let observed_cols: Vec<&'static str> = schema
@@ -416,6 +429,7 @@ impl Syncer {
                     }
                 }
                 None if all.contains(id) => stats.skipped_locked += 1,
+                None if table_busy => {}
                 None => {
                     let policy = if first {
                         Policy::Adopt
@@ -446,7 +460,7 @@ impl Syncer {
         }
         let mut deletes = Vec::new();
         for (id, row) in &locked {
-            if seen_ids.contains(id) || id.starts_with("pending-") {
+            if seen_ids.contains(id) || id.starts_with("pending-") || table_busy {
                 continue;
             }
             stats.drift += 1;
