@@ -537,3 +537,52 @@ async fn with_a_short_interval_drift_shows_up_without_calling_sync() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn a_region_and_type_locked_by_another_node_is_skipped() {
+    let moto = Moto::start();
+    let s = TestServer::start_on(&moto, &[]);
+    let c = s.connect().await;
+    sync(&c).await;
+    c.batch_execute("INSERT INTO aws.vpc (name, cidr_block) VALUES ('shared', '10.70.0.0/16')")
+        .await
+        .unwrap();
+    let vpc: String = one(&c, "select vpc_id from aws.vpc where name = 'shared'").await;
+    let ec2 = moto.ec2().await;
+    ec2.create_tags()
+        .resources(&vpc)
+        .tags(Tag::builder().key("k").value("v").build())
+        .send()
+        .await
+        .unwrap();
+    // Another node holds aws.vpc in us-east-1 (the same lock a node takes).
+    let other_node = s.connect_engine().await;
+    other_node
+        .batch_execute("SELECT pg_advisory_lock(hashtext('infrasql.sync.aws.vpc.us-east-1'))")
+        .await
+        .unwrap();
+    sync(&c).await;
+    assert_eq!(
+        one::<i64>(
+            &c,
+            "select count(*) from infra.drift where table_name = 'aws.vpc'"
+        )
+        .await,
+        0
+    );
+    let subnet_rounds: i64 = one(&c, "select count(*) from infra.sync_status where table_name = 'aws.subnet' and last_finished > now() - interval '1 minute'").await;
+    assert_eq!(subnet_rounds, 1, "other types still sync");
+    other_node
+        .batch_execute("SELECT pg_advisory_unlock(hashtext('infrasql.sync.aws.vpc.us-east-1'))")
+        .await
+        .unwrap();
+    sync(&c).await;
+    assert_eq!(
+        one::<i64>(
+            &c,
+            "select count(*) from infra.drift where table_name = 'aws.vpc'"
+        )
+        .await,
+        1
+    );
+}
