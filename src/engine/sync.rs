@@ -115,13 +115,29 @@ impl Syncer {
                     jobs.push(async move {
                         let res = self.reconcile(&t, &r).await;
                         if let Err(e) = &res {
-                            tracing::warn!("sync {t} in {r}: {e}");
+                            tracing::debug!("sync {t} in {r}: {e}");
                         }
                         (t, r, res)
                     });
                 }
             }
             out.extend(futures_util::future::join_all(jobs).await);
+        }
+        // One line per round, not one per type: a missing credential would
+        // otherwise repeat itself for every table every round.
+        let mut errors: Vec<String> = out
+            .iter()
+            .filter_map(|(_, _, r)| r.as_ref().err().cloned())
+            .collect();
+        errors.sort();
+        errors.dedup();
+        if !errors.is_empty() {
+            let failed = out.iter().filter(|(_, _, r)| r.is_err()).count();
+            tracing::warn!(
+                "sync: {failed} of {} region/type pairs failed (see infra.sync_status): {}",
+                out.len(),
+                errors.join(" | ")
+            );
         }
         out
     }

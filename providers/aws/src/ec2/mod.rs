@@ -50,6 +50,16 @@ where
     }
     // No AWS error code: say what happened in one line, not the whole
     // response (which DisplayErrorContext would print).
+    let context = DisplayErrorContext(&e).to_string();
+    if context.contains("loading credentials") || context.contains("no credentials") {
+        return ProviderError::new(
+            ErrorClass::Denied,
+            "NoCredentials",
+            "no AWS credentials: the standard AWS chain (environment, profile, SSO, \
+             instance role) found none; set AWS_PROFILE or AWS_ACCESS_KEY_ID, or try \
+             infrasql with --playground",
+        );
+    }
     let message = match &e {
         SdkError::TimeoutError(_) => "the request to AWS timed out".to_owned(),
         SdkError::DispatchFailure(f) => format!(
