@@ -52,6 +52,9 @@ struct Shared {
     routes: StdMutex<VecDeque<Route>>,
     /// Notified whenever a route is popped or the backend goes away.
     drained: Notify,
+    /// Notified only when the backend goes away: an idle driver waits on
+    /// this, not on `drained`, so answers do not wake it for nothing.
+    gone: Notify,
     /// Backend's status byte from the last ReadyForQuery.
     status: AtomicU8,
     backend_gone: AtomicBool,
@@ -111,6 +114,7 @@ pub async fn run(parts: SessionParts) -> Result<(), SessionEnd> {
     let shared = Arc::new(Shared {
         routes: StdMutex::new(VecDeque::new()),
         drained: Notify::new(),
+        gone: Notify::new(),
         status: AtomicU8::new(status_byte),
         backend_gone: AtomicBool::new(false),
         client_out: Mutex::new(parts.client_out),
@@ -310,6 +314,7 @@ async fn gone(shared: &Shared, report: Option<Report>) {
     }
     shared.backend_gone.store(true, Ordering::Release);
     shared.drained.notify_waiters();
+    shared.gone.notify_waiters();
     let _ = shared.client_out.lock().await.shutdown().await;
 }
 
@@ -364,7 +369,7 @@ impl Driver {
             if *self.shutdown.borrow() {
                 return Err(SessionEnd::Shutdown);
             }
-            let gone = self.shared.drained.notified();
+            let gone = self.shared.gone.notified();
             if self.shared.backend_gone.load(Ordering::Acquire) {
                 return Err(SessionEnd::BackendGone);
             }
