@@ -4,40 +4,56 @@
 # Builds the release binary, starts `infrasql serve` on a free loopback port
 # with a fresh temporary data dir, loads a pgbench database (scale $SCALE)
 # through the proxy, then runs the same read-only pgbench (-S) load against
-#   direct: the backend's Unix socket (host = DATA/pgdata, port 5432)
-#   proxy:  infrasql on 127.0.0.1:PORT (which forwards to that same socket)
-# alternating direct/proxy, $ROUNDS rounds each, for the simple query protocol
-# and for -M prepared (extended protocol, prepared statements). The figure
-# reported for each cell is the MEDIAN tps over the rounds and the latency of
-# that same median run (see bench/README.md for why).
+#   direct:     the backend's Unix socket (host = DATA/pgdata, port 5432)
+#   proxy:      infrasql on 127.0.0.1:PORT (which forwards to that same socket)
+#   direct-tcp: (DIRECT_TCP=1) the backend on 127.0.0.1:5432, to show how much
+#               of the gap is TCP loopback rather than the proxy itself
+# in rotating order, $ROUNDS rounds each, for the simple query protocol and
+# for -M prepared (extended protocol, prepared statements). Each cell reports
+# the MEDIAN tps over the rounds, with the latency of that same median run.
 #
-# Usage: bench/pgbench.sh           (from anywhere; rerunnable)
+# Usage: bench/pgbench.sh           (from anywhere; rerunnable; run as root or
+#                                    as an ordinary user)
 # Environment:
-#   DURATION=20     seconds per pgbench run
-#   ROUNDS=3        measured runs per (protocol, target); odd is best
+#   DURATION=20        seconds per pgbench run (8 clients)
+#   SINGLE=1           also measure -c 1 -j 1 (per-query round trip, no queueing)
+#   SINGLE_DURATION=10 seconds per single-client run
+#   ROUNDS=3           measured runs per (protocol, target); odd is best
 #   CLIENTS=8 JOBS=2 SCALE=10
-#   WARMUP=5        seconds of untimed warm-up per target before measuring (0 = none)
-#   SINGLE=1        also measure -c 1 -j 1 (pure per-query round-trip latency)
-#   SKIP_BUILD=1    use the existing target/release/infrasql
-#   KEEP=1          keep the temp data dir
-#   LOG_DIR=bench/logs   where build/server/pgbench output goes (*.log)
+#   WARMUP=5           seconds of untimed warm-up per target first (0 = none)
+#   DIRECT_TCP=1       add the direct-tcp target (needs 127.0.0.1:5432 free)
+#   QUIET_WAIT=0       before each run, wait up to this many seconds for the
+#                      machine to be idle (< 15% busy over 3 s); for shared machines
+#   NOISY_PCT=10 NOISY_RETRIES=2
+#                      repeat a run (up to NOISY_RETRIES times) when processes
+#                      other than the benchmark's used more than NOISY_PCT% of
+#                      the CPU during it
+#   SKIP_BUILD=1       use the existing target/release/infrasql
+#   KEEP=1             keep the temp data dir
+#   LOG_DIR=bench/logs/pgbench   where build/server/pgbench output goes (*.log)
 set -Eeuo pipefail
 
 DURATION=${DURATION:-20}
+SINGLE=${SINGLE:-1}
+SINGLE_DURATION=${SINGLE_DURATION:-10}
 ROUNDS=${ROUNDS:-3}
 CLIENTS=${CLIENTS:-8}
 JOBS=${JOBS:-2}
 SCALE=${SCALE:-10}
 WARMUP=${WARMUP:-5}
-SINGLE=${SINGLE:-1}
+DIRECT_TCP=${DIRECT_TCP:-1}
+QUIET_WAIT=${QUIET_WAIT:-0}
+NOISY_PCT=${NOISY_PCT:-10}
+NOISY_RETRIES=${NOISY_RETRIES:-2}
 BENCH_USER=${BENCH_USER:-bench}
 DB=infrasql
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-LOG_DIR=${LOG_DIR:-$ROOT/bench/logs}
+LOG_DIR=${LOG_DIR:-$ROOT/bench/logs/pgbench}
 BIN=$ROOT/target/release/infrasql
 PGBENCH=${PGBENCH:-pgbench}
 mkdir -p "$LOG_DIR"
+rm -f "$LOG_DIR"/run-*.log
 RESULTS=$LOG_DIR/results.log
 : >"$RESULTS"
 
@@ -49,6 +65,7 @@ command -v "$PGBENCH" >/dev/null || die "pgbench not found (apt-get install post
 # ---------------------------------------------------------------- cleanup
 WORK=""
 SERVER_PID=""
+SERVER_RC=""
 stop_server() {
     [[ -n "$SERVER_PID" ]] || return 0
     if kill -0 "$SERVER_PID" 2>/dev/null; then
@@ -59,7 +76,7 @@ stop_server() {
             sleep 0.1
         done
         if kill -0 "$SERVER_PID" 2>/dev/null; then
-            echo "pgbench.sh: infrasql (pid $SERVER_PID) did not stop after SIGTERM; killing it" >&2
+            echo "pgbench.sh: infrasql (pid $SERVER_PID) did not stop within 45 s of SIGTERM; killing it" >&2
             kill -KILL "$SERVER_PID" 2>/dev/null || true
         fi
     fi
@@ -74,7 +91,7 @@ stop_server() {
         if [[ -n "$pm" ]] && kill -0 "$pm" 2>/dev/null; then
             echo "pgbench.sh: PostgreSQL (pid $pm) still running after infrasql exited; stopping it" >&2
             kill -INT "$pm" 2>/dev/null || true
-            sleep 2
+            sleep 3
         fi
     fi
 }
@@ -94,6 +111,27 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# Percentage of CPU busy over the next ${1:-1} seconds (the whole machine).
+cpu_busy() {
+    local a b
+    read -r -a a < <(head -1 /proc/stat)
+    sleep "${1:-1}"
+    read -r -a b < <(head -1 /proc/stat)
+    awk -v a="${a[*]}" -v b="${b[*]}" 'BEGIN {
+        split(a, x, " "); split(b, y, " "); tot = 0;
+        # user nice system idle iowait irq softirq steal
+        for (i = 2; i <= 9; i++) tot += y[i] - x[i];
+        idle = (y[5] - x[5]) + (y[6] - x[6]);
+        pct = 0; if (tot > 0) pct = 100 * (tot - idle) / tot;
+        printf "%.0f\n", pct }'
+}
+
+# CPU time (user+system, in clock ticks) used so far by process $1.
+cpu_ticks() {
+    awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+CLK_TCK=$(getconf CLK_TCK)
+
 # ---------------------------------------------------------------- build
 if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
     echo "building release binary (log: $LOG_DIR/build.log) ..." >&2
@@ -112,8 +150,33 @@ DATA=$WORK/data
 SERVER_OUT=$LOG_DIR/server.stdout.log
 SERVER_ERR=$LOG_DIR/server.stderr.log
 
+PG_OPTS=(--pg-option max_connections=200)
+TARGETS=(direct proxy)
+if [[ "$DIRECT_TCP" == 1 ]]; then
+    if (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; then
+        echo "pgbench.sh: 127.0.0.1:5432 is in use; skipping the direct-tcp target" >&2
+        DIRECT_TCP=0
+    else
+        # Diagnostic only: let the backend also listen on loopback TCP, with
+        # an hba file of ours (infrasql's own pg_hba.conf allows only the
+        # Unix socket). Later -c settings win over infrasql's fixed ones.
+        cat >"$WORK/tcp_hba.conf" <<EOF
+local all infrasql_engine scram-sha-256
+local all all scram-sha-256
+host all $BENCH_USER 127.0.0.1/32 scram-sha-256
+EOF
+        chmod 644 "$WORK/tcp_hba.conf"
+        PG_OPTS+=(--pg-option listen_addresses=127.0.0.1 --pg-option "hba_file=$WORK/tcp_hba.conf")
+        TARGETS+=(direct-tcp)
+    fi
+fi
+
+# Empty the files first: the background job truncates them only once it runs,
+# and a stale "listening on" line from the last run must not be read.
+: >"$SERVER_OUT"
+: >"$SERVER_ERR"
 "$BIN" serve --listen 127.0.0.1:0 --data-dir "$DATA" --user "$BENCH_USER" \
-    --pg-option max_connections=200 >"$SERVER_OUT" 2>"$SERVER_ERR" &
+    "${PG_OPTS[@]}" >"$SERVER_OUT" 2>"$SERVER_ERR" &
 SERVER_PID=$!
 
 PORT=""
@@ -133,112 +196,192 @@ echo "server: $(cat "$SERVER_OUT")" >&2
 
 export PGPASSWORD
 PGPASSWORD=$(cat "$DATA/password")
-PROXY=(-h 127.0.0.1 -p "$PORT" -U "$BENCH_USER")
-DIRECT=(-h "$DATA/pgdata" -p 5432 -U "$BENCH_USER")
+conn_args() { # TARGET -> connection flags
+    case $1 in
+    direct) echo "-h $DATA/pgdata -p 5432 -U $BENCH_USER" ;;
+    proxy) echo "-h 127.0.0.1 -p $PORT -U $BENCH_USER" ;;
+    direct-tcp) echo "-h 127.0.0.1 -p 5432 -U $BENCH_USER" ;;
+    esac
+}
 
 # ---------------------------------------------------------------- init
 echo "pgbench -i -s $SCALE through infrasql ..." >&2
-if ! "$PGBENCH" -i -s "$SCALE" "${PROXY[@]}" "$DB" >"$LOG_DIR/init.log" 2>&1; then
+# shellcheck disable=SC2046
+if ! "$PGBENCH" -i -s "$SCALE" $(conn_args proxy) "$DB" >"$LOG_DIR/init.log" 2>&1; then
     cat "$LOG_DIR/init.log" >&2
     die "pgbench -i through infrasql failed"
 fi
 
 # ---------------------------------------------------------------- runs
-# run_one NAME MODE TARGET CLIENTS JOBS SECONDS -> appends "tps lat_ms" to $WORK/NAME
-run_one() {
-    local name=$1 mode=$2 target=$3 c=$4 j=$5 t=$6 log
-    local -a conn
-    if [[ $target == direct ]]; then conn=("${DIRECT[@]}"); else conn=("${PROXY[@]}"); fi
-    log=$LOG_DIR/run-$name-$target.log
+# Machine-wide CPU clock ticks since boot: "total busy" (busy counts steal).
+machine_ticks() {
+    awk '/^cpu /{ t = 0; for (i = 2; i <= 9; i++) t += $i; print t, t - $5 - $6; exit }' /proc/stat
+}
+# Ticks used so far by this benchmark's own processes: infrasql, the
+# postmaster with every backend it has reaped, and pgbench (a reaped child of
+# this shell).
+our_ticks() {
+    local pm
+    pm=$(head -1 "$DATA/pgdata/postmaster.pid" 2>/dev/null || true)
     {
-        echo "=== $(date -u +%FT%TZ) $name $target: pgbench -S -M $mode -c $c -j $j -T $t"
-    } >>"$log"
-    local out
-    if ! out=$("$PGBENCH" -n -S -M "$mode" -c "$c" -j "$j" -T "$t" "${conn[@]}" "$DB" 2>&1); then
-        printf '%s\n' "$out" >>"$log"
-        printf '%s\n' "$out" >&2
-        die "pgbench ($name, $target) failed; see $log"
-    fi
-    printf '%s\n' "$out" >>"$log"
-    local tps lat failed
+        cpu_ticks "$SERVER_PID"
+        [[ -z "$pm" ]] || awk '{ sub(/^.*\) /, ""); print $12 + $13 + $14 + $15 }' "/proc/$pm/stat" 2>/dev/null || true
+        awk '{ sub(/^.*\) /, ""); print $14 + $15 }' "/proc/$$/stat"
+    } | awk '{ s += $1 } END { print s + 0 }'
+}
+# Wait (up to QUIET_WAIT s) until the machine is idle before a run.
+wait_quiet() {
+    ((QUIET_WAIT > 0)) || return 0
+    local deadline=$((SECONDS + QUIET_WAIT)) b
+    while :; do
+        b=$(cpu_busy 3)
+        ((b < 15)) && return 0
+        if ((SECONDS >= deadline)); then
+            echo "warning: CPU still ${b}% busy after waiting ${QUIET_WAIT} s; measuring anyway" >&2
+            return 0
+        fi
+        sleep 4
+    done
+}
+
+# run_one NAME MODE TARGET CLIENTS JOBS SECONDS
+#   -> appends "tps lat_ms others% infrasql_cpu_us" to $WORK/NAME-TARGET
+# "others%" is the share of the machine's CPU that processes other than this
+# benchmark's (a cargo build, another benchmark, the hypervisor's steal) used
+# during the run; a run above NOISY_PCT is repeated up to NOISY_RETRIES times.
+run_one() {
+    local name=$1 mode=$2 target=$3 c=$4 j=$5 t=$6 log out attempt
+    local m0 b0 o0 s0 m1 b1 o1 s1 others cpu_us
+    log=$LOG_DIR/run-$name-$target.log
+    for ((attempt = 1; ; attempt++)); do
+        wait_quiet
+        read -r m0 b0 < <(machine_ticks)
+        o0=$(our_ticks)
+        s0=$(cpu_ticks "$SERVER_PID")
+        # shellcheck disable=SC2046
+        if ! out=$("$PGBENCH" -n -S -M "$mode" -c "$c" -j "$j" -T "$t" $(conn_args "$target") "$DB" 2>&1); then
+            printf '%s\n' "$out" >>"$log"
+            printf '%s\n' "$out" >&2
+            die "pgbench ($name, $target) failed; see $log"
+        fi
+        sleep 0.3 # let the postmaster reap the backends
+        read -r m1 b1 < <(machine_ticks)
+        o1=$(our_ticks)
+        s1=$(cpu_ticks "$SERVER_PID")
+        others=$(awk -v m="$((m1 - m0))" -v b="$((b1 - b0))" -v o="$((o1 - o0))" \
+            'BEGIN { p = m > 0 ? 100 * (b - o) / m : 0; if (p < 0) p = 0; printf "%.0f\n", p }')
+        {
+            echo "=== $(date -u +%FT%TZ) $name $target attempt $attempt: pgbench -S -M $mode -c $c -j $j -T $t"
+            echo "CPU used by other processes during the run: ${others}% of the machine"
+            printf '%s\n' "$out"
+        } >>"$log"
+        if ((others > NOISY_PCT && attempt <= NOISY_RETRIES)); then
+            echo "  $name $target: other processes used ${others}% of the CPU during the run; repeating it" >&2
+            continue
+        fi
+        break
+    done
+    local tps lat failed txns
+    txns=$(awk -F'[:/ ]+' '/^number of transactions actually processed/{print $6; exit}' <<<"$out")
+    # infrasql's own CPU time per transaction (it is idle during direct runs).
+    cpu_us=$(awk -v d="$((s1 - s0))" -v hz="$CLK_TCK" -v n="${txns:-0}" \
+        'BEGIN { if (n > 0) printf "%.1f\n", d / hz * 1e6 / n; else print "?" }')
+    echo "infrasql CPU time during this run: $cpu_us us per transaction" >>"$log"
     tps=$(awk '/^tps = /{print $3; exit}' <<<"$out")
     lat=$(awk '/^latency average = /{print $4; exit}' <<<"$out")
     failed=$(awk '/^number of failed transactions: /{print $5; exit}' <<<"$out")
     [[ -n "$tps" && -n "$lat" ]] || die "cannot parse pgbench output; see $log"
     [[ -z "$failed" || "$failed" == 0 ]] || echo "warning: $failed failed transactions ($name $target)" >&2
-    echo "$tps $lat" >>"$WORK/$name-$target"
-    printf '  %-9s %-6s tps %10.1f  latency %7.3f ms\n' "$name" "$target" "$tps" "$lat" >&2
+    echo "$tps $lat $others $cpu_us" >>"$WORK/$name-$target"
+    printf '  %-11s %-10s tps %9.1f  latency %7.3f ms  infrasql cpu %6s us/txn  others %s%%\n' \
+        "$name" "$target" "$tps" "$lat" "$cpu_us" "$others" >&2
 }
 
 # median_of FILE -> "tps lat" of the run with the median tps (lower middle if even)
 median_of() {
-    sort -g -k1,1 "$1" | awk '{l[NR]=$0} END{print l[int((NR+1)/2)]}'
+    sort -g -k1,1 "$1" | awk '{l[NR]=$1" "$2" "$4} END{print l[int((NR+1)/2)]}'
 }
 
-# bench NAME MODE CLIENTS JOBS: warm-up, then ROUNDS alternating rounds
+# bench NAME MODE CLIENTS JOBS SECONDS: warm-up, then ROUNDS rounds, rotating
+# the order of the targets each round so none always runs first.
 bench() {
-    local name=$1 mode=$2 c=$3 j=$4 r
-    rm -f "$WORK/$name-direct" "$WORK/$name-proxy"
-    echo "[$name] pgbench -S -M $mode -c $c -j $j -T $DURATION, $ROUNDS rounds" >&2
+    local name=$1 mode=$2 c=$3 j=$4 t=$5 r k n=${#TARGETS[@]} target
+    for target in "${TARGETS[@]}"; do rm -f "$WORK/$name-$target"; done
+    echo "[$name] pgbench -S -M $mode -c $c -j $j -T $t, $ROUNDS rounds over: ${TARGETS[*]}" >&2
     if ((WARMUP > 0)); then
-        "$PGBENCH" -n -S -M "$mode" -c "$c" -j "$j" -T "$WARMUP" "${DIRECT[@]}" "$DB" >/dev/null 2>&1 || true
-        "$PGBENCH" -n -S -M "$mode" -c "$c" -j "$j" -T "$WARMUP" "${PROXY[@]}" "$DB" >/dev/null 2>&1 || true
+        for target in "${TARGETS[@]}"; do
+            # shellcheck disable=SC2046
+            "$PGBENCH" -n -S -M "$mode" -c "$c" -j "$j" -T "$WARMUP" $(conn_args "$target") "$DB" >/dev/null 2>&1 || true
+        done
     fi
-    for ((r = 1; r <= ROUNDS; r++)); do
-        # ABAB..., then BABA... so neither side always runs first.
-        if ((r % 2)); then
-            run_one "$name" "$mode" direct "$c" "$j" "$DURATION"
-            run_one "$name" "$mode" proxy "$c" "$j" "$DURATION"
-        else
-            run_one "$name" "$mode" proxy "$c" "$j" "$DURATION"
-            run_one "$name" "$mode" direct "$c" "$j" "$DURATION"
-        fi
+    for ((r = 0; r < ROUNDS; r++)); do
+        for ((k = 0; k < n; k++)); do
+            run_one "$name" "$mode" "${TARGETS[(r + k) % n]}" "$c" "$j" "$t"
+        done
     done
 }
 
 # report NAME LABEL
 report() {
-    local name=$1 label=$2 d p
+    local name=$1 label=$2 d p tcp="" all_tcp=""
     d=$(median_of "$WORK/$name-direct")
     p=$(median_of "$WORK/$name-proxy")
-    awk -v label="$label" -v d="$d" -v p="$p" \
-        -v all_d="$(tr '\n' ' ' <"$WORK/$name-direct")" \
-        -v all_p="$(tr '\n' ' ' <"$WORK/$name-proxy")" 'BEGIN {
+    if [[ "$DIRECT_TCP" == 1 ]]; then
+        tcp=$(median_of "$WORK/$name-direct-tcp")
+        all_tcp=$(awk '{printf "%.0f/%s/%s%% ", $1, $2, $3}' "$WORK/$name-direct-tcp")
+    fi
+    # Ratio within each round (adjacent runs): less sensitive to background
+    # load that drifts over minutes than the ratio of the medians.
+    local pair_ratio
+    pair_ratio=$(paste -d' ' "$WORK/$name-direct" "$WORK/$name-proxy" |
+        awk '{ print $5 / $1 }' | sort -g | awk '{ v[NR] = $1 } END {
+            m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%.3f\n", m }')
+    awk -v label="$label" -v d="$d" -v p="$p" -v tcp="$tcp" -v pair="$pair_ratio" \
+        -v all_d="$(awk '{printf "%.0f/%s/%s%% ", $1, $2, $3}' "$WORK/$name-direct")" \
+        -v all_p="$(awk '{printf "%.0f/%s/%s%% ", $1, $2, $3}' "$WORK/$name-proxy")" \
+        -v all_tcp="$all_tcp" 'BEGIN {
         split(d, a, " "); split(p, b, " ");
         printf "%s\n", label;
-        printf "  direct (unix socket): %10.1f tps   latency avg %7.3f ms\n", a[1], a[2];
-        printf "  through infrasql    : %10.1f tps   latency avg %7.3f ms\n", b[1], b[2];
-        printf "  ratio proxy/direct  : %10.3f\n", b[1] / a[1];
-        printf "  added latency/query : %10.1f us\n", (b[2] - a[2]) * 1000;
-        printf "  all runs (tps lat_ms) direct: %s\n", all_d;
-        printf "  all runs (tps lat_ms) proxy : %s\n", all_p;
+        printf "  direct (unix socket)  : %9.1f tps   latency avg %7.3f ms\n", a[1], a[2];
+        printf "  through infrasql      : %9.1f tps   latency avg %7.3f ms   (infrasql CPU %s us/txn)\n", b[1], b[2], b[3];
+        printf "  ratio proxy/direct    : %9.3f   (median of per-round ratios: %s)\n", b[1] / a[1], pair;
+        printf "  added latency/query   : %9.1f us (proxy - direct)\n", (b[2] - a[2]) * 1000;
+        if (tcp != "") {
+            split(tcp, c, " ");
+            printf "  direct-tcp (diagnostic): %8.1f tps   latency avg %7.3f ms; proxy/direct-tcp %.3f\n", c[1], c[2], b[1] / c[1];
+        }
+        printf "  all runs (tps/latency ms/CPU%% used by others) direct    : %s\n", all_d;
+        printf "  all runs (tps/latency ms/CPU%% used by others) proxy     : %s\n", all_p;
+        if (all_tcp != "") printf "  all runs (tps/latency ms/CPU%% used by others) direct-tcp: %s\n", all_tcp;
     }' | tee -a "$RESULTS"
 }
 
-bench simple simple "$CLIENTS" "$JOBS"
-bench prepared prepared "$CLIENTS" "$JOBS"
+bench simple simple "$CLIENTS" "$JOBS" "$DURATION"
+bench prepared prepared "$CLIENTS" "$JOBS" "$DURATION"
 if [[ "$SINGLE" == 1 ]]; then
-    bench simple-c1 simple 1 1
-    bench prepared-c1 prepared 1 1
+    bench simple-c1 simple 1 1 "$SINGLE_DURATION"
+    bench prepared-c1 prepared 1 1 "$SINGLE_DURATION"
 fi
 
 # ---------------------------------------------------------------- stop
 stop_server
-[[ "${SERVER_RC:-1}" == 0 ]] || echo "warning: infrasql exited with status $SERVER_RC after SIGTERM" >&2
+[[ "$SERVER_RC" == 0 ]] || echo "warning: infrasql exited with status $SERVER_RC after SIGTERM" >&2
 
 # ---------------------------------------------------------------- report
+max_others=$(cat "$WORK"/*-direct* "$WORK"/*-proxy | awk 'BEGIN{m=0} $3>m{m=$3} END{print m}')
 say ""
 say "== pgbench through infrasql vs direct =="
-say "date: $(date -u +%FT%TZ)   host: $(uname -n)   nproc: $(nproc)   $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
-say "pgbench: $("$PGBENCH" --version)   infrasql: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD -- src 2>/dev/null || echo ' (+uncommitted src changes)')"
-say "scale $SCALE, $DURATION s per run, $ROUNDS rounds alternating direct/proxy; median tps shown (latency of that same run)"
-say "infrasql server exit status after SIGTERM: ${SERVER_RC:-?}"
+say "date: $(date -u +%FT%TZ)   host: $(uname -n)   nproc: $(nproc)   cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
+say "$("$PGBENCH" --version); infrasql $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD -- src 2>/dev/null || echo ' + uncommitted changes in src/')"
+say "scale $SCALE; $ROUNDS rounds, targets in rotating order; median tps shown (with the latency of that run)"
+say "CPU used by other processes during the runs kept: at most ${max_others}% of the machine (per-run figures in the logs)"
+say "infrasql exit status after SIGTERM: $SERVER_RC"
 say ""
-report simple "-S, simple protocol, -c $CLIENTS -j $JOBS"
-report prepared "-S -M prepared (extended protocol), -c $CLIENTS -j $JOBS"
+report simple "pgbench -S (simple protocol) -c $CLIENTS -j $JOBS -T $DURATION"
+report prepared "pgbench -S -M prepared (extended protocol) -c $CLIENTS -j $JOBS -T $DURATION"
 if [[ "$SINGLE" == 1 ]]; then
-    report simple-c1 "-S, simple protocol, -c 1 -j 1 (per-query round trip, no queueing)"
-    report prepared-c1 "-S -M prepared, -c 1 -j 1 (per-query round trip, no queueing)"
+    report simple-c1 "pgbench -S (simple) -c 1 -j 1 -T $SINGLE_DURATION: per-query round trip"
+    report prepared-c1 "pgbench -S -M prepared -c 1 -j 1 -T $SINGLE_DURATION: per-query round trip"
 fi
 say ""
 say "target: through infrasql >= 0.85 x direct tps"
