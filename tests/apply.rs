@@ -360,7 +360,10 @@ async fn tags_change_in_place_and_a_cidr_change_replaces() {
 #[tokio::test]
 async fn a_failed_commit_undoes_everything_in_aws_and_in_the_tables() {
     let moto = Moto::start();
-    let s = TestServer::start_on(&moto, &[]);
+    // moto checks subnet overlap without a lock, so two overlapping
+    // CreateSubnet calls in flight at once can both succeed (real AWS
+    // refuses one). One call at a time keeps the refusal deterministic.
+    let s = TestServer::start_on(&moto, &["--aws-concurrency", "1"]);
     let c = s.connect().await;
     let err = c
         .batch_execute(
