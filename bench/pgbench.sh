@@ -130,6 +130,7 @@ cpu_busy() {
 cpu_ticks() {
     awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null || echo 0
 }
+# (fields after "(comm) ": 12 utime, 13 stime, 14 cutime, 15 cstime)
 CLK_TCK=$(getconf CLK_TCK)
 
 # ---------------------------------------------------------------- build
@@ -217,17 +218,14 @@ fi
 machine_ticks() {
     awk '/^cpu /{ t = 0; for (i = 2; i <= 9; i++) t += $i; print t, t - $5 - $6; exit }' /proc/stat
 }
-# Ticks used so far by this benchmark's own processes: infrasql, the
-# postmaster with every backend it has reaped, and pgbench (a reaped child of
-# this shell).
+# Ticks used so far by this benchmark's own processes, as three numbers:
+# infrasql; the postmaster with every backend it has reaped; pgbench (a reaped
+# child of this shell, $$).
 our_ticks() {
-    local pm
+    local pm pg=0
     pm=$(head -1 "$DATA/pgdata/postmaster.pid" 2>/dev/null || true)
-    {
-        cpu_ticks "$SERVER_PID"
-        [[ -z "$pm" ]] || awk '{ sub(/^.*\) /, ""); print $12 + $13 + $14 + $15 }' "/proc/$pm/stat" 2>/dev/null || true
-        awk '{ sub(/^.*\) /, ""); print $14 + $15 }' "/proc/$$/stat"
-    } | awk '{ s += $1 } END { print s + 0 }'
+    [[ -z "$pm" ]] || pg=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 + $14 + $15 }' "/proc/$pm/stat" 2>/dev/null || echo 0)
+    echo "$(cpu_ticks "$SERVER_PID") $pg $(awk '{ sub(/^.*\) /, ""); print $14 + $15 }' "/proc/$$/stat")"
 }
 # Wait (up to QUIET_WAIT s) until the machine is idle before a run.
 wait_quiet() {
@@ -245,19 +243,19 @@ wait_quiet() {
 }
 
 # run_one NAME MODE TARGET CLIENTS JOBS SECONDS
-#   -> appends "tps lat_ms others% infrasql_cpu_us" to $WORK/NAME-TARGET
+#   -> appends "tps lat_ms others% cpu_infrasql cpu_postgres cpu_pgbench" to
+#      $WORK/NAME-TARGET (CPU in microseconds per transaction)
 # "others%" is the share of the machine's CPU that processes other than this
 # benchmark's (a cargo build, another benchmark, the hypervisor's steal) used
 # during the run; a run above NOISY_PCT is repeated up to NOISY_RETRIES times.
 run_one() {
     local name=$1 mode=$2 target=$3 c=$4 j=$5 t=$6 log out attempt
-    local m0 b0 o0 s0 m1 b1 o1 s1 others cpu_us
+    local m0 b0 i0 p0 k0 m1 b1 i1 p1 k1 others
     log=$LOG_DIR/run-$name-$target.log
     for ((attempt = 1; ; attempt++)); do
         wait_quiet
         read -r m0 b0 < <(machine_ticks)
-        o0=$(our_ticks)
-        s0=$(cpu_ticks "$SERVER_PID")
+        read -r i0 p0 k0 < <(our_ticks)
         # shellcheck disable=SC2046
         if ! out=$("$PGBENCH" -n -S -M "$mode" -c "$c" -j "$j" -T "$t" $(conn_args "$target") "$DB" 2>&1); then
             printf '%s\n' "$out" >>"$log"
@@ -266,9 +264,8 @@ run_one() {
         fi
         sleep 0.3 # let the postmaster reap the backends
         read -r m1 b1 < <(machine_ticks)
-        o1=$(our_ticks)
-        s1=$(cpu_ticks "$SERVER_PID")
-        others=$(awk -v m="$((m1 - m0))" -v b="$((b1 - b0))" -v o="$((o1 - o0))" \
+        read -r i1 p1 k1 < <(our_ticks)
+        others=$(awk -v m="$((m1 - m0))" -v b="$((b1 - b0))" -v o="$((i1 - i0 + p1 - p0 + k1 - k0))" \
             'BEGIN { p = m > 0 ? 100 * (b - o) / m : 0; if (p < 0) p = 0; printf "%.0f\n", p }')
         {
             echo "=== $(date -u +%FT%TZ) $name $target attempt $attempt: pgbench -S -M $mode -c $c -j $j -T $t"
@@ -281,25 +278,28 @@ run_one() {
         fi
         break
     done
-    local tps lat failed txns
+    local tps lat failed txns cpu
     txns=$(awk -F'[:/ ]+' '/^number of transactions actually processed/{print $6; exit}' <<<"$out")
-    # infrasql's own CPU time per transaction (it is idle during direct runs).
-    cpu_us=$(awk -v d="$((s1 - s0))" -v hz="$CLK_TCK" -v n="${txns:-0}" \
-        'BEGIN { if (n > 0) printf "%.1f\n", d / hz * 1e6 / n; else print "?" }')
-    echo "infrasql CPU time during this run: $cpu_us us per transaction" >>"$log"
+    # CPU time per transaction of infrasql (idle during direct runs), of
+    # PostgreSQL (all backends) and of pgbench.
+    cpu=$(awk -v i="$((i1 - i0))" -v p="$((p1 - p0))" -v k="$((k1 - k0))" -v hz="$CLK_TCK" -v n="${txns:-0}" \
+        'BEGIN { f = n > 0 ? 1e6 / hz / n : 0; printf "%.1f %.1f %.1f\n", i * f, p * f, k * f }')
+    echo "CPU per transaction (us): infrasql postgres pgbench = $cpu" >>"$log"
     tps=$(awk '/^tps = /{print $3; exit}' <<<"$out")
     lat=$(awk '/^latency average = /{print $4; exit}' <<<"$out")
     failed=$(awk '/^number of failed transactions: /{print $5; exit}' <<<"$out")
     [[ -n "$tps" && -n "$lat" ]] || die "cannot parse pgbench output; see $log"
     [[ -z "$failed" || "$failed" == 0 ]] || echo "warning: $failed failed transactions ($name $target)" >&2
-    echo "$tps $lat $others $cpu_us" >>"$WORK/$name-$target"
-    printf '  %-11s %-10s tps %9.1f  latency %7.3f ms  infrasql cpu %6s us/txn  others %s%%\n' \
-        "$name" "$target" "$tps" "$lat" "$cpu_us" "$others" >&2
+    echo "$tps $lat $others $cpu" >>"$WORK/$name-$target"
+    read -r ci cp ck <<<"$cpu"
+    printf '  %-11s %-10s tps %9.1f  lat %6.3f ms  cpu us/txn: infrasql %5s postgres %5s pgbench %5s  others %s%%\n' \
+        "$name" "$target" "$tps" "$lat" "$ci" "$cp" "$ck" "$others" >&2
 }
 
-# median_of FILE -> "tps lat" of the run with the median tps (lower middle if even)
+# median_of FILE -> "tps lat cpu_infrasql cpu_postgres cpu_pgbench" of the run
+# with the median tps (lower middle if even)
 median_of() {
-    sort -g -k1,1 "$1" | awk '{l[NR]=$1" "$2" "$4} END{print l[int((NR+1)/2)]}'
+    sort -g -k1,1 "$1" | awk '{l[NR]=$1" "$2" "$4" "$5" "$6} END{print l[int((NR+1)/2)]}'
 }
 
 # bench NAME MODE CLIENTS JOBS SECONDS: warm-up, then ROUNDS rounds, rotating
@@ -334,7 +334,7 @@ report() {
     # load that drifts over minutes than the ratio of the medians.
     local pair_ratio
     pair_ratio=$(paste -d' ' "$WORK/$name-direct" "$WORK/$name-proxy" |
-        awk '{ print $5 / $1 }' | sort -g | awk '{ v[NR] = $1 } END {
+        awk '{ print $7 / $1 }' | sort -g | awk '{ v[NR] = $1 } END {
             m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%.3f\n", m }')
     awk -v label="$label" -v d="$d" -v p="$p" -v tcp="$tcp" -v pair="$pair_ratio" \
         -v all_d="$(awk '{printf "%.0f/%s/%s%% ", $1, $2, $3}' "$WORK/$name-direct")" \
@@ -342,13 +342,13 @@ report() {
         -v all_tcp="$all_tcp" 'BEGIN {
         split(d, a, " "); split(p, b, " ");
         printf "%s\n", label;
-        printf "  direct (unix socket)  : %9.1f tps   latency avg %7.3f ms\n", a[1], a[2];
-        printf "  through infrasql      : %9.1f tps   latency avg %7.3f ms   (infrasql CPU %s us/txn)\n", b[1], b[2], b[3];
+        printf "  direct (unix socket)  : %9.1f tps   latency avg %7.3f ms   CPU us/txn: postgres %s, pgbench %s\n", a[1], a[2], a[4], a[5];
+        printf "  through infrasql      : %9.1f tps   latency avg %7.3f ms   CPU us/txn: postgres %s, pgbench %s, infrasql %s\n", b[1], b[2], b[4], b[5], b[3];
         printf "  ratio proxy/direct    : %9.3f   (median of per-round ratios: %s)\n", b[1] / a[1], pair;
         printf "  added latency/query   : %9.1f us (proxy - direct)\n", (b[2] - a[2]) * 1000;
         if (tcp != "") {
             split(tcp, c, " ");
-            printf "  direct-tcp (diagnostic): %8.1f tps   latency avg %7.3f ms; proxy/direct-tcp %.3f\n", c[1], c[2], b[1] / c[1];
+            printf "  direct-tcp (diagnostic): %8.1f tps   latency avg %7.3f ms   CPU us/txn: postgres %s, pgbench %s; proxy/direct-tcp %.3f\n", c[1], c[2], c[4], c[5], b[1] / c[1];
         }
         printf "  all runs (tps/latency ms/CPU%% used by others) direct    : %s\n", all_d;
         printf "  all runs (tps/latency ms/CPU%% used by others) proxy     : %s\n", all_p;
