@@ -86,9 +86,12 @@ impl Syncer {
         }
     }
 
-    /// Sync every (table, region) pair matching the filters. Tables go in
-    /// levels, parents first (a subnet's VPC row must exist before the
-    /// subnet's); the tables of one level and all regions run concurrently.
+    /// Sync every (table, region) pair matching the filters.
+    ///
+    /// Every listing starts at once; only the row writes go in levels,
+    /// parents first (a subnet's VPC row must exist before the subnet's).
+    /// A round thus costs about its slowest listing plus the writes, not the
+    /// sum of one listing per level.
     pub async fn sync_all(
         &self,
         table: Option<&str>,
@@ -100,9 +103,8 @@ impl Syncer {
                 regions.push(r.to_owned());
             }
         }
-        let mut out = Vec::new();
-        for level in self.levels() {
-            let mut jobs = Vec::new();
+        let mut pairs = Vec::new();
+        for (depth, level) in self.levels().into_iter().enumerate() {
             for t in level {
                 if table.is_some_and(|f| f != t && f != self.resources[&t].schema().table) {
                     continue;
@@ -111,18 +113,23 @@ impl Syncer {
                     .iter()
                     .filter(|r| region.is_none_or(|f| f == r.as_str()))
                 {
-                    let (t, r) = (t.clone(), r.clone());
-                    jobs.push(async move {
-                        let res = self.reconcile(&t, &r).await;
-                        if let Err(e) = &res {
-                            tracing::debug!("sync {t} in {r}: {e}");
-                        }
-                        (t, r, res)
-                    });
+                    pairs.push((depth, t.clone(), r.clone()));
                 }
             }
-            out.extend(futures_util::future::join_all(jobs).await);
         }
+        let gate = LevelGate::new(pairs.iter().map(|(d, _, _)| *d));
+        let jobs = pairs.into_iter().map(|(depth, t, r)| {
+            let gate = &gate;
+            async move {
+                let res = self.reconcile_gated(&t, &r, gate.turn(depth)).await;
+                gate.finished(depth);
+                if let Err(e) = &res {
+                    tracing::debug!("sync {t} in {r}: {e}");
+                }
+                (t, r, res)
+            }
+        });
+        let out: Vec<_> = futures_util::future::join_all(jobs).await;
         // One line per round, not one per type: a missing credential would
         // otherwise repeat itself for every table every round.
         let mut errors: Vec<String> = out
@@ -214,6 +221,16 @@ impl Syncer {
     }
 
     pub async fn reconcile(&self, table: &str, region: &str) -> Result<Stats, String> {
+        self.reconcile_gated(table, region, None).await
+    }
+
+    /// `reconcile`, whose row writes wait for `turn` (the parents' level).
+    async fn reconcile_gated(
+        &self,
+        table: &str,
+        region: &str,
+        turn: Option<Turn<'_>>,
+    ) -> Result<Stats, String> {
         let resource = self
             .resources
             .get(table)
@@ -246,13 +263,20 @@ impl Syncer {
         .map_err(db_error)?;
         let started = Instant::now();
         let calls_before = self.clients.api_calls();
+        let mut waited = Duration::ZERO;
         let result = match resource.list(region).await {
             Ok(observed) => {
+                if let Some(turn) = turn {
+                    let t = Instant::now();
+                    turn.wait().await;
+                    waited = t.elapsed();
+                }
                 self.apply_observed(&mut db, resource.as_ref(), table, region, observed, first)
                     .await
             }
             Err(e) => Err(format!("{}: {}", e.code, e.message)),
         };
+        // Other tables' listings overlap this one, so the count is approximate.
         let calls = (self.clients.api_calls() - calls_before) as i32;
         let (seen, error) = match &result {
             Ok(s) => (Some(s.seen as i32), None),
@@ -266,7 +290,8 @@ impl Syncer {
                 &[
                     &region,
                     &table,
-                    &(started.elapsed().as_millis() as i32),
+                    // Time spent waiting for the parents' writes is not this pair's.
+                    &(started.elapsed().saturating_sub(waited).as_millis() as i32),
                     &seen,
                     &calls,
                     &error,
@@ -667,6 +692,65 @@ impl Syncer {
 }
 
 /// A database error with PostgreSQL's own message, not just "db error".
+/// Orders the row writes of one round by level while the listings run
+/// concurrently: level `d` may write once every pair of levels `< d` has
+/// finished (written, failed or skipped).
+struct LevelGate {
+    remaining: std::sync::Mutex<Vec<usize>>,
+    done: tokio::sync::watch::Sender<usize>,
+}
+
+/// A pair's place in the gate: it may write once `done >= depth`.
+struct Turn<'a> {
+    depth: usize,
+    gate: &'a LevelGate,
+}
+
+impl LevelGate {
+    fn new(depths: impl Iterator<Item = usize>) -> Self {
+        let mut remaining = Vec::new();
+        for d in depths {
+            if remaining.len() <= d {
+                remaining.resize(d + 1, 0);
+            }
+            remaining[d] += 1;
+        }
+        let gate = LevelGate {
+            remaining: std::sync::Mutex::new(remaining),
+            done: tokio::sync::watch::channel(0).0,
+        };
+        gate.advance(&gate.remaining.lock().expect("gate lock poisoned"));
+        gate
+    }
+
+    fn turn(&self, depth: usize) -> Option<Turn<'_>> {
+        Some(Turn { depth, gate: self })
+    }
+
+    fn finished(&self, depth: usize) {
+        let mut remaining = self.remaining.lock().expect("gate lock poisoned");
+        remaining[depth] -= 1;
+        self.advance(&remaining);
+    }
+
+    /// Skip past every level with nothing left to run.
+    fn advance(&self, remaining: &[usize]) {
+        let mut done = *self.done.borrow();
+        while done < remaining.len() && remaining[done] == 0 {
+            done += 1;
+        }
+        self.done.send_replace(done);
+    }
+}
+
+impl Turn<'_> {
+    async fn wait(self) {
+        let mut rx = self.gate.done.subscribe();
+        // The sender lives as long as the gate, which outlives every turn.
+        let _ = rx.wait_for(|done| *done >= self.depth).await;
+    }
+}
+
 fn db_error(e: tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(d) => format!("{} ({})", d.message(), d.code().code()),
@@ -727,5 +811,22 @@ mod tests {
         );
         assert_eq!(policy_for(&p, Some(&json!({"env": "dev"}))), Policy::Report);
         assert_eq!(policy_for(&[], Some(&json!({}))), Policy::Adopt);
+    }
+
+    #[tokio::test]
+    async fn writes_wait_for_every_lower_level_and_skip_empty_ones() {
+        use futures_util::FutureExt;
+        // Levels 0 and 2 have pairs; level 1 has none (filtered out).
+        let gate = LevelGate::new([0, 0, 2].into_iter());
+        assert!(gate.turn(0).unwrap().wait().now_or_never().is_some());
+        let mut top = Box::pin(gate.turn(2).unwrap().wait());
+        assert!((&mut top).now_or_never().is_none());
+        gate.finished(0);
+        assert!(
+            (&mut top).now_or_never().is_none(),
+            "one level-0 pair still runs"
+        );
+        gate.finished(0);
+        assert!(top.now_or_never().is_some());
     }
 }
