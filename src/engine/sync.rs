@@ -539,9 +539,12 @@ impl Syncer {
                 set(cols),
                 ident(idc)
             );
-            tx.execute(&sql, &[&Value::Array(rows.clone()).to_string()])
-                .await
-                .map_err(err)?;
+            tx.execute(
+                &sql,
+                &[&serde_json::to_string(rows).map_err(|e| e.to_string())?],
+            )
+            .await
+            .map_err(err)?;
         }
         if !inserts.is_empty() {
             let cols: Vec<String> = observed_cols.iter().map(|c| ident(c)).collect();
