@@ -8,6 +8,10 @@
 #   proxy:      infrasql on 127.0.0.1:PORT (which forwards to that same socket)
 #   direct-tcp: (DIRECT_TCP=1) the backend on 127.0.0.1:5432, to show how much
 #               of the gap is TCP loopback rather than the proxy itself
+#   pgbouncer:  (YARDSTICK=1, when pgbouncer is installed) PgBouncer in session
+#               mode on 127.0.0.1, forwarding to that same socket: what a
+#               mature C proxy gets on the same machine in the same run, so the
+#               cost of any extra hop is visible apart from infrasql's own
 # in rotating order, $ROUNDS rounds each, for the simple query protocol and
 # for -M prepared (extended protocol, prepared statements). Each cell reports
 # the MEDIAN tps over the rounds, with the latency of that same median run.
@@ -22,6 +26,8 @@
 #   CLIENTS=8 JOBS=2 SCALE=10
 #   WARMUP=5           seconds of untimed warm-up per target first (0 = none)
 #   DIRECT_TCP=1       add the direct-tcp target (needs 127.0.0.1:5432 free)
+#   YARDSTICK=1        add the pgbouncer target if `pgbouncer` is found
+#                      (apt-get install pgbouncer); PGBOUNCER=path to choose one
 #   QUIET_WAIT=0       before each run, wait up to this many seconds for the
 #                      machine to be idle (< 15% busy over 3 s); for shared machines
 #   NOISY_PCT=10 NOISY_RETRIES=2
@@ -42,6 +48,8 @@ JOBS=${JOBS:-2}
 SCALE=${SCALE:-10}
 WARMUP=${WARMUP:-5}
 DIRECT_TCP=${DIRECT_TCP:-1}
+YARDSTICK=${YARDSTICK:-1}
+PGBOUNCER=${PGBOUNCER:-$(command -v pgbouncer || { [[ -x /usr/sbin/pgbouncer ]] && echo /usr/sbin/pgbouncer; } || true)}
 QUIET_WAIT=${QUIET_WAIT:-0}
 NOISY_PCT=${NOISY_PCT:-10}
 NOISY_RETRIES=${NOISY_RETRIES:-2}
@@ -66,6 +74,18 @@ command -v "$PGBENCH" >/dev/null || die "pgbench not found (apt-get install post
 WORK=""
 SERVER_PID=""
 SERVER_RC=""
+BOUNCER_PID=""
+stop_bouncer() {
+    [[ -n "$BOUNCER_PID" ]] || return 0
+    kill -INT "$BOUNCER_PID" 2>/dev/null || true
+    local i
+    for ((i = 0; i < 50; i++)); do
+        kill -0 "$BOUNCER_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$BOUNCER_PID" 2>/dev/null || true
+    BOUNCER_PID=""
+}
 stop_server() {
     [[ -n "$SERVER_PID" ]] || return 0
     if kill -0 "$SERVER_PID" 2>/dev/null; then
@@ -97,6 +117,7 @@ stop_server() {
 }
 cleanup() {
     local rc=$?
+    stop_bouncer
     stop_server
     if [[ -n "$WORK" && -d "$WORK" ]]; then
         if [[ "${KEEP:-0}" == 1 ]]; then
@@ -202,8 +223,51 @@ conn_args() { # TARGET -> connection flags
     direct) echo "-h $DATA/pgdata -p 5432 -U $BENCH_USER" ;;
     proxy) echo "-h 127.0.0.1 -p $PORT -U $BENCH_USER" ;;
     direct-tcp) echo "-h 127.0.0.1 -p 5432 -U $BENCH_USER" ;;
+    pgbouncer) echo "-h 127.0.0.1 -p $BOUNCER_PORT -U $BENCH_USER" ;;
     esac
 }
+
+# ---------------------------------------------------------------- yardstick
+BOUNCER_PORT=""
+if [[ "$YARDSTICK" == 1 && -n "$PGBOUNCER" ]]; then
+    BDIR=$WORK/pgbouncer
+    mkdir -p "$BDIR"
+    BOUNCER_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    # Session pooling: one backend per client, as infrasql does; SCRAM to the
+    # backend with the same role and password as infrasql's sessions.
+    cat >"$BDIR/pgbouncer.ini" <<EOF
+[databases]
+$DB = host=$DATA/pgdata port=5432 dbname=$DB
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $BOUNCER_PORT
+unix_socket_dir =
+auth_type = scram-sha-256
+auth_file = $BDIR/userlist.txt
+pool_mode = session
+max_client_conn = 200
+default_pool_size = 100
+logfile = $BDIR/pgbouncer.log
+EOF
+    printf '"%s" "%s"\n' "$BENCH_USER" "$PGPASSWORD" >"$BDIR/userlist.txt"
+    chmod 600 "$BDIR/userlist.txt"
+    if [[ $(id -u) == 0 ]]; then
+        # PgBouncer refuses to run as root; -u drops to postgres in-process.
+        chown -R postgres "$BDIR"
+        "$PGBOUNCER" -u postgres "$BDIR/pgbouncer.ini" >"$LOG_DIR/pgbouncer.stdout.log" 2>&1 &
+    else
+        "$PGBOUNCER" "$BDIR/pgbouncer.ini" >"$LOG_DIR/pgbouncer.stdout.log" 2>&1 &
+    fi
+    BOUNCER_PID=$!
+    for ((i = 0; i < 100; i++)); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$BOUNCER_PORT") 2>/dev/null && break
+        sleep 0.1
+    done
+    TARGETS+=(pgbouncer)
+    echo "pgbouncer: $("$PGBOUNCER" --version 2>&1 | head -1) on 127.0.0.1:$BOUNCER_PORT" >&2
+elif [[ "$YARDSTICK" == 1 ]]; then
+    echo "pgbench.sh: pgbouncer not found (apt-get install pgbouncer); no yardstick proxy in this run" >&2
+fi
 
 # ---------------------------------------------------------------- init
 echo "pgbench -i -s $SCALE through infrasql ..." >&2
@@ -218,14 +282,26 @@ fi
 machine_ticks() {
     awk '/^cpu /{ t = 0; for (i = 2; i <= 9; i++) t += $i; print t, t - $5 - $6; exit }' /proc/stat
 }
-# Ticks used so far by this benchmark's own processes, as three numbers:
-# infrasql; the postmaster with every backend it has reaped; pgbench (a reaped
-# child of this shell, $$).
+# Ticks used so far by this benchmark's own processes, as three numbers: the
+# proxies (infrasql, and pgbouncer when it is in the run: each is idle while
+# the other is measured); the postmaster with every backend it has reaped;
+# pgbench (a reaped child of this shell, $$).
 our_ticks() {
-    local pm pg=0
+    local pm pg=0 proxy
     pm=$(head -1 "$DATA/pgdata/postmaster.pid" 2>/dev/null || true)
-    [[ -z "$pm" ]] || pg=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 + $14 + $15 }' "/proc/$pm/stat" 2>/dev/null || echo 0)
-    echo "$(cpu_ticks "$SERVER_PID") $pg $(awk '{ sub(/^.*\) /, ""); print $14 + $15 }' "/proc/$$/stat")"
+    if [[ -n "$pm" ]]; then
+        # Reaped backends are in the postmaster's cutime; live ones (those a
+        # pooler keeps open between runs) are read one by one.
+        local kids
+        kids=$(pgrep -P "$pm" | sed 's#.*#/proc/&/stat#' | tr '\n' ' ')
+        # shellcheck disable=SC2086
+        pg=$(awk 'FNR == 1 { sub(/^.*\) /, ""); t += $12 + $13 + (FILENAME ~ /\/'"$pm"'\// ? $14 + $15 : 0) } END { print t + 0 }' \
+            "/proc/$pm/stat" $kids 2>/dev/null || true) # a backend may exit meanwhile
+        [[ -n "$pg" ]] || pg=0
+    fi
+    proxy=$(cpu_ticks "$SERVER_PID")
+    [[ -z "$BOUNCER_PID" ]] || proxy=$((proxy + $(cpu_ticks "$BOUNCER_PID")))
+    echo "$proxy $pg $(awk '{ sub(/^.*\) /, ""); print $14 + $15 }' "/proc/$$/stat")"
 }
 # Wait (up to QUIET_WAIT s) until the machine is idle before a run.
 wait_quiet() {
@@ -243,7 +319,7 @@ wait_quiet() {
 }
 
 # run_one NAME MODE TARGET CLIENTS JOBS SECONDS
-#   -> appends "tps lat_ms others% cpu_infrasql cpu_postgres cpu_pgbench" to
+#   -> appends "tps lat_ms others% cpu_proxy cpu_postgres cpu_pgbench" to
 #      $WORK/NAME-TARGET (CPU in microseconds per transaction)
 # "others%" is the share of the machine's CPU that processes other than this
 # benchmark's (a cargo build, another benchmark, the hypervisor's steal) used
@@ -284,7 +360,7 @@ run_one() {
     # PostgreSQL (all backends) and of pgbench.
     cpu=$(awk -v i="$((i1 - i0))" -v p="$((p1 - p0))" -v k="$((k1 - k0))" -v hz="$CLK_TCK" -v n="${txns:-0}" \
         'BEGIN { f = n > 0 ? 1e6 / hz / n : 0; printf "%.1f %.1f %.1f\n", i * f, p * f, k * f }')
-    echo "CPU per transaction (us): infrasql postgres pgbench = $cpu" >>"$log"
+    echo "CPU per transaction (us): proxy postgres pgbench = $cpu" >>"$log"
     tps=$(awk '/^tps = /{print $3; exit}' <<<"$out")
     lat=$(awk '/^latency average = /{print $4; exit}' <<<"$out")
     failed=$(awk '/^number of failed transactions: /{print $5; exit}' <<<"$out")
@@ -292,11 +368,11 @@ run_one() {
     [[ -z "$failed" || "$failed" == 0 ]] || echo "warning: $failed failed transactions ($name $target)" >&2
     echo "$tps $lat $others $cpu" >>"$WORK/$name-$target"
     read -r ci cp ck <<<"$cpu"
-    printf '  %-11s %-10s tps %9.1f  lat %6.3f ms  cpu us/txn: infrasql %5s postgres %5s pgbench %5s  others %s%%\n' \
+    printf '  %-11s %-10s tps %9.1f  lat %6.3f ms  cpu us/txn: proxy %5s postgres %5s pgbench %5s  others %s%%\n' \
         "$name" "$target" "$tps" "$lat" "$ci" "$cp" "$ck" "$others" >&2
 }
 
-# median_of FILE -> "tps lat cpu_infrasql cpu_postgres cpu_pgbench" of the run
+# median_of FILE -> "tps lat cpu_proxy cpu_postgres cpu_pgbench" of the run
 # with the median tps (lower middle if even)
 median_of() {
     sort -g -k1,1 "$1" | awk '{l[NR]=$1" "$2" "$4" "$5" "$6} END{print l[int((NR+1)/2)]}'
@@ -323,7 +399,7 @@ bench() {
 
 # report NAME LABEL
 report() {
-    local name=$1 label=$2 d p tcp="" all_tcp=""
+    local name=$1 label=$2 d p tcp="" all_tcp="" bnc="" all_bnc="" bnc_pair=""
     d=$(median_of "$WORK/$name-direct")
     p=$(median_of "$WORK/$name-proxy")
     if [[ "$DIRECT_TCP" == 1 ]]; then
@@ -332,14 +408,21 @@ report() {
     fi
     # Ratio within each round (adjacent runs): less sensitive to background
     # load that drifts over minutes than the ratio of the medians.
+    pair_ratio_of() { # FILE_A FILE_B -> median over rounds of tps(B) / tps(A)
+        paste -d' ' "$1" "$2" | awk '{ print $7 / $1 }' | sort -g | awk '{ v[NR] = $1 } END {
+            m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%.3f\n", m }'
+    }
     local pair_ratio
-    pair_ratio=$(paste -d' ' "$WORK/$name-direct" "$WORK/$name-proxy" |
-        awk '{ print $7 / $1 }' | sort -g | awk '{ v[NR] = $1 } END {
-            m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%.3f\n", m }')
+    pair_ratio=$(pair_ratio_of "$WORK/$name-direct" "$WORK/$name-proxy")
+    if [[ -f "$WORK/$name-pgbouncer" ]]; then
+        bnc=$(median_of "$WORK/$name-pgbouncer")
+        all_bnc=$(awk '{printf "%.0f/%s/%s%% ", $1, $2, $3}' "$WORK/$name-pgbouncer")
+        bnc_pair=$(pair_ratio_of "$WORK/$name-direct" "$WORK/$name-pgbouncer")
+    fi
     awk -v label="$label" -v d="$d" -v p="$p" -v tcp="$tcp" -v pair="$pair_ratio" \
         -v all_d="$(awk '{printf "%.0f/%s/%s%% ", $1, $2, $3}' "$WORK/$name-direct")" \
         -v all_p="$(awk '{printf "%.0f/%s/%s%% ", $1, $2, $3}' "$WORK/$name-proxy")" \
-        -v all_tcp="$all_tcp" 'BEGIN {
+        -v all_tcp="$all_tcp" -v bnc="$bnc" -v all_bnc="$all_bnc" -v bnc_pair="$bnc_pair" 'BEGIN {
         split(d, a, " "); split(p, b, " ");
         printf "%s\n", label;
         printf "  direct (unix socket)  : %9.1f tps   latency avg %7.3f ms   CPU us/txn: postgres %s, pgbench %s\n", a[1], a[2], a[4], a[5];
@@ -350,9 +433,15 @@ report() {
             split(tcp, c, " ");
             printf "  direct-tcp (diagnostic): %8.1f tps   latency avg %7.3f ms   CPU us/txn: postgres %s, pgbench %s; proxy/direct-tcp %.3f\n", c[1], c[2], c[4], c[5], b[1] / c[1];
         }
+        if (bnc != "") {
+            split(bnc, e, " ");
+            printf "  pgbouncer (yardstick) : %9.1f tps   latency avg %7.3f ms   CPU us/txn: postgres %s, pgbench %s, pgbouncer %s\n", e[1], e[2], e[4], e[5], e[3];
+            printf "  ratio pgbouncer/direct: %9.3f   (median of per-round ratios: %s); infrasql/pgbouncer %.3f\n", e[1] / a[1], bnc_pair, b[1] / e[1];
+        }
         printf "  all runs (tps/latency ms/CPU%% used by others) direct    : %s\n", all_d;
         printf "  all runs (tps/latency ms/CPU%% used by others) proxy     : %s\n", all_p;
         if (all_tcp != "") printf "  all runs (tps/latency ms/CPU%% used by others) direct-tcp: %s\n", all_tcp;
+        if (all_bnc != "") printf "  all runs (tps/latency ms/CPU%% used by others) pgbouncer : %s\n", all_bnc;
     }' | tee -a "$RESULTS"
 }
 
@@ -364,11 +453,12 @@ if [[ "$SINGLE" == 1 ]]; then
 fi
 
 # ---------------------------------------------------------------- stop
+stop_bouncer
 stop_server
 [[ "$SERVER_RC" == 0 ]] || echo "warning: infrasql exited with status $SERVER_RC after SIGTERM" >&2
 
 # ---------------------------------------------------------------- report
-max_others=$(cat "$WORK"/*-direct* "$WORK"/*-proxy | awk 'BEGIN{m=0} $3>m{m=$3} END{print m}')
+max_others=$(cat "$WORK"/*-direct* "$WORK"/*-proxy "$WORK"/*-pgbouncer 2>/dev/null | awk 'BEGIN{m=0} $3>m{m=$3} END{print m}')
 say ""
 say "== pgbench through infrasql vs direct =="
 say "date: $(date -u +%FT%TZ)   host: $(uname -n)   nproc: $(nproc)   cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
