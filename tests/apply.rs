@@ -296,6 +296,165 @@ async fn a_full_network_in_one_transaction_exists_in_aws_and_then_goes_away() {
 }
 
 #[tokio::test]
+async fn an_instance_is_launched_into_a_new_network_and_terminated_with_it() {
+    use infrasql_aws::aws_sdk_ec2::types::InstanceAttributeName;
+    let moto = Moto::start();
+    let s = TestServer::start_on(&moto, &[]);
+    let c = s.connect().await;
+    // Everything by provisional ids, in one transaction.
+    c.batch_execute(
+        "BEGIN;
+         INSERT INTO aws.vpc (name, cidr_block) VALUES ('app', '10.40.0.0/16');
+         INSERT INTO aws.subnet (name, vpc_id, cidr_block, availability_zone)
+           SELECT 'app-a', vpc_id, '10.40.1.0/24', 'us-east-1a' FROM aws.vpc WHERE name = 'app';
+         INSERT INTO aws.security_group (name, group_name, description, vpc_id)
+           SELECT 'web', 'web', 'web servers', vpc_id FROM aws.vpc WHERE name = 'app';
+         INSERT INTO aws.instance (name, image_id, instance_type, subnet_id, security_group_id, user_data, tags)
+           SELECT 'web-1', 'ami-760aaa0f', 't3.micro', s.subnet_id, g.group_id,
+                  E'#!/bin/sh\\necho secret-sauce\\n', '{\"role\": \"web\"}'
+           FROM aws.subnet s, aws.security_group g WHERE s.name = 'app-a' AND g.group_name = 'web';
+         COMMIT;",
+    )
+    .await
+    .unwrap();
+
+    let row = c
+        .query_one(
+            "select i.instance_id, i.state, i.user_data, i.subnet_id = s.subnet_id, \
+                    i.security_group_id = g.group_id, i.security_group_ids = jsonb_build_array(g.group_id), \
+                    i.vpc_id = s.vpc_id, host(i.private_ip_address), i.availability_zone, i.launch_time is not null \
+             from aws.instance i, aws.subnet s, aws.security_group g \
+             where i.name = 'web-1' and s.name = 'app-a' and g.group_name = 'web'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let id: String = row.get(0);
+    assert!(id.starts_with("i-"), "{id}");
+    assert_eq!(row.get::<_, Option<String>>(1).as_deref(), Some("running"));
+    assert_eq!(
+        row.get::<_, Option<String>>(2),
+        None,
+        "user data is write-only"
+    );
+    for (col, what) in [(3, "subnet"), (4, "group"), (5, "all groups"), (6, "vpc")] {
+        assert_eq!(row.get::<_, Option<bool>>(col), Some(true), "{what}");
+    }
+    assert!(row.get::<_, String>(7).starts_with("10.40.1."));
+    assert_eq!(
+        row.get::<_, Option<String>>(8).as_deref(),
+        Some("us-east-1a")
+    );
+    assert_eq!(row.get::<_, Option<bool>>(9), Some(true));
+    let subnet_id: String = one(&c, "select subnet_id from aws.subnet where name = 'app-a'").await;
+    let group_id: String = one(
+        &c,
+        "select group_id from aws.security_group where group_name = 'web'",
+    )
+    .await;
+    let vpc_id: String = one(&c, "select vpc_id from aws.vpc where name = 'app'").await;
+
+    // AWS agrees, asked directly.
+    let ec2 = moto.ec2().await;
+    let i = ec2
+        .describe_instances()
+        .instance_ids(&id)
+        .send()
+        .await
+        .unwrap()
+        .reservations()[0]
+        .instances()[0]
+        .clone();
+    assert_eq!(i.subnet_id(), Some(subnet_id.as_str()));
+    assert_eq!(i.instance_type().map(|t| t.as_str()), Some("t3.micro"));
+    assert_eq!(
+        i.security_groups()
+            .iter()
+            .filter_map(|g| g.group_id())
+            .collect::<Vec<_>>(),
+        vec![group_id.as_str()]
+    );
+    for (k, v) in [("Name", "web-1"), ("role", "web")] {
+        assert!(
+            i.tags()
+                .iter()
+                .any(|t| t.key() == Some(k) && t.value() == Some(v)),
+            "{k}"
+        );
+    }
+    assert!(i
+        .tags()
+        .iter()
+        .any(|t| t.key() == Some("infrasql:apply-id")));
+    let data = ec2
+        .describe_instance_attribute()
+        .instance_id(&id)
+        .attribute(InstanceAttributeName::UserData)
+        .send()
+        .await
+        .unwrap();
+    use base64::Engine as _;
+    let data = base64::engine::general_purpose::STANDARD
+        .decode(data.user_data().and_then(|v| v.value()).unwrap())
+        .unwrap();
+    assert_eq!(data, b"#!/bin/sh\necho secret-sauce\n");
+    // The secret reached AWS and nowhere else infrasql keeps.
+    let leaked: i64 = one(
+        &c,
+        "select count(*) from infra.apply_action \
+         where coalesce(before::text, '') || coalesce(after::text, '') like '%secret-sauce%'",
+    )
+    .await;
+    assert_eq!(leaked, 0);
+
+    // Delete everything in one transaction: the instance is terminated
+    // before its group, subnet and VPC go.
+    c.batch_execute(
+        "BEGIN;
+         DELETE FROM aws.instance WHERE name = 'web-1';
+         DELETE FROM aws.security_group WHERE group_name = 'web';
+         DELETE FROM aws.subnet WHERE name = 'app-a';
+         DELETE FROM aws.vpc WHERE name = 'app';
+         COMMIT;",
+    )
+    .await
+    .unwrap();
+    let i = ec2
+        .describe_instances()
+        .instance_ids(&id)
+        .send()
+        .await
+        .unwrap()
+        .reservations()[0]
+        .instances()[0]
+        .clone();
+    assert_eq!(
+        i.state().and_then(|s| s.name()).map(|n| n.as_str()),
+        Some("terminated")
+    );
+    assert!(aws_vpcs(&moto).await.is_empty());
+    let groups = ec2
+        .describe_security_groups()
+        .filters(vpc_filter(&vpc_id))
+        .send()
+        .await;
+    assert!(groups.is_err() || groups.unwrap().security_groups().is_empty());
+    assert_eq!(one::<i64>(&c, "select count(*) from aws.instance").await, 0);
+    let order: Vec<String> = c
+        .query(
+            "select table_name from infra.apply_action a join infra.apply p using (apply_id) \
+             where a.action = 'delete' order by p.started_at desc, a.step limit 4",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(order[0], "aws.instance", "children first: {order:?}");
+}
+
+#[tokio::test]
 async fn tags_change_in_place_and_a_cidr_change_replaces() {
     let moto = Moto::start();
     let s = TestServer::start_on(&moto, &[]);

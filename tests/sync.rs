@@ -143,7 +143,7 @@ async fn a_prepopulated_account_is_imported_on_the_first_sync_without_drift() {
     );
     // sync_status has a row per region and type.
     let rows: i64 = one(&c, "select count(*) from infra.sync_status where region = 'us-east-1' and last_error is null and api_calls >= 1").await;
-    assert_eq!(rows, 10);
+    assert_eq!(rows, 11);
     // Imported rows are real rows: infrasql can change them.
     c.batch_execute(&format!(
         "UPDATE aws.vpc SET name = 'adopted' WHERE vpc_id = '{vpc}'"
@@ -162,6 +162,153 @@ async fn a_prepopulated_account_is_imported_on_the_first_sync_without_drift() {
     assert!(tags
         .iter()
         .any(|t| t.key() == Some("Name") && t.value() == Some("adopted")));
+}
+
+#[tokio::test]
+async fn instances_launched_outside_infrasql_are_imported_and_a_default_subnet_is_learnt() {
+    let moto = Moto::start();
+    let ec2 = moto.ec2().await;
+    let vpc = ec2
+        .create_vpc()
+        .cidr_block("10.45.0.0/16")
+        .send()
+        .await
+        .unwrap()
+        .vpc()
+        .unwrap()
+        .vpc_id()
+        .unwrap()
+        .to_owned();
+    let subnet = ec2
+        .create_subnet()
+        .vpc_id(&vpc)
+        .cidr_block("10.45.1.0/24")
+        .send()
+        .await
+        .unwrap()
+        .subnet()
+        .unwrap()
+        .subnet_id()
+        .unwrap()
+        .to_owned();
+    let mut groups = Vec::new();
+    for name in ["web", "admin"] {
+        groups.push(
+            ec2.create_security_group()
+                .group_name(name)
+                .description(name)
+                .vpc_id(&vpc)
+                .send()
+                .await
+                .unwrap()
+                .group_id()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    groups.sort();
+    let console = ec2
+        .run_instances()
+        .image_id("ami-760aaa0f")
+        .min_count(1)
+        .max_count(1)
+        .subnet_id(&subnet)
+        .security_group_ids(&groups[1])
+        .security_group_ids(&groups[0])
+        .tag_specifications(
+            infrasql_aws::aws_sdk_ec2::types::TagSpecification::builder()
+                .resource_type(infrasql_aws::aws_sdk_ec2::types::ResourceType::Instance)
+                .tags(Tag::builder().key("Name").value("console").build())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .instances()[0]
+        .instance_id()
+        .unwrap()
+        .to_owned();
+
+    let s = TestServer::start_on(&moto, &[]);
+    let c = s.connect().await;
+    let summary = sync(&c).await;
+    assert_eq!(summary["errors"], serde_json::json!([]), "{summary}");
+    let row = c
+        .query_one(
+            "select name, state, subnet_id, security_group_id, security_group_ids, vpc_id \
+             from aws.instance where instance_id = $1",
+            &[&console],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, Option<String>>(0).as_deref(), Some("console"));
+    assert_eq!(row.get::<_, Option<String>>(1).as_deref(), Some("running"));
+    assert_eq!(row.get::<_, Option<String>>(2), Some(subnet.clone()));
+    // Several groups: the lowest id is the row's group; all are listed.
+    assert_eq!(row.get::<_, Option<String>>(3), Some(groups[0].clone()));
+    assert_eq!(
+        row.get::<_, Option<serde_json::Value>>(4),
+        Some(serde_json::json!(groups))
+    );
+    assert_eq!(row.get::<_, Option<String>>(5), Some(vpc.clone()));
+
+    // Launched through infrasql without a subnet: NULL until sync names the
+    // default subnet it went to.
+    c.batch_execute(
+        "INSERT INTO aws.instance (name, image_id) VALUES ('defaults', 'ami-760aaa0f')",
+    )
+    .await
+    .unwrap();
+    let (id, subnet_before): (String, Option<String>) = {
+        let r = c
+            .query_one(
+                "select instance_id, subnet_id from aws.instance where name = 'defaults'",
+                &[],
+            )
+            .await
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!(subnet_before, None);
+    sync(&c).await;
+    let learnt: Option<String> = one(
+        &c,
+        &format!("select subnet_id from aws.instance where instance_id = '{id}'"),
+    )
+    .await;
+    let real = ec2
+        .describe_instances()
+        .instance_ids(&id)
+        .send()
+        .await
+        .unwrap()
+        .reservations()[0]
+        .instances()[0]
+        .subnet_id()
+        .unwrap()
+        .to_owned();
+    assert_eq!(learnt, Some(real));
+    let drift = "select count(*) from infra.drift where table_name = 'aws.instance'";
+    assert_eq!(one::<i64>(&c, drift).await, 1, "the subnet, adopted once");
+    // Stable: nothing drifts on later rounds.
+    sync(&c).await;
+    assert_eq!(one::<i64>(&c, drift).await, 1);
+
+    // Terminated outside infrasql: the row goes.
+    ec2.terminate_instances()
+        .instance_ids(&console)
+        .send()
+        .await
+        .unwrap();
+    sync(&c).await;
+    assert_eq!(
+        one::<i64>(
+            &c,
+            &format!("select count(*) from aws.instance where instance_id = '{console}'")
+        )
+        .await,
+        0
+    );
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! EC2 resource types and what they share: tags, names and error sorting.
 
 pub mod elastic_ip;
+pub mod instance;
 pub mod internet_gateway;
 pub mod key_pair;
 pub mod route;
@@ -35,6 +36,7 @@ pub fn resources(clients: Arc<Clients>) -> Vec<Arc<dyn Resource>> {
         )),
         Arc::new(security_group::SecurityGroup::new(clients.clone())),
         Arc::new(security_group_rule::SecurityGroupRule::new(clients.clone())),
+        Arc::new(instance::Instance::new(clients.clone())),
     ]
 }
 

@@ -15,6 +15,11 @@ pub struct Moto {
 
 impl Moto {
     pub fn start() -> Moto {
+        Self::start_with_env(&[])
+    }
+
+    /// moto with settings, e.g. `MOTO_ENABLE_AMI_VALIDATION=true`.
+    pub fn start_with_env(env: &[(&str, &str)]) -> Moto {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -22,6 +27,7 @@ impl Moto {
             .port();
         let child = Command::new("moto_server")
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
