@@ -270,7 +270,8 @@ def cmd_rounds(a):
 
 FLOOR_ACTIONS = ("DescribeVpcs,DescribeKeyPairs,DescribeAddresses,DescribeSubnets,"
                  "DescribeInternetGateways,DescribeSecurityGroups,DescribeRouteTables,"
-                 "DescribeRouteTables,DescribeRouteTables,DescribeSecurityGroupRules")
+                 "DescribeRouteTables,DescribeRouteTables,DescribeSecurityGroupRules,"
+                 "DescribeInstances")
 
 
 def cmd_floor(a):

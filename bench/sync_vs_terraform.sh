@@ -21,9 +21,10 @@
 #              user waits for); the refresh phase alone (first "Refreshing
 #              state..." line to exit) is reported too.
 #   terraform (subset, TF_SUBSET=1): the same with -target=aws_vpc.bench
-#              -target=aws_security_group.bench, i.e. without the instances,
-#              because infrasql has no aws.instance table yet and does not
-#              sync instances at all: the like-for-like comparison.
+#              -target=aws_security_group.bench, i.e. without the instances:
+#              how the ratio looks without terraform's costliest type (its
+#              instance refresh makes several calls per instance, infrasql's
+#              one paginated DescribeInstances per round).
 # Ratios: terraform median / infrasql steady-state median (also vs import).
 #
 # Phase 2 (API calls, COUNT=1): bench/count_proxy.py between each client and
@@ -33,7 +34,7 @@
 # proxy's exact count (the server's own count is approximate when tables of a
 # level sync concurrently).
 #
-# Moto's floor: in every round, the same 10 list calls infrasql's full sync
+# Moto's floor: in every round, the same 11 list calls infrasql's full sync
 # makes (bench/sync_bench.py floor: raw HTTP, no SDK, one after another) are
 # timed against moto, so infrasql's own share of its sync time is visible.
 #
@@ -183,10 +184,10 @@ for ((r = 1; r <= ROUNDS; r++)); do
         say "round $r  infrasql steady sync $k: ${s}s (server-side span ${span}s; $(status_seen) rows seen; sync_status api_calls sum $(status_calls); drift rows: $(drift_count))"
     done
     mem_report "r$r: after $STEADY steady syncs" >>"$LOG_DIR/memory.log"
-    # moto's own share: the same 10 list calls, raw HTTP, one after another
+    # moto's own share: the same 11 list calls, raw HTTP, one after another
     fl=$(python3 "$SYNC_PY" floor --endpoint "$MOTO_EP")
     T[floor]+="${fl%% *} "
-    say "round $r  moto floor (infrasql's 10 list calls as raw HTTP, one after another): ${fl%% *}s (${fl#* * * }; $(cut -d' ' -f3 <<<"$fl") response bytes)"
+    say "round $r  moto floor (infrasql's 11 list calls as raw HTTP, one after another): ${fl%% *}s (${fl#* * * }; $(cut -d' ' -f3 <<<"$fl") response bytes)"
     if ((r == 1)); then
         status_table >"$LOG_DIR/sync_status.log"
         isql -A -t -q -c "SELECT table_name, kind, field, count(*) FROM infra.drift GROUP BY 1, 2, 3 ORDER BY 4 DESC" \
@@ -216,21 +217,21 @@ SM=$(median "${T[steady]}")
 TF=$(median "${T[tf]}")
 TFR=$(median "${T[tf-refresh]}")
 say ""
-say "-- phase 1 result (medians; infrasql rows seen per full sync: $ROWS_SEEN, in 10 tables; no instances: there is no aws.instance table)"
+say "-- phase 1 result (medians; infrasql rows seen per full sync: $ROWS_SEEN, instances included)"
 say "infrasql steady-state full sync: ${SM}s   (all: $(tr ' ' '\n' <<<"${T[steady]}" | grep . | stats))"
 say "infrasql import (first sync):    ${IM}s   (all: $(tr ' ' '\n' <<<"${T[import]}" | grep . | stats))"
 FM=$(median "${T[floor]}")
 say "moto floor for those list calls:  ${FM}s   (all: $(tr ' ' '\n' <<<"${T[floor]}" | grep . | stats)) -> infrasql's own share of a steady sync ~ $(awk -v a="$SM" -v b="$FM" 'BEGIN { printf "%.1f", a - b }')s"
 say "terraform plan -refresh-only, all $RESOURCES_TF resources: ${TF}s (refresh phase alone ${TFR}s)"
 r1=$(ratio "$TF" "$SM")
-say "RATIO terraform(all) / infrasql(steady) = ${r1}x  -> $(verdict "$r1") the ${TARGET}x target   [terraform also refreshes $INSTANCES instances infrasql does not sync]"
+say "RATIO terraform(all) / infrasql(steady) = ${r1}x  -> $(verdict "$r1") the ${TARGET}x target   [like for like: both sides refresh every VPC, group and instance]"
 say "      terraform refresh phase alone / infrasql(steady) = $(ratio "$TFR" "$SM")x; terraform(all) / infrasql(import) = $(ratio "$TF" "$IM")x"
 if [[ "$TF_SUBSET" == 1 ]]; then
     TFS=$(median "${T[tfs]}")
     TFSR=$(median "${T[tfs-refresh]}")
     r2=$(ratio "$TFS" "$SM")
     say "terraform plan -refresh-only -target VPCs+SGs ($((VPCS + SGS)) resources): ${TFS}s (refresh phase alone ${TFSR}s)"
-    say "RATIO terraform(VPCs+SGs) / infrasql(steady) = ${r2}x  -> $(verdict "$r2") the ${TARGET}x target   [like for like: neither side touches instances]"
+    say "RATIO terraform(VPCs+SGs) / infrasql(steady) = ${r2}x  -> $(verdict "$r2") the ${TARGET}x target   [terraform without its instances; infrasql still syncs everything]"
     say "      terraform(VPCs+SGs) refresh phase alone / infrasql(steady) = $(ratio "$TFSR" "$SM")x; terraform(VPCs+SGs) / infrasql(import) = $(ratio "$TFS" "$IM")x"
 fi
 say "memory $MEM_LINE"
