@@ -3,7 +3,7 @@
 use clap::{Parser, Subcommand};
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::config::ServeArgs;
+use crate::config::{ServeArgs, ServeConfig};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -27,14 +27,27 @@ pub enum Command {
     Docs,
 }
 
-pub async fn run(cli: Cli) -> anyhow::Result<()> {
+/// Settings are resolved before the runtime exists, because one of them
+/// sizes it.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => {
+            let cfg = args.resolve()?;
+            runtime(cfg.worker_threads)?.block_on(serve(cfg))
+        }
         Command::Docs => {
-            print!("{}", crate::engine::registry::docs(&resource_index().await));
+            let index = runtime(1)?.block_on(resource_index());
+            print!("{}", crate::engine::registry::docs(&index));
             Ok(())
         }
     }
+}
+
+fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()
 }
 
 /// The resource types, without reaching any cloud.
@@ -47,8 +60,7 @@ pub async fn resource_index() -> crate::engine::apply::Resources {
     crate::engine::registry::index(infrasql_aws::resources(clients))
 }
 
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let cfg = args.resolve()?;
+async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let running = crate::server::start(cfg, None).await?;

@@ -97,6 +97,11 @@ pub struct ServeArgs {
     #[arg(long, env = "INFRASQL_SYNC_REGIONS", value_delimiter = ',')]
     #[serde(default)]
     pub sync_regions: Vec<String>,
+
+    /// Threads serving clients and running the engine [default: half the
+    /// cores, at least 1; the embedded PostgreSQL needs the rest].
+    #[arg(long, env = "INFRASQL_WORKER_THREADS")]
+    pub worker_threads: Option<usize>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -132,6 +137,7 @@ pub struct ServeConfig {
     pub aws_concurrency: usize,
     pub sync_interval: Option<Duration>,
     pub sync_regions: Vec<String>,
+    pub worker_threads: usize,
 }
 
 impl ServeArgs {
@@ -224,8 +230,25 @@ impl ServeArgs {
             } else {
                 self.sync_regions
             },
+            worker_threads: match self.worker_threads.or(file.worker_threads) {
+                Some(0) => {
+                    return Err(ConfigError::Invalid(
+                        "--worker-threads must be at least 1".into(),
+                    ))
+                }
+                Some(n) => n,
+                None => default_worker_threads(),
+            },
         })
     }
+}
+
+/// Half the cores: infrasql shares the machine with the PostgreSQL it proxies
+/// to, whose backends do the heavier work per query. On two cores this also
+/// keeps each proxied message on one thread, without a cross-thread wake-up
+/// (`bench/pgbench.sh`, in bench/README.md).
+fn default_worker_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
 }
 
 fn load_file(path: &Path) -> Result<ServeArgs, ConfigError> {
@@ -324,5 +347,28 @@ mod tests {
         .resolve()
         .unwrap_err();
         assert!(matches!(e, ConfigError::Parse { .. }));
+    }
+
+    #[test]
+    fn worker_threads_come_from_the_file_default_to_half_the_cores_and_never_zero() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "worker-threads = 3\n").unwrap();
+        let from_file = ServeArgs {
+            config: Some(path),
+            ..Default::default()
+        };
+        assert_eq!(from_file.resolve().unwrap().worker_threads, 3);
+        let cores = std::thread::available_parallelism().unwrap().get();
+        let default = ServeArgs::default().resolve().unwrap().worker_threads;
+        assert_eq!(default, (cores / 2).max(1));
+        let e = ServeArgs {
+            worker_threads: Some(0),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("--worker-threads"), "{e}");
     }
 }

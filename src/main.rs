@@ -1,7 +1,6 @@
 use clap::Parser;
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("INFRASQL_LOG").unwrap_or_else(|_| {
@@ -10,7 +9,7 @@ async fn main() -> std::process::ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    match infrasql::cli::run(infrasql::cli::Cli::parse()).await {
+    match infrasql::cli::run(infrasql::cli::Cli::parse()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("infrasql: {e:#}");
