@@ -46,6 +46,8 @@
 #   VPCS=100 SGS=2000 INSTANCES=500  ROUNDS=3  STEADY=3  TARGET=20
 #   TF_PARALLELISM=10 (terraform's default)   SETUP_PARALLELISM=50
 #   TAGGED=1 (0: no tags anywhere, see terraform_sync/main.tf)
+#   SERIAL=1 (also time infrasql with --aws-concurrency 1: moto serves one
+#            request at a time, so parallel listings only contend)
 #   TF_SUBSET=1   COUNT=1   SKIP_BUILD=1 (use the existing binary)   KEEP=1
 #   TF_PLUGIN_DIR (default: found under /opt/tf-plugins, ...)
 #   LOG_DIR=bench/logs/sync_vs_terraform
@@ -62,6 +64,7 @@ STEADY=${STEADY:-3}
 TARGET=${TARGET:-20}
 TF_PARALLELISM=${TF_PARALLELISM:-10}
 SETUP_PARALLELISM=${SETUP_PARALLELISM:-50}
+SERIAL=${SERIAL:-1}
 TF_SUBSET=${TF_SUBSET:-1}
 TAGGED=${TAGGED:-1}
 COUNT=${COUNT:-1}
@@ -184,6 +187,21 @@ for ((r = 1; r <= ROUNDS; r++)); do
         say "round $r  infrasql steady sync $k: ${s}s (server-side span ${span}s; $(status_seen) rows seen; sync_status api_calls sum $(status_calls); drift rows: $(drift_count))"
     done
     mem_report "r$r: after $STEADY steady syncs" >>"$LOG_DIR/memory.log"
+    if [[ "$SERIAL" == 1 ]]; then
+        # moto answers one request at a time under Python's GIL: listings in
+        # parallel only slow each other down. --aws-concurrency 1 tells
+        # infrasql so (one call in flight per region).
+        stop_infrasql
+        start_infrasql "sync-serial-r$r" "$MOTO_EP" --aws-concurrency 1
+        s=$(sync_once)
+        say "round $r  infrasql --aws-concurrency 1 import: ${s}s"
+        for ((k = 1; k <= STEADY; k++)); do
+            s=$(sync_once)
+            span=$(round_span)
+            T[serial]+="$s "
+            say "round $r  infrasql --aws-concurrency 1 steady sync $k: ${s}s (server-side span ${span}s; $(status_seen) rows seen)"
+        done
+    fi
     # moto's own share: the same 11 list calls, raw HTTP, one after another
     fl=$(python3 "$SYNC_PY" floor --endpoint "$MOTO_EP")
     T[floor]+="${fl%% *} "
@@ -224,6 +242,11 @@ FM=$(median "${T[floor]}")
 say "moto floor for those list calls:  ${FM}s   (all: $(tr ' ' '\n' <<<"${T[floor]}" | grep . | stats)) -> infrasql's own share of a steady sync ~ $(awk -v a="$SM" -v b="$FM" 'BEGIN { printf "%.1f", a - b }')s"
 say "terraform plan -refresh-only, all $RESOURCES_TF resources: ${TF}s (refresh phase alone ${TFR}s)"
 r1=$(ratio "$TF" "$SM")
+if [[ "$SERIAL" == 1 ]]; then
+    SS=$(median "${T[serial]}")
+    say "infrasql --aws-concurrency 1 steady-state full sync: ${SS}s   (all: $(tr ' ' '\n' <<<"${T[serial]}" | grep . | stats))"
+    say "RATIO terraform(all) / infrasql(--aws-concurrency 1, steady) = $(ratio "$TF" "$SS")x  -> $(verdict "$(ratio "$TF" "$SS")") the ${TARGET}x target"
+fi
 say "RATIO terraform(all) / infrasql(steady) = ${r1}x  -> $(verdict "$r1") the ${TARGET}x target   [like for like: both sides refresh every VPC, group and instance]"
 say "      terraform refresh phase alone / infrasql(steady) = $(ratio "$TFR" "$SM")x; terraform(all) / infrasql(import) = $(ratio "$TF" "$IM")x"
 if [[ "$TF_SUBSET" == 1 ]]; then
