@@ -160,7 +160,6 @@ async fn prepare(
         resources.clone(),
         store.engine_config(),
         regions,
-        clients.clone(),
     ));
     let hook = match hook {
         Some(h) => h,

@@ -144,6 +144,19 @@ async fn a_prepopulated_account_is_imported_on_the_first_sync_without_drift() {
     // sync_status has a row per region and type.
     let rows: i64 = one(&c, "select count(*) from infra.sync_status where region = 'us-east-1' and last_error is null and api_calls >= 1").await;
     assert_eq!(rows, 11);
+    // Each type's calls are its own, though all listings run at once: one
+    // page each for this small account.
+    let off: Vec<String> = c
+        .query(
+            "select table_name || ': ' || api_calls from infra.sync_status where api_calls <> 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(off.is_empty(), "tables not at one call: {off:?}");
     // Imported rows are real rows: infrasql can change them.
     c.batch_execute(&format!(
         "UPDATE aws.vpc SET name = 'adopted' WHERE vpc_id = '{vpc}'"

@@ -46,7 +46,6 @@ pub struct Syncer {
     resources: Resources,
     config: tokio_postgres::Config,
     regions: Vec<String>,
-    clients: Arc<infrasql_aws::Clients>,
 }
 
 fn ident(s: &str) -> String {
@@ -72,17 +71,11 @@ fn same(a: Option<&Value>, b: Option<&Value>) -> bool {
 }
 
 impl Syncer {
-    pub fn new(
-        resources: Resources,
-        config: tokio_postgres::Config,
-        regions: Vec<String>,
-        clients: Arc<infrasql_aws::Clients>,
-    ) -> Self {
+    pub fn new(resources: Resources, config: tokio_postgres::Config, regions: Vec<String>) -> Self {
         Syncer {
             resources,
             config,
             regions,
-            clients,
         }
     }
 
@@ -262,22 +255,24 @@ impl Syncer {
         .await
         .map_err(db_error)?;
         let started = Instant::now();
-        let calls_before = self.clients.api_calls();
         let mut waited = Duration::ZERO;
-        let result = match resource.list(region).await {
-            Ok(observed) => {
-                if let Some(turn) = turn {
-                    let t = Instant::now();
-                    turn.wait().await;
-                    waited = t.elapsed();
+        // Counted per task: the other tables' listings run at the same time.
+        let (result, calls) = infrasql_aws::count_calls(async {
+            match resource.list(region).await {
+                Ok(observed) => {
+                    if let Some(turn) = turn {
+                        let t = Instant::now();
+                        turn.wait().await;
+                        waited = t.elapsed();
+                    }
+                    self.apply_observed(&mut db, resource.as_ref(), table, region, observed, first)
+                        .await
                 }
-                self.apply_observed(&mut db, resource.as_ref(), table, region, observed, first)
-                    .await
+                Err(e) => Err(format!("{}: {}", e.code, e.message)),
             }
-            Err(e) => Err(format!("{}: {}", e.code, e.message)),
-        };
-        // Other tables' listings overlap this one, so the count is approximate.
-        let calls = (self.clients.api_calls() - calls_before) as i32;
+        })
+        .await;
+        let calls = calls as i32;
         let (seen, error) = match &result {
             Ok(s) => (Some(s.seen as i32), None),
             Err(e) => (None, Some(e.clone())),

@@ -41,6 +41,19 @@ pub struct Clients {
     calls: Arc<AtomicU64>,
 }
 
+tokio::task_local! {
+    static TASK_CALLS: Arc<AtomicU64>;
+}
+
+/// Run `f` and count the AWS requests it sends itself (retries included),
+/// apart from any other work running at the same time. Requests sent from
+/// tasks `f` spawns are not counted.
+pub async fn count_calls<F: std::future::Future>(f: F) -> (F::Output, u64) {
+    let counter = Arc::new(AtomicU64::new(0));
+    let out = TASK_CALLS.scope(counter.clone(), f).await;
+    (out, counter.load(Ordering::Relaxed))
+}
+
 /// Counts every HTTP request the SDK sends, retries included.
 #[derive(Debug)]
 struct CountCalls(Arc<AtomicU64>);
@@ -56,6 +69,8 @@ impl aws_sdk_ec2::config::Intercept for CountCalls {
         _cfg: &mut aws_sdk_ec2::config::ConfigBag,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         self.0.fetch_add(1, Ordering::Relaxed);
+        // Not in a counted scope: only the global count applies.
+        let _ = TASK_CALLS.try_with(|c| c.fetch_add(1, Ordering::Relaxed));
         Ok(())
     }
 }
