@@ -79,15 +79,13 @@ say "$(cat "$WORK/mem.line")"
 mem_say "after $STEADY steady syncs"
 sleep 30
 mem_say "after 30 s idle"
-ROWS=$(isql -A -t -q -c "SELECT sum(n) FROM (
-    SELECT count(*) n FROM aws.vpc UNION ALL SELECT count(*) FROM aws.subnet UNION ALL
-    SELECT count(*) FROM aws.internet_gateway UNION ALL SELECT count(*) FROM aws.route_table UNION ALL
-    SELECT count(*) FROM aws.route UNION ALL SELECT count(*) FROM aws.route_table_association UNION ALL
-    SELECT count(*) FROM aws.security_group UNION ALL SELECT count(*) FROM aws.security_group_rule UNION ALL
-    SELECT count(*) FROM aws.key_pair UNION ALL SELECT count(*) FROM aws.elastic_ip) t")
+# Every resource table infrasql knows, counted (the list is infrasql's own).
+ROWS=$(isql -A -t -q -c "SELECT sum((xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM %s', t), false, true, '')))[1]::text::bigint)
+    FROM (SELECT DISTINCT table_name AS t FROM infra.resource_column) s")
+TABLES=$(isql -A -t -q -c "SELECT count(DISTINCT table_name) FROM infra.resource_column")
 status_table | tee "$LOG_DIR/sync_status.log" >/dev/null
 DBSIZE=$(isql -A -t -q -c "SELECT pg_size_pretty(pg_database_size('infrasql'))")
-say "rows in the 10 aws.* tables: $ROWS; database size: $DBSIZE; per table: $(isql -A -t -q -F= -c "SELECT table_name, resources_seen FROM infra.sync_status ORDER BY 1" | tr '\n' ' ')"
+say "rows in the $TABLES aws.* tables: $ROWS; database size: $DBSIZE; per table: $(isql -A -t -q -F= -c "SELECT table_name, resources_seen FROM infra.sync_status ORDER BY 1" | tr '\n' ' ')"
 say ""
 say "RESULT: $ROWS synced resources: infrasql RSS $(awk -v k="$MEM_RSS" 'BEGIN { printf "%.1f", k / 1024 }') MiB (peak $(awk -v k="$MEM_HWM" 'BEGIN { printf "%.1f", k / 1024 }') MiB); embedded PostgreSQL RSS sum $(awk -v k="$MEM_PG_RSS" 'BEGIN { printf "%.1f", k / 1024 }') MiB, PSS sum $(awk -v k="$MEM_PG_PSS" 'BEGIN { printf "%.1f", k / 1024 }') MiB (at rest)"
 say "        during steady syncs (sampled): $PEAK_LINE"
