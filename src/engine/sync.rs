@@ -114,7 +114,7 @@ impl Syncer {
         let jobs = pairs.into_iter().map(|(depth, t, r)| {
             let gate = &gate;
             async move {
-                let res = self.reconcile_gated(&t, &r, gate.turn(depth)).await;
+                let res = self.reconcile_gated(&t, &r, Some(gate.turn(depth))).await;
                 gate.finished(depth);
                 if let Err(e) = &res {
                     tracing::debug!("sync {t} in {r}: {e}");
@@ -721,8 +721,8 @@ impl LevelGate {
         gate
     }
 
-    fn turn(&self, depth: usize) -> Option<Turn<'_>> {
-        Some(Turn { depth, gate: self })
+    fn turn(&self, depth: usize) -> Turn<'_> {
+        Turn { depth, gate: self }
     }
 
     fn finished(&self, depth: usize) {
@@ -816,8 +816,8 @@ mod tests {
         use futures_util::FutureExt;
         // Levels 0 and 2 have pairs; level 1 has none (filtered out).
         let gate = LevelGate::new([0, 0, 2].into_iter());
-        assert!(gate.turn(0).unwrap().wait().now_or_never().is_some());
-        let mut top = Box::pin(gate.turn(2).unwrap().wait());
+        assert!(gate.turn(0).wait().now_or_never().is_some());
+        let mut top = Box::pin(gate.turn(2).wait());
         assert!((&mut top).now_or_never().is_none());
         gate.finished(0);
         assert!(
