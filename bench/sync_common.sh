@@ -96,3 +96,26 @@ mem_sampler_stop() { # LABEL
         printf "%-34s infrasql RSS max %7.1f MiB | PostgreSQL max %d processes, RSS sum max %7.1f MiB, PSS sum max %7.1f MiB (%d samples, 0.2 s apart)\n",
             l, r / 1024, n, pr / 1024, pp / 1024, s }'
 }
+
+# CPU seconds used so far by moto, by the embedded PostgreSQL (postmaster,
+# reaped backends, live children) and by infrasql: "MOTO PG INFRASQL".
+# Differences around a sync show whose work a sync's wall time is.
+cpu_split() {
+    awk -v hz="$(getconf CLK_TCK)" -v pm="$(head -1 "$DATA/pgdata/postmaster.pid" 2>/dev/null)" '
+        FNR == 1 {
+            f = FILENAME; sub(/^.*\) /, "");
+            t = $12 + $13;
+            if (f == "/proc/" pm "/stat") t += $14 + $15;
+            who[f] = t
+        }
+        END {
+            for (f in who) {
+                if (f == "/proc/'"$MOTO_PID"'/stat") m += who[f];
+                else if (f == "/proc/'"$SERVER_PID"'/stat") i += who[f];
+                else p += who[f];
+            }
+            printf "%.2f %.2f %.2f\n", m / hz, p / hz, i / hz
+        }' "/proc/$MOTO_PID/stat" "/proc/$SERVER_PID/stat" \
+        $(pm=$(head -1 "$DATA/pgdata/postmaster.pid" 2>/dev/null) && [[ -n "$pm" ]] &&
+            { echo "/proc/$pm/stat"; pgrep -P "$pm" | sed 's#.*#/proc/&/stat#'; }) 2>/dev/null || true
+}

@@ -181,10 +181,12 @@ for ((r = 1; r <= ROUNDS; r++)); do
     say "round $r  infrasql import (first sync): ${s}s (server-side round span ${span}s; $(status_seen) rows seen; drift rows: $(drift_count))"
     mem_report "r$r: after import" >>"$LOG_DIR/memory.log"
     for ((k = 1; k <= STEADY; k++)); do
+        read -r cm0 cp0 ci0 < <(cpu_split)
         s=$(sync_once)
+        read -r cm1 cp1 ci1 < <(cpu_split)
         span=$(round_span)
         T[steady]+="$s "
-        say "round $r  infrasql steady sync $k: ${s}s (server-side span ${span}s; $(status_seen) rows seen; sync_status api_calls sum $(status_calls); drift rows: $(drift_count))"
+        say "round $r  infrasql steady sync $k: ${s}s (server-side span ${span}s; $(status_seen) rows seen; sync_status api_calls sum $(status_calls); drift rows: $(drift_count)); CPU during it: moto $(awk -v a="$cm0" -v b="$cm1" 'BEGIN{printf "%.2f", b-a}')s, PostgreSQL $(awk -v a="$cp0" -v b="$cp1" 'BEGIN{printf "%.2f", b-a}')s, infrasql $(awk -v a="$ci0" -v b="$ci1" 'BEGIN{printf "%.2f", b-a}')s"
     done
     mem_report "r$r: after $STEADY steady syncs" >>"$LOG_DIR/memory.log"
     if [[ "$SERIAL" == 1 ]]; then
