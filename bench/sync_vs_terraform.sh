@@ -36,7 +36,9 @@
 #
 # Moto's floor: in every round, the same 11 list calls infrasql's full sync
 # makes (bench/sync_bench.py floor: raw HTTP, no SDK, one after another) are
-# timed against moto, so infrasql's own share of its sync time is visible.
+# timed against moto (a lower bound: its first page only, for calls moto pages), and
+# the CPU moto, PostgreSQL and infrasql each use during every steady sync is
+# logged, so whose work a sync is waiting on is visible.
 #
 # The server's memory (RSS, and the embedded PostgreSQL's) after the syncs is
 # logged too; bench/sync_memory.sh is the dedicated memory benchmark.
@@ -241,7 +243,7 @@ say "-- phase 1 result (medians; infrasql rows seen per full sync: $ROWS_SEEN, i
 say "infrasql steady-state full sync: ${SM}s   (all: $(tr ' ' '\n' <<<"${T[steady]}" | grep . | stats))"
 say "infrasql import (first sync):    ${IM}s   (all: $(tr ' ' '\n' <<<"${T[import]}" | grep . | stats))"
 FM=$(median "${T[floor]}")
-say "moto floor for those list calls:  ${FM}s   (all: $(tr ' ' '\n' <<<"${T[floor]}" | grep . | stats)) -> infrasql's own share of a steady sync ~ $(awk -v a="$SM" -v b="$FM" 'BEGIN { printf "%.1f", a - b }')s"
+say "moto floor for those list calls:  ${FM}s   (all: $(tr ' ' '\n' <<<"${T[floor]}" | grep . | stats)) -> a steady sync takes $(awk -v a="$SM" -v b="$FM" 'BEGIN { printf "%.1f", a - b }')s more (see each sync's CPU split: moto works harder for concurrent, paginated SDK calls than for this floor)"
 say "terraform plan -refresh-only, all $RESOURCES_TF resources: ${TF}s (refresh phase alone ${TFR}s)"
 r1=$(ratio "$TF" "$SM")
 if [[ "$SERIAL" == 1 ]]; then
