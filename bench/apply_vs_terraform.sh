@@ -55,18 +55,7 @@ trap bench_cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-for c in terraform psql python3 moto_server curl; do
-    command -v "$c" >/dev/null || die "$c not found"
-done
-python3 -c 'import boto3' 2>/dev/null || die "python3 boto3 not importable (it comes with moto)"
-
-if [[ -z "${TF_PLUGIN_DIR:-}" ]]; then
-    for d in /opt/tf-plugins /usr/share/terraform/plugins "$HOME/.terraform.d/plugins" \
-        "$HOME/.local/share/terraform/plugins"; do
-        if [[ -d "$d/registry.terraform.io/hashicorp/aws" ]]; then TF_PLUGIN_DIR=$d; break; fi
-    done
-fi
-[[ -n "${TF_PLUGIN_DIR:-}" ]] || die "no local plugin dir with registry.terraform.io/hashicorp/aws; set TF_PLUGIN_DIR"
+need_terraform_tools
 
 bench_build
 

@@ -40,6 +40,23 @@ cpu_secs() {
 }
 
 # ------------------------------------------------------------------ build
+# The comparisons with terraform need these; sets TF_PLUGIN_DIR (terraform
+# init runs offline, from a local plugin directory).
+need_terraform_tools() {
+    local c d
+    for c in terraform psql python3 moto_server curl; do
+        command -v "$c" >/dev/null || die "$c not found"
+    done
+    python3 -c 'import boto3' 2>/dev/null || die "python3 boto3 not importable (it comes with moto)"
+    if [[ -z "${TF_PLUGIN_DIR:-}" ]]; then
+        for d in /opt/tf-plugins /usr/share/terraform/plugins "$HOME/.terraform.d/plugins" \
+            "$HOME/.local/share/terraform/plugins"; do
+            if [[ -d "$d/registry.terraform.io/hashicorp/aws" ]]; then TF_PLUGIN_DIR=$d; break; fi
+        done
+    fi
+    [[ -n "${TF_PLUGIN_DIR:-}" ]] || die "no local plugin dir with registry.terraform.io/hashicorp/aws; set TF_PLUGIN_DIR"
+}
+
 bench_build() {
     if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
         note "building release binary (log: $LOG_DIR/build.log; waits if another cargo holds the lock) ..."
