@@ -33,6 +33,7 @@ use super::apply::{self, Journal, Resources};
 use super::errors;
 use super::hook::{CommitContext, CommitHook, HookError, Verdict};
 use super::plan::{self, Action, Plan};
+use super::settings;
 use crate::wire::protocol::Report;
 
 /// The engine's own database connection, reopened when it breaks.
@@ -237,16 +238,23 @@ async fn current_xid(ctx: &mut dyn CommitContext) -> Result<String, HookError> {
     Ok(rows.first().and_then(|r| r[0].clone()).unwrap_or_default())
 }
 
-async fn is_dry_run(ctx: &mut dyn CommitContext) -> Result<bool, HookError> {
+/// Anything that would make the backend's COMMIT fail must fail now,
+/// before AWS is touched: deferred constraints are checked at once.
+/// infrasql's own safety net (`infrasql_commit_path`) is deferred too and
+/// must not fire before the seal, so it is left out by name.
+async fn check_deferred(ctx: &mut dyn CommitContext) -> Result<(), HookError> {
     let rows = ctx
-        .query("SELECT coalesce(current_setting('infra.dry_run', true), '')")
+        .query(
+            "SELECT string_agg(DISTINCT format('%I.%I', n.nspname, c.conname), ', ') \
+             FROM pg_catalog.pg_constraint c JOIN pg_catalog.pg_namespace n ON n.oid = c.connamespace \
+             WHERE c.condeferrable AND c.conname <> 'infrasql_commit_path'",
+        )
         .await?;
-    let v = rows
-        .first()
-        .and_then(|r| r[0].clone())
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    Ok(matches!(v.as_str(), "on" | "true" | "1" | "yes"))
+    if let Some(list) = rows.first().and_then(|r| r[0].clone()) {
+        ctx.query(&format!("SET CONSTRAINTS {list} IMMEDIATE"))
+            .await?;
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -255,7 +263,23 @@ impl CommitHook for Engine {
         let Some(plan) = self.plan(ctx).await? else {
             return Ok(Verdict::Commit);
         };
-        if is_dry_run(ctx).await? {
+        if ctx.two_phase() && !plan.is_empty() {
+            // PREPARE TRANSACTION hands the outcome to an outside
+            // coordinator; the cloud cannot take part in that vote.
+            return Err(HookError(
+                Report::error(
+                    "0A000",
+                    "PREPARE TRANSACTION cannot include changes to infrastructure tables",
+                )
+                .with_detail(format!(
+                    "The transaction changes {}; two-phase commit cannot be made atomic with a cloud. Nothing was applied and the transaction is rolled back.",
+                    plan.summary()
+                ))
+                .with_hint("Use COMMIT for transactions that change aws.* tables."),
+            ));
+        }
+        let dry_run = settings::bool_setting(ctx, "infra.dry_run").await?;
+        if dry_run {
             ctx.notice(&format!("infrasql: dry run: plan: {}", plan.summary()))
                 .await?;
             for s in &plan.steps {
@@ -271,6 +295,7 @@ impl CommitHook for Engine {
             ctx.query("SELECT infra.finish()").await?;
             return Ok(Verdict::Commit);
         }
+        check_deferred(ctx).await?;
         let started = Instant::now();
         let apply_id = new_apply_id();
         let user = ctx.query("SELECT session_user").await?;

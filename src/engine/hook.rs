@@ -34,6 +34,10 @@ pub trait CommitContext: Send {
     /// True when the transaction was opened by infrasql around an autocommit
     /// statement rather than by the client's BEGIN.
     fn implicit(&self) -> bool;
+    /// True when the transaction ends with PREPARE TRANSACTION, not COMMIT.
+    fn two_phase(&self) -> bool {
+        false
+    }
 }
 
 /// Why a commit was refused; reaches the client as an ErrorResponse.

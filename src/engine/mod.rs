@@ -6,6 +6,7 @@
 //! - `apply`: plan → provider calls, journaled, undone on failure.
 //! - `registry`: resource descriptions → the database and the docs.
 //! - `errors`: failure class → SQLSTATE.
+//! - `settings`: `infra.*` session settings, parsed strictly.
 pub mod apply;
 pub mod commit;
 pub mod errors;
@@ -13,4 +14,5 @@ pub mod hook;
 pub mod plan;
 pub mod recover;
 pub mod registry;
+pub mod settings;
 pub mod sync;

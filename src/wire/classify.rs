@@ -238,6 +238,61 @@ pub fn classify(sql: &str) -> StmtKind {
     }
 }
 
+/// `SET [SESSION | LOCAL] infra.x {= | TO} value` or `RESET infra.x`: the
+/// setting's name and the value as PostgreSQL would store it (`None` for
+/// RESET and DEFAULT). Only `infra.*` names are looked at; everything else
+/// is PostgreSQL's to check.
+pub fn infra_setting(sql: &str) -> Option<(String, Option<String>)> {
+    let w = first_words(sql, 3);
+    let verb = w.first()?.as_str();
+    if verb != "set" && verb != "reset" {
+        return None;
+    }
+    // The name follows the verb and an optional SESSION/LOCAL.
+    let lower = sql.to_ascii_lowercase();
+    let mut at = lower.find(verb)? + verb.len();
+    let rest = lower[at..].trim_start();
+    for scope in ["session ", "local "] {
+        if rest.starts_with(scope) && !rest.starts_with("session authorization") {
+            at += lower[at..].find(scope)? + scope.len();
+        }
+    }
+    let tail = sql[at..].trim_start();
+    let name_len = tail
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+        .unwrap_or(tail.len());
+    let name = &tail[..name_len];
+    if !name.to_ascii_lowercase().starts_with("infra.") {
+        return None;
+    }
+    if verb == "reset" {
+        return Some((name.to_ascii_lowercase(), None));
+    }
+    let mut v = tail[name_len..].trim();
+    if let Some(r) = v.strip_prefix('=') {
+        v = r.trim_start();
+    } else if v.len() > 2
+        && v[..2].eq_ignore_ascii_case("to")
+        && !v.as_bytes()[2].is_ascii_alphanumeric()
+    {
+        v = v[2..].trim_start();
+    } else {
+        // Not a form we know: keep it as the value, which will not parse.
+        return Some((name.to_ascii_lowercase(), Some(v.to_owned())));
+    }
+    let value = if v.eq_ignore_ascii_case("default") {
+        None
+    } else if let Some(q) = v.strip_prefix('\'').and_then(|q| q.strip_suffix('\'')) {
+        Some(q.replace("''", "'"))
+    } else if let Some(q) = v.strip_prefix('"').and_then(|q| q.strip_suffix('"')) {
+        Some(q.replace("\"\"", "\""))
+    } else {
+        // A bare word or number is folded to lower case, as PostgreSQL does.
+        Some(v.to_ascii_lowercase())
+    };
+    Some((name.to_ascii_lowercase(), value))
+}
+
 /// `COPY x TO ...` reads; `COPY x FROM ...` writes. A `COPY (query) TO`
 /// reads. Scan top-level words for FROM before TO.
 fn copy_is_from(sql: &str) -> bool {
@@ -395,5 +450,41 @@ mod tests {
         assert_eq!(split_statements("select $1"), vec!["select $1"]);
         assert_eq!(split_statements(""), vec![""]);
         assert_eq!(split_statements("begin;;commit").len(), 3);
+    }
+
+    #[test]
+    fn infra_settings_are_found_in_every_spelling() {
+        let s = |q: &str| infra_setting(q);
+        assert_eq!(
+            s("SET infra.dry_run = on"),
+            Some(("infra.dry_run".into(), Some("on".into())))
+        );
+        assert_eq!(
+            s("set local infra.dry_run to 'T'"),
+            Some(("infra.dry_run".into(), Some("T".into())))
+        );
+        assert_eq!(
+            s("SET SESSION infra.Dry_Run = TRUE"),
+            Some(("infra.dry_run".into(), Some("true".into())))
+        );
+        assert_eq!(
+            s("set infra.dry_run = default"),
+            Some(("infra.dry_run".into(), None))
+        );
+        assert_eq!(
+            s("reset infra.dry_run"),
+            Some(("infra.dry_run".into(), None))
+        );
+        assert_eq!(
+            s("set infra.dry_run = 'bo''gus'"),
+            Some(("infra.dry_run".into(), Some("bo'gus".into())))
+        );
+        assert_eq!(
+            s("set infra.dry_run = on, off"),
+            Some(("infra.dry_run".into(), Some("on, off".into())))
+        );
+        assert_eq!(s("set search_path = aws"), None);
+        assert_eq!(s("select 1"), None);
+        assert_eq!(s("reset all"), None);
     }
 }

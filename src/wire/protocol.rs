@@ -5,6 +5,7 @@
 //! its own BackendKeyData and ReadyForQuery) are encoded with pgwire's codec.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+use pgwire::messages::extendedquery::Parse;
 use pgwire::messages::response::{ErrorResponse, NoticeResponse, ReadyForQuery, TransactionStatus};
 use pgwire::messages::startup::{BackendKeyData, SecretKey};
 use pgwire::messages::Message;
@@ -234,6 +235,32 @@ pub fn encode_query(sql: &str, out: &mut BytesMut) {
     out.put_i32((4 + sql.len() + 1) as i32);
     out.put_slice(sql.as_bytes());
     out.put_u8(0);
+}
+
+/// The same Parse message with another query text; the statement name and
+/// parameter types are kept. `None` if `f` is not a well-formed Parse.
+pub fn rewrite_parse(f: &Frame, sql: &str) -> Option<Frame> {
+    let mut body = f.body();
+    let name = read_cstr(&mut body)?.to_owned();
+    read_cstr(&mut body)?;
+    if body.len() < 2 {
+        return None;
+    }
+    let n = u16::from_be_bytes([body[0], body[1]]) as usize;
+    let oids = body.get(2..2 + 4 * n)?;
+    let parse = Parse::new(
+        (!name.is_empty()).then_some(name),
+        sql.to_owned(),
+        oids.chunks(4)
+            .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+    );
+    let mut out = BytesMut::new();
+    encode(&parse, &mut out);
+    Some(Frame {
+        tag: b'P',
+        bytes: out.freeze(),
+    })
 }
 
 /// A Sync message.

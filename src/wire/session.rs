@@ -21,13 +21,15 @@ use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, watch, Mutex, Notify};
 
-use super::classify::{classify, split_statements, StmtKind};
+use super::classify::{classify, infra_setting, split_statements, StmtKind};
 use super::protocol::{
     encode_query, encode_ready, encode_sync, frame_len, next_frame, parse_data_row, read_cstr,
-    Frame, Report, TxStatus, MAX_CLIENT_MESSAGE,
+    rewrite_parse, Frame, Report, TxStatus, MAX_CLIENT_MESSAGE,
 };
 use super::stream::{BoxRead, BoxWrite};
+use crate::engine::commit::literal;
 use crate::engine::hook::{CommitContext, CommitHook, HookError, TextRow, Verdict};
+use crate::engine::settings;
 
 /// Backend messages may be as large as PostgreSQL makes them.
 const MAX_BACKEND_MESSAGE: usize = i32::MAX as usize;
@@ -293,6 +295,55 @@ fn mentions_plan(sql: &str) -> bool {
         .any(|w| w.eq_ignore_ascii_case(NEEDLE))
 }
 
+/// A query whose `SET infra.x = <bad value>` statements are replaced by a
+/// call that raises the error in the backend, so the transaction fails just
+/// as it would for a bad value of PostgreSQL's own settings. `None` when
+/// nothing needs replacing (the hot path: no `infra.` in the text).
+fn rewrite_settings(sql: &str) -> Option<String> {
+    const NEEDLE: &[u8] = b"infra.";
+    if !sql
+        .as_bytes()
+        .windows(NEEDLE.len())
+        .any(|w| w.eq_ignore_ascii_case(NEEDLE))
+    {
+        return None;
+    }
+    let stmts = split_statements(sql);
+    let replaced: Vec<Option<String>> = stmts.iter().map(|s| refuse_bad_setting(s)).collect();
+    if replaced.iter().all(Option::is_none) {
+        return None;
+    }
+    let parts: Vec<&str> = stmts
+        .iter()
+        .zip(&replaced)
+        .map(|(s, r)| r.as_deref().unwrap_or(s))
+        .collect();
+    Some(parts.join(";"))
+}
+
+/// For one statement setting an `infra.*` parameter to a value infrasql
+/// does not accept: the SQL that raises the error instead.
+fn refuse_bad_setting(stmt: &str) -> Option<String> {
+    let (name, value) = infra_setting(stmt)?;
+    let outcome = match &value {
+        None if settings::kind_of(&name).is_some() => Ok(()),
+        None => settings::check(&name, ""),
+        Some(v) => settings::check(&name, v),
+    };
+    let message = outcome.err()?;
+    let known: Vec<&str> = settings::SETTINGS.iter().map(|(n, _)| *n).collect();
+    let hint = match settings::kind_of(&name) {
+        Some(_) => format!("{name} takes on or off (or another PostgreSQL boolean spelling)."),
+        None => format!("infrasql's settings are {}.", known.join(", ")),
+    };
+    Some(format!(
+        "SELECT infra.refuse_setting({}, {}, {})",
+        literal(settings::sqlstate(&name)),
+        literal(&message),
+        literal(&hint)
+    ))
+}
+
 fn is_fatal(body: &[u8]) -> bool {
     matches!(Report::parse(body).severity, "FATAL" | "PANIC")
 }
@@ -318,11 +369,38 @@ async fn gone(shared: &Shared, report: Option<Report>) {
     let _ = shared.client_out.lock().await.shutdown().await;
 }
 
-/// One item of an extended-protocol batch: the frame, and for Execute the
-/// kind of statement its portal runs.
+/// What infrasql knows of a prepared statement or portal.
+#[derive(Debug, Clone)]
+struct Prepared {
+    kind: StmtKind,
+    /// The text of a statement that ends a transaction (COMMIT, END,
+    /// PREPARE TRANSACTION): infrasql runs it itself after the hook, because
+    /// the hook's own statements destroy the client's unnamed portal.
+    text: Option<Arc<str>>,
+}
+
+impl Prepared {
+    /// Anything prepared before infrasql could see it (never, in a proxied
+    /// session) is treated as a write: always safe.
+    fn unknown() -> Prepared {
+        Prepared {
+            kind: StmtKind::Write,
+            text: None,
+        }
+    }
+}
+
+/// One item of an extended-protocol batch: the frame, and for Execute what
+/// its portal runs.
 struct BatchItem {
     frame: Frame,
-    execute: Option<StmtKind>,
+    execute: Option<Prepared>,
+}
+
+impl BatchItem {
+    fn kind(&self) -> Option<StmtKind> {
+        self.execute.as_ref().map(|p| p.kind)
+    }
 }
 
 struct Driver {
@@ -335,8 +413,8 @@ struct Driver {
     out: BytesMut,
     shared: Arc<Shared>,
     events: mpsc::UnboundedReceiver<Event>,
-    statements: HashMap<Vec<u8>, StmtKind>,
-    portals: HashMap<Vec<u8>, StmtKind>,
+    statements: HashMap<Vec<u8>, Prepared>,
+    portals: HashMap<Vec<u8>, Prepared>,
     /// Prepared statements that read `infra.plan`.
     plan_statements: std::collections::HashSet<Vec<u8>>,
     /// The current extended batch binds one of them.
@@ -462,6 +540,13 @@ impl Driver {
                 let name = read_cstr(&mut body).unwrap_or("").as_bytes().to_vec();
                 let text = read_cstr(&mut body);
                 let kind = text.map(classify).unwrap_or(StmtKind::Write);
+                // A bad `SET infra.x`: the error comes at Execute, as
+                // PostgreSQL's own would.
+                let refusal = text.and_then(refuse_bad_setting);
+                let prepared = Prepared {
+                    kind,
+                    text: text.filter(|_| kind.ends_with_hook()).map(Arc::from),
+                };
                 if let Some((table, region)) = text.and_then(sync_call) {
                     // Sync before the statement is even prepared: its
                     // execution then reports a finished round.
@@ -476,7 +561,11 @@ impl Driver {
                 } else {
                     self.plan_statements.remove(&name);
                 }
-                self.statements.insert(name, kind);
+                self.statements.insert(name, prepared);
+                let f = match refusal {
+                    Some(sql) => rewrite_parse(&f, &sql).unwrap_or(f),
+                    None => f,
+                };
                 self.batch.push(BatchItem {
                     frame: f,
                     execute: None,
@@ -487,16 +576,15 @@ impl Driver {
                 let mut body = f.body();
                 let portal = read_cstr(&mut body).unwrap_or("").as_bytes().to_vec();
                 let stmt = read_cstr(&mut body).unwrap_or("");
-                // A statement prepared before we could see it (never, in a
-                // proxied session) is treated as a write: always safe.
-                let kind = *self
+                let prepared = self
                     .statements
                     .get(stmt.as_bytes())
-                    .unwrap_or(&StmtKind::Write);
+                    .cloned()
+                    .unwrap_or_else(Prepared::unknown);
                 if self.plan_statements.contains(stmt.as_bytes()) {
                     self.batch_reads_plan = true;
                 }
-                self.portals.insert(portal, kind);
+                self.portals.insert(portal, prepared);
                 self.batch.push(BatchItem {
                     frame: f,
                     execute: None,
@@ -506,13 +594,14 @@ impl Driver {
             b'E' => {
                 let mut body = f.body();
                 let portal = read_cstr(&mut body).unwrap_or("");
-                let kind = *self
+                let prepared = self
                     .portals
                     .get(portal.as_bytes())
-                    .unwrap_or(&StmtKind::Write);
+                    .cloned()
+                    .unwrap_or_else(Prepared::unknown);
                 self.batch.push(BatchItem {
                     frame: f,
-                    execute: Some(kind),
+                    execute: Some(prepared),
                 });
                 Ok(())
             }
@@ -566,6 +655,15 @@ impl Driver {
             // Not valid UTF-8 or unterminated: PostgreSQL will say so.
             return self.forward_query(f);
         };
+        if let Some(sql) = rewrite_settings(sql) {
+            let mut q = BytesMut::new();
+            encode_query(&sql, &mut q);
+            let f = Frame {
+                tag: b'Q',
+                bytes: q.freeze(),
+            };
+            return Box::pin(self.simple_query(f)).await;
+        }
         if let Some((table, region)) = sync_call(sql) {
             self.flush().await?;
             self.wait_idle().await?;
@@ -636,7 +734,9 @@ impl Driver {
             }
             let mut sql = sql;
             if kind.ends_with_hook() && status == TxStatus::InBlock {
-                match self.commit_hook().await? {
+                let implicit = self.wrapper;
+                let two_phase = kind == StmtKind::PrepareTransaction;
+                match self.commit_hook_implicit(implicit, two_phase).await? {
                     Ok(Verdict::Commit) => {}
                     // A dry run: the client's COMMIT becomes a ROLLBACK.
                     Ok(Verdict::Rollback) => sql = "ROLLBACK".into(),
@@ -672,7 +772,7 @@ impl Driver {
     /// Commit infrasql's own wrapper transaction through the hook.
     async fn finish_wrapper(&mut self) -> Result<TxStatus, SessionEnd> {
         self.wrapper = false;
-        match self.commit_hook_implicit(true).await? {
+        match self.commit_hook_implicit(true, false).await? {
             Ok(Verdict::Rollback) => self.driver_exec("ROLLBACK").await,
             Ok(Verdict::Commit) => {
                 let (status, errs) = self.driver_exec_report("COMMIT").await?;
@@ -716,7 +816,7 @@ impl Driver {
         let needs_care = self.wrapper
             || items.iter().any(|i| {
                 matches!(
-                    i.execute,
+                    i.kind(),
                     Some(StmtKind::Write | StmtKind::Commit | StmtKind::PrepareTransaction)
                 )
             });
@@ -732,12 +832,8 @@ impl Driver {
         // An implicit transaction (Idle at the batch's first segment) that
         // writes before any BEGIN gets infrasql's wrapper.
         if start == TxStatus::Idle && first_segment && !self.wrapper {
-            let first_write = items
-                .iter()
-                .position(|i| i.execute == Some(StmtKind::Write));
-            let first_begin = items
-                .iter()
-                .position(|i| i.execute == Some(StmtKind::Begin));
+            let first_write = items.iter().position(|i| i.kind() == Some(StmtKind::Write));
+            let first_begin = items.iter().position(|i| i.kind() == Some(StmtKind::Begin));
             if let Some(w) = first_write {
                 if first_begin.is_none_or(|b| w < b) {
                     self.driver_exec("BEGIN").await?;
@@ -749,7 +845,7 @@ impl Driver {
         let mut items = items.into_iter();
         let mut pending: Vec<BatchItem> = Vec::new();
         while let Some(item) = items.next() {
-            match item.execute {
+            match item.kind() {
                 Some(StmtKind::Begin) => in_block = true,
                 Some(k) if k.ends_with_hook() && in_block => {
                     // Learn whether everything before it succeeded. Inside a
@@ -767,21 +863,32 @@ impl Driver {
                         return self.skip_to_sync(items, sync, status).await;
                     }
                     let implicit = self.wrapper;
-                    match self.commit_hook_implicit(implicit).await? {
-                        Ok(verdict) => {
-                            if verdict == Verdict::Rollback {
-                                // A dry run: roll back; the client's COMMIT
-                                // then finds no transaction and says so.
-                                self.driver_exec("ROLLBACK").await?;
-                            }
-                            self.wrapper = false;
-                            in_block = false;
-                        }
+                    let two_phase = k == StmtKind::PrepareTransaction;
+                    let sql = match self.commit_hook_implicit(implicit, two_phase).await? {
+                        Ok(Verdict::Commit) => item
+                            .execute
+                            .and_then(|p| p.text)
+                            .map(|t| t.to_string())
+                            .unwrap_or_else(|| "COMMIT".to_owned()),
+                        // A dry run: the COMMIT becomes a ROLLBACK.
+                        Ok(Verdict::Rollback) => "ROLLBACK".to_owned(),
                         Err(report) => {
                             self.abort_after_refusal(report).await?;
                             return self.skip_to_sync(items, sync, TxStatus::Idle).await;
                         }
+                    };
+                    self.wrapper = false;
+                    // The hook's statements went through the simple protocol,
+                    // which drops the client's unnamed portal; so infrasql
+                    // runs the statement itself and answers the Execute.
+                    let (status, err) = self.end_transaction(&sql).await?;
+                    if let Some(report) = err {
+                        self.client_error(report).await?;
+                        return self.skip_to_sync(items, sync, status).await;
                     }
+                    // COMMIT AND CHAIN opens the next block at once.
+                    in_block = status == TxStatus::InBlock;
+                    continue;
                 }
                 _ => {}
             }
@@ -917,6 +1024,29 @@ impl Driver {
         Ok((status, err))
     }
 
+    /// Run the client's transaction-ending statement on its behalf: notices
+    /// and the CommandComplete go to the client, the error is returned.
+    async fn end_transaction(
+        &mut self,
+        sql: &str,
+    ) -> Result<(TxStatus, Option<Report>), SessionEnd> {
+        encode_query(sql, &mut self.out);
+        self.push_route(Route::Driver);
+        self.flush().await?;
+        let mut err = None;
+        loop {
+            match self.events.recv().await {
+                Some(Event::Message(f)) => match f.tag {
+                    b'C' | b'N' => self.shared.write_client(&f.bytes).await?,
+                    b'E' => err = Some(Report::parse(f.body())),
+                    _ => {}
+                },
+                Some(Event::Ready { status, .. }) => return Ok((status, err)),
+                None => return Err(SessionEnd::BackendGone),
+            }
+        }
+    }
+
     async fn driver_query(
         &mut self,
         sql: &str,
@@ -940,21 +1070,18 @@ impl Driver {
         }
     }
 
-    async fn commit_hook(&mut self) -> Result<Result<Verdict, Report>, SessionEnd> {
-        let implicit = self.wrapper;
-        self.commit_hook_implicit(implicit).await
-    }
-
     /// Run the hook. The outer result is the session's health; the inner one
     /// is the hook's verdict.
     async fn commit_hook_implicit(
         &mut self,
         implicit: bool,
+        two_phase: bool,
     ) -> Result<Result<Verdict, Report>, SessionEnd> {
         let hook = self.hook.clone();
         let mut ctx = HookCtx {
             driver: self,
             implicit,
+            two_phase,
             broken: None,
         };
         let verdict = hook.before_commit(&mut ctx).await;
@@ -977,6 +1104,7 @@ impl Driver {
         let mut ctx = HookCtx {
             driver: self,
             implicit: false,
+            two_phase: false,
             broken: None,
         };
         let r = hook.before_plan_read(&mut ctx).await;
@@ -996,6 +1124,7 @@ impl Driver {
 struct HookCtx<'a> {
     driver: &'a mut Driver,
     implicit: bool,
+    two_phase: bool,
     /// Set when the session itself broke while the hook ran.
     broken: Option<SessionEnd>,
 }
@@ -1028,5 +1157,9 @@ impl CommitContext for HookCtx<'_> {
 
     fn implicit(&self) -> bool {
         self.implicit
+    }
+
+    fn two_phase(&self) -> bool {
+        self.two_phase
     }
 }

@@ -1,0 +1,343 @@
+//! Transaction control in every protocol form behaves as in the simple
+//! protocol: COMMIT through Parse/Bind/Execute (named or unnamed, with
+//! Describe), several transactions pipelined before one Sync, COMMIT AND
+//! CHAIN, PREPARE TRANSACTION, and `infra.*` settings that fail closed.
+//! Real PostgreSQL, real moto, messages as drivers send them.
+
+mod common;
+#[path = "common/raw.rs"]
+mod raw;
+
+use common::{Moto, TestServer, USER};
+use raw::{quiet, Msg, Raw};
+
+async fn vpcs_named(moto: &Moto, name: &str) -> Vec<String> {
+    let ec2 = moto.ec2().await;
+    ec2.describe_vpcs()
+        .filters(
+            infrasql_aws::aws_sdk_ec2::types::Filter::builder()
+                .name("tag:Name")
+                .values(name)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .vpcs()
+        .iter()
+        .filter_map(|v| v.vpc_id().map(str::to_owned))
+        .collect()
+}
+
+fn insert_vpc(name: &str, cidr: &str) -> String {
+    format!("INSERT INTO aws.vpc (name, cidr_block) VALUES ('{name}', '{cidr}')")
+}
+
+fn server(moto: &Moto) -> TestServer {
+    TestServer::start_on(
+        moto,
+        &[
+            "--auth",
+            "trust",
+            "--pg-option",
+            "max_prepared_transactions=4",
+        ],
+    )
+}
+
+fn no_errors(msgs: &[Msg]) {
+    assert!(
+        !msgs.iter().any(|m| matches!(m, Msg::Error(..))),
+        "unexpected error: {msgs:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commit_through_the_extended_protocol_applies_and_commits() {
+    let moto = Moto::start();
+    let srv = server(&moto);
+    let mut c = Raw::connect(srv.port, USER).await;
+
+    // pgJDBC with autocommit off: BEGIN rides along with the first statement,
+    // and commit() is an unnamed Parse/Bind/Describe/Execute of COMMIT.
+    let got = c
+        .unnamed("BEGIN")
+        .unnamed(&insert_vpc("jdbc", "10.1.0.0/16"))
+        .sync()
+        .send(1)
+        .await;
+    no_errors(&got);
+    assert_eq!(got.last(), Some(&Msg::Ready('T')));
+    let got = quiet(&c.unnamed("COMMIT").sync().send(1).await);
+    assert_eq!(
+        got,
+        vec![
+            Msg::ParseComplete,
+            Msg::BindComplete,
+            Msg::NoData,
+            Msg::Command("COMMIT".into()),
+            Msg::Ready('I')
+        ]
+    );
+    assert_eq!(vpcs_named(&moto, "jdbc").await.len(), 1);
+    let rows = c
+        .query("SELECT vpc_id FROM aws.vpc WHERE name = 'jdbc'")
+        .send(1)
+        .await;
+    assert!(
+        rows.iter().any(|m| matches!(m, Msg::DataRow(v) if v[0].as_deref().is_some_and(|id| id.starts_with("vpc-")))),
+        "{rows:?}"
+    );
+
+    // A named COMMIT statement, prepared once and executed twice, in a
+    // separate batch from its Parse (node-postgres' named statements,
+    // pgJDBC after prepareThreshold).
+    no_errors(&c.parse("tx_commit", "COMMIT").sync().send(1).await);
+    for name in ["named-1", "named-2"] {
+        no_errors(&c.query("BEGIN").send(1).await);
+        no_errors(&c.query(&insert_vpc(name, "10.2.0.0/16")).send(1).await);
+        let got = quiet(&c.bind("", "tx_commit").execute("").sync().send(1).await);
+        assert_eq!(
+            got,
+            vec![
+                Msg::BindComplete,
+                Msg::Command("COMMIT".into()),
+                Msg::Ready('I')
+            ]
+        );
+        assert_eq!(vpcs_named(&moto, name).await.len(), 1, "{name}");
+    }
+
+    // Two transactions pipelined before one Sync; the second one's Parse
+    // goes out in a Flush before the rest (psycopg's pipeline mode).
+    let got = quiet(
+        &c.unnamed("BEGIN")
+            .unnamed(&insert_vpc("pipe-1", "10.3.0.0/16"))
+            .unnamed("COMMIT")
+            .unnamed("BEGIN")
+            .flush_msg()
+            .unnamed(&insert_vpc("pipe-2", "10.4.0.0/16"))
+            .unnamed("COMMIT")
+            .sync()
+            .send(1)
+            .await,
+    );
+    no_errors(&got);
+    let tags: Vec<&Msg> = got
+        .iter()
+        .filter(|m| matches!(m, Msg::Command(_)))
+        .collect();
+    assert_eq!(tags.len(), 6, "{got:?}");
+    assert_eq!(tags[2], &Msg::Command("COMMIT".into()));
+    assert_eq!(tags[5], &Msg::Command("COMMIT".into()));
+    assert_eq!(got.last(), Some(&Msg::Ready('I')));
+    assert_eq!(vpcs_named(&moto, "pipe-1").await.len(), 1);
+    assert_eq!(vpcs_named(&moto, "pipe-2").await.len(), 1);
+
+    // A read-only transaction in a pipeline.
+    let got = quiet(
+        &c.unnamed("BEGIN READ ONLY")
+            .unnamed("SELECT 1")
+            .unnamed("COMMIT")
+            .sync()
+            .send(1)
+            .await,
+    );
+    no_errors(&got);
+    assert_eq!(got.last(), Some(&Msg::Ready('I')));
+
+    // COMMIT AND CHAIN: the first transaction is applied, the next one is
+    // open at once and applied at its own COMMIT.
+    no_errors(&c.query("BEGIN").send(1).await);
+    no_errors(&c.query(&insert_vpc("chain-1", "10.5.0.0/16")).send(1).await);
+    let got = quiet(&c.unnamed("COMMIT AND CHAIN").sync().send(1).await);
+    assert_eq!(got.last(), Some(&Msg::Ready('T')), "{got:?}");
+    assert_eq!(vpcs_named(&moto, "chain-1").await.len(), 1);
+    let got = quiet(
+        &c.unnamed(&insert_vpc("chain-2", "10.6.0.0/16"))
+            .unnamed("COMMIT")
+            .sync()
+            .send(1)
+            .await,
+    );
+    no_errors(&got);
+    assert_eq!(got.last(), Some(&Msg::Ready('I')));
+    assert_eq!(vpcs_named(&moto, "chain-2").await.len(), 1);
+
+    // ROLLBACK through the extended protocol applies nothing.
+    no_errors(
+        &c.unnamed("BEGIN")
+            .unnamed(&insert_vpc("rolled", "10.7.0.0/16"))
+            .sync()
+            .send(1)
+            .await,
+    );
+    let got = quiet(&c.unnamed("ROLLBACK").sync().send(1).await);
+    assert!(got.contains(&Msg::Command("ROLLBACK".into())), "{got:?}");
+    assert!(vpcs_named(&moto, "rolled").await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_commit_through_the_extended_protocol_skips_to_sync() {
+    let moto = Moto::start();
+    let srv = server(&moto);
+    let mut c = Raw::connect(srv.port, USER).await;
+    // A deferred constraint would make the backend's COMMIT fail after the
+    // apply; infrasql checks it before any AWS call.
+    no_errors(
+        &c.query("CREATE TABLE public.guarded (k int UNIQUE DEFERRABLE INITIALLY DEFERRED)")
+            .send(1)
+            .await,
+    );
+    let got = quiet(
+        &c.unnamed("BEGIN")
+            .unnamed(&insert_vpc("never", "10.8.0.0/16"))
+            .unnamed("INSERT INTO public.guarded VALUES (1), (1)")
+            .unnamed("COMMIT")
+            .unnamed("SELECT 'skipped'")
+            .sync()
+            .send(1)
+            .await,
+    );
+    let err = got.iter().find_map(|m| match m {
+        Msg::Error(code, msg) => Some((code.clone(), msg.clone())),
+        _ => None,
+    });
+    assert_eq!(err.as_ref().map(|e| e.0.as_str()), Some("23505"), "{got:?}");
+    assert!(
+        !got.iter().any(|m| matches!(m, Msg::DataRow(_))),
+        "messages after the failed COMMIT must be skipped: {got:?}"
+    );
+    assert_eq!(got.last(), Some(&Msg::Ready('I')));
+    // Checked before the apply: AWS never saw the VPC.
+    assert!(vpcs_named(&moto, "never").await.is_empty());
+    let got = c.query("SELECT count(*) FROM infra.apply").send(1).await;
+    assert!(
+        got.contains(&Msg::DataRow(vec![Some("0".into())])),
+        "{got:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prepare_transaction_with_infrastructure_changes_is_refused_before_aws() {
+    let moto = Moto::start();
+    let srv = server(&moto);
+    let mut c = Raw::connect(srv.port, USER).await;
+    for extended in [false, true] {
+        no_errors(&c.query("BEGIN").send(1).await);
+        no_errors(
+            &c.query(&insert_vpc("two-phase", "10.9.0.0/16"))
+                .send(1)
+                .await,
+        );
+        let got = if extended {
+            c.unnamed("PREPARE TRANSACTION 'tp'").sync().send(1).await
+        } else {
+            c.query("PREPARE TRANSACTION 'tp'").send(1).await
+        };
+        let err = got.iter().find_map(|m| match m {
+            Msg::Error(code, msg) => Some((code.clone(), msg.clone())),
+            _ => None,
+        });
+        let (code, msg) = err.unwrap_or_else(|| panic!("no error: {got:?}"));
+        assert_eq!(code, "0A000");
+        assert!(msg.contains("PREPARE TRANSACTION"), "{msg}");
+        assert_eq!(got.last(), Some(&Msg::Ready('I')));
+        assert!(vpcs_named(&moto, "two-phase").await.is_empty());
+    }
+    // Without infrastructure changes, two-phase commit passes through.
+    no_errors(&c.query("BEGIN").send(1).await);
+    no_errors(&c.query("CREATE TABLE public.tp (a int)").send(1).await);
+    no_errors(&c.query("PREPARE TRANSACTION 'plain'").send(1).await);
+    no_errors(&c.query("COMMIT PREPARED 'plain'").send(1).await);
+    no_errors(&c.query("SELECT * FROM public.tp").send(1).await);
+    let got = c.query("SELECT count(*) FROM infra.apply").send(1).await;
+    assert!(
+        got.contains(&Msg::DataRow(vec![Some("0".into())])),
+        "{got:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn infra_settings_accept_exactly_postgres_booleans_and_fail_closed() {
+    let moto = Moto::start();
+    let srv = server(&moto);
+    let mut c = Raw::connect(srv.port, USER).await;
+    let got = c.query("SHOW infra.dry_run").send(1).await;
+    assert!(
+        got.contains(&Msg::DataRow(vec![Some("off".into())])),
+        "{got:?}"
+    );
+
+    // Every true spelling is a dry run: nothing reaches AWS.
+    for (i, spelling) in ["t", "'T'", "true", "on", "yes", "1", "'y'"]
+        .iter()
+        .enumerate()
+    {
+        let name = format!("dry-{i}");
+        no_errors(
+            &c.query(&format!("SET infra.dry_run = {spelling}"))
+                .send(1)
+                .await,
+        );
+        no_errors(&c.query(&insert_vpc(&name, "10.10.0.0/16")).send(1).await);
+        assert!(vpcs_named(&moto, &name).await.is_empty(), "{spelling}");
+    }
+    // Bad values and unknown names are refused at SET, in both protocols,
+    // and the setting keeps its value.
+    for bad in [
+        "SET infra.dry_run = 'bogus'",
+        "SET infra.dry_run TO maybe",
+        "SET LOCAL infra.dry_run = on, off",
+        "SET infra.dryrun = on",
+    ] {
+        let got = c.query(bad).send(1).await;
+        let code = got.iter().find_map(|m| match m {
+            Msg::Error(code, _) => Some(code.clone()),
+            _ => None,
+        });
+        let want = if bad.contains("dryrun") {
+            "42704"
+        } else {
+            "22023"
+        };
+        assert_eq!(code.as_deref(), Some(want), "{bad}: {got:?}");
+        let got = quiet(&c.unnamed(bad).sync().send(1).await);
+        assert!(
+            got.iter()
+                .any(|m| matches!(m, Msg::Error(code, _) if code == want)),
+            "{bad} (extended): {got:?}"
+        );
+    }
+    let got = c.query("SHOW infra.dry_run").send(1).await;
+    assert!(
+        got.contains(&Msg::DataRow(vec![Some("on".into())])),
+        "{got:?}"
+    );
+
+    // A value smuggled in by set_config() is refused at COMMIT, before AWS.
+    no_errors(
+        &c.query("SELECT set_config('infra.dry_run', 'bogus', false)")
+            .send(1)
+            .await,
+    );
+    let got = c
+        .query(&insert_vpc("smuggled", "10.11.0.0/16"))
+        .send(1)
+        .await;
+    assert!(
+        got.iter()
+            .any(|m| matches!(m, Msg::Error(code, _) if code == "22023")),
+        "{got:?}"
+    );
+    assert!(vpcs_named(&moto, "smuggled").await.is_empty());
+
+    // off in any spelling applies.
+    no_errors(&c.query("SET infra.dry_run = 'OF'").send(1).await);
+    no_errors(
+        &c.query(&insert_vpc("applied", "10.12.0.0/16"))
+            .send(1)
+            .await,
+    );
+    assert_eq!(vpcs_named(&moto, "applied").await.len(), 1);
+}
