@@ -109,7 +109,12 @@ impl TestServer {
 
     /// A server whose AWS is `moto`.
     pub fn start_on(moto: &Moto, extra: &[&str]) -> Self {
-        let mut args = vec!["--aws-endpoint-url", moto.url.as_str()];
+        Self::start_at(&moto.url, extra)
+    }
+
+    /// A server whose AWS endpoint is `url`: moto, or a fault proxy in front of it.
+    pub fn start_at(url: &str, extra: &[&str]) -> Self {
+        let mut args = vec!["--aws-endpoint-url", url];
         if !extra.contains(&"--sync-interval") {
             // Background sync off unless a test is about it: rows change
             // only when the test says so.

@@ -1,0 +1,196 @@
+//! COMMIT when AWS misbehaves: the fault proxy (testsupport/fault-proxy)
+//! sits between infrasql and moto and fails, or loses the answers of,
+//! chosen calls. What AWS really holds is checked on moto directly, never
+//! through the proxy.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{one, sqlstate, Moto, TestServer};
+use infrasql_aws::aws_sdk_ec2::types::Filter;
+use infrasql_fault_proxy::{Effect, Fault, FaultProxy};
+
+/// A VPC and a subnet in it, in one transaction.
+const VPC_AND_SUBNET: &str = "
+BEGIN;
+INSERT INTO aws.vpc (name, cidr_block) VALUES ('main', '10.0.0.0/16');
+INSERT INTO aws.subnet (name, vpc_id, cidr_block) SELECT 'a', vpc_id, '10.0.1.0/24' FROM aws.vpc WHERE name = 'main';
+COMMIT;";
+
+/// moto, the proxy in front of it, and infrasql using the proxy as AWS.
+fn start() -> (Moto, FaultProxy, TestServer) {
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(&moto.url);
+    let server = TestServer::start_at(&proxy.url, &[]);
+    (moto, proxy, server)
+}
+
+/// Non-default VPCs in AWS.
+async fn aws_vpcs(moto: &Moto) -> Vec<String> {
+    let out = moto.ec2().await.describe_vpcs().send().await.unwrap();
+    out.vpcs()
+        .iter()
+        .filter(|v| v.is_default() != Some(true))
+        .filter_map(|v| v.vpc_id().map(str::to_owned))
+        .collect()
+}
+
+/// Non-default subnets in AWS.
+async fn aws_subnets(moto: &Moto) -> Vec<String> {
+    let out = moto.ec2().await.describe_subnets().send().await.unwrap();
+    out.subnets()
+        .iter()
+        .filter(|s| s.default_for_az() != Some(true))
+        .filter_map(|s| s.subnet_id().map(str::to_owned))
+        .collect()
+}
+
+/// VPCs carrying infrasql's `infrasql:apply-id` tag for `apply_id`.
+async fn vpcs_tagged(moto: &Moto, apply_id: &str) -> Vec<String> {
+    let tag = Filter::builder()
+        .name("tag:infrasql:apply-id")
+        .values(apply_id)
+        .build();
+    let out = moto
+        .ec2()
+        .await
+        .describe_vpcs()
+        .filters(tag)
+        .send()
+        .await
+        .unwrap();
+    out.vpcs()
+        .iter()
+        .filter_map(|v| v.vpc_id().map(str::to_owned))
+        .collect()
+}
+
+/// (apply_id, status, error) of the newest apply.
+async fn latest_apply(c: &tokio_postgres::Client) -> (String, String, Option<String>) {
+    let r = c
+        .query_one(
+            "SELECT apply_id, status, error FROM infra.apply ORDER BY started_at DESC LIMIT 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    (r.get(0), r.get(1), r.get(2))
+}
+
+#[tokio::test]
+async fn a_create_that_outlasts_the_sdk_retries_fails_the_commit_and_is_undone() {
+    let (moto, proxy, s) = start();
+    let c = s.connect().await;
+    proxy.arm(Fault::on("CreateSubnet").times(6).with(Effect::Status503));
+
+    let err = c.batch_execute(VPC_AND_SUBNET).await.unwrap_err();
+    let db = err.as_db_error().unwrap_or_else(|| panic!("{err:?}"));
+    assert_eq!(sqlstate(&err).as_deref(), Some("IX005"), "{}", db.message());
+    assert!(db.message().contains("aws.subnet"), "{}", db.message());
+    assert!(db.message().contains("Unavailable"), "{}", db.message());
+    let detail = db.detail().unwrap_or_default();
+    assert!(
+        detail.contains("Undone:") && detail.contains("aws.vpc"),
+        "{detail}"
+    );
+
+    assert_eq!(proxy.calls("CreateSubnet"), 3, "the SDK's 3 attempts");
+    assert_eq!(proxy.forwarded("CreateSubnet"), 0);
+    assert_eq!(proxy.forwarded("CreateVpc"), 1);
+    assert!(proxy.forwarded("DeleteVpc") >= 1, "the VPC was undone");
+    assert!(aws_vpcs(&moto).await.is_empty(), "no VPC left in AWS");
+    assert!(aws_subnets(&moto).await.is_empty());
+    assert_eq!(one::<i64>(&c, "SELECT count(*) FROM aws.vpc").await, 0);
+    assert_eq!(one::<i64>(&c, "SELECT count(*) FROM aws.subnet").await, 0);
+    assert_eq!(latest_apply(&c).await.1, "failed");
+
+    // The faults left armed do not stop later work once cleared.
+    proxy.clear();
+    c.batch_execute(VPC_AND_SUBNET).await.unwrap();
+    assert_eq!(aws_vpcs(&moto).await.len(), 1);
+}
+
+/// Issue 8: an undo that fails is journaled and retried by recovery until
+/// the cloud equals the rows again; until then the apply shows `undoing`.
+#[tokio::test]
+async fn an_undo_that_fails_is_retried_by_recovery_until_the_cloud_matches_the_rows() {
+    let (moto, proxy, s) = start();
+    let c = s.connect().await;
+    proxy.arm(Fault::on("CreateSubnet").times(6).with(Effect::Status503));
+    proxy.arm(Fault::on("DeleteVpc").times(6).with(Effect::Status503));
+
+    let err = c.batch_execute(VPC_AND_SUBNET).await.unwrap_err();
+    assert!(err.as_db_error().is_some(), "{err:?}");
+    assert!(proxy.calls("DeleteVpc") >= 1, "the undo was tried");
+    assert_eq!(proxy.forwarded("DeleteVpc"), 0, "and failed");
+
+    let (apply_id, status, error) = latest_apply(&c).await;
+    assert_eq!(status, "undoing", "error: {error:?}");
+    let error = error.expect("the reason the undo is not finished");
+    assert!(error.contains("Unavailable"), "{error}");
+    assert_eq!(one::<i64>(&c, "SELECT count(*) FROM aws.vpc").await, 0);
+    let left = vpcs_tagged(&moto, &apply_id).await;
+    assert_eq!(
+        left.len(),
+        1,
+        "the VPC is still in AWS, tagged with its apply"
+    );
+    assert_eq!(aws_vpcs(&moto).await, left);
+
+    // AWS answers again: recovery (every few seconds, with backoff) finishes the undo.
+    proxy.clear();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let (status, error) = loop {
+        let r = c
+            .query_one(
+                "SELECT status, error FROM infra.apply WHERE apply_id = $1",
+                &[&apply_id],
+            )
+            .await
+            .unwrap();
+        let (status, error): (String, Option<String>) = (r.get(0), r.get(1));
+        if status != "undoing" || Instant::now() > deadline {
+            break (status, error);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(status, "recovered", "error: {error:?}");
+    assert!(proxy.forwarded("DeleteVpc") >= 1);
+    assert!(vpcs_tagged(&moto, &apply_id).await.is_empty());
+    assert!(
+        aws_vpcs(&moto).await.is_empty(),
+        "no VPC created by infrasql is left"
+    );
+    assert!(aws_subnets(&moto).await.is_empty());
+    assert_eq!(one::<i64>(&c, "SELECT count(*) FROM aws.vpc").await, 0);
+}
+
+/// A delete AWS carried out but whose answer was lost: the SDK retries, AWS
+/// says the subnet is gone, and a delete of something gone is done.
+#[tokio::test]
+async fn a_delete_whose_answer_is_lost_still_commits() {
+    let (moto, proxy, s) = start();
+    let c = s.connect().await;
+    c.batch_execute(VPC_AND_SUBNET).await.unwrap();
+    assert_eq!(aws_subnets(&moto).await.len(), 1);
+
+    proxy.arm(Fault::on("DeleteSubnet").times(1).with(Effect::ResetAfter));
+    c.batch_execute("BEGIN; DELETE FROM aws.subnet; DELETE FROM aws.vpc; COMMIT;")
+        .await
+        .unwrap();
+
+    let deletes: Vec<_> = proxy
+        .log()
+        .into_iter()
+        .filter(|call| call.action == "DeleteSubnet")
+        .collect();
+    assert_eq!(deletes.len(), 2, "{deletes:?}");
+    assert!(deletes.iter().all(|d| d.forwarded));
+    assert_eq!(deletes[0].status, None, "the first answer was lost");
+    assert_eq!(deletes[1].status, Some(400), "InvalidSubnetID.NotFound");
+    assert!(aws_subnets(&moto).await.is_empty());
+    assert!(aws_vpcs(&moto).await.is_empty());
+    assert_eq!(one::<i64>(&c, "SELECT count(*) FROM aws.subnet").await, 0);
+    assert_eq!(one::<i64>(&c, "SELECT count(*) FROM aws.vpc").await, 0);
+}
