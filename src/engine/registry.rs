@@ -1,16 +1,20 @@
 //! Resource descriptions → the database, checked against the tables.
 //!
-//! The providers' descriptions are the one source of column kinds. At
-//! start-up they are written to `infra.resource_column` (read by the
-//! database's read-only guard) and compared with the tables that `schema/`
-//! created, so a description and its table can never silently disagree.
+//! The providers' descriptions are the one source of column kinds and docs.
+//! At start-up they are written to `infra.resource_column` (read by the
+//! database's read-only guard) and as COMMENTs on the tables and columns (what
+//! `\d+`, JDBC's REMARKS and BI tools show), and compared with the tables that
+//! `schema/` created, so a description and its table can never silently
+//! disagree.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use infrasql_provider::Resource;
+use infrasql_provider::{Column, ColumnKind, Resource, ResourceSchema, ROW_KEY};
+use tokio_postgres::Transaction;
 
 use super::apply::Resources;
+use super::commit::literal;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -26,6 +30,151 @@ pub fn index(list: Vec<Arc<dyn Resource>>) -> Resources {
         .collect::<HashMap<_, _>>()
 }
 
+/// One column of a table as the database has it.
+struct Actual {
+    /// `attidentity`: "a" for GENERATED ALWAYS AS IDENTITY.
+    identity: String,
+    primary_key: bool,
+    unique: bool,
+    comment: Option<String>,
+}
+
+/// A table's columns and its own comment; empty when the table is missing.
+async fn actual(
+    tx: &Transaction<'_>,
+    table: &str,
+) -> Result<(HashMap<String, Actual>, Option<String>), tokio_postgres::Error> {
+    let rows = tx
+        .query(
+            "SELECT a.attname::text, a.attidentity::text, \
+               EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = a.attrelid AND i.indisprimary \
+                       AND i.indnatts = 1 AND i.indkey[0] = a.attnum), \
+               EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = a.attrelid AND i.indisunique \
+                       AND i.indpred IS NULL AND i.indnatts = 1 AND i.indkey[0] = a.attnum), \
+               col_description(a.attrelid, a.attnum), obj_description(a.attrelid, 'pg_class') \
+             FROM pg_attribute a \
+             WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped",
+            &[&table],
+        )
+        .await?;
+    let table_comment = rows.first().and_then(|r| r.get(5));
+    let columns = rows
+        .iter()
+        .map(|r| {
+            let a = Actual {
+                identity: r.get(1),
+                primary_key: r.get(2),
+                unique: r.get(3),
+                comment: r.get(4),
+            };
+            (r.get(0), a)
+        })
+        .collect();
+    Ok((columns, table_comment))
+}
+
+/// Refuse to start when the table is not the described one: the same
+/// columns, `id` the identity primary key, the AWS id unique.
+fn check(
+    table: &str,
+    schema: &ResourceSchema,
+    actual: &HashMap<String, Actual>,
+) -> Result<(), RegistryError> {
+    let mismatch = |problem: String| RegistryError::Mismatch {
+        table: table.to_owned(),
+        problem,
+    };
+    if actual.is_empty() {
+        return Err(mismatch(
+            "the table does not exist (is its schema/*.sql file missing?)".into(),
+        ));
+    }
+    let names: BTreeSet<&str> = actual.keys().map(String::as_str).collect();
+    let described: BTreeSet<&str> = schema.table_columns().map(|c| c.name).collect();
+    if names != described {
+        let missing: Vec<_> = described.difference(&names).collect();
+        let extra: Vec<_> = names.difference(&described).collect();
+        return Err(mismatch(format!(
+            "described but not in the table: {missing:?}; in the table but not described: {extra:?}"
+        )));
+    }
+    let key = &actual[ROW_KEY.name];
+    if key.identity != "a" || !key.primary_key {
+        return Err(mismatch(format!(
+            "column {} must be the primary key, bigint GENERATED ALWAYS AS IDENTITY (schema/0510_stable_keys.sql)",
+            ROW_KEY.name
+        )));
+    }
+    let idc = schema.id_column();
+    if !actual[idc].unique {
+        return Err(mismatch(format!(
+            "the AWS id column {idc} must be UNIQUE: foreign keys follow it"
+        )));
+    }
+    Ok(())
+}
+
+/// What each kind means: the docs' legend, and part of the column comments.
+const KINDS: [(ColumnKind, &str); 6] = [
+    (
+        ColumnKind::RowKey,
+        "the row's own key: never changes, never sent to AWS",
+    ),
+    (ColumnKind::Identity, "provisional until AWS assigns the id"),
+    (ColumnKind::Desired, "changed in place"),
+    (
+        ColumnKind::ReplaceOnChange,
+        "a change replaces the resource",
+    ),
+    (ColumnKind::CloudAssigned, "assigned by AWS, read-only"),
+    (ColumnKind::WriteOnly, "used for the call, never stored"),
+];
+
+/// A column's COMMENT: its doc, and what a user may do with it where the
+/// doc does not say so already (the identity and row-key docs do).
+fn column_comment(c: &Column) -> String {
+    match c.kind {
+        ColumnKind::CloudAssigned | ColumnKind::ReplaceOnChange | ColumnKind::WriteOnly => {
+            let meaning = KINDS.iter().find(|(k, _)| *k == c.kind).map_or("", |k| k.1);
+            format!("{} ({meaning})", c.doc)
+        }
+        _ => c.doc.to_owned(),
+    }
+}
+
+fn ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// COMMENT statements for what differs from the description. Only those:
+/// COMMENT takes a lock on the table, and a start-up should not queue
+/// behind a user's long transaction for comments that are already right.
+fn comments(
+    schema: &ResourceSchema,
+    actual: &HashMap<String, Actual>,
+    table_comment: Option<&str>,
+) -> Vec<String> {
+    let table = format!("{}.{}", ident(schema.schema), ident(schema.table));
+    let mut out = Vec::new();
+    if table_comment != Some(schema.doc) {
+        out.push(format!(
+            "COMMENT ON TABLE {table} IS {}",
+            literal(schema.doc)
+        ));
+    }
+    for c in schema.table_columns() {
+        let text = column_comment(c);
+        if actual.get(c.name).and_then(|a| a.comment.as_deref()) != Some(text.as_str()) {
+            out.push(format!(
+                "COMMENT ON COLUMN {table}.{} IS {}",
+                ident(c.name),
+                literal(&text)
+            ));
+        }
+    }
+    out
+}
+
 pub async fn install(
     client: &mut tokio_postgres::Client,
     resources: &Resources,
@@ -35,33 +184,12 @@ pub async fn install(
     tx.execute("DELETE FROM infra.resource_column", &[]).await?;
     let mut tables: Vec<&String> = resources.keys().collect();
     tables.sort();
+    let mut statements = Vec::new();
     for table in tables {
         let schema = resources[table].schema();
-        let rows = tx
-            .query(
-                "SELECT column_name::text FROM information_schema.columns \
-                 WHERE table_schema = $1 AND table_name = $2",
-                &[&schema.schema, &schema.table],
-            )
-            .await?;
-        let actual: BTreeSet<String> = rows.iter().map(|r| r.get(0)).collect();
-        let described: BTreeSet<String> =
-            schema.columns.iter().map(|c| c.name.to_owned()).collect();
-        if actual.is_empty() {
-            return Err(RegistryError::Mismatch {
-                table: table.clone(),
-                problem: "the table does not exist (is its schema/*.sql file missing?)".into(),
-            });
-        }
-        if actual != described {
-            let missing: Vec<_> = described.difference(&actual).cloned().collect();
-            let extra: Vec<_> = actual.difference(&described).cloned().collect();
-            return Err(RegistryError::Mismatch {
-                table: table.clone(),
-                problem: format!("described but not in the table: {missing:?}; in the table but not described: {extra:?}"),
-            });
-        }
-        for c in schema.columns {
+        let (columns, table_comment) = actual(&tx, table).await?;
+        check(table, schema, &columns)?;
+        for c in schema.table_columns() {
             tx.execute(
                 "INSERT INTO infra.resource_column (table_name, column_name, kind, references_table, doc) \
                  VALUES ($1, $2, $3, $4, $5)",
@@ -75,6 +203,10 @@ pub async fn install(
             )
             .await?;
         }
+        statements.extend(comments(schema, &columns, table_comment.as_deref()));
+    }
+    if !statements.is_empty() {
+        tx.batch_execute(&statements.join(";\n")).await?;
     }
     tx.execute(
         "INSERT INTO infra.setting (key, value) VALUES ('default_region', $1) \
@@ -88,18 +220,25 @@ pub async fn install(
 
 /// Markdown reference of every resource table, generated from the descriptions.
 pub fn docs(resources: &Resources) -> String {
-    let mut out = String::from(
+    let legend: Vec<String> = KINDS
+        .iter()
+        .map(|(k, meaning)| format!("**{}** ({meaning})", k.as_str()))
+        .collect();
+    let mut out = format!(
         "# Resource tables\n\nGenerated by `infrasql docs` from the providers' descriptions; do not edit.\n\n\
-         Column kinds: **identity** (provisional until AWS assigns the id), **desired** (changed in place), \
-         **replace** (a change replaces the resource), **cloud** (assigned by AWS, read-only), \
-         **write_only** (used for the call, never stored).\n",
+         Column kinds: {}.\n\n\
+         Every table's primary key is `{}`, a key that never changes (ORMs key on it). The AWS id \
+         column is `UNIQUE`: foreign keys reference it `ON UPDATE CASCADE`, so joins use the ids \
+         the console shows, and they follow when the provisional id becomes the real one at COMMIT.\n",
+        legend.join(", "),
+        ROW_KEY.name
     );
     let mut tables: Vec<&String> = resources.keys().collect();
     tables.sort();
     for t in tables {
         let s = resources[t].schema();
         out.push_str(&format!("\n## {t}\n\n{}\n\n| column | kind | references | description |\n| --- | --- | --- | --- |\n", s.doc));
-        for c in s.columns {
+        for c in s.table_columns() {
             let r = c
                 .references
                 .map(|r| format!("{}.{r}", s.schema))

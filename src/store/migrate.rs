@@ -33,17 +33,31 @@ fn checksum(sql: &str) -> String {
 
 /// Returns the names applied by this call.
 pub async fn migrate(client: &mut Client) -> Result<Vec<String>, MigrateError> {
+    run(client, None).await
+}
+
+/// Apply only the files whose names sort before `first_skipped`: the schema
+/// an earlier version left behind (applied files never change), so upgrade
+/// tests can start from it.
+pub async fn migrate_before(
+    client: &mut Client,
+    first_skipped: &str,
+) -> Result<Vec<String>, MigrateError> {
+    run(client, Some(first_skipped)).await
+}
+
+async fn run(client: &mut Client, stop: Option<&str>) -> Result<Vec<String>, MigrateError> {
     client
         .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
         .await?;
-    let result = apply_all(client).await;
+    let result = apply_all(client, stop).await;
     let _ = client
         .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
         .await;
     result
 }
 
-async fn apply_all(client: &mut Client) -> Result<Vec<String>, MigrateError> {
+async fn apply_all(client: &mut Client, stop: Option<&str>) -> Result<Vec<String>, MigrateError> {
     client
         .batch_execute(
             "CREATE SCHEMA IF NOT EXISTS infra;
@@ -56,6 +70,9 @@ async fn apply_all(client: &mut Client) -> Result<Vec<String>, MigrateError> {
         .await?;
     let mut applied = Vec::new();
     for (name, sql) in MIGRATIONS {
+        if stop.is_some_and(|s| *name >= s) {
+            break;
+        }
         let sum = checksum(sql);
         let row = client
             .query_opt(

@@ -21,6 +21,9 @@ pub type Props = Map<String, Value>;
 /// How a column relates to the cloud.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ColumnKind {
+    /// The row's own key ([`ROW_KEY`]): assigned by the database, never changed,
+    /// never sent to AWS.
+    RowKey,
     /// The resource's id: provisional until AWS assigns the real one.
     Identity,
     /// Desired state that can be changed in place.
@@ -36,6 +39,7 @@ pub enum ColumnKind {
 impl ColumnKind {
     pub fn as_str(self) -> &'static str {
         match self {
+            ColumnKind::RowKey => "row_key",
             ColumnKind::Identity => "identity",
             ColumnKind::Desired => "desired",
             ColumnKind::ReplaceOnChange => "replace",
@@ -85,6 +89,18 @@ impl Column {
     }
 }
 
+/// The stable key every resource table has besides its AWS id. ORMs key rows
+/// on the primary key and take a changed key for a deleted row, and the AWS id
+/// changes at COMMIT (provisional → real), so the primary key is this column
+/// instead (`schema/0510_stable_keys.sql`). The engine adds it to every
+/// description ([`ResourceSchema::table_columns`]); providers never list it,
+/// and ignore it where [`Props`] made from a row carry it.
+pub const ROW_KEY: Column = Column::new(
+    "id",
+    ColumnKind::RowKey,
+    "The row's own key, assigned by the database; it never changes, so ORMs can key on it (the AWS id changes at COMMIT)",
+);
+
 /// The description of one resource table.
 #[derive(Debug)]
 pub struct ResourceSchema {
@@ -108,6 +124,10 @@ impl ResourceSchema {
             .find(|c| c.kind == ColumnKind::Identity)
             .map(|c| c.name)
             .expect("every resource schema has an identity column")
+    }
+    /// Every column of the table: the row key, then the provider's columns.
+    pub fn table_columns(&self) -> impl Iterator<Item = &Column> {
+        std::iter::once(&ROW_KEY).chain(self.columns)
     }
     pub fn column(&self, name: &str) -> Option<&Column> {
         self.columns.iter().find(|c| c.name == name)
