@@ -14,6 +14,9 @@ use crate::config::{AuthMode, ServeConfig};
 use crate::wire::backend::BackendAddr;
 use cluster::{Cluster, ClusterError, Supervisor, DATABASE, ENGINE_ROLE};
 
+/// What `SELECT infra.version()` answers.
+pub const VERSION: &str = concat!("infrasql ", env!("CARGO_PKG_VERSION"));
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error(transparent)]
@@ -58,6 +61,16 @@ impl Store {
         };
         let mut client = store.engine_client().await?;
         migrate::migrate(&mut client).await?;
+        // infra.version() reads it; the binary that last started names itself.
+        client
+            .execute(
+                "INSERT INTO infra.setting (key, value) VALUES ('version', $1) \
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value \
+                 WHERE infra.setting.value IS DISTINCT FROM excluded.value",
+                &[&VERSION],
+            )
+            .await
+            .map_err(StoreError::Bootstrap)?;
         Ok(store)
     }
 
