@@ -142,6 +142,16 @@ async fn a_new_connection_finds_aws_and_infra_on_its_search_path() {
     assert_eq!(vpcs, 0);
     let drift: i64 = one(&c, "SELECT count(*) FROM drift").await;
     assert_eq!(drift, 0);
+    // A migration runner looking for its own schema_migrations across the
+    // search_path (Rails) does not find infrasql's ledger.
+    let ledger: Option<String> = one(&c, "SELECT to_regclass('schema_migrations')::text").await;
+    assert_eq!(ledger, None);
+    let own: bool = one(
+        &c,
+        "SELECT to_regclass('schema_file') = 'infra.schema_file'::regclass",
+    )
+    .await;
+    assert!(own);
     // pg_catalog still comes first: version() is PostgreSQL's.
     let pg: String = one(&c, "SELECT version()").await;
     assert!(pg.starts_with("PostgreSQL"), "{pg}");

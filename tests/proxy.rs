@@ -26,7 +26,7 @@ fn psql_runs_commands_and_meta_commands_through_the_proxy() {
 
     let o = s.psql(&["-c", r"\dt infra.*"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stdout(&o).contains("schema_migrations"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("schema_file"), "{}", stdout(&o));
 }
 
 #[test]

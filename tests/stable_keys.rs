@@ -212,6 +212,11 @@ async fn a_database_of_the_previous_version_upgrades_in_place() {
     .unwrap_or_else(|e| panic!("{e}"));
 
     assert_eq!(one::<i64>(&old, count).await, before, "no row lost");
+    let ledger: Option<String> =
+        one(&old, "SELECT to_regclass('infra.schema_migrations')::text").await;
+    assert_eq!(ledger, None, "the ledger was renamed to infra.schema_file");
+    let files: i64 = one(&old, "SELECT count(*) FROM infra.schema_file").await;
+    assert!(files as usize > applied.len());
     let keyless: i64 = one(
         &old,
         "SELECT (SELECT count(*) FROM aws.vpc WHERE id IS NULL) + (SELECT count(*) FROM aws.subnet WHERE id IS NULL)",

@@ -57,17 +57,37 @@ async fn run(client: &mut Client, stop: Option<&str>) -> Result<Vec<String>, Mig
     result
 }
 
+/// Where applied files are recorded. Not `schema_migrations`, its first
+/// name: infra is on the default search_path (0520_catalog.sql), and
+/// migration runners that look for their own `schema_migrations` anywhere
+/// on the search_path (Rails does) would take infrasql's for theirs.
+const LEDGER: &str = "schema_file";
+/// The first name, which 0001_infra.sql grants on: a new database starts
+/// with it and the ledger is renamed once every file is applied.
+const FIRST_LEDGER: &str = "schema_migrations";
+
 async fn apply_all(client: &mut Client, stop: Option<&str>) -> Result<Vec<String>, MigrateError> {
     client
-        .batch_execute(
-            "CREATE SCHEMA IF NOT EXISTS infra;
-             CREATE TABLE IF NOT EXISTS infra.schema_migrations (
-                 version    text PRIMARY KEY,
-                 checksum   text NOT NULL,
-                 applied_at timestamptz NOT NULL DEFAULT now()
-             );",
-        )
+        .batch_execute("CREATE SCHEMA IF NOT EXISTS infra")
         .await?;
+    let renamed: bool = client
+        .query_one("SELECT to_regclass('infra.' || $1) IS NOT NULL", &[&LEDGER])
+        .await?
+        .get(0);
+    let ledger = if renamed {
+        LEDGER
+    } else {
+        client
+            .batch_execute(&format!(
+                "CREATE TABLE IF NOT EXISTS infra.{FIRST_LEDGER} (
+                     version    text PRIMARY KEY,
+                     checksum   text NOT NULL,
+                     applied_at timestamptz NOT NULL DEFAULT now()
+                 );"
+            ))
+            .await?;
+        FIRST_LEDGER
+    };
     let mut applied = Vec::new();
     for (name, sql) in MIGRATIONS {
         if stop.is_some_and(|s| *name >= s) {
@@ -76,7 +96,7 @@ async fn apply_all(client: &mut Client, stop: Option<&str>) -> Result<Vec<String
         let sum = checksum(sql);
         let row = client
             .query_opt(
-                "SELECT checksum FROM infra.schema_migrations WHERE version = $1",
+                &format!("SELECT checksum FROM infra.{ledger} WHERE version = $1"),
                 &[name],
             )
             .await?;
@@ -93,13 +113,23 @@ async fn apply_all(client: &mut Client, stop: Option<&str>) -> Result<Vec<String
                 source,
             })?;
         tx.execute(
-            "INSERT INTO infra.schema_migrations (version, checksum) VALUES ($1, $2)",
+            &format!("INSERT INTO infra.{ledger} (version, checksum) VALUES ($1, $2)"),
             &[name, &sum],
         )
         .await?;
         tx.commit().await?;
         tracing::info!("applied schema {name}");
         applied.push(name.to_string());
+    }
+    // Only once every file is in: a partial run (an upgrade test's earlier
+    // version) leaves the ledger as that version had it.
+    if ledger == FIRST_LEDGER && stop.is_none() {
+        client
+            .batch_execute(&format!(
+                "ALTER TABLE infra.{FIRST_LEDGER} RENAME TO {LEDGER};
+                 ALTER TABLE infra.{LEDGER} RENAME CONSTRAINT {FIRST_LEDGER}_pkey TO {LEDGER}_pkey;"
+            ))
+            .await?;
     }
     Ok(applied)
 }
