@@ -311,7 +311,7 @@ async fn infra_settings_accept_exactly_postgres_booleans_and_fail_closed() {
     }
     let got = c.query("SHOW infra.dry_run").send(1).await;
     assert!(
-        got.contains(&Msg::DataRow(vec![Some("on".into())])),
+        got.contains(&Msg::DataRow(vec![Some("y".into())])),
         "{got:?}"
     );
 

@@ -142,6 +142,7 @@ pub async fn run(parts: SessionParts) -> Result<(), SessionEnd> {
         batch_reads_plan: false,
         batch: Vec::new(),
         batch_forwarded: false,
+        forwarded_in_block: None,
         wrapper: false,
         hook: parts.hook,
         shutdown: parts.shutdown,
@@ -295,6 +296,16 @@ fn mentions_plan(sql: &str) -> bool {
         .any(|w| w.eq_ignore_ascii_case(NEEDLE))
 }
 
+/// Whether forwarded messages leave a transaction block open: the last
+/// BEGIN or transaction end among them decides; `None` if there is none.
+fn block_after(items: &[BatchItem], before: Option<bool>) -> Option<bool> {
+    items.iter().fold(before, |state, i| match i.kind() {
+        Some(StmtKind::Begin) => Some(true),
+        Some(StmtKind::Commit | StmtKind::PrepareTransaction | StmtKind::Rollback) => Some(false),
+        _ => state,
+    })
+}
+
 /// A query whose `SET infra.x = <bad value>` statements are replaced by a
 /// call that raises the error in the backend, so the transaction fails just
 /// as it would for a bad value of PostgreSQL's own settings. `None` when
@@ -423,6 +434,10 @@ struct Driver {
     batch: Vec<BatchItem>,
     /// Whether part of the current extended batch went out at a Flush.
     batch_forwarded: bool,
+    /// Whether those parts left a block open (`Some(true)` after a BEGIN,
+    /// `Some(false)` after a COMMIT or ROLLBACK, `None` if they did not
+    /// touch it): no ReadyForQuery has said so yet.
+    forwarded_in_block: Option<bool>,
     /// infrasql opened a transaction around an implicit one.
     wrapper: bool,
     hook: Arc<dyn CommitHook>,
@@ -813,6 +828,11 @@ impl Driver {
         let items = std::mem::take(&mut self.batch);
         let first_segment = !self.batch_forwarded;
         self.batch_forwarded = !sync;
+        let carried = if first_segment {
+            None
+        } else {
+            self.forwarded_in_block.take()
+        };
         let needs_care = self.wrapper
             || items.iter().any(|i| {
                 matches!(
@@ -821,6 +841,9 @@ impl Driver {
                 )
             });
         if !needs_care {
+            if !sync {
+                self.forwarded_in_block = block_after(&items, carried);
+            }
             return self.forward_batch(items, sync);
         }
         self.flush().await?;
@@ -841,7 +864,7 @@ impl Driver {
                 }
             }
         }
-        let mut in_block = start == TxStatus::InBlock || self.wrapper;
+        let mut in_block = carried.unwrap_or(start == TxStatus::InBlock) || self.wrapper;
         let mut items = items.into_iter();
         let mut pending: Vec<BatchItem> = Vec::new();
         while let Some(item) = items.next() {
@@ -913,6 +936,9 @@ impl Driver {
                 self.finish_wrapper().await?
             };
             return self.client_ready(status).await;
+        }
+        if !sync {
+            self.forwarded_in_block = Some(in_block);
         }
         self.forward_batch(pending, sync)
     }
