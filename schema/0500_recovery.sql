@@ -46,3 +46,13 @@ EXCEPTION WHEN insufficient_privilege THEN
     RAISE NOTICE 'infrasql: cannot set the infra.* defaults on this database: %', SQLERRM;
 END
 $$;
+
+-- An apply whose outcome is not settled yet: still calling AWS, undoing,
+-- or applied while its COMMIT is in flight or failed and recovery has not
+-- made the cloud equal the committed rows. The sync loop leaves the
+-- resources of such applies alone, so a refused COMMIT never takes effect.
+CREATE FUNCTION infra.unsettled(status text, x xid8) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT status IN ('running', 'undoing', 'attention')
+        OR (status = 'applied' AND coalesce(pg_xact_status(x)::text, 'aborted') <> 'committed')
+$$;

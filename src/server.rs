@@ -20,7 +20,7 @@ use crate::wire::cancel::CancelRegistry;
 use crate::wire::frontend::{tls_acceptor, Frontend};
 
 /// How often unfinished applies are looked at.
-const RECOVERY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+const RECOVERY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
-use infrasql_provider::{ColumnKind, Props, ResourceSchema};
+use infrasql_provider::{ColumnKind, ErrorClass, Props, ResourceSchema};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, Mutex};
@@ -340,6 +340,53 @@ impl CommitHook for Engine {
 }
 
 impl Engine {
+    /// Inside the client's transaction, once the cloud matches: seal, write
+    /// the cloud's values into the rows, consume the change rows.
+    async fn seal_and_write_back(
+        &self,
+        ctx: &mut dyn CommitContext,
+        plan: &Plan,
+        applied: &apply::Applied,
+    ) -> Result<(), HookError> {
+        self.seal(ctx).await?;
+        for s in plan
+            .steps
+            .iter()
+            .filter(|s| !s.last_phase && s.action != Action::Delete)
+        {
+            if let Some(observed) = applied.observed.get(&s.step) {
+                if let Some(sql) = self.write_back_sql(&s.table, &s.id, observed) {
+                    ctx.query(&sql).await?;
+                }
+            }
+        }
+        ctx.query("SELECT infra.finish()").await?;
+        Ok(())
+    }
+
+    /// The cloud was changed but the transaction cannot commit (a
+    /// serialization failure, a lost backend): recovery makes the cloud
+    /// equal the committed rows. The client keeps the database's own
+    /// SQLSTATE, so a driver that retries on 40001 still does.
+    async fn lost_after_apply(
+        &self,
+        db: &tokio_postgres::Client,
+        apply_id: &str,
+        e: HookError,
+    ) -> HookError {
+        let _ = db
+            .execute(
+                "UPDATE infra.apply SET status = 'undoing', finished_at = now(), error = $2 WHERE apply_id = $1",
+                &[&apply_id, &format!("the transaction could not commit after the apply: {}", e.0.message)],
+            )
+            .await;
+        let mut report = e.0;
+        report.detail = Some(format!(
+            "The change was applied in AWS, but the transaction could not commit. infrasql is making AWS equal the committed rows again (apply {apply_id}, see infra.apply)."
+        ));
+        HookError(report)
+    }
+
     async fn apply_and_write_back(
         &self,
         ctx: &mut dyn CommitContext,
@@ -377,19 +424,9 @@ impl Engine {
 
         match outcome {
             Ok(applied) => {
-                self.seal(ctx).await?;
-                for s in plan
-                    .steps
-                    .iter()
-                    .filter(|s| !s.last_phase && s.action != Action::Delete)
-                {
-                    if let Some(observed) = applied.observed.get(&s.step) {
-                        if let Some(sql) = self.write_back_sql(&s.table, &s.id, observed) {
-                            ctx.query(&sql).await?;
-                        }
-                    }
+                if let Err(e) = self.seal_and_write_back(ctx, &plan, &applied).await {
+                    return Err(self.lost_after_apply(&db, &apply_id, e).await);
                 }
-                ctx.query("SELECT infra.finish()").await?;
                 let ms = started.elapsed().as_millis();
                 let _ = db
                     .execute(
@@ -406,10 +443,22 @@ impl Engine {
                 Ok(Verdict::Commit)
             }
             Err(f) => {
+                // Not finished while part of the undo failed, or while a
+                // create whose answer was lost may have happened after all:
+                // recovery then settles it from the journal and the tags.
+                let maybe_created = matches!(
+                    (f.step.action, f.step.last_phase),
+                    (Action::Create, _) | (Action::Replace, false)
+                ) && f.error.class == ErrorClass::Retryable;
+                let status = if f.not_undone.is_empty() && !maybe_created {
+                    "failed"
+                } else {
+                    "undoing"
+                };
                 let _ = db
                     .execute(
-                        "UPDATE infra.apply SET status = 'failed', finished_at = now(), error = $2 WHERE apply_id = $1",
-                        &[&apply_id, &f.error.to_string()],
+                        "UPDATE infra.apply SET status = $3, finished_at = now(), error = $2 WHERE apply_id = $1",
+                        &[&apply_id, &f.error.to_string(), &status],
                     )
                     .await;
                 let display = self
@@ -435,7 +484,11 @@ impl Engine {
                     let _ = write!(detail, "Undone: {}.", f.undone.join("; "));
                 }
                 if !f.not_undone.is_empty() {
-                    let _ = write!(detail, " NOT undone: {}.", f.not_undone.join("; "));
+                    let _ = write!(
+                        detail,
+                        " Not undone yet: {}; infrasql keeps retrying (see infra.apply).",
+                        f.not_undone.join("; ")
+                    );
                 }
                 let _ = write!(
                     detail,

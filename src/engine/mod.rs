@@ -4,11 +4,13 @@
 //! - `commit`: the production hook: changes → plan → apply → write-back.
 //! - `plan`: net changes → ordered plan (pure).
 //! - `apply`: plan → provider calls, journaled, undone on failure.
+//! - `recover`, `converge`: settle applies whose COMMIT or process was lost.
 //! - `registry`: resource descriptions → the database and the docs.
 //! - `errors`: failure class → SQLSTATE.
 //! - `settings`: `infra.*` session settings, parsed strictly.
 pub mod apply;
 pub mod commit;
+pub mod converge;
 pub mod errors;
 pub mod hook;
 pub mod plan;

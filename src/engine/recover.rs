@@ -1,29 +1,55 @@
-//! Recovery: finish or undo applies whose process died or whose COMMIT
-//! never happened.
+//! Recovery: settle every apply whose outcome is not final.
 //!
 //! An apply holds a session advisory lock (keyed by its id) on the engine's
-//! connection while it runs. An apply still `running` whose lock is free
-//! belongs to a dead process. An apply `applied` (cloud done, COMMIT
-//! forwarded) is finished by asking PostgreSQL what became of its
-//! transaction: committed → `succeeded`; aborted → the rows never changed,
-//! so the cloud changes are undone.
+//! connection while it runs; recovery leaves alone an apply whose lock is
+//! held (its process is alive and still working). Otherwise:
+//! - `applied` and its transaction committed → `succeeded`;
+//! - `applied` and its transaction aborted (the COMMIT failed after the
+//!   apply), or `running` with a free lock (the process died) → the cloud is
+//!   made equal to the rows as committed now ([`super::converge`]) →
+//!   `recovered`;
+//! - `undoing` (a refused COMMIT whose undo failed, or whose failed create
+//!   may have happened) → converged the same way → `failed`, the outcome the
+//!   COMMIT already reported.
 //!
-//! Undo uses the journal, and for creates whose result was never journaled
-//! (a crash during the call) the `infrasql:apply-id` tag on the resource:
-//! every resource of the apply's tables that carries the tag is deleted.
+//! What cannot be converged yet is retried with exponential backoff
+//! (`next_attempt_at`); the apply shows `undoing` and why. An undo that
+//! needs a person (denied, invalid, or still failing after
+//! [`ATTENTION_AFTER`] tries) shows `attention` and is still retried, at the
+//! slowest pace.
 
-use infrasql_provider::{ApplyContext, Props, APPLY_TAG};
-use serde_json::Value;
+use std::time::Duration;
+
+use infrasql_provider::ErrorClass;
 
 use super::apply::Resources;
+use super::converge::converge;
+
+/// Failed passes after which an undo is shown as needing a person.
+pub const ATTENTION_AFTER: i32 = 8;
+/// The slowest retry pace.
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
 #[derive(Debug, Default)]
 pub struct Recovered {
     pub finished: Vec<String>,
     pub undone: Vec<String>,
+    /// Applies still being undone after this pass.
+    pub pending: Vec<String>,
 }
 
-/// One pass over unfinished applies.
+/// The wait before the next try, after `attempts` failed ones.
+pub fn backoff(attempts: i32) -> Duration {
+    let secs = 1u64 << attempts.clamp(0, 16);
+    Duration::from_secs(secs).min(MAX_BACKOFF)
+}
+
+/// Classes no retry can fix: a person must change permissions or values.
+fn needs_person(class: ErrorClass) -> bool {
+    matches!(class, ErrorClass::Denied | ErrorClass::Invalid)
+}
+
+/// One pass over unsettled applies whose next try is due.
 pub async fn recover_once(
     db: &tokio_postgres::Client,
     resources: &Resources,
@@ -31,8 +57,11 @@ pub async fn recover_once(
     let mut out = Recovered::default();
     let rows = db
         .query(
-            "SELECT apply_id, status, coalesce(pg_xact_status(xid), 'aborted') \
-             FROM infra.apply WHERE status IN ('running', 'applied') ORDER BY started_at",
+            "SELECT apply_id, status, coalesce(pg_xact_status(xid)::text, 'aborted'), attempts \
+             FROM infra.apply \
+             WHERE status IN ('running', 'applied', 'undoing', 'attention') \
+               AND (next_attempt_at IS NULL OR next_attempt_at <= now()) \
+             ORDER BY started_at",
             &[],
         )
         .await?;
@@ -40,6 +69,7 @@ pub async fn recover_once(
         let apply_id: String = r.get(0);
         let status: String = r.get(1);
         let xact: String = r.get(2);
+        let attempts: i32 = r.get(3);
         let free: bool = db
             .query_one(
                 "SELECT pg_try_advisory_lock(hashtext('infrasql.apply.' || $1))",
@@ -50,32 +80,7 @@ pub async fn recover_once(
         if !free {
             continue; // its process is alive and still working
         }
-        let result = async {
-            match (status.as_str(), xact.as_str()) {
-                (_, "in progress") => Ok(()),
-                ("applied", "committed") => {
-                    db.execute(
-                        "UPDATE infra.apply SET status = 'succeeded', finished_at = coalesce(finished_at, now()) WHERE apply_id = $1",
-                        &[&apply_id],
-                    )
-                    .await?;
-                    out.finished.push(apply_id.clone());
-                    Ok(())
-                }
-                _ => {
-                    let notes = undo(db, resources, &apply_id).await?;
-                    tracing::warn!("recovered apply {apply_id}: {}", notes.join("; "));
-                    db.execute(
-                        "UPDATE infra.apply SET status = 'recovered', finished_at = now(), error = $2 WHERE apply_id = $1",
-                        &[&apply_id, &format!("recovered after its {} was lost: {}", if status == "running" { "process" } else { "transaction" }, notes.join("; "))],
-                    )
-                    .await?;
-                    out.undone.push(apply_id.clone());
-                    Ok(())
-                }
-            }
-        }
-        .await;
+        let result = settle(db, resources, &apply_id, &status, &xact, attempts, &mut out).await;
         let _ = db
             .execute(
                 "SELECT pg_advisory_unlock(hashtext('infrasql.apply.' || $1))",
@@ -87,108 +92,114 @@ pub async fn recover_once(
     Ok(out)
 }
 
-async fn undo(
+async fn settle(
     db: &tokio_postgres::Client,
     resources: &Resources,
     apply_id: &str,
-) -> Result<Vec<String>, tokio_postgres::Error> {
-    let actions = db
-        .query(
-            "SELECT step, action, table_name, resource_id, region, status, before, after \
-             FROM infra.apply_action WHERE apply_id = $1 AND status IN ('started', 'done') \
-             ORDER BY step DESC",
-            &[&apply_id],
-        )
-        .await?;
-    let mut notes = Vec::new();
-    // (table, region) pairs where this apply created something, children
-    // first (the journal is read newest step first).
-    let mut created_in: Vec<(String, String)> = Vec::new();
-    for a in &actions {
-        let step: i32 = a.get(0);
-        let action: String = a.get(1);
-        let table: String = a.get(2);
-        let id: Option<String> = a.get(3);
-        let region: String = a.get(4);
-        let before: Option<Value> = a.get(6);
-        let after: Option<Value> = a.get(7);
-        let Some(resource) = resources.get(&table) else {
-            continue;
-        };
-        let ctx = ApplyContext {
-            region: region.clone(),
-            apply_id: apply_id.to_owned(),
-        };
-        let obj = |v: Option<Value>| match v {
-            Some(Value::Object(m)) => m,
-            _ => Props::new(),
-        };
-        let result = match action.as_str() {
-            "create" | "replace-create" => {
-                if !created_in.contains(&(table.clone(), region.clone())) {
-                    created_in.push((table.clone(), region.clone()));
-                }
-                continue;
-            }
-            "update" => {
-                let id = id.unwrap_or_default();
-                resource
-                    .update(&ctx, &id, &obj(after), &obj(before))
-                    .await
-                    .map(|_| format!("restored {table} {id}"))
-            }
-            _ => Ok(format!(
-                "{table} {} was deleted and cannot be restored",
-                id.unwrap_or_default()
-            )),
-        };
-        let status = match &result {
-            Ok(n) => {
-                notes.push(n.clone());
-                "undone"
-            }
-            Err(e) => {
-                notes.push(format!("could not undo step {step}: {e}"));
-                "undo_failed"
-            }
-        };
-        db.execute(
-            "UPDATE infra.apply_action SET status = $3, finished_at = now() WHERE apply_id = $1 AND step = $2",
-            &[&apply_id, &step, &status],
-        )
-        .await?;
-    }
-    // Everything the apply created carries its tag, journaled or not.
-    for (table, region) in created_in {
-        let resource = &resources[&table];
-        let ctx = ApplyContext {
-            region: region.clone(),
-            apply_id: apply_id.to_owned(),
-        };
-        match resource.list(&region).await {
-            Ok(found) => {
-                let idc = resource.schema().id_column();
-                for p in found
-                    .iter()
-                    .filter(|p| p.get(APPLY_TAG).and_then(Value::as_str) == Some(apply_id))
-                {
-                    let id = p.get(idc).and_then(Value::as_str).unwrap_or_default();
-                    match resource.delete(&ctx, id, p).await {
-                        Ok(()) => {
-                            notes.push(format!("deleted {table} {id} (created by the lost apply)"))
-                        }
-                        Err(e) => notes.push(format!("could not delete {table} {id}: {e}")),
-                    }
-                }
-            }
-            Err(e) => notes.push(format!("could not list {table} in {region}: {e}")),
+    status: &str,
+    xact: &str,
+    attempts: i32,
+    out: &mut Recovered,
+) -> Result<(), tokio_postgres::Error> {
+    match (status, xact) {
+        // The transaction is still open: its COMMIT or ROLLBACK decides.
+        ("running" | "applied", "in progress") => return Ok(()),
+        ("applied", "committed") => {
+            db.execute(
+                "UPDATE infra.apply SET status = 'succeeded', finished_at = coalesce(finished_at, now()) WHERE apply_id = $1",
+                &[&apply_id],
+            )
+            .await?;
+            out.finished.push(apply_id.to_owned());
+            return Ok(());
         }
+        _ => {}
+    }
+    let c = converge(db, resources, apply_id).await?;
+    let lost = match status {
+        "running" => "its process was lost",
+        "applied" => "its COMMIT failed",
+        _ => "the COMMIT was refused",
+    };
+    if c.pending.is_empty() {
+        // A refused COMMIT keeps the outcome it reported; a lost one is
+        // recovered.
+        let final_status = if matches!(status, "undoing" | "attention") {
+            "failed"
+        } else {
+            "recovered"
+        };
+        let summary = if c.notes.is_empty() {
+            "nothing was left to undo".to_owned()
+        } else {
+            c.notes.join("; ")
+        };
+        tracing::warn!("settled apply {apply_id} ({lost}): {summary}");
         db.execute(
-            "UPDATE infra.apply_action SET status = 'undone', finished_at = now() \
-             WHERE apply_id = $1 AND table_name = $2 AND action IN ('create', 'replace-create') AND status IN ('started', 'done')",
-            &[&apply_id, &table],
+            "UPDATE infra.apply SET status = $2, finished_at = now(), next_attempt_at = NULL, \
+                    error = CASE WHEN $2 = 'failed' THEN coalesce(error || '; ', '') || $3 ELSE $3 END \
+             WHERE apply_id = $1",
+            &[
+                &apply_id,
+                &final_status,
+                &format!("settled after {lost}: {summary}"),
+            ],
         )
         .await?;
+        out.undone.push(apply_id.to_owned());
+        return Ok(());
     }
-    Ok(notes)
+    let tries = attempts + 1;
+    let person =
+        c.pending.iter().any(|(_, class)| needs_person(*class)) || tries >= ATTENTION_AFTER;
+    let new_status = if person { "attention" } else { "undoing" };
+    let wait = if person { MAX_BACKOFF } else { backoff(tries) };
+    let reasons: Vec<&str> = c.pending.iter().map(|(r, _)| r.as_str()).collect();
+    tracing::warn!(
+        "apply {apply_id} ({lost}) is still being undone (try {tries}, next in {} s): {}",
+        wait.as_secs(),
+        reasons.join("; ")
+    );
+    db.execute(
+        "UPDATE infra.apply SET status = $2, attempts = $3, \
+                next_attempt_at = now() + make_interval(secs => $4), error = $5 \
+         WHERE apply_id = $1",
+        &[
+            &apply_id,
+            &new_status,
+            &tries,
+            &(wait.as_secs_f64()),
+            &format!(
+                "still being undone after {lost} (try {tries}): {}",
+                reasons.join("; ")
+            ),
+        ],
+    )
+    .await?;
+    out.pending.push(apply_id.to_owned());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_five_minutes() {
+        assert_eq!(backoff(0), Duration::from_secs(1));
+        assert_eq!(backoff(1), Duration::from_secs(2));
+        assert_eq!(backoff(5), Duration::from_secs(32));
+        assert_eq!(backoff(9), MAX_BACKOFF);
+        assert_eq!(backoff(i32::MAX), MAX_BACKOFF);
+        assert_eq!(backoff(-3), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn only_permissions_and_bad_values_need_a_person() {
+        assert!(needs_person(ErrorClass::Denied));
+        assert!(needs_person(ErrorClass::Invalid));
+        assert!(!needs_person(ErrorClass::Retryable));
+        assert!(!needs_person(ErrorClass::Throttled));
+        assert!(!needs_person(ErrorClass::Conflict));
+    }
 }

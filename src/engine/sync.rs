@@ -358,8 +358,7 @@ impl Syncer {
             .collect();
         let in_flight: HashSet<String> = tx
             .query(
-                "SELECT apply_id FROM infra.apply WHERE status = 'running' \
-                 OR (status = 'applied' AND pg_xact_status(xid) = 'in progress')",
+                "SELECT apply_id FROM infra.apply WHERE infra.unsettled(status, xid)",
                 &[],
             )
             .await
@@ -373,13 +372,26 @@ impl Syncer {
         let table_busy: bool = tx
             .query_one(
                 "SELECT EXISTS (SELECT 1 FROM infra.apply_action a JOIN infra.apply p USING (apply_id) \
-                 WHERE a.table_name = $1 AND (p.status = 'running' \
-                   OR (p.status = 'applied' AND pg_xact_status(p.xid) = 'in progress')))",
+                 WHERE a.table_name = $1 AND infra.unsettled(p.status, p.xid))",
                 &[&table],
             )
             .await
             .map_err(err)?
             .get(0);
+        // Resources an unsettled apply updated or deleted: until recovery
+        // has made them equal the committed rows, what the cloud shows may
+        // be a refused COMMIT's doing, which must never become the rows.
+        let unsettled_ids: HashSet<String> = tx
+            .query(
+                "SELECT a.resource_id FROM infra.apply_action a JOIN infra.apply p USING (apply_id) \
+                 WHERE a.table_name = $1 AND a.resource_id IS NOT NULL AND infra.unsettled(p.status, p.xid)",
+                &[&table],
+            )
+            .await
+            .map_err(err)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
 
         // Columns the listing reports for every resource: only those are written.
         let observed_cols: Vec<&'static str> = schema
@@ -416,6 +428,9 @@ impl Syncer {
                 .is_some_and(|a| in_flight.contains(a))
             {
                 continue; // a commit in progress owns it
+            }
+            if unsettled_ids.contains(id) {
+                continue; // recovery owns it until it is settled
             }
             match locked.get(id) {
                 Some(row) => {
@@ -496,7 +511,11 @@ impl Syncer {
         }
         let mut deletes = Vec::new();
         for (id, row) in &locked {
-            if seen_ids.contains(id) || id.starts_with("pending-") || table_busy {
+            if seen_ids.contains(id)
+                || id.starts_with("pending-")
+                || table_busy
+                || unsettled_ids.contains(id)
+            {
                 continue;
             }
             stats.drift += 1;

@@ -1,0 +1,341 @@
+//! Make the cloud equal the rows *as committed now*, for the resources one
+//! unsettled apply touched.
+//!
+//! Recovery never replays a journaled before-image: another transaction may
+//! have committed a newer value since, and restoring the old one would lose
+//! it. Instead, per journaled action:
+//! - **create**: a resource the apply created (found by its id, or by its
+//!   `infrasql:apply-id` tag when the answer was lost) is deleted, unless a
+//!   committed row names it;
+//! - **update**: the row is locked (`FOR UPDATE NOWAIT`, so a transaction
+//!   that holds it now is waited for by retrying later, never raced) and
+//!   the resource is updated to the row's committed values;
+//! - **delete**: a delete AWS carried out cannot be taken back (an empty
+//!   database is not the database), so the row is removed instead and the
+//!   loss is recorded in `infra.drift` with the apply's id. Nothing is ever
+//!   re-created in the user's name.
+//!
+//! What cannot be done now is returned as pending, with its failure class,
+//! so the caller can retry with backoff or ask for a person.
+
+use infrasql_provider::{ApplyContext, ErrorClass, Props, Resource, APPLY_TAG};
+use serde_json::{json, Value};
+use tokio_postgres::Client;
+
+use super::apply::Resources;
+
+/// What one pass achieved for an apply.
+#[derive(Debug, Default)]
+pub struct Converged {
+    /// What was done, for `infra.apply.error` and the log.
+    pub notes: Vec<String>,
+    /// What is still to do: the reason and its failure class.
+    pub pending: Vec<(String, ErrorClass)>,
+}
+
+struct Action {
+    step: i32,
+    action: String,
+    table: String,
+    id: Option<String>,
+    region: String,
+    status: String,
+    after: Props,
+}
+
+fn obj(v: Option<Value>) -> Props {
+    match v {
+        Some(Value::Object(m)) => m,
+        _ => Props::new(),
+    }
+}
+
+fn ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+pub async fn converge(
+    db: &Client,
+    resources: &Resources,
+    apply_id: &str,
+) -> Result<Converged, tokio_postgres::Error> {
+    let rows = db
+        .query(
+            "SELECT step, action, table_name, resource_id, region, status, after \
+             FROM infra.apply_action WHERE apply_id = $1 \
+               AND status IN ('started', 'done', 'failed', 'undo_failed') \
+             ORDER BY step DESC",
+            &[&apply_id],
+        )
+        .await?;
+    let actions: Vec<Action> = rows
+        .into_iter()
+        .map(|r| Action {
+            step: r.get(0),
+            action: r.get(1),
+            table: r.get(2),
+            id: r.get(3),
+            region: r.get(4),
+            status: r.get(5),
+            after: obj(r.get(6)),
+        })
+        .collect();
+    let mut out = Converged::default();
+    let ctx = |region: &str| ApplyContext {
+        region: region.to_owned(),
+        apply_id: apply_id.to_owned(),
+    };
+    // (table, region) where the apply created something, newest first, so
+    // children are deleted before their parents.
+    let mut created_in: Vec<(String, String)> = Vec::new();
+    for a in &actions {
+        let Some(resource) = resources.get(&a.table) else {
+            continue;
+        };
+        match a.action.as_str() {
+            "create" | "replace-create" => {
+                let key = (a.table.clone(), a.region.clone());
+                if !created_in.contains(&key) {
+                    created_in.push(key);
+                }
+            }
+            "update" => {
+                let Some(id) = &a.id else { continue };
+                let status = converge_update(
+                    db,
+                    resource.as_ref(),
+                    &ctx(&a.region),
+                    id,
+                    &a.after,
+                    &mut out,
+                )
+                .await?;
+                set_status(db, apply_id, a.step, status).await?;
+            }
+            _ => {}
+        }
+    }
+    for (table, region) in &created_in {
+        let resource = &resources[table];
+        if delete_created(db, resource.as_ref(), &ctx(region), &mut out).await? {
+            db.execute(
+                "UPDATE infra.apply_action SET status = 'undone', finished_at = now() \
+                 WHERE apply_id = $1 AND table_name = $2 AND region = $3 \
+                   AND action IN ('create', 'replace-create') AND status <> 'undone'",
+                &[&apply_id, table, region],
+            )
+            .await?;
+        }
+    }
+    // Deletes ran children first; their rows go in the same order.
+    for a in actions.iter().rev() {
+        if !matches!(a.action.as_str(), "delete" | "replace-delete") {
+            continue;
+        }
+        let (Some(resource), Some(id)) = (resources.get(&a.table), &a.id) else {
+            continue;
+        };
+        let status = settle_delete(db, resource.as_ref(), apply_id, a, id, &mut out).await?;
+        set_status(db, apply_id, a.step, status).await?;
+    }
+    Ok(out)
+}
+
+async fn set_status(
+    db: &Client,
+    apply_id: &str,
+    step: i32,
+    status: Option<&str>,
+) -> Result<(), tokio_postgres::Error> {
+    if let Some(s) = status {
+        db.execute(
+            "UPDATE infra.apply_action SET status = $3, finished_at = now() WHERE apply_id = $1 AND step = $2",
+            &[&apply_id, &step, &s],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// The resource becomes what its committed row says. Returns the action's
+/// new status, or `None` to leave it for the next pass.
+async fn converge_update(
+    db: &Client,
+    resource: &dyn Resource,
+    ctx: &ApplyContext,
+    id: &str,
+    cloud: &Props,
+    out: &mut Converged,
+) -> Result<Option<&'static str>, tokio_postgres::Error> {
+    let schema = resource.schema();
+    let table = schema.qualified();
+    db.batch_execute("BEGIN").await?;
+    let row = db
+        .query_opt(
+            &format!(
+                "SELECT to_jsonb(t) FROM {table} t WHERE {} = $1 FOR UPDATE NOWAIT",
+                ident(schema.id_column())
+            ),
+            &[&id],
+        )
+        .await;
+    let row = match row {
+        Ok(r) => r,
+        Err(e) => {
+            db.batch_execute("ROLLBACK").await?;
+            if e.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE) {
+                // A transaction holds the row: its COMMIT decides, then we do.
+                out.pending.push((
+                    format!("{table} {id} is locked by an open transaction"),
+                    ErrorClass::Retryable,
+                ));
+                return Ok(None);
+            }
+            return Err(e);
+        }
+    };
+    let Some(row) = row else {
+        db.batch_execute("ROLLBACK").await?;
+        // A later commit deleted the row, and with it the resource.
+        out.notes.push(format!(
+            "{table} {id} has no row any more; nothing to restore"
+        ));
+        return Ok(Some("undone"));
+    };
+    let desired = obj(Some(row.get(0)));
+    let result = resource.update(ctx, id, cloud, &desired).await;
+    db.batch_execute("COMMIT").await?;
+    Ok(Some(match result {
+        Ok(_) => {
+            out.notes
+                .push(format!("made {table} {id} equal its committed row"));
+            "undone"
+        }
+        Err(e) => {
+            out.pending
+                .push((format!("could not restore {table} {id}: {e}"), e.class));
+            "undo_failed"
+        }
+    }))
+}
+
+/// Delete what the apply created and no committed row names. True when
+/// nothing of it is left in this (table, region).
+async fn delete_created(
+    db: &Client,
+    resource: &dyn Resource,
+    ctx: &ApplyContext,
+    out: &mut Converged,
+) -> Result<bool, tokio_postgres::Error> {
+    let schema = resource.schema();
+    let table = schema.qualified();
+    let idc = schema.id_column();
+    let found = match resource.list(&ctx.region).await {
+        Ok(f) => f,
+        Err(e) => {
+            out.pending.push((
+                format!("could not list {table} in {}: {e}", ctx.region),
+                e.class,
+            ));
+            return Ok(false);
+        }
+    };
+    let mut clean = true;
+    for p in found
+        .iter()
+        .filter(|p| p.get(APPLY_TAG).and_then(Value::as_str) == Some(&ctx.apply_id))
+    {
+        let id = p.get(idc).and_then(Value::as_str).unwrap_or_default();
+        let named = db
+            .query_opt(
+                &format!("SELECT 1 FROM {table} WHERE {} = $1", ident(idc)),
+                &[&id],
+            )
+            .await?
+            .is_some();
+        if named {
+            out.notes
+                .push(format!("kept {table} {id}: a committed row names it"));
+            continue;
+        }
+        match resource.delete(ctx, id, p).await {
+            Ok(()) => out.notes.push(format!("deleted {table} {id}")),
+            Err(e) if e.class == ErrorClass::NotFound => {}
+            Err(e) => {
+                clean = false;
+                out.pending
+                    .push((format!("could not delete {table} {id}: {e}"), e.class));
+            }
+        }
+    }
+    Ok(clean)
+}
+
+/// A delete whose COMMIT was lost: if AWS carried it out, the row goes.
+async fn settle_delete(
+    db: &Client,
+    resource: &dyn Resource,
+    apply_id: &str,
+    a: &Action,
+    id: &str,
+    out: &mut Converged,
+) -> Result<Option<&'static str>, tokio_postgres::Error> {
+    let schema = resource.schema();
+    let table = schema.qualified();
+    if a.status != "done" {
+        // The call may or may not have happened: ask the cloud.
+        match resource.list(&a.region).await {
+            Ok(found) => {
+                let exists = found
+                    .iter()
+                    .any(|p| p.get(schema.id_column()).and_then(Value::as_str) == Some(id));
+                if exists {
+                    out.notes
+                        .push(format!("{table} {id} was not deleted; nothing to do"));
+                    return Ok(Some("undone"));
+                }
+            }
+            Err(e) => {
+                out.pending.push((
+                    format!("could not list {table} in {}: {e}", a.region),
+                    e.class,
+                ));
+                return Ok(None);
+            }
+        }
+    }
+    let removed = db
+        .query_opt(
+            &format!(
+                "DELETE FROM {table} AS t WHERE {} = $1 RETURNING to_jsonb(t)",
+                ident(schema.id_column())
+            ),
+            &[&id],
+        )
+        .await;
+    match removed {
+        Ok(row) => {
+            if let Some(row) = row {
+                let known: Value = row.get(0);
+                db.execute(
+                    "INSERT INTO infra.drift (table_name, resource_id, region, kind, known_value, actual_value, resolution, resolved_at) \
+                     VALUES ($1, $2, $3, 'disappeared', $4, $5, 'adopted', now())",
+                    &[&table, &id, &a.region, &known, &json!({"deleted_by_apply": apply_id})],
+                )
+                .await?;
+            }
+            out.notes.push(format!(
+                "{table} {id} was deleted in AWS before the COMMIT failed; a delete cannot be taken back, so its row was removed"
+            ));
+            Ok(Some("kept"))
+        }
+        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION) => {
+            out.pending.push((
+                format!("{table} {id} is gone from AWS but rows still reference it: {e}"),
+                ErrorClass::Conflict,
+            ));
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
