@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::config::ServeConfig;
+use crate::config::{AuthMode, ServeConfig};
 use crate::engine::apply::Resources;
 use crate::engine::commit::{Engine, EngineDb};
 use crate::engine::hook::CommitHook;
@@ -48,6 +48,7 @@ pub struct Running {
     pub tls: bool,
     /// The AWS endpoint in use when it is not AWS itself.
     pub aws_endpoint: Option<String>,
+    auth: AuthMode,
     shutdown: watch::Sender<bool>,
     frontend: tokio::task::JoinHandle<()>,
     store: Store,
@@ -108,6 +109,7 @@ pub async fn start(
                 login: store.login.clone(),
                 tls: tls.is_some(),
                 aws_endpoint,
+                auth: cfg.auth,
                 shutdown,
                 frontend,
                 store,
@@ -232,10 +234,7 @@ impl Running {
             self.local_addr.port(),
             self.login.database
         );
-        match &self.login.password_file {
-            Some(p) => format!("PGPASSWORD=\"$(cat '{}')\" psql \"{url}\"", p.display()),
-            None => format!("psql \"{url}\""),
-        }
+        connect_line(&url, self.login.password_file.as_deref(), self.auth)
     }
 
     /// Stop accepting, let sessions finish (up to the grace period), then
@@ -251,5 +250,40 @@ impl Running {
         if let Some(p) = self.playground.take() {
             p.stop().await;
         }
+    }
+}
+
+/// `psql "<url>"`, with the generated password read from its file when
+/// the server asks for one: under `--auth trust` it does not, and a
+/// PGPASSWORD there would only suggest it matters.
+fn connect_line(url: &str, password_file: Option<&std::path::Path>, auth: AuthMode) -> String {
+    match (password_file, auth) {
+        (Some(p), AuthMode::Scram) => {
+            format!("PGPASSWORD=\"$(cat '{}')\" psql \"{url}\"", p.display())
+        }
+        _ => format!("psql \"{url}\""),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_connect_line_names_a_password_only_when_one_is_asked_for() {
+        let url = "postgresql://alice@127.0.0.1:5433/infrasql";
+        let file = std::path::Path::new("/data/password");
+        assert_eq!(
+            connect_line(url, Some(file), AuthMode::Scram),
+            format!("PGPASSWORD=\"$(cat '/data/password')\" psql \"{url}\"")
+        );
+        assert_eq!(
+            connect_line(url, Some(file), AuthMode::Trust),
+            format!("psql \"{url}\"")
+        );
+        assert_eq!(
+            connect_line(url, None, AuthMode::Scram),
+            format!("psql \"{url}\"")
+        );
     }
 }

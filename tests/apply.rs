@@ -519,17 +519,19 @@ async fn tags_change_in_place_and_a_cidr_change_replaces() {
 #[tokio::test]
 async fn a_failed_commit_undoes_everything_in_aws_and_in_the_tables() {
     let moto = Moto::start();
-    // moto checks subnet overlap without a lock, so two overlapping
-    // CreateSubnet calls in flight at once can both succeed (real AWS
-    // refuses one). One call at a time keeps the refusal deterministic.
+    // One call at a time: the subnet is created before the group is
+    // refused, so there is a VPC and a subnet to undo.
     let s = TestServer::start_on(&moto, &["--aws-concurrency", "1"]);
     let c = s.connect().await;
+    // Every new VPC comes with a group named "default" that no row shows
+    // yet, so only AWS can refuse this one (overlaps and the like are
+    // refused at the statement, see tests/local_checks.rs).
     let err = c
         .batch_execute(
             "BEGIN;
              INSERT INTO aws.vpc (name, cidr_block) VALUES ('doomed', '10.2.0.0/16');
              INSERT INTO aws.subnet (name, vpc_id, cidr_block) SELECT 'one', vpc_id, '10.2.1.0/24' FROM aws.vpc;
-             INSERT INTO aws.subnet (name, vpc_id, cidr_block) SELECT 'overlap', vpc_id, '10.2.1.0/25' FROM aws.vpc;
+             INSERT INTO aws.security_group (name, group_name, vpc_id) SELECT 'taken', 'default', vpc_id FROM aws.vpc;
              COMMIT;",
         )
         .await
@@ -537,11 +539,11 @@ async fn a_failed_commit_undoes_everything_in_aws_and_in_the_tables() {
     let db = err.as_db_error().unwrap_or_else(|| panic!("{err:?}"));
     assert_eq!(db.code().code(), "IX001", "AWS refused: {}", db.message());
     assert!(
-        db.message().contains("InvalidSubnet.Conflict"),
+        db.message().contains("InvalidGroup.Duplicate"),
         "{}",
         db.message()
     );
-    assert!(db.message().contains("aws.subnet"), "{}", db.message());
+    assert!(db.message().contains("aws.security_group"), "{}", db.message());
     let detail = db.detail().unwrap_or_default();
     assert!(
         detail.contains("Undone:") && detail.contains("aws.vpc"),

@@ -293,22 +293,13 @@ async fn run_step(
     progress: &mpsc::UnboundedSender<String>,
 ) -> Result<Option<Props>, ProviderError> {
     let what = s.describe();
-    let action = if s.action == Action::Replace {
-        if s.last_phase {
-            "replace-delete"
-        } else {
-            "replace-create"
-        }
-    } else {
-        s.action.as_str()
-    };
-    journal.started(s, r, action).await?;
+    journal.started(s, r, s.journal_action()).await?;
     let _ = progress.send(format!("step {}: started {what}", s.step));
     let t = Instant::now();
     let c = ctx(s, journal);
     let empty = Props::new();
     let result = match (s.action, s.last_phase) {
-        (Action::Create, _) | (Action::Replace, false) => {
+        (Action::Create, _) | (Action::Replace, false) | (Action::RecreateCreate, _) => {
             r.create(&c, after.unwrap_or(&empty)).await.map(Some)
         }
         (Action::Update, _) => r
@@ -320,7 +311,7 @@ async fn run_step(
             )
             .await
             .map(Some),
-        (Action::Delete, _) | (Action::Replace, true) => r
+        (Action::Delete, _) | (Action::Replace, true) | (Action::RecreateDelete, _) => r
             .delete(&c, &s.id, s.before.as_ref().unwrap_or(&empty))
             .await
             .map(|_| None),
@@ -370,7 +361,7 @@ async fn undo(
             .unwrap_or(&s.id)
             .to_owned();
         let (line, result) = match s.action {
-            Action::Create | Action::Replace => (
+            Action::Create | Action::Replace | Action::RecreateCreate => (
                 format!("deleted {} {new_id} (created by this commit)", s.table),
                 r.delete(&c, &new_id, observed).await,
             ),
@@ -385,6 +376,7 @@ async fn undo(
                 .await
                 .map(drop),
             ),
+            Action::RecreateDelete => recreate(s, r.as_ref(), journal).await,
             Action::Delete => continue,
         };
         match result {
@@ -398,9 +390,51 @@ async fn undo(
                     .finished(s.step, "undo_failed", None, None, Some(e.to_string()))
                     .await;
                 let _ = progress.send(format!("undo step {} failed: {e}", s.step));
-                not_undone.push(format!("{} {new_id} could not be undone: {e}", s.table));
+                not_undone.push(if s.action == Action::RecreateDelete {
+                    format!("{line}: {e}")
+                } else {
+                    format!("{} {new_id} could not be undone: {e}", s.table)
+                });
             }
         }
     }
     (undone, not_undone)
+}
+
+/// Undo the delete half of a delete-first replace: the old resource is gone,
+/// so it is created again from its old values. Only types that hold no data
+/// replace this way (`ReplaceOrder::DeleteFirst`), so nothing is lost but
+/// the id: the new one reaches the row at the next sync round (the old id
+/// disappears, the new one appears). Its apply tag is not this apply's, so
+/// recovery never takes it for something this apply left behind.
+async fn recreate(
+    s: &Step,
+    r: &dyn Resource,
+    journal: &Journal,
+) -> (String, Result<(), ProviderError>) {
+    let c = ApplyContext {
+        region: s.region.clone(),
+        apply_id: format!("{}-undo", journal.apply_id),
+    };
+    let old = s.before.clone().unwrap_or_default();
+    match r.create(&c, &old).await {
+        Ok(p) => {
+            let id = p
+                .get(r.schema().id_column())
+                .and_then(Value::as_str)
+                .unwrap_or("?");
+            let line = format!(
+                "created {} {} again from its old values, as {id} (the replace had deleted it first)",
+                s.table, s.id
+            );
+            (line, Ok(()))
+        }
+        Err(e) => (
+            format!(
+                "{} {} was deleted first and could not be created again",
+                s.table, s.id
+            ),
+            Err(e),
+        ),
+    }
 }

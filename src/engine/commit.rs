@@ -100,6 +100,23 @@ fn hook_err(code: &str, msg: impl Into<String>) -> HookError {
     HookError(Report::error(code, msg))
 }
 
+fn plan_error(e: plan::PlanError) -> HookError {
+    let message = match e {
+        plan::PlanError::UnknownTable(_) | plan::PlanError::Cycle(_) => {
+            format!("cannot plan this transaction: {e}")
+        }
+        _ => e.to_string(),
+    };
+    let mut report = Report::error(e.sqlstate(), message);
+    if let Some(d) = e.detail() {
+        report = report.with_detail(d.to_owned());
+    }
+    if let Some(h) = e.hint() {
+        report = report.with_hint(h.to_owned());
+    }
+    HookError(report)
+}
+
 impl Engine {
     pub fn new(resources: Resources, db: Arc<EngineDb>, seal_secret: String) -> Self {
         let schemas = resources
@@ -145,12 +162,19 @@ impl Engine {
             .map(|r| (r[0].clone().unwrap_or_default(), parse(&r[1]), parse(&r[2])))
             .collect();
         let changes = plan::net_changes(raw, |t| self.schemas.get(t).map(|s| s.id_column()));
-        plan::plan(&changes, &self.schemas).map(Some).map_err(|e| {
-            hook_err(
-                errors::INVALID_PLAN,
-                format!("cannot plan this transaction: {e}"),
-            )
-        })
+        let planned = plan::plan(&changes, &self.schemas).map_err(plan_error)?;
+        // Whether each replace may run is decided here, before any AWS call,
+        // from the rows as this transaction leaves them: the plan sees only
+        // the changed rows, not the unchanged ones that still use a parent.
+        let mut facts = plan::Facts::default();
+        if let Some(sql) = plan::dependents_query(&planned, &self.schemas) {
+            facts.dependents = plan::dependents_from(&ctx.query(&sql).await?);
+        }
+        if plan::needs_consent(&planned, &self.schemas) {
+            facts.allow_replace = settings::bool_setting(ctx, "infra.allow_replace").await?;
+        }
+        plan::check_replaces(&planned, &self.schemas, &facts).map_err(plan_error)?;
+        Ok(Some(planned))
     }
 
     async fn seal(&self, ctx: &mut dyn CommitContext) -> Result<(), HookError> {
@@ -467,9 +491,13 @@ impl Engine {
                     .map(|r| r.schema().display)
                     .unwrap_or("resource");
                 let verb = match (f.step.action, f.step.last_phase) {
-                    (Action::Create, _) | (Action::Replace, false) => "create",
+                    (Action::Create, _)
+                    | (Action::Replace, false)
+                    | (Action::RecreateCreate, _) => "create",
                     (Action::Update, _) => "update",
-                    (Action::Delete, _) | (Action::Replace, true) => "delete",
+                    (Action::Delete, _) | (Action::Replace, true) | (Action::RecreateDelete, _) => {
+                        "delete"
+                    }
                 };
                 let name = f
                     .step

@@ -8,12 +8,26 @@
 //! - creates, in-place updates and the create half of replaces run first, a
 //!   step after every step that creates what it references;
 //! - deletes (and the delete half of replaces) run last, children before
-//!   parents, so a failure among the first group can be undone completely.
+//!   parents, so a failure among the first group can be undone completely;
+//! - a replace whose type keeps a unique name (`ReplaceOrder::DeleteFirst`)
+//!   deletes the old resource in the first phase, right before its create
+//!   half, and only once every first-phase step that does not need the new
+//!   resource is done: an unrelated failure then never touches it.
+//!
+//! [`replace`] decides whether a replace may run at all (dependents, data
+//! that would be lost); [`show`] renders the plan for NOTICEs and rows.
 
-use std::collections::{BTreeMap, HashMap};
+mod replace;
+mod show;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use infrasql_provider::{ColumnKind, Props, ResourceSchema};
 use serde_json::{json, Value};
+
+pub use replace::{
+    check_replaces, dependents_from, dependents_query, needs_consent, replaced, Dependent, Facts,
+};
 
 /// One captured row change, already netted per row: the row as it was
 /// before the transaction (`None` if inserted) and as it is now (`None` if
@@ -32,6 +46,11 @@ pub enum Action {
     /// Create the new resource (first phase), delete the old one (last phase).
     Replace,
     Delete,
+    /// A delete-first replace, first half: delete the old resource. Runs in
+    /// the first phase, right before its [`Action::RecreateCreate`].
+    RecreateDelete,
+    /// A delete-first replace, second half: create the new resource.
+    RecreateCreate,
 }
 
 impl Action {
@@ -41,6 +60,8 @@ impl Action {
             Action::Update => "update",
             Action::Replace => "replace",
             Action::Delete => "delete",
+            Action::RecreateDelete => "replace (delete old first)",
+            Action::RecreateCreate => "replace (create new)",
         }
     }
 }
@@ -71,6 +92,31 @@ pub struct Step {
     pub last_phase: bool,
 }
 
+impl Step {
+    /// Whether the step creates a resource (and returns its cloud view).
+    pub fn creates(&self) -> bool {
+        matches!(
+            (self.action, self.last_phase),
+            (Action::Create, _) | (Action::Replace, false) | (Action::RecreateCreate, _)
+        )
+    }
+    /// Whether the step deletes a resource.
+    pub fn deletes(&self) -> bool {
+        matches!(
+            (self.action, self.last_phase),
+            (Action::Delete, _) | (Action::Replace, true) | (Action::RecreateDelete, _)
+        )
+    }
+    /// The action as `infra.apply_action` records it; recovery reads these.
+    pub fn journal_action(&self) -> &'static str {
+        match (self.action, self.last_phase) {
+            (Action::Replace, false) | (Action::RecreateCreate, _) => "replace-create",
+            (Action::Replace, true) | (Action::RecreateDelete, _) => "replace-delete",
+            (a, _) => a.as_str(),
+        }
+    }
+}
+
 #[derive(Debug, Default, Clone)]
 pub struct Plan {
     pub steps: Vec<Step>,
@@ -82,6 +128,49 @@ pub enum PlanError {
     UnknownTable(String),
     #[error("references among the new rows of this transaction form a cycle ({0})")]
     Cycle(String),
+    /// A replace AWS would refuse, or that would leave rows pointing at a
+    /// resource that is gone (see [`replace`]).
+    #[error("{message}")]
+    Dependents {
+        message: String,
+        detail: String,
+        hint: String,
+    },
+    /// A replace that would destroy data, without `infra.allow_replace`.
+    #[error("{message}")]
+    WouldLoseData {
+        message: String,
+        detail: String,
+        hint: String,
+    },
+}
+
+impl PlanError {
+    /// `2BP01` is PostgreSQL's own "dependent objects still exist"; `55000`
+    /// (object not in prerequisite state) says the session has not opted in.
+    pub fn sqlstate(&self) -> &'static str {
+        match self {
+            PlanError::UnknownTable(_) | PlanError::Cycle(_) => super::errors::INVALID_PLAN,
+            PlanError::Dependents { .. } => "2BP01",
+            PlanError::WouldLoseData { .. } => "55000",
+        }
+    }
+    pub fn detail(&self) -> Option<&str> {
+        match self {
+            PlanError::Dependents { detail, .. } | PlanError::WouldLoseData { detail, .. } => {
+                Some(detail)
+            }
+            _ => None,
+        }
+    }
+    pub fn hint(&self) -> Option<&str> {
+        match self {
+            PlanError::Dependents { hint, .. } | PlanError::WouldLoseData { hint, .. } => {
+                Some(hint)
+            }
+            _ => None,
+        }
+    }
 }
 
 /// Net a sequence of per-statement changes (in capture order) to one change
@@ -161,190 +250,276 @@ fn diff(
     (out, replace)
 }
 
+struct Draft {
+    action: Action,
+    change: RowChange,
+    fields: Vec<FieldChange>,
+    schema: &'static ResourceSchema,
+    id: String,
+}
+
+impl Draft {
+    fn row(&self) -> &Props {
+        self.change
+            .after
+            .as_ref()
+            .or(self.change.before.as_ref())
+            .expect("netted changes have a row")
+    }
+}
+
+/// A first-phase node: a draft, or the delete half of a delete-first replace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Node {
+    Main(usize),
+    DeleteHalf(usize),
+}
+
 /// Build the plan. `schemas` maps qualified table names to descriptions.
 pub fn plan(
     changes: &[RowChange],
     schemas: &HashMap<String, &'static ResourceSchema>,
 ) -> Result<Plan, PlanError> {
-    struct Draft {
-        action: Action,
-        change: RowChange,
-        fields: Vec<FieldChange>,
-        schema: &'static ResourceSchema,
-        id: String,
-    }
     let mut drafts = Vec::new();
     for ch in changes {
         let schema = *schemas
             .get(&ch.table)
             .ok_or_else(|| PlanError::UnknownTable(ch.table.clone()))?;
         let idc = schema.id_column();
-        let row = ch
-            .after
-            .as_ref()
-            .or(ch.before.as_ref())
-            .expect("netted changes have a row");
-        let id = row
-            .get(idc)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
         let (fields, replace) = diff(schema, ch.before.as_ref(), ch.after.as_ref());
         let action = match (&ch.before, &ch.after) {
             (None, Some(_)) => Action::Create,
             (Some(_), None) => Action::Delete,
             _ if fields.is_empty() => continue,
+            _ if replace && schema.deletes_first(|c| fields.iter().any(|f| f.field == c)) => {
+                Action::RecreateCreate
+            }
             _ if replace => Action::Replace,
             _ => Action::Update,
         };
-        drafts.push(Draft {
+        let mut d = Draft {
             action,
             change: ch.clone(),
             fields,
             schema,
-            id,
-        });
+            id: String::new(),
+        };
+        d.id = d
+            .row()
+            .get(idc)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        drafts.push(d);
     }
+    let cycle = |n: Node| {
+        let i = match n {
+            Node::Main(i) | Node::DeleteHalf(i) => i,
+        };
+        PlanError::Cycle(format!("{} {}", drafts[i].change.table, drafts[i].id))
+    };
 
     // First phase: topological order by references among created rows.
-    let first: Vec<usize> = (0..drafts.len())
-        .filter(|&i| drafts[i].action != Action::Delete)
-        .collect();
-    let creates_by_id: HashMap<&str, usize> = first
-        .iter()
-        .filter(|&&i| matches!(drafts[i].action, Action::Create | Action::Replace))
-        .map(|&i| (drafts[i].id.as_str(), i))
-        .collect();
-    let refs_of = |d: &Draft| -> Vec<String> {
-        let row = d
-            .change
-            .after
-            .as_ref()
-            .or(d.change.before.as_ref())
-            .expect("row");
-        d.schema
-            .references()
-            .filter_map(|c| row.get(c.name).and_then(Value::as_str).map(str::to_owned))
-            .collect()
-    };
-    let mut first_deps: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-    for &i in &first {
-        let deps = refs_of(&drafts[i])
-            .iter()
-            .filter_map(|r| creates_by_id.get(r.as_str()).copied())
-            .filter(|&j| j != i)
-            .collect();
-        first_deps.insert(i, deps);
+    let mut first: Vec<Node> = Vec::new();
+    for (i, d) in drafts.iter().enumerate() {
+        if d.action == Action::RecreateCreate {
+            first.push(Node::DeleteHalf(i));
+        }
+        if d.action != Action::Delete {
+            first.push(Node::Main(i));
+        }
     }
-    let first_order = topo(&first, &first_deps)
-        .map_err(|i| PlanError::Cycle(format!("{} {}", drafts[i].change.table, drafts[i].id)))?;
+    let creates_by_id: HashMap<&str, usize> = drafts
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| {
+            matches!(
+                d.action,
+                Action::Create | Action::Replace | Action::RecreateCreate
+            )
+        })
+        .map(|(i, d)| (d.id.as_str(), i))
+        .collect();
+    let mut first_deps: BTreeMap<Node, Vec<Node>> = BTreeMap::new();
+    for &n in &first {
+        let Node::Main(i) = n else { continue };
+        let d = &drafts[i];
+        let mut deps: Vec<Node> = d
+            .schema
+            .references()
+            .filter_map(|c| d.row().get(c.name).and_then(Value::as_str))
+            .filter_map(|r| creates_by_id.get(r).copied())
+            .filter(|&j| j != i)
+            .map(Node::Main)
+            .collect();
+        if d.action == Action::RecreateCreate {
+            deps.push(Node::DeleteHalf(i));
+        }
+        first_deps.insert(n, deps);
+    }
+    // A delete half waits for every step that does not need a delete-first
+    // replace's new resource: if one of those fails, nothing was deleted.
+    let untouched = independent_of_recreates(&first, &first_deps, &drafts);
+    let sinks: Vec<Node> = untouched
+        .iter()
+        .copied()
+        .filter(|n| {
+            !untouched
+                .iter()
+                .any(|m| first_deps.get(m).is_some_and(|d| d.contains(n)))
+        })
+        .collect();
+    for &n in &first {
+        if let Node::DeleteHalf(_) = n {
+            first_deps.insert(n, sinks.clone());
+        }
+    }
+    let first_order = topo(&first, &first_deps).map_err(cycle)?;
 
     // Last phase: deletes (and replaced originals), children before parents.
-    let last: Vec<usize> = (0..drafts.len())
+    let last: Vec<Node> = (0..drafts.len())
         .filter(|&i| matches!(drafts[i].action, Action::Delete | Action::Replace))
+        .map(Node::Main)
         .collect();
-    let deleted_by_id: HashMap<&str, usize> =
-        last.iter().map(|&i| (drafts[i].id.as_str(), i)).collect();
+    let deleted_by_id: HashMap<&str, Node> = last
+        .iter()
+        .map(|&n| match n {
+            Node::Main(i) | Node::DeleteHalf(i) => (drafts[i].id.as_str(), n),
+        })
+        .collect();
     // A parent's delete waits for the deletes of rows that referenced it.
-    let mut last_deps: BTreeMap<usize, Vec<usize>> =
-        last.iter().map(|&i| (i, Vec::new())).collect();
+    let mut last_deps: BTreeMap<Node, Vec<Node>> = last.iter().map(|&n| (n, Vec::new())).collect();
     for &child in &last {
-        let before = drafts[child]
+        let Node::Main(c) = child else { continue };
+        let before = drafts[c]
             .change
             .before
             .as_ref()
             .expect("deleted rows have a before");
-        for c in drafts[child].schema.references() {
-            if let Some(parent) = before
-                .get(c.name)
+        for col in drafts[c].schema.references() {
+            if let Some(&parent) = before
+                .get(col.name)
                 .and_then(Value::as_str)
                 .and_then(|r| deleted_by_id.get(r))
             {
-                if *parent != child {
-                    last_deps.get_mut(parent).expect("present").push(child);
+                if parent != child {
+                    last_deps.get_mut(&parent).expect("present").push(child);
                 }
             }
         }
     }
-    let last_order = topo(&last, &last_deps)
-        .map_err(|i| PlanError::Cycle(format!("{} {}", drafts[i].change.table, drafts[i].id)))?;
+    let last_order = topo(&last, &last_deps).map_err(cycle)?;
 
     // Number the steps.
-    let mut step_of_first: HashMap<usize, usize> = HashMap::new();
     let mut steps = Vec::new();
-    for &i in &first_order {
-        let n = steps.len() + 1;
-        step_of_first.insert(i, n);
-        let d = &drafts[i];
-        let mut depends_on: Vec<usize> = first_deps[&i].iter().map(|j| step_of_first[j]).collect();
+    let mut step_of_first: HashMap<Node, usize> = HashMap::new();
+    for &n in &first_order {
+        let num = steps.len() + 1;
+        step_of_first.insert(n, num);
+        let mut depends_on: Vec<usize> = first_deps[&n].iter().map(|m| step_of_first[m]).collect();
         depends_on.sort();
-        steps.push(make_step(n, d.action, d, depends_on, false));
+        steps.push(match n {
+            Node::Main(i) => make_step(num, drafts[i].action, &drafts[i], depends_on, false),
+            Node::DeleteHalf(i) => {
+                make_step(num, Action::RecreateDelete, &drafts[i], depends_on, false)
+            }
+        });
     }
-    let first_count = steps.len();
-    let mut step_of_last: HashMap<usize, usize> = HashMap::new();
-    for &i in &last_order {
-        let n = steps.len() + 1;
-        step_of_last.insert(i, n);
+    let mut step_of_last: HashMap<Node, usize> = HashMap::new();
+    for &n in &last_order {
+        let num = steps.len() + 1;
+        step_of_last.insert(n, num);
+        let Node::Main(i) = n else { continue };
         let d = &drafts[i];
         // Everything in the first phase finishes before any delete starts;
         // listing only the direct dependencies keeps the plan readable.
-        let mut depends_on: Vec<usize> = last_deps[&i].iter().map(|j| step_of_last[j]).collect();
+        let mut depends_on: Vec<usize> = last_deps[&n].iter().map(|m| step_of_last[m]).collect();
         if d.action == Action::Replace {
-            depends_on.push(step_of_first[&i]);
+            depends_on.push(step_of_first[&n]);
         }
         depends_on.sort();
-        let action = if d.action == Action::Replace {
-            Action::Replace
-        } else {
-            Action::Delete
-        };
-        steps.push(make_step(n, action, d, depends_on, true));
-    }
-    let _ = first_count;
-
-    fn make_step(
-        n: usize,
-        action: Action,
-        d: &Draft,
-        depends_on: Vec<usize>,
-        last_phase: bool,
-    ) -> Step {
-        let row = d
-            .change
-            .after
-            .as_ref()
-            .or(d.change.before.as_ref())
-            .expect("row");
-        Step {
-            step: n,
-            action,
-            table: d.change.table.clone(),
-            id: d.id.clone(),
-            name: row.get("name").and_then(Value::as_str).map(str::to_owned),
-            region: row
-                .get("region")
-                .and_then(Value::as_str)
-                .unwrap_or("us-east-1")
-                .to_owned(),
-            before: d.change.before.clone(),
-            after: d.change.after.clone(),
-            changes: d.fields.clone(),
-            depends_on,
-            last_phase,
-        }
+        steps.push(make_step(num, d.action, d, depends_on, true));
     }
     Ok(Plan { steps })
 }
 
+/// First-phase nodes that neither are part of a delete-first replace nor
+/// need (transitively) the resource one creates.
+fn independent_of_recreates(
+    first: &[Node],
+    deps: &BTreeMap<Node, Vec<Node>>,
+    drafts: &[Draft],
+) -> Vec<Node> {
+    let mut memo: HashMap<Node, bool> = HashMap::new();
+    fn needs(
+        n: Node,
+        deps: &BTreeMap<Node, Vec<Node>>,
+        drafts: &[Draft],
+        memo: &mut HashMap<Node, bool>,
+        seen: &mut HashSet<Node>,
+    ) -> bool {
+        if let Some(&v) = memo.get(&n) {
+            return v;
+        }
+        let v = match n {
+            Node::DeleteHalf(_) => true,
+            Node::Main(i) if drafts[i].action == Action::RecreateCreate => true,
+            // A cycle is reported by the topological sort; here it only
+            // must not recurse forever.
+            _ if !seen.insert(n) => false,
+            _ => deps
+                .get(&n)
+                .is_some_and(|d| d.iter().any(|&m| needs(m, deps, drafts, memo, seen))),
+        };
+        memo.insert(n, v);
+        v
+    }
+    first
+        .iter()
+        .copied()
+        .filter(|&n| !needs(n, deps, drafts, &mut memo, &mut HashSet::new()))
+        .collect()
+}
+
+fn make_step(
+    n: usize,
+    action: Action,
+    d: &Draft,
+    depends_on: Vec<usize>,
+    last_phase: bool,
+) -> Step {
+    let row = d.row();
+    Step {
+        step: n,
+        action,
+        table: d.change.table.clone(),
+        id: d.id.clone(),
+        name: row.get("name").and_then(Value::as_str).map(str::to_owned),
+        region: row
+            .get("region")
+            .and_then(Value::as_str)
+            .unwrap_or("us-east-1")
+            .to_owned(),
+        before: d.change.before.clone(),
+        after: d.change.after.clone(),
+        changes: d.fields.clone(),
+        depends_on,
+        last_phase,
+    }
+}
+
 /// Kahn's algorithm by levels, stable in input order. `Err` names a node on a cycle.
-fn topo(nodes: &[usize], deps: &BTreeMap<usize, Vec<usize>>) -> Result<Vec<usize>, usize> {
-    let mut done: Vec<usize> = Vec::with_capacity(nodes.len());
-    let mut placed = std::collections::HashSet::new();
+fn topo<N: Copy + Ord + std::hash::Hash>(
+    nodes: &[N],
+    deps: &BTreeMap<N, Vec<N>>,
+) -> Result<Vec<N>, N> {
+    let mut done: Vec<N> = Vec::with_capacity(nodes.len());
+    let mut placed = HashSet::new();
     while done.len() < nodes.len() {
         let before = done.len();
         // Level by level: a node joins once its dependencies were placed in
         // an earlier level, so each level keeps the input order.
-        let level: Vec<usize> = nodes
+        let level: Vec<N> = nodes
             .iter()
             .copied()
             .filter(|n| !placed.contains(n) && deps[n].iter().all(|d| placed.contains(d)))
@@ -363,315 +538,5 @@ fn topo(nodes: &[usize], deps: &BTreeMap<usize, Vec<usize>>) -> Result<Vec<usize
     Ok(done)
 }
 
-impl Plan {
-    pub fn is_empty(&self) -> bool {
-        self.steps.is_empty()
-    }
-
-    /// Counts per action, for the summary line.
-    pub fn summary(&self) -> String {
-        let count = |a: Action| {
-            self.steps
-                .iter()
-                .filter(|s| s.action == a && !(a == Action::Replace && s.last_phase))
-                .count()
-        };
-        format!(
-            "{} to create, {} to update, {} to replace, {} to delete",
-            count(Action::Create),
-            count(Action::Update),
-            count(Action::Replace),
-            count(Action::Delete)
-        )
-    }
-
-    /// Rows for `infra.plan`, as JSON for `infra.put_plan`.
-    pub fn to_rows(&self) -> Value {
-        Value::Array(
-            self.steps
-                .iter()
-                .map(|s| {
-                    let changes: serde_json::Map<String, Value> = s
-                        .changes
-                        .iter()
-                        .map(|c| (c.field.clone(), json!({"before": c.before, "after": c.after})))
-                        .collect();
-                    json!({
-                        "step": s.step,
-                        "action": if s.action == Action::Replace && s.last_phase { "replace (delete old)" } else { s.action.as_str() },
-                        "table": s.table,
-                        "resource_id": s.id,
-                        "name": s.name,
-                        "region": s.region,
-                        "changes": changes,
-                        "depends_on": s.depends_on,
-                    })
-                })
-                .collect(),
-        )
-    }
-}
-
-impl Step {
-    /// One line for a NOTICE: `+ create aws.vpc "main" (pending-vpc-...)`.
-    pub fn describe(&self) -> String {
-        let sign = match (self.action, self.last_phase) {
-            (Action::Create, _) => "+",
-            (Action::Update, _) => "~",
-            (Action::Replace, false) => "+/-",
-            (Action::Replace, true) => "-/+",
-            (Action::Delete, _) => "-",
-        };
-        let what = if self.action == Action::Replace {
-            if self.last_phase {
-                "replace (delete old)"
-            } else {
-                "replace (create new)"
-            }
-        } else {
-            self.action.as_str()
-        };
-        let name = self
-            .name
-            .as_deref()
-            .map(|n| format!(" \"{n}\""))
-            .unwrap_or_default();
-        let fields = if self.changes.is_empty() || self.action == Action::Delete {
-            String::new()
-        } else {
-            format!(
-                ": {}",
-                self.changes
-                    .iter()
-                    .map(|c| if self.action == Action::Create {
-                        format!("{}={}", c.field, c.after)
-                    } else {
-                        format!("{} {} -> {}", c.field, c.before, c.after)
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        };
-        format!(
-            "{sign} {what} {}{name} ({}) in {}{fields}",
-            self.table, self.id, self.region
-        )
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use infrasql_provider::{Column, ColumnKind::*};
-
-    static VPC: ResourceSchema = ResourceSchema {
-        schema: "aws",
-        table: "vpc",
-        display: "VPC",
-        doc: "",
-        columns: &[
-            Column::new("vpc_id", Identity, ""),
-            Column::new("region", ReplaceOnChange, ""),
-            Column::new("name", Desired, ""),
-            Column::new("cidr_block", ReplaceOnChange, ""),
-            Column::new("tags", Desired, ""),
-            Column::new("state", CloudAssigned, ""),
-        ],
-    };
-    static SUBNET: ResourceSchema = ResourceSchema {
-        schema: "aws",
-        table: "subnet",
-        display: "subnet",
-        doc: "",
-        columns: &[
-            Column::new("subnet_id", Identity, ""),
-            Column::new("region", ReplaceOnChange, ""),
-            Column::new("name", Desired, ""),
-            Column::reference("vpc_id", ReplaceOnChange, "vpc", ""),
-            Column::new("cidr_block", ReplaceOnChange, ""),
-            Column::new("password", WriteOnly, ""),
-        ],
-    };
-
-    fn schemas() -> HashMap<String, &'static ResourceSchema> {
-        HashMap::from([
-            ("aws.vpc".to_string(), &VPC),
-            ("aws.subnet".to_string(), &SUBNET),
-        ])
-    }
-    fn p(v: Value) -> Props {
-        v.as_object().unwrap().clone()
-    }
-    fn ins(table: &str, v: Value) -> RowChange {
-        RowChange {
-            table: table.into(),
-            before: None,
-            after: Some(p(v)),
-        }
-    }
-
-    #[test]
-    fn parents_are_created_before_children_whatever_the_insert_order() {
-        let changes = vec![
-            ins(
-                "aws.subnet",
-                json!({"subnet_id": "pending-s1", "vpc_id": "pending-v1", "cidr_block": "10.0.1.0/24", "region": "us-east-1"}),
-            ),
-            ins(
-                "aws.vpc",
-                json!({"vpc_id": "pending-v1", "cidr_block": "10.0.0.0/16", "name": "main", "region": "us-east-1"}),
-            ),
-            ins(
-                "aws.subnet",
-                json!({"subnet_id": "pending-s2", "vpc_id": "pending-v1", "cidr_block": "10.0.2.0/24", "region": "us-east-1"}),
-            ),
-        ];
-        let plan = plan(&changes, &schemas()).unwrap();
-        let order: Vec<&str> = plan.steps.iter().map(|s| s.id.as_str()).collect();
-        assert_eq!(order, vec!["pending-v1", "pending-s1", "pending-s2"]);
-        assert_eq!(plan.steps[1].depends_on, vec![1]);
-        assert_eq!(plan.steps[2].depends_on, vec![1]);
-        assert!(plan.steps[0].depends_on.is_empty());
-        assert_eq!(
-            plan.summary(),
-            "3 to create, 0 to update, 0 to replace, 0 to delete"
-        );
-    }
-
-    #[test]
-    fn deletes_run_last_children_first() {
-        let changes = vec![
-            RowChange {
-                table: "aws.vpc".into(),
-                before: Some(p(json!({"vpc_id": "vpc-1", "cidr_block": "10.0.0.0/16"}))),
-                after: None,
-            },
-            RowChange {
-                table: "aws.subnet".into(),
-                before: Some(p(json!({"subnet_id": "subnet-1", "vpc_id": "vpc-1"}))),
-                after: None,
-            },
-            ins(
-                "aws.vpc",
-                json!({"vpc_id": "pending-v2", "cidr_block": "10.9.0.0/16"}),
-            ),
-        ];
-        let plan = plan(&changes, &schemas()).unwrap();
-        let order: Vec<(&str, Action)> = plan
-            .steps
-            .iter()
-            .map(|s| (s.id.as_str(), s.action))
-            .collect();
-        assert_eq!(
-            order,
-            vec![
-                ("pending-v2", Action::Create),
-                ("subnet-1", Action::Delete),
-                ("vpc-1", Action::Delete)
-            ]
-        );
-        assert_eq!(plan.steps[2].depends_on, vec![2]);
-    }
-
-    #[test]
-    fn a_replace_on_change_column_makes_a_replace_and_tags_an_update() {
-        let before = json!({"vpc_id": "vpc-1", "cidr_block": "10.0.0.0/16", "tags": {"a": "1"}, "state": "available"});
-        let tags = RowChange {
-            table: "aws.vpc".into(),
-            before: Some(p(before.clone())),
-            after: Some(p(
-                json!({"vpc_id": "vpc-1", "cidr_block": "10.0.0.0/16", "tags": {"a": "2"}, "state": "available"}),
-            )),
-        };
-        let plan1 = plan(&[tags], &schemas()).unwrap();
-        assert_eq!(plan1.steps.len(), 1);
-        assert_eq!(plan1.steps[0].action, Action::Update);
-        assert_eq!(
-            plan1.steps[0].changes,
-            vec![FieldChange {
-                field: "tags".into(),
-                before: json!({"a": "1"}),
-                after: json!({"a": "2"})
-            }]
-        );
-
-        let cidr = RowChange {
-            table: "aws.vpc".into(),
-            before: Some(p(before)),
-            after: Some(p(
-                json!({"vpc_id": "vpc-1", "cidr_block": "10.1.0.0/16", "tags": {"a": "1"}, "state": "available"}),
-            )),
-        };
-        let plan2 = plan(&[cidr], &schemas()).unwrap();
-        let shape: Vec<(Action, bool)> = plan2
-            .steps
-            .iter()
-            .map(|s| (s.action, s.last_phase))
-            .collect();
-        assert_eq!(
-            shape,
-            vec![(Action::Replace, false), (Action::Replace, true)]
-        );
-        assert_eq!(plan2.steps[1].depends_on, vec![1]);
-    }
-
-    #[test]
-    fn cloud_assigned_changes_alone_plan_nothing_and_secrets_are_redacted() {
-        let c = RowChange {
-            table: "aws.vpc".into(),
-            before: Some(p(json!({"vpc_id": "vpc-1", "state": "pending"}))),
-            after: Some(p(json!({"vpc_id": "vpc-1", "state": "available"}))),
-        };
-        assert!(plan(&[c], &schemas()).unwrap().is_empty());
-        let s = ins(
-            "aws.subnet",
-            json!({"subnet_id": "pending-s", "password": "hunter2"}),
-        );
-        let pl = plan(&[s], &schemas()).unwrap();
-        let text = format!("{} {}", pl.to_rows(), pl.steps[0].describe());
-        assert!(!text.contains("hunter2"), "{text}");
-        assert!(text.contains("(secret)"));
-    }
-
-    #[test]
-    fn changes_net_per_row_within_a_transaction() {
-        let raw = vec![
-            (
-                "aws.vpc".to_string(),
-                None,
-                Some(p(json!({"vpc_id": "pending-1", "name": "a"}))),
-            ),
-            (
-                "aws.vpc".to_string(),
-                Some(p(json!({"vpc_id": "pending-1", "name": "a"}))),
-                Some(p(json!({"vpc_id": "pending-1", "name": "b"}))),
-            ),
-            (
-                "aws.vpc".to_string(),
-                None,
-                Some(p(json!({"vpc_id": "pending-2"}))),
-            ),
-            (
-                "aws.vpc".to_string(),
-                Some(p(json!({"vpc_id": "pending-2"}))),
-                None,
-            ),
-        ];
-        let net = net_changes(raw, |_| Some("vpc_id"));
-        assert_eq!(net.len(), 1);
-        assert!(net[0].before.is_none());
-        assert_eq!(
-            net[0].after.as_ref().unwrap().get("name"),
-            Some(&json!("b"))
-        );
-    }
-
-    #[test]
-    fn unknown_tables_are_refused() {
-        let c = ins("aws.nope", json!({"x": 1}));
-        assert_eq!(
-            plan(&[c], &schemas()).unwrap_err(),
-            PlanError::UnknownTable("aws.nope".into())
-        );
-    }
-}
+mod tests;

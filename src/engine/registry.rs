@@ -237,7 +237,7 @@ pub fn docs(resources: &Resources) -> String {
     tables.sort();
     for t in tables {
         let s = resources[t].schema();
-        out.push_str(&format!("\n## {t}\n\n{}\n\n| column | kind | references | description |\n| --- | --- | --- | --- |\n", s.doc));
+        out.push_str(&format!("\n## {t}\n\n{}\n\n{}\n\n| column | kind | references | description |\n| --- | --- | --- | --- |\n", s.doc, s.replace_doc()));
         for c in s.table_columns() {
             let r = c
                 .references

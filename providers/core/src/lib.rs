@@ -101,6 +101,26 @@ pub const ROW_KEY: Column = Column::new(
     "The row's own key, assigned by the database; it never changes, so ORMs can key on it (the AWS id changes at COMMIT)",
 );
 
+/// In which order a replace runs its two halves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplaceOrder {
+    /// Create the new resource, then (last of all) delete the old one. The
+    /// default: until the delete, a failure is undone by deleting the new
+    /// resource, and the old one never went away.
+    CreateFirst,
+    /// Delete the old resource, then create the new one, when the new one
+    /// would collide with the old: while the `unique_key` columns stay the
+    /// same (a key pair's region and `key_name`), AWS would refuse the new
+    /// one, for the reason `why` gives. When one of them changes there is no
+    /// collision and the replace creates first after all. Only for types
+    /// that hold no data: if the create fails, the undo creates the old
+    /// resource again from its old values, under a new id.
+    DeleteFirst {
+        unique_key: &'static [&'static str],
+        why: &'static str,
+    },
+}
+
 /// The description of one resource table.
 #[derive(Debug)]
 pub struct ResourceSchema {
@@ -112,6 +132,11 @@ pub struct ResourceSchema {
     pub display: &'static str,
     pub doc: &'static str,
     pub columns: &'static [Column],
+    pub replace_order: ReplaceOrder,
+    /// For a type that holds data a replace would destroy, what would be
+    /// lost ("the files on its root volume"); `None` when it holds none. A
+    /// replace of such a resource needs `SET infra.allow_replace = on`.
+    pub stateful: Option<&'static str>,
 }
 
 impl ResourceSchema {
@@ -134,6 +159,64 @@ impl ResourceSchema {
     }
     pub fn references(&self) -> impl Iterator<Item = &Column> {
         self.columns.iter().filter(|c| c.references.is_some())
+    }
+    /// Whether a replace deletes the old resource first, given which columns
+    /// the change touches.
+    pub fn deletes_first(&self, changed: impl Fn(&str) -> bool) -> bool {
+        match self.replace_order {
+            ReplaceOrder::CreateFirst => false,
+            ReplaceOrder::DeleteFirst { unique_key, .. } => !unique_key.iter().any(|c| changed(c)),
+        }
+    }
+    /// One line for the generated docs: how a replace runs, and what it
+    /// would destroy.
+    pub fn replace_doc(&self) -> String {
+        let d = self.display;
+        let mut out = match self.replace_order {
+            ReplaceOrder::CreateFirst => {
+                format!("**Replace:** the new {d} is created, then the old one deleted.")
+            }
+            ReplaceOrder::DeleteFirst { unique_key, why } => format!(
+                "**Replace:** while {} stay the same, the old {d} is deleted first ({why}), \
+                 then the new one created; otherwise the new one is created first.",
+                match unique_key.split_last() {
+                    Some((last, rest)) if !rest.is_empty() =>
+                        format!("{} and {last}", rest.join(", ")),
+                    _ => unique_key.join(""),
+                }
+            ),
+        };
+        if let Some(lost) = self.stateful {
+            out.push_str(&format!(
+                " A replace would destroy {lost}, so it needs `SET infra.allow_replace = on`; a DELETE does not."
+            ));
+        }
+        out
+    }
+    /// What a description promises that the type system cannot check:
+    /// delete-first only for types without data, on columns that exist and
+    /// force a replace. Tests run it over every provider's descriptions.
+    pub fn check(&self) -> Result<(), String> {
+        if let ReplaceOrder::DeleteFirst { unique_key, .. } = self.replace_order {
+            if let Some(lost) = self.stateful {
+                return Err(format!(
+                    "{}: delete-first replace of a type that holds data ({lost})",
+                    self.qualified()
+                ));
+            }
+            for k in unique_key {
+                match self.column(k) {
+                    Some(c) if c.kind == ColumnKind::ReplaceOnChange => {}
+                    _ => {
+                        return Err(format!(
+                            "{}: unique_key column {k} is not a replace-on-change column",
+                            self.qualified()
+                        ))
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 }
 

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{Address, DomainType, ResourceType};
 use infrasql_provider::{
-    ApplyContext, Column, ColumnKind::*, ErrorClass, Props, PropsExt, ProviderError, Resource,
-    ResourceSchema,
+    ApplyContext, Column, ColumnKind::*, ErrorClass, Props, PropsExt, ProviderError, ReplaceOrder,
+    Resource, ResourceSchema,
 };
 use serde_json::{json, Value};
 
@@ -65,6 +65,10 @@ pub static SCHEMA: ResourceSchema = ResourceSchema {
             "When sync last confirmed this row",
         ),
     ],
+    replace_order: ReplaceOrder::CreateFirst,
+    stateful: Some(
+        "its public IP address (a new allocation gets another, and the old one cannot be had back)",
+    ),
 };
 
 pub struct ElasticIp {

@@ -55,8 +55,8 @@ use aws_sdk_ec2::types::{
 };
 use base64::Engine as _;
 use infrasql_provider::{
-    ApplyContext, Column, ColumnKind::*, ErrorClass, Props, PropsExt, ProviderError, Resource,
-    ResourceSchema,
+    ApplyContext, Column, ColumnKind::*, ErrorClass, Props, PropsExt, ProviderError, ReplaceOrder,
+    Resource, ResourceSchema,
 };
 use serde_json::{json, Value};
 
@@ -144,6 +144,8 @@ pub static SCHEMA: ResourceSchema = ResourceSchema {
             "When sync last confirmed this row",
         ),
     ],
+    replace_order: ReplaceOrder::CreateFirst,
+    stateful: Some("the data on its root volume and any instance-store volumes (deleted when the old instance is terminated)"),
 };
 
 /// Records on the instance which security group its row asked for.

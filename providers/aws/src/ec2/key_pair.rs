@@ -15,8 +15,8 @@ use async_trait::async_trait;
 use aws_sdk_ec2::primitives::{Blob, DateTimeFormat};
 use aws_sdk_ec2::types::{Filter, KeyPairInfo, ResourceType, Tag};
 use infrasql_provider::{
-    ApplyContext, Column, ColumnKind::*, ErrorClass, Props, PropsExt, ProviderError, Resource,
-    ResourceSchema,
+    ApplyContext, Column, ColumnKind::*, ErrorClass, Props, PropsExt, ProviderError, ReplaceOrder,
+    Resource, ResourceSchema,
 };
 use serde_json::{json, Value};
 
@@ -59,6 +59,14 @@ pub static SCHEMA: ResourceSchema = ResourceSchema {
             "When sync last confirmed this row",
         ),
     ],
+    // key_name is unique in the region: a new public key under the same name
+    // deletes the old key pair first. AWS keeps no data with it; running
+    // instances keep the key they were launched with.
+    replace_order: ReplaceOrder::DeleteFirst {
+        unique_key: &["region", "key_name"],
+        why: "a key name is unique in its region",
+    },
+    stateful: None,
 };
 
 pub struct KeyPair {

@@ -17,8 +17,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_sdk_ec2::types::Route as AwsRoute;
 use infrasql_provider::{
-    ApplyContext, Column, ColumnKind::*, ErrorClass, Props, PropsExt, ProviderError, Resource,
-    ResourceSchema,
+    ApplyContext, Column, ColumnKind::*, ErrorClass, Props, PropsExt, ProviderError, ReplaceOrder,
+    Resource, ResourceSchema,
 };
 use serde_json::json;
 
@@ -77,6 +77,9 @@ pub static SCHEMA: ResourceSchema = ResourceSchema {
             "When sync last confirmed this row",
         ),
     ],
+    // Only a new table or destination replaces a route: no collision.
+    replace_order: ReplaceOrder::CreateFirst,
+    stateful: None,
 };
 
 /// The target columns; exactly one is set.

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{Filter, ResourceType, RouteTable as AwsRouteTable};
 use infrasql_provider::{
-    ApplyContext, Column, ColumnKind::*, ErrorClass, Props, PropsExt, ProviderError, Resource,
-    ResourceSchema,
+    ApplyContext, Column, ColumnKind::*, ErrorClass, Props, PropsExt, ProviderError, ReplaceOrder,
+    Resource, ResourceSchema,
 };
 use serde_json::json;
 
@@ -50,6 +50,8 @@ pub static SCHEMA: ResourceSchema = ResourceSchema {
             "When sync last confirmed this row",
         ),
     ],
+    replace_order: ReplaceOrder::CreateFirst,
+    stateful: None,
 };
 
 pub struct RouteTable {

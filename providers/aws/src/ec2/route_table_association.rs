@@ -18,8 +18,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{Filter, RouteTableAssociation as AwsAssociation};
 use infrasql_provider::{
-    ApplyContext, Column, ColumnKind::*, ErrorClass, Props, PropsExt, ProviderError, Resource,
-    ResourceSchema,
+    ApplyContext, Column, ColumnKind::*, ErrorClass, Props, PropsExt, ProviderError, ReplaceOrder,
+    Resource, ResourceSchema,
 };
 use serde_json::json;
 
@@ -67,6 +67,14 @@ pub static SCHEMA: ResourceSchema = ResourceSchema {
             "When sync last confirmed this row",
         ),
     ],
+    // A subnet has one association: moving it to another route table
+    // deletes the old association first (the subnet uses its VPC's main
+    // table for that moment).
+    replace_order: ReplaceOrder::DeleteFirst {
+        unique_key: &["region", "subnet_id"],
+        why: "a subnet has one route table association",
+    },
+    stateful: None,
 };
 
 pub struct RouteTableAssociation {

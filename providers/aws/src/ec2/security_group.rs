@@ -10,8 +10,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{Filter, ResourceType, SecurityGroup as AwsSecurityGroup};
 use infrasql_provider::{
-    ApplyContext, Column, ColumnKind::*, ErrorClass, Props, PropsExt, ProviderError, Resource,
-    ResourceSchema,
+    ApplyContext, Column, ColumnKind::*, ErrorClass, Props, PropsExt, ProviderError, ReplaceOrder,
+    Resource, ResourceSchema,
 };
 use serde_json::json;
 
@@ -52,6 +52,13 @@ pub static SCHEMA: ResourceSchema = ResourceSchema {
             "When sync last confirmed this row",
         ),
     ],
+    // group_name is unique in its VPC: a replace that keeps it (a new
+    // description) deletes the old group first. A group holds no data.
+    replace_order: ReplaceOrder::DeleteFirst {
+        unique_key: &["region", "vpc_id", "group_name"],
+        why: "a group name is unique in its VPC",
+    },
+    stateful: None,
 };
 
 pub struct SecurityGroup {

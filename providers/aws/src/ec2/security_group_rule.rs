@@ -19,8 +19,8 @@ use aws_sdk_ec2::types::{
     SecurityGroupRuleRequest, SecurityGroupRuleUpdate, UserIdGroupPair,
 };
 use infrasql_provider::{
-    ApplyContext, Column, ColumnKind::*, ErrorClass, Props, PropsExt, ProviderError, Resource,
-    ResourceSchema,
+    ApplyContext, Column, ColumnKind::*, ErrorClass, Props, PropsExt, ProviderError, ReplaceOrder,
+    Resource, ResourceSchema,
 };
 use serde_json::{json, Value};
 
@@ -53,20 +53,28 @@ pub static SCHEMA: ResourceSchema = ResourceSchema {
         ),
         Column::new(
             "ip_protocol",
-            ReplaceOnChange,
+            Desired,
             "tcp, udp, icmp, icmpv6 or -1 (all traffic)",
         ),
         Column::new(
             "from_port",
-            ReplaceOnChange,
+            Desired,
             "Start of the port range (tcp/udp) or ICMP type (-1: all); NULL for -1",
         ),
         Column::new(
             "to_port",
-            ReplaceOnChange,
+            Desired,
             "End of the port range (tcp/udp) or ICMP code (-1: all); NULL for -1",
         ),
-        Column::new("cidr_ipv4", ReplaceOnChange, "IPv4 CIDR source/destination"),
+        // ModifySecurityGroupRules changes protocol, ports and an IPv4 CIDR in
+        // place, keeping the rule's id. It refuses to change which kind of
+        // peer a rule has, so the other peer columns still replace: a change
+        // of kind always touches one of them.
+        Column::new(
+            "cidr_ipv4",
+            Desired,
+            "IPv4 CIDR source/destination; changed in place",
+        ),
         Column::new("cidr_ipv6", ReplaceOnChange, "IPv6 CIDR source/destination"),
         Column::new(
             "prefix_list_id",
@@ -95,6 +103,9 @@ pub static SCHEMA: ResourceSchema = ResourceSchema {
             "When sync last confirmed this row",
         ),
     ],
+    // Only a new group or direction replaces a rule: no collision.
+    replace_order: ReplaceOrder::CreateFirst,
+    stateful: None,
 };
 
 pub struct SecurityGroupRule {
@@ -325,7 +336,17 @@ impl Resource for SecurityGroupRule {
         after: &Props,
     ) -> Result<Props, ProviderError> {
         let ec2 = self.clients.ec2(&ctx.region).await;
-        if changed(before, after, &["description"]) {
+        if changed(
+            before,
+            after,
+            &[
+                "description",
+                "ip_protocol",
+                "from_port",
+                "to_port",
+                "cidr_ipv4",
+            ],
+        ) {
             ec2.modify_security_group_rules()
                 .group_id(after.req_str("group_id")?)
                 .security_group_rules(

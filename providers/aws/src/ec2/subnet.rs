@@ -11,8 +11,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType, Subnet as AwsSubnet, SubnetState};
 use infrasql_provider::{
-    ApplyContext, Column, ColumnKind::*, ErrorClass, Props, PropsExt, ProviderError, Resource,
-    ResourceSchema,
+    ApplyContext, Column, ColumnKind::*, ErrorClass, Props, PropsExt, ProviderError, ReplaceOrder,
+    Resource, ResourceSchema,
 };
 use serde_json::{json, Value};
 
@@ -73,6 +73,14 @@ pub static SCHEMA: ResourceSchema = ResourceSchema {
             "When sync last confirmed this row",
         ),
     ],
+    // A subnet's CIDR may not overlap any other in its VPC, the old subnet's
+    // included, so a replace in the same VPC deletes first. It holds no data;
+    // what runs in it (instances, associations) blocks the replace at plan time.
+    replace_order: ReplaceOrder::DeleteFirst {
+        unique_key: &["region", "vpc_id"],
+        why: "the subnets of a VPC may not overlap, the old one included",
+    },
+    stateful: None,
 };
 
 pub struct Subnet {

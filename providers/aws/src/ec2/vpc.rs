@@ -8,10 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType, Tenancy, Vpc as AwsVpc, VpcState};
+use aws_sdk_ec2::types::{
+    AttributeBooleanValue, ResourceType, Tenancy, Vpc as AwsVpc, VpcCidrBlockStateCode, VpcState,
+};
 use infrasql_provider::{
-    ApplyContext, Column, ColumnKind::*, ErrorClass, Props, PropsExt, ProviderError, Resource,
-    ResourceSchema,
+    ApplyContext, Column, ColumnKind::*, ErrorClass, Props, PropsExt, ProviderError, ReplaceOrder,
+    Resource, ResourceSchema,
 };
 use serde_json::{json, Value};
 
@@ -57,11 +59,18 @@ pub static SCHEMA: ResourceSchema = ResourceSchema {
             "Associated DHCP options set",
         ),
         Column::new(
+            "cidr_blocks",
+            CloudAssigned,
+            "Every IPv4 CIDR block associated, the primary first (secondary blocks are associated outside infrasql); a subnet's CIDR must lie in one",
+        ),
+        Column::new(
             "synced_at",
             CloudAssigned,
             "When sync last confirmed this row",
         ),
     ],
+    replace_order: ReplaceOrder::CreateFirst,
+    stateful: None,
 };
 
 pub struct Vpc {
@@ -79,6 +88,25 @@ fn props(v: &AwsVpc, region: &str) -> Props {
     p.insert("vpc_id".into(), opt_str(v.vpc_id()));
     p.insert("region".into(), json!(region));
     p.insert("cidr_block".into(), opt_str(v.cidr_block()));
+    // The primary block first, then secondary ones in AWS's order: the
+    // local check of a subnet's CIDR reads them (schema/0530_local_checks.sql).
+    let mut blocks: Vec<&str> = v.cidr_block().into_iter().collect();
+    for a in v.cidr_block_association_set() {
+        let live = a
+            .cidr_block_state()
+            .and_then(|s| s.state())
+            .is_some_and(|s| {
+                matches!(
+                    s,
+                    VpcCidrBlockStateCode::Associated | VpcCidrBlockStateCode::Associating
+                )
+            });
+        match a.cidr_block() {
+            Some(c) if live && !blocks.contains(&c) => blocks.push(c),
+            _ => {}
+        }
+    }
+    p.insert("cidr_blocks".into(), json!(blocks));
     p.insert(
         "instance_tenancy".into(),
         opt_str(v.instance_tenancy().map(|t| t.as_str())),
