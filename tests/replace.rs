@@ -251,9 +251,31 @@ async fn a_failed_create_after_a_delete_first_puts_the_old_resource_back() {
         .key_pairs()
         .iter()
         .filter(|k| k.key_name() == Some("deploy"))
-        .map(|k| k.key_fingerprint().unwrap().to_owned())
+        .map(|k| {
+            (
+                k.key_pair_id().unwrap().to_owned(),
+                k.key_fingerprint().unwrap().to_owned(),
+            )
+        })
         .collect();
-    assert_eq!(deploy, vec![fingerprint]);
+    assert_eq!(deploy.len(), 1);
+    assert_eq!(deploy[0].1, fingerprint);
+    // Under a new id, which sync adopts: the first round removes the row of
+    // the old id (a row of the new one would repeat its key_name), the
+    // second inserts the new one.
+    c.batch_execute("SELECT infra.sync()").await.unwrap();
+    c.batch_execute("SELECT infra.sync()").await.unwrap();
+    let row: Vec<(String, String)> = c
+        .query(
+            "select key_pair_id, key_fingerprint from aws.key_pair where key_name = 'deploy'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(row, deploy);
 }
 
 /// (id, image) of every instance not terminated.
