@@ -128,6 +128,40 @@ async fn a_vpc_whose_subnets_stay_is_not_replaced_and_aws_is_left_alone() {
         .await
         .unwrap();
     assert_eq!(subnets.subnets().len(), 1);
+
+    // Or the subnet is replaced with it: it stays in "its" VPC by the row
+    // (so it deletes first), and its new range lies in the new VPC.
+    c.batch_execute(
+        "BEGIN;
+         UPDATE aws.vpc SET cidr_block = '10.8.0.0/16';
+         UPDATE aws.subnet SET cidr_block = '10.8.1.0/24';
+         COMMIT;",
+    )
+    .await
+    .unwrap();
+    let third: String = one(&c, "select vpc_id from aws.vpc").await;
+    assert_eq!(
+        aws_vpcs(&moto).await,
+        vec![(third.clone(), "10.8.0.0/16".to_owned())]
+    );
+    let subnets = moto
+        .ec2()
+        .await
+        .describe_subnets()
+        .filters(vpc_filter(&third))
+        .send()
+        .await
+        .unwrap();
+    let cidrs: Vec<_> = subnets
+        .subnets()
+        .iter()
+        .map(|s| s.cidr_block().unwrap())
+        .collect();
+    assert_eq!(cidrs, vec!["10.8.1.0/24"]);
+    assert_eq!(
+        one::<String>(&c, "select vpc_id from aws.subnet").await,
+        third
+    );
 }
 
 #[tokio::test]
