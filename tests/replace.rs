@@ -128,6 +128,40 @@ async fn a_vpc_whose_subnets_stay_is_not_replaced_and_aws_is_left_alone() {
         .await
         .unwrap();
     assert_eq!(subnets.subnets().len(), 1);
+
+    // Or the subnet is replaced with it: it stays in "its" VPC by the row
+    // (so it deletes first), and its new range lies in the new VPC.
+    c.batch_execute(
+        "BEGIN;
+         UPDATE aws.vpc SET cidr_block = '10.8.0.0/16';
+         UPDATE aws.subnet SET cidr_block = '10.8.1.0/24';
+         COMMIT;",
+    )
+    .await
+    .unwrap();
+    let third: String = one(&c, "select vpc_id from aws.vpc").await;
+    assert_eq!(
+        aws_vpcs(&moto).await,
+        vec![(third.clone(), "10.8.0.0/16".to_owned())]
+    );
+    let subnets = moto
+        .ec2()
+        .await
+        .describe_subnets()
+        .filters(vpc_filter(&third))
+        .send()
+        .await
+        .unwrap();
+    let cidrs: Vec<_> = subnets
+        .subnets()
+        .iter()
+        .map(|s| s.cidr_block().unwrap())
+        .collect();
+    assert_eq!(cidrs, vec!["10.8.1.0/24"]);
+    assert_eq!(
+        one::<String>(&c, "select vpc_id from aws.subnet").await,
+        third
+    );
 }
 
 #[tokio::test]
@@ -251,9 +285,31 @@ async fn a_failed_create_after_a_delete_first_puts_the_old_resource_back() {
         .key_pairs()
         .iter()
         .filter(|k| k.key_name() == Some("deploy"))
-        .map(|k| k.key_fingerprint().unwrap().to_owned())
+        .map(|k| {
+            (
+                k.key_pair_id().unwrap().to_owned(),
+                k.key_fingerprint().unwrap().to_owned(),
+            )
+        })
         .collect();
-    assert_eq!(deploy, vec![fingerprint]);
+    assert_eq!(deploy.len(), 1);
+    assert_eq!(deploy[0].1, fingerprint);
+    // Under a new id, which sync adopts: the first round removes the row of
+    // the old id (a row of the new one would repeat its key_name), the
+    // second inserts the new one.
+    c.batch_execute("SELECT infra.sync()").await.unwrap();
+    c.batch_execute("SELECT infra.sync()").await.unwrap();
+    let row: Vec<(String, String)> = c
+        .query(
+            "select key_pair_id, key_fingerprint from aws.key_pair where key_name = 'deploy'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(row, deploy);
 }
 
 /// (id, image) of every instance not terminated.

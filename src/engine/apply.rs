@@ -404,8 +404,8 @@ async fn undo(
 /// Undo the delete half of a delete-first replace: the old resource is gone,
 /// so it is created again from its old values. Only types that hold no data
 /// replace this way (`ReplaceOrder::DeleteFirst`), so nothing is lost but
-/// the id: the new one reaches the row at the next sync round (the old id
-/// disappears, the new one appears). Its apply tag is not this apply's, so
+/// the id: sync brings the new one into the row (the old id disappears, the
+/// new one appears). Its apply tag is not this apply's, so
 /// recovery never takes it for something this apply left behind.
 async fn recreate(
     s: &Step,

@@ -10,12 +10,17 @@
 //! | IX004 | the AWS credentials are not allowed to do this |
 //! | IX005 | AWS could not be reached or failed internally |
 //! | IX010 | the plan is invalid (cycle, unmanaged table) |
+//! | 2BP01 | a replace while other rows still use the resource (PostgreSQL's "dependent objects still exist") |
+//! | 55000 | a replace that would destroy data, without `infra.allow_replace` |
 //! | IX100 | a change to a resource table bypassed infrasql (raised by the database) |
 //! | 428C9 | a cloud-assigned column was written (raised by the database) |
+//! | 23514 | a value AWS would refuse, found at the statement (raised by the database, `schema/0530_local_checks.sql`) |
 
 use infrasql_provider::ErrorClass;
 
 pub const INVALID_PLAN: &str = "IX010";
+pub const DEPENDENTS_EXIST: &str = "2BP01";
+pub const WOULD_LOSE_DATA: &str = "55000";
 pub const BYPASSED_INFRASQL: &str = "IX100";
 
 pub fn sqlstate(class: ErrorClass) -> &'static str {

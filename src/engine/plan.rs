@@ -151,8 +151,8 @@ impl PlanError {
     pub fn sqlstate(&self) -> &'static str {
         match self {
             PlanError::UnknownTable(_) | PlanError::Cycle(_) => super::errors::INVALID_PLAN,
-            PlanError::Dependents { .. } => "2BP01",
-            PlanError::WouldLoseData { .. } => "55000",
+            PlanError::Dependents { .. } => super::errors::DEPENDENTS_EXIST,
+            PlanError::WouldLoseData { .. } => super::errors::WOULD_LOSE_DATA,
         }
     }
     pub fn detail(&self) -> Option<&str> {
