@@ -543,7 +543,11 @@ async fn a_failed_commit_undoes_everything_in_aws_and_in_the_tables() {
         "{}",
         db.message()
     );
-    assert!(db.message().contains("aws.security_group"), "{}", db.message());
+    assert!(
+        db.message().contains("aws.security_group"),
+        "{}",
+        db.message()
+    );
     let detail = db.detail().unwrap_or_default();
     assert!(
         detail.contains("Undone:") && detail.contains("aws.vpc"),

@@ -18,7 +18,7 @@
 //! What cannot be done now is returned as pending, with its failure class,
 //! so the caller can retry with backoff or ask for a person.
 
-use infrasql_provider::{ApplyContext, ErrorClass, Props, Resource, APPLY_TAG};
+use infrasql_provider::{ApplyContext, ErrorClass, Props, ReplaceOrder, Resource, APPLY_TAG};
 use serde_json::{json, Value};
 use tokio_postgres::Client;
 
@@ -304,6 +304,11 @@ async fn settle_delete(
             }
         }
     }
+    if a.action == "replace-delete"
+        && matches!(schema.replace_order, ReplaceOrder::DeleteFirst { .. })
+    {
+        return recreate(db, resource, apply_id, a, id, out).await;
+    }
     let removed = db
         .query_opt(
             &format!(
@@ -337,5 +342,78 @@ async fn settle_delete(
             Ok(None)
         }
         Err(e) => Err(e),
+    }
+}
+
+/// A replace of a type that holds no data deleted the old resource, and the
+/// COMMIT failed: the committed row still wants it, so it is created again
+/// from the row (as the in-process undo does), tagged `<apply>-undo` so the
+/// sweep of the apply's own creates leaves it, and the row takes its new id.
+async fn recreate(
+    db: &Client,
+    resource: &dyn Resource,
+    apply_id: &str,
+    a: &Action,
+    id: &str,
+    out: &mut Converged,
+) -> Result<Option<&'static str>, tokio_postgres::Error> {
+    let schema = resource.schema();
+    let table = schema.qualified();
+    let idc = ident(schema.id_column());
+    db.batch_execute("BEGIN").await?;
+    let row = db
+        .query_opt(
+            &format!("SELECT to_jsonb(t) FROM {table} t WHERE {idc} = $1 FOR UPDATE NOWAIT"),
+            &[&id],
+        )
+        .await;
+    let row = match row {
+        Ok(Some(r)) => obj(Some(r.get(0))),
+        Ok(None) => {
+            db.batch_execute("ROLLBACK").await?;
+            out.notes
+                .push(format!("{table} {id} was replaced and has no row any more"));
+            return Ok(Some("kept"));
+        }
+        Err(e) => {
+            db.batch_execute("ROLLBACK").await?;
+            if e.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE) {
+                out.pending.push((
+                    format!("{table} {id} is locked by an open transaction"),
+                    ErrorClass::Retryable,
+                ));
+                return Ok(None);
+            }
+            return Err(e);
+        }
+    };
+    let ctx = ApplyContext {
+        region: a.region.clone(),
+        apply_id: format!("{apply_id}-undo"),
+    };
+    match resource.create(&ctx, &row).await {
+        Ok(created) => {
+            let new_id = created
+                .get(schema.id_column())
+                .and_then(Value::as_str)
+                .unwrap_or(id)
+                .to_owned();
+            db.execute(
+                &format!("UPDATE {table} SET {idc} = $2 WHERE {idc} = $1"),
+                &[&id, &new_id],
+            )
+            .await?;
+            db.batch_execute("COMMIT").await?;
+            out.notes.push(format!(
+                "created {table} {id} again from its committed row, as {new_id} (the replace had deleted it)"
+            ));
+            Ok(Some("undone"))
+        }
+        Err(e) => {
+            db.batch_execute("ROLLBACK").await?;
+            out.pending
+                .push((format!("could not create {table} {id} again: {e}"), e.class));
+            Ok(None)
+        }
     }
 }
