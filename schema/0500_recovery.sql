@@ -56,3 +56,14 @@ LANGUAGE sql STABLE AS $$
     SELECT status IN ('running', 'undoing', 'attention')
         OR (status = 'applied' AND coalesce(pg_xact_status(x)::text, 'aborted') <> 'committed')
 $$;
+
+-- Once a person has fixed what an `attention` apply needs (permissions, a
+-- dependency in the console), recovery tries again at once instead of at
+-- its slowest pace. Returns the apply's status, or NULL if it has nothing
+-- left to undo.
+CREATE FUNCTION infra.retry_undo(apply_id text) RETURNS text
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog AS $$
+    UPDATE infra.apply SET next_attempt_at = now()
+    WHERE infra.apply.apply_id = $1 AND status IN ('undoing', 'attention')
+    RETURNING status;
+$$;

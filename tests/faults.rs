@@ -80,6 +80,15 @@ async fn latest_apply(c: &tokio_postgres::Client) -> (String, String, Option<Str
 
 /// Wait (up to 90 s) until recovery has settled the apply; its status and error.
 async fn settled(c: &tokio_postgres::Client, apply_id: &str) -> (String, Option<String>) {
+    settled_beyond(c, apply_id, &["undoing", "running", "applied"]).await
+}
+
+/// Wait (up to 90 s) until the apply's status is none of `transient`.
+async fn settled_beyond(
+    c: &tokio_postgres::Client,
+    apply_id: &str,
+    transient: &[&str],
+) -> (String, Option<String>) {
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         let r = c
@@ -90,9 +99,7 @@ async fn settled(c: &tokio_postgres::Client, apply_id: &str) -> (String, Option<
             .await
             .unwrap();
         let (status, error): (String, Option<String>) = (r.get(0), r.get(1));
-        if !matches!(status.as_str(), "undoing" | "running" | "applied")
-            || Instant::now() > deadline
-        {
+        if !transient.contains(&status.as_str()) || Instant::now() > deadline {
             return (status, error);
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -210,4 +217,41 @@ async fn a_delete_whose_answer_is_lost_still_commits() {
     assert!(aws_vpcs(&moto).await.is_empty());
     assert_eq!(one::<i64>(&c, "SELECT count(*) FROM aws.subnet").await, 0);
     assert_eq!(one::<i64>(&c, "SELECT count(*) FROM aws.vpc").await, 0);
+}
+
+/// An undo AWS refuses for want of permission cannot succeed by retrying:
+/// the apply shows `attention` with AWS's reason, and once a person has
+/// fixed the cause, `infra.retry_undo()` finishes it at once.
+#[tokio::test]
+async fn an_undo_that_needs_a_person_is_shown_as_attention() {
+    let (moto, proxy, s) = start();
+    let c = s.connect().await;
+    proxy.arm(Fault::on("CreateSubnet").times(6).with(Effect::Status503));
+    proxy.arm(Fault::on("DeleteVpc").with(Effect::Error {
+        status: 403,
+        code: "UnauthorizedOperation".into(),
+        message: "You are not authorized to perform this operation.".into(),
+    }));
+
+    let err = c.batch_execute(VPC_AND_SUBNET).await.unwrap_err();
+    assert!(err.as_db_error().is_some(), "{err:?}");
+    let apply_id = latest_apply(&c).await.0;
+    let (status, error) = settled(&c, &apply_id).await;
+    assert_eq!(status, "attention", "error: {error:?}");
+    assert!(
+        error
+            .as_deref()
+            .is_some_and(|e| e.contains("UnauthorizedOperation")),
+        "{error:?}"
+    );
+    assert_eq!(vpcs_tagged(&moto, &apply_id).await.len(), 1);
+
+    // The permission is granted: a retry now, not in five minutes.
+    proxy.clear();
+    let retried: Option<String> = one(&c, &format!("SELECT infra.retry_undo('{apply_id}')")).await;
+    assert_eq!(retried.as_deref(), Some("attention"));
+    let (status, error) = settled_beyond(&c, &apply_id, &["attention", "undoing"]).await;
+    assert_eq!(status, "failed", "error: {error:?}");
+    assert!(vpcs_tagged(&moto, &apply_id).await.is_empty());
+    assert!(aws_vpcs(&moto).await.is_empty());
 }

@@ -292,7 +292,7 @@ impl CommitHook for Engine {
             // coordinator; the cloud cannot take part in that vote.
             return Err(HookError(
                 Report::error(
-                    "0A000",
+                    errors::TWO_PHASE_REFUSED,
                     "PREPARE TRANSACTION cannot include changes to infrastructure tables",
                 )
                 .with_detail(format!(

@@ -15,6 +15,10 @@
 //! | IX100 | a change to a resource table bypassed infrasql (raised by the database) |
 //! | 428C9 | a cloud-assigned column was written (raised by the database) |
 //! | 23514 | a value AWS would refuse, found at the statement (raised by the database, `schema/0530_local_checks.sql`) |
+//! | 0A000 | PREPARE TRANSACTION of a transaction that changes resource tables |
+//! | 22023 | an `infra.*` setting given a value of the wrong type (at SET, or at COMMIT before any AWS call) |
+//! | 42704 | an `infra.*` setting that does not exist |
+//! | 40001 and other database errors | the transaction could not commit after the apply: the database's own SQLSTATE, so drivers retry as they would; recovery makes AWS equal the committed rows |
 
 use infrasql_provider::ErrorClass;
 
@@ -22,6 +26,9 @@ pub const INVALID_PLAN: &str = "IX010";
 pub const DEPENDENTS_EXIST: &str = "2BP01";
 pub const WOULD_LOSE_DATA: &str = "55000";
 pub const BYPASSED_INFRASQL: &str = "IX100";
+pub const TWO_PHASE_REFUSED: &str = "0A000";
+pub const BAD_SETTING_VALUE: &str = "22023";
+pub const UNKNOWN_SETTING: &str = "42704";
 
 pub fn sqlstate(class: ErrorClass) -> &'static str {
     match class {

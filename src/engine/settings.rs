@@ -12,6 +12,7 @@
 //! `schema/0500_recovery.sql`), so `SHOW infra.dry_run` answers `off` before
 //! any `SET`.
 
+use super::errors;
 use super::hook::{CommitContext, HookError};
 
 /// The type of an `infra.*` setting.
@@ -65,9 +66,9 @@ pub fn check(name: &str, value: &str) -> Result<(), String> {
 /// PostgreSQL's own unknown parameters; a bad value is 22023.
 pub fn sqlstate(name: &str) -> &'static str {
     if kind_of(name).is_some() {
-        "22023"
+        errors::BAD_SETTING_VALUE
     } else {
-        "42704"
+        errors::UNKNOWN_SETTING
     }
 }
 
@@ -89,7 +90,7 @@ pub async fn bool_setting(ctx: &mut dyn CommitContext, name: &str) -> Result<boo
     parse_bool(&v).ok_or_else(|| {
         HookError(
             crate::wire::protocol::Report::error(
-                "22023",
+                errors::BAD_SETTING_VALUE,
                 format!("invalid value for parameter \"{name}\": \"{v}\""),
             )
             .with_detail("Nothing was applied.")
