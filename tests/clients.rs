@@ -292,6 +292,30 @@ async fn jdbc_metadata_remarks_describe_aws_vpc() {
     assert!(name.contains("Name"), "REMARKS of aws.vpc.name: {name:?}");
 }
 
+/// pgJDBC's generated keys (Hibernate, Spring's KeyHolder): the `id`
+/// returned at INSERT never changes, so after commit() it finds the row,
+/// which now carries AWS's id in place of the provisional one.
+#[tokio::test]
+async fn jdbc_generated_keys_find_the_row_after_commit() {
+    let classes = compile_jdbc().await;
+    let moto = Moto::start();
+    let srv = TestServer::start_on(&moto, &[]);
+    let o = java(&srv, classes.path(), &["keys", "jdbc-keys"]).await;
+    let out = succeeded(&o, "pgJDBC generated keys");
+    let words = line(&out, "keys ");
+    let (id, pending, real) = (words[0], words[1], words[2]);
+    assert!(
+        id.parse::<i64>().is_ok_and(|n| n > 0),
+        "generated id: {out}"
+    );
+    assert!(pending.starts_with("pending-"), "vpc_id at INSERT: {out}");
+    assert!(
+        real.starts_with("vpc-"),
+        "vpc_id after commit, by id: {out}"
+    );
+    assert_applied(&moto, &srv, "jdbc-keys", real, &out).await;
+}
+
 // ---------------------------------------------------------------- psycopg 3
 
 /// psycopg 3's pipeline mode sends BEGIN, the INSERT and COMMIT as

@@ -2,6 +2,7 @@
 //
 //   java -cp <classes>:/usr/share/java/postgresql.jar ClientTest tx <prepareThreshold> <name prefix>
 //   java -cp <classes>:/usr/share/java/postgresql.jar ClientTest remarks
+//   java -cp <classes>:/usr/share/java/postgresql.jar ClientTest keys <name>
 //
 // Connection settings come from JDBC_URL, PGUSER and PGPASSWORD. Each step
 // prints one line on stdout; the first failure prints the step, SQLSTATE and
@@ -14,6 +15,7 @@ import java.sql.PreparedStatement;
 import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.sql.Savepoint;
+import java.sql.Statement;
 import java.util.Properties;
 
 public class ClientTest {
@@ -124,10 +126,52 @@ public class ClientTest {
         }
     }
 
+    /**
+     * Generated keys, as Hibernate and Spring's KeyHolder use them: the key
+     * returned at INSERT still finds the row after commit(), which then
+     * carries AWS's id.
+     */
+    static void keys(String name) {
+        try (Connection c = connect("5")) {
+            step("setAutoCommit(false)", () -> { c.setAutoCommit(false); return null; });
+            long[] key = new long[1];
+            String pending = step("INSERT with RETURN_GENERATED_KEYS", () -> {
+                try (PreparedStatement ps = c.prepareStatement(
+                        "INSERT INTO aws.vpc (name, cidr_block) VALUES (?, '10.3.0.0/16')",
+                        Statement.RETURN_GENERATED_KEYS)) {
+                    ps.setString(1, name);
+                    ps.executeUpdate();
+                    try (ResultSet rs = ps.getGeneratedKeys()) {
+                        if (!rs.next()) {
+                            throw new SQLException("no generated keys", "02000");
+                        }
+                        key[0] = rs.getLong("id");
+                        return rs.getString("vpc_id");
+                    }
+                }
+            });
+            step("commit()", () -> { c.commit(); return null; });
+            String real = step("SELECT by the generated id", () -> {
+                try (PreparedStatement ps = c.prepareStatement("SELECT vpc_id FROM aws.vpc WHERE id = ?")) {
+                    ps.setLong(1, key[0]);
+                    try (ResultSet rs = ps.executeQuery()) {
+                        return rs.next() ? rs.getString(1) : "absent";
+                    }
+                }
+            });
+            step("commit() of a read-only transaction", () -> { c.commit(); return null; });
+            System.out.println("keys " + key[0] + " " + pending + " " + real);
+        } catch (SQLException e) {
+            System.err.println("FAILED at close: SQLSTATE " + e.getSQLState() + ": " + e.getMessage());
+            System.exit(1);
+        }
+    }
+
     public static void main(String[] args) {
         switch (args[0]) {
             case "tx" -> tx(args[1], args[2]);
             case "remarks" -> remarks();
+            case "keys" -> keys(args[1]);
             default -> throw new IllegalArgumentException(args[0]);
         }
     }
