@@ -108,6 +108,33 @@ async fn commit_through_the_extended_protocol_applies_and_commits() {
         assert_eq!(vpcs_named(&moto, name).await.len(), 1, "{name}");
     }
 
+    // Go's lib/pq in autocommit: Parse and Describe the unnamed statement,
+    // Sync; then Bind and Execute it in a second batch. infrasql's own
+    // BEGIN and hook statements must not destroy that unnamed statement.
+    let got = quiet(
+        &c.parse("", &insert_vpc("libpq", "10.13.0.0/16"))
+            .describe_statement("")
+            .sync()
+            .send(1)
+            .await,
+    );
+    no_errors(&got);
+    let got = quiet(&c.bind("", "").execute("").sync().send(1).await);
+    assert_eq!(
+        got,
+        vec![
+            Msg::BindComplete,
+            Msg::Command("INSERT 0 1".into()),
+            Msg::Ready('I')
+        ]
+    );
+    assert_eq!(vpcs_named(&moto, "libpq").await.len(), 1);
+    // The unnamed statement is still there after the commit, as in
+    // PostgreSQL: executing it again applies a second VPC.
+    let got = quiet(&c.bind("", "").execute("").sync().send(1).await);
+    assert!(got.contains(&Msg::Command("INSERT 0 1".into())), "{got:?}");
+    assert_eq!(vpcs_named(&moto, "libpq").await.len(), 2);
+
     // Two transactions pipelined before one Sync; the second one's Parse
     // goes out in a Flush before the rest (psycopg's pipeline mode).
     let got = quiet(

@@ -24,8 +24,9 @@ pub type TextRow = Vec<Option<String>>;
 /// What a hook may do on the session it was called for.
 #[async_trait]
 pub trait CommitContext: Send {
-    /// Run SQL (simple protocol, may hold several statements) inside the
-    /// client's transaction and return the rows of the last result set.
+    /// Run one SQL statement inside the client's transaction and return its
+    /// rows as text. (It runs as a private prepared statement, so the
+    /// client's unnamed statement and portal survive it.)
     /// A database error is returned as the backend's report; the transaction
     /// is then aborted and the hook should fail.
     async fn query(&mut self, sql: &str) -> Result<Vec<TextRow>, HookError>;

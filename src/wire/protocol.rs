@@ -5,7 +5,9 @@
 //! its own BackendKeyData and ReadyForQuery) are encoded with pgwire's codec.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use pgwire::messages::extendedquery::Parse;
+use pgwire::messages::extendedquery::{
+    Bind, Close, Execute, Parse, Sync, TARGET_TYPE_BYTE_PORTAL, TARGET_TYPE_BYTE_STATEMENT,
+};
 use pgwire::messages::response::{ErrorResponse, NoticeResponse, ReadyForQuery, TransactionStatus};
 use pgwire::messages::startup::{BackendKeyData, SecretKey};
 use pgwire::messages::Message;
@@ -261,6 +263,32 @@ pub fn rewrite_parse(f: &Frame, sql: &str) -> Option<Frame> {
         tag: b'P',
         bytes: out.freeze(),
     })
+}
+
+/// The name of infrasql's own prepared statement and portal on a client's
+/// session. Clients do not use it; it exists only while a statement runs.
+pub const PRIVATE_NAME: &str = "__infrasql";
+
+/// One statement of infrasql's own, run on a client's session through the
+/// extended protocol under [`PRIVATE_NAME`]: a simple Query would destroy
+/// the client's unnamed prepared statement and portal (a driver may Parse
+/// the unnamed statement in one batch and Bind it in the next). Text
+/// results, no RowDescription; answered by one ReadyForQuery.
+pub fn encode_private_query(sql: &str, out: &mut BytesMut) {
+    let name = || Some(PRIVATE_NAME.to_owned());
+    // What an earlier error left behind would make the Parse or Bind fail.
+    encode(&Close::new(TARGET_TYPE_BYTE_PORTAL, name()), out);
+    encode(&Close::new(TARGET_TYPE_BYTE_STATEMENT, name()), out);
+    encode(&Parse::new(name(), sql.to_owned(), Vec::new()), out);
+    encode(
+        &Bind::new(name(), name(), Vec::new(), Vec::new(), Vec::new()),
+        out,
+    );
+    encode(&Execute::new(name(), 0), out);
+    // A named portal lives until the transaction ends: close both now.
+    encode(&Close::new(TARGET_TYPE_BYTE_PORTAL, name()), out);
+    encode(&Close::new(TARGET_TYPE_BYTE_STATEMENT, name()), out);
+    encode(&Sync::new(), out);
 }
 
 /// A Sync message.

@@ -23,8 +23,8 @@ use tokio::sync::{mpsc, watch, Mutex, Notify};
 
 use super::classify::{classify, infra_setting, split_statements, StmtKind};
 use super::protocol::{
-    encode_query, encode_ready, encode_sync, frame_len, next_frame, parse_data_row, read_cstr,
-    rewrite_parse, Frame, Report, TxStatus, MAX_CLIENT_MESSAGE,
+    encode_private_query, encode_query, encode_ready, encode_sync, frame_len, next_frame,
+    parse_data_row, read_cstr, rewrite_parse, Frame, Report, TxStatus, MAX_CLIENT_MESSAGE,
 };
 use super::stream::{BoxRead, BoxWrite};
 use crate::engine::commit::literal;
@@ -901,9 +901,9 @@ impl Driver {
                         }
                     };
                     self.wrapper = false;
-                    // The hook's statements went through the simple protocol,
-                    // which drops the client's unnamed portal; so infrasql
-                    // runs the statement itself and answers the Execute.
+                    // infrasql runs the statement itself and answers the
+                    // Execute: the client's portal would not do after a dry
+                    // run, and this way every protocol form ends the same.
                     let (status, err) = self.end_transaction(&sql).await?;
                     if let Some(report) = err {
                         self.client_error(report).await?;
@@ -1056,7 +1056,7 @@ impl Driver {
         &mut self,
         sql: &str,
     ) -> Result<(TxStatus, Option<Report>), SessionEnd> {
-        encode_query(sql, &mut self.out);
+        encode_private_query(sql, &mut self.out);
         self.push_route(Route::Driver);
         self.flush().await?;
         let mut err = None;
@@ -1077,7 +1077,7 @@ impl Driver {
         &mut self,
         sql: &str,
     ) -> Result<(Vec<TextRow>, TxStatus, Option<Report>), SessionEnd> {
-        encode_query(sql, &mut self.out);
+        encode_private_query(sql, &mut self.out);
         self.push_route(Route::Driver);
         self.flush().await?;
         let mut rows = Vec::new();

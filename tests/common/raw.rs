@@ -96,6 +96,13 @@ impl Raw {
         self
     }
 
+    pub fn describe_statement(&mut self, name: &str) -> &mut Self {
+        let mut b = vec![b'S'];
+        cstr(&mut b, name);
+        frame(&mut self.out, b'D', &b);
+        self
+    }
+
     pub fn execute(&mut self, portal: &str) -> &mut Self {
         let mut b = Vec::new();
         cstr(&mut b, portal);
