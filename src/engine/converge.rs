@@ -167,42 +167,18 @@ async fn converge_update(
     cloud: &Props,
     out: &mut Converged,
 ) -> Result<Option<&'static str>, tokio_postgres::Error> {
-    let schema = resource.schema();
-    let table = schema.qualified();
-    db.batch_execute("BEGIN").await?;
-    let row = db
-        .query_opt(
-            &format!(
-                "SELECT to_jsonb(t) FROM {table} t WHERE {} = $1 FOR UPDATE NOWAIT",
-                ident(schema.id_column())
-            ),
-            &[&id],
-        )
-        .await;
-    let row = match row {
-        Ok(r) => r,
-        Err(e) => {
-            db.batch_execute("ROLLBACK").await?;
-            if e.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE) {
-                // A transaction holds the row: its COMMIT decides, then we do.
-                out.pending.push((
-                    format!("{table} {id} is locked by an open transaction"),
-                    ErrorClass::Retryable,
-                ));
-                return Ok(None);
-            }
-            return Err(e);
+    let table = resource.schema().qualified();
+    let desired = match lock_row(db, resource.schema(), id, out).await? {
+        Locked::Row(row) => row,
+        Locked::Busy => return Ok(None),
+        Locked::Gone => {
+            // A later commit deleted the row, and with it the resource.
+            out.notes.push(format!(
+                "{table} {id} has no row any more; nothing to restore"
+            ));
+            return Ok(Some("undone"));
         }
     };
-    let Some(row) = row else {
-        db.batch_execute("ROLLBACK").await?;
-        // A later commit deleted the row, and with it the resource.
-        out.notes.push(format!(
-            "{table} {id} has no row any more; nothing to restore"
-        ));
-        return Ok(Some("undone"));
-    };
-    let desired = obj(Some(row.get(0)));
     let result = resource.update(ctx, id, cloud, &desired).await;
     db.batch_execute("COMMIT").await?;
     Ok(Some(match result {
@@ -360,31 +336,13 @@ async fn recreate(
     let schema = resource.schema();
     let table = schema.qualified();
     let idc = ident(schema.id_column());
-    db.batch_execute("BEGIN").await?;
-    let row = db
-        .query_opt(
-            &format!("SELECT to_jsonb(t) FROM {table} t WHERE {idc} = $1 FOR UPDATE NOWAIT"),
-            &[&id],
-        )
-        .await;
-    let row = match row {
-        Ok(Some(r)) => obj(Some(r.get(0))),
-        Ok(None) => {
-            db.batch_execute("ROLLBACK").await?;
+    let row = match lock_row(db, schema, id, out).await? {
+        Locked::Row(row) => row,
+        Locked::Busy => return Ok(None),
+        Locked::Gone => {
             out.notes
                 .push(format!("{table} {id} was replaced and has no row any more"));
             return Ok(Some("kept"));
-        }
-        Err(e) => {
-            db.batch_execute("ROLLBACK").await?;
-            if e.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE) {
-                out.pending.push((
-                    format!("{table} {id} is locked by an open transaction"),
-                    ErrorClass::Retryable,
-                ));
-                return Ok(None);
-            }
-            return Err(e);
         }
     };
     let ctx = ApplyContext {
@@ -414,6 +372,55 @@ async fn recreate(
             out.pending
                 .push((format!("could not create {table} {id} again: {e}"), e.class));
             Ok(None)
+        }
+    }
+}
+
+/// The committed row, locked for the duration of a convergence step.
+enum Locked {
+    Row(Props),
+    /// No row: a later commit deleted it.
+    Gone,
+    /// An open transaction holds it: its COMMIT decides first; the step is
+    /// left pending and retried.
+    Busy,
+}
+
+/// `BEGIN` and lock the committed row (`FOR UPDATE NOWAIT`). On `Row`, the
+/// caller ends the transaction; on `Gone` and `Busy` it is already over.
+async fn lock_row(
+    db: &Client,
+    schema: &infrasql_provider::ResourceSchema,
+    id: &str,
+    out: &mut Converged,
+) -> Result<Locked, tokio_postgres::Error> {
+    let table = schema.qualified();
+    db.batch_execute("BEGIN").await?;
+    let row = db
+        .query_opt(
+            &format!(
+                "SELECT to_jsonb(t) FROM {table} t WHERE {} = $1 FOR UPDATE NOWAIT",
+                ident(schema.id_column())
+            ),
+            &[&id],
+        )
+        .await;
+    match row {
+        Ok(Some(r)) => Ok(Locked::Row(obj(Some(r.get(0))))),
+        Ok(None) => {
+            db.batch_execute("ROLLBACK").await?;
+            Ok(Locked::Gone)
+        }
+        Err(e) => {
+            db.batch_execute("ROLLBACK").await?;
+            if e.code() != Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE) {
+                return Err(e);
+            }
+            out.pending.push((
+                format!("{table} {id} is locked by an open transaction"),
+                ErrorClass::Retryable,
+            ));
+            Ok(Locked::Busy)
         }
     }
 }
