@@ -9,6 +9,7 @@ pub mod backend;
 pub mod cancel;
 pub mod classify;
 pub mod frontend;
+pub mod intercept;
 pub mod protocol;
 pub mod session;
 pub mod stream;

@@ -1,0 +1,234 @@
+//! The extended query protocol: batches up to Sync (or Flush), the wrapper
+//! around implicit transactions, and transaction-ending statements, which
+//! infrasql runs itself after the hook and answers the client's Execute for.
+
+use super::*;
+
+/// Whether forwarded messages leave a transaction block open: the last
+/// BEGIN or transaction end among them decides; `None` if there is none.
+pub(super) fn block_after(items: &[BatchItem], before: Option<bool>) -> Option<bool> {
+    items.iter().fold(before, |state, i| match i.kind() {
+        Some(StmtKind::Begin) => Some(true),
+        Some(StmtKind::Commit | StmtKind::PrepareTransaction | StmtKind::Rollback) => Some(false),
+        _ => state,
+    })
+}
+
+/// What infrasql knows of a prepared statement or portal.
+#[derive(Debug, Clone)]
+pub(super) struct Prepared {
+    pub(super) kind: StmtKind,
+    /// The text of a statement that ends a transaction (COMMIT, END,
+    /// PREPARE TRANSACTION): infrasql runs it itself after the hook, because
+    /// the hook's own statements destroy the client's unnamed portal.
+    pub(super) text: Option<Arc<str>>,
+}
+
+impl Prepared {
+    /// Anything prepared before infrasql could see it (never, in a proxied
+    /// session) is treated as a write: always safe.
+    pub(super) fn unknown() -> Prepared {
+        Prepared {
+            kind: StmtKind::Write,
+            text: None,
+        }
+    }
+}
+
+/// One item of an extended-protocol batch: the frame, and for Execute what
+/// its portal runs.
+pub(super) struct BatchItem {
+    pub(super) frame: Frame,
+    pub(super) execute: Option<Prepared>,
+}
+
+impl BatchItem {
+    pub(super) fn kind(&self) -> Option<StmtKind> {
+        self.execute.as_ref().map(|p| p.kind)
+    }
+}
+
+impl Driver {
+    pub(super) async fn extended_batch(&mut self, sync: bool) -> Result<(), SessionEnd> {
+        if std::mem::take(&mut self.batch_reads_plan) && !self.refresh_plan().await? {
+            // PostgreSQL skips to the Sync after an error; so do we.
+            self.batch.clear();
+            self.batch_forwarded = false;
+            let status = self.shared.status();
+            return if sync {
+                self.client_ready(status).await
+            } else {
+                self.skip_to_sync(std::iter::empty(), false, status).await
+            };
+        }
+        let items = std::mem::take(&mut self.batch);
+        let first_segment = !self.batch_forwarded;
+        self.batch_forwarded = !sync;
+        let carried = if first_segment {
+            None
+        } else {
+            self.forwarded_in_block.take()
+        };
+        let needs_care = self.wrapper
+            || items.iter().any(|i| {
+                matches!(
+                    i.kind(),
+                    Some(StmtKind::Write | StmtKind::Commit | StmtKind::PrepareTransaction)
+                )
+            });
+        if !needs_care {
+            if !sync {
+                self.forwarded_in_block = block_after(&items, carried);
+            }
+            return self.forward_batch(items, sync);
+        }
+        self.flush().await?;
+        self.wait_idle().await?;
+        let start = self.shared.status();
+        if start == TxStatus::Failed {
+            return self.forward_batch(items, sync);
+        }
+        // An implicit transaction (Idle at the batch's first segment) that
+        // writes before any BEGIN gets infrasql's wrapper.
+        if start == TxStatus::Idle && first_segment && !self.wrapper {
+            let first_write = items.iter().position(|i| i.kind() == Some(StmtKind::Write));
+            let first_begin = items.iter().position(|i| i.kind() == Some(StmtKind::Begin));
+            if let Some(w) = first_write {
+                if first_begin.is_none_or(|b| w < b) {
+                    self.driver_exec("BEGIN").await?;
+                    self.wrapper = true;
+                }
+            }
+        }
+        let mut in_block = carried.unwrap_or(start == TxStatus::InBlock) || self.wrapper;
+        let mut items = items.into_iter();
+        let mut pending: Vec<BatchItem> = Vec::new();
+        while let Some(item) = items.next() {
+            match item.kind() {
+                Some(StmtKind::Begin) => in_block = true,
+                Some(k) if k.ends_with_hook() && in_block => {
+                    // Learn whether everything before it succeeded. Inside a
+                    // block, a Sync neither commits nor drops portals.
+                    for p in pending.drain(..) {
+                        self.out.extend_from_slice(&p.frame.bytes);
+                    }
+                    encode_sync(&mut self.out);
+                    self.push_route(Route::ClientButReady);
+                    self.flush().await?;
+                    let (status, error) = self.wait_ready_forwarding_copy().await?;
+                    if error || status != TxStatus::InBlock {
+                        // The backend skipped the rest up to the client's
+                        // Sync; our Sync ended that, so skip it here.
+                        return self.skip_to_sync(items, sync, status).await;
+                    }
+                    let implicit = self.wrapper;
+                    let two_phase = k == StmtKind::PrepareTransaction;
+                    let sql = match self.commit_hook_implicit(implicit, two_phase).await? {
+                        Ok(Verdict::Commit) => item
+                            .execute
+                            .and_then(|p| p.text)
+                            .map(|t| t.to_string())
+                            .unwrap_or_else(|| "COMMIT".to_owned()),
+                        // A dry run: the COMMIT becomes a ROLLBACK.
+                        Ok(Verdict::Rollback) => "ROLLBACK".to_owned(),
+                        Err(report) => {
+                            self.abort_after_refusal(report).await?;
+                            return self.skip_to_sync(items, sync, TxStatus::Idle).await;
+                        }
+                    };
+                    self.wrapper = false;
+                    // infrasql runs the statement itself and answers the
+                    // Execute: the client's portal would not do after a dry
+                    // run, and this way every protocol form ends the same.
+                    let (status, err) = self.end_transaction(&sql).await?;
+                    if let Some(report) = err {
+                        self.client_error(report).await?;
+                        return self.skip_to_sync(items, sync, status).await;
+                    }
+                    // COMMIT AND CHAIN opens the next block at once.
+                    in_block = status == TxStatus::InBlock;
+                    continue;
+                }
+                _ => {}
+            }
+            pending.push(item);
+        }
+        if sync && self.wrapper {
+            // Replace the client's Sync: run the hook, commit, then answer.
+            let sync_frame = pending.pop();
+            debug_assert!(sync_frame.as_ref().is_some_and(|f| f.frame.tag == b'S'));
+            for p in pending {
+                self.out.extend_from_slice(&p.frame.bytes);
+            }
+            encode_sync(&mut self.out);
+            self.push_route(Route::ClientButReady);
+            self.flush().await?;
+            let (status, error) = self.wait_ready_forwarding_copy().await?;
+            let status = if error || status != TxStatus::InBlock {
+                self.driver_exec("ROLLBACK").await?;
+                self.wrapper = false;
+                TxStatus::Idle
+            } else {
+                self.finish_wrapper().await?
+            };
+            return self.client_ready(status).await;
+        }
+        if !sync {
+            self.forwarded_in_block = Some(in_block);
+        }
+        self.forward_batch(pending, sync)
+    }
+
+    pub(super) fn forward_batch(
+        &mut self,
+        items: Vec<BatchItem>,
+        sync: bool,
+    ) -> Result<(), SessionEnd> {
+        for i in &items {
+            self.out.extend_from_slice(&i.frame.bytes);
+        }
+        if sync {
+            self.push_route(Route::Client);
+        }
+        Ok(())
+    }
+
+    /// After an error or a refused commit mid-batch: drop the client's
+    /// remaining messages up to its Sync, as PostgreSQL would, and answer
+    /// that Sync with `status`.
+    pub(super) async fn skip_to_sync(
+        &mut self,
+        rest: impl Iterator<Item = BatchItem>,
+        sync: bool,
+        status: TxStatus,
+    ) -> Result<(), SessionEnd> {
+        drop(rest.collect::<Vec<_>>());
+        let status = if self.wrapper {
+            // The implicit transaction failed as a whole.
+            self.driver_exec("ROLLBACK").await?;
+            self.wrapper = false;
+            TxStatus::Idle
+        } else if status == TxStatus::InBlock {
+            TxStatus::Failed
+        } else {
+            status
+        };
+        if sync {
+            return self.client_ready(status).await;
+        }
+        // The Sync is still to come: discard until it arrives.
+        loop {
+            let f = match self.stash.pop_front() {
+                Some(f) => f,
+                None => {
+                    self.read_client_idle().await?;
+                    continue;
+                }
+            };
+            if f.tag == b'S' {
+                self.batch_forwarded = false;
+                return self.client_ready(status).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! Backend → client: the relay task. It walks frame headers only (rows are
+//! never decoded) and hands each answer to the client or to the driver, as
+//! the front [`Route`] says.
+
+use super::*;
+
+/// Backend → client. Never decodes rows; walks frame headers only.
+pub(super) async fn relay(
+    mut backend: BoxRead,
+    mut buf: BytesMut,
+    shared: Arc<Shared>,
+    events: mpsc::UnboundedSender<Event>,
+) {
+    let mut out = BytesMut::with_capacity(16 * 1024);
+    let mut error_seen = false;
+    let mut fatal: Option<Report> = None;
+    loop {
+        loop {
+            let n = match frame_len(&buf, MAX_BACKEND_MESSAGE) {
+                Ok(Some(n)) => n,
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::error!("backend sent a malformed message: {e}");
+                    fatal = Some(Report::fatal(
+                        "08P01",
+                        format!("backend protocol error: {e}"),
+                    ));
+                    break;
+                }
+            };
+            let tag = buf[0];
+            let route = shared
+                .routes
+                .lock()
+                .expect("routes lock poisoned")
+                .front()
+                .copied()
+                .unwrap_or(Route::Client);
+            match tag {
+                b'Z' => {
+                    let status_byte = buf[5];
+                    let status = TxStatus::from_byte(status_byte).unwrap_or(TxStatus::Idle);
+                    shared.status.store(status_byte, Ordering::Release);
+                    let frame = buf.split_to(n).freeze();
+                    if route == Route::Client {
+                        out.extend_from_slice(&frame);
+                    } else {
+                        // The driver acts on this; everything before it must
+                        // already be at the client.
+                        if flush_out(&shared, &mut out).await.is_err() {
+                            return gone(&shared, None).await;
+                        }
+                        let _ = events.send(Event::Ready {
+                            status,
+                            error: error_seen,
+                        });
+                    }
+                    error_seen = false;
+                    shared
+                        .routes
+                        .lock()
+                        .expect("routes lock poisoned")
+                        .pop_front();
+                    shared.drained.notify_waiters();
+                }
+                // Asynchronous messages always belong to the client.
+                b'A' | b'S' => out.extend_from_slice(&buf.split_to(n)),
+                _ => {
+                    if tag == b'E' {
+                        error_seen = true;
+                        if buf.len() >= n && is_fatal(&buf[5..n]) {
+                            // The backend closes after a FATAL; the relay
+                            // reports this error instead of a generic one.
+                            fatal = Some(Report::parse(&buf[5..n]));
+                        }
+                    }
+                    if route == Route::Driver {
+                        let frame = buf.split_to(n).freeze();
+                        let _ = events.send(Event::Message(Frame { tag, bytes: frame }));
+                    } else {
+                        out.extend_from_slice(&buf.split_to(n));
+                    }
+                }
+            }
+        }
+        if flush_out(&shared, &mut out).await.is_err() {
+            return gone(&shared, None).await;
+        }
+        match backend.read_buf(&mut buf).await {
+            Ok(0) | Err(_) => {
+                // A FATAL already relayed needs no second error.
+                let report = if fatal.is_some() {
+                    None
+                } else {
+                    Some(
+                        Report::fatal("08006", "connection to the backend PostgreSQL was lost")
+                            .with_hint(
+                            "Reconnect; infrasql restarts its embedded PostgreSQL when it dies.",
+                        ),
+                    )
+                };
+                return gone(&shared, report).await;
+            }
+            Ok(_) => {}
+        }
+    }
+}
+
+pub(super) fn is_fatal(body: &[u8]) -> bool {
+    matches!(Report::parse(body).severity, "FATAL" | "PANIC")
+}
+
+pub(super) async fn flush_out(shared: &Shared, out: &mut BytesMut) -> std::io::Result<()> {
+    if out.is_empty() {
+        return Ok(());
+    }
+    let r = shared.write_client(out).await;
+    out.clear();
+    r
+}
+
+pub(super) async fn gone(shared: &Shared, report: Option<Report>) {
+    if let Some(r) = report {
+        let mut out = BytesMut::new();
+        r.encode_error(&mut out);
+        let _ = shared.write_client(&out).await;
+    }
+    shared.backend_gone.store(true, Ordering::Release);
+    shared.drained.notify_waiters();
+    shared.gone.notify_waiters();
+    let _ = shared.client_out.lock().await.shutdown().await;
+}

@@ -1,0 +1,157 @@
+//! The simple query protocol: a Query that may write or end a transaction
+//! runs statement by statement, with infrasql's wrapper around implicit
+//! transactions and the commit hook before each commit point.
+
+use super::*;
+
+impl Driver {
+    pub(super) async fn simple_query(&mut self, f: Frame) -> Result<(), SessionEnd> {
+        let mut body = f.body();
+        let Some(sql) = read_cstr(&mut body) else {
+            // Not valid UTF-8 or unterminated: PostgreSQL will say so.
+            return self.forward_query(f);
+        };
+        if let Some(sql) = rewrite_settings(sql) {
+            let mut q = BytesMut::new();
+            encode_query(&sql, &mut q);
+            let f = Frame {
+                tag: b'Q',
+                bytes: q.freeze(),
+            };
+            return Box::pin(self.simple_query(f)).await;
+        }
+        if let Some((table, region)) = sync_call(sql) {
+            self.flush().await?;
+            self.wait_idle().await?;
+            if let Err(e) = self.hook.before_sync_call(table, region).await {
+                self.client_error(e.0).await?;
+                return self.client_ready(self.shared.status()).await;
+            }
+        }
+        if mentions_plan(sql) && !self.refresh_plan().await? {
+            return self.client_ready(self.shared.status()).await;
+        }
+        let stmts = split_statements(sql);
+        let kinds: Vec<StmtKind> = stmts.iter().map(|s| classify(s)).collect();
+        let needs_care = kinds.iter().any(|k| {
+            matches!(
+                k,
+                StmtKind::Write | StmtKind::Commit | StmtKind::PrepareTransaction
+            )
+        }) || (kinds.len() > 1 && kinds.iter().any(|k| k.is_tx_control()));
+        if !needs_care {
+            return self.forward_query(f);
+        }
+        self.flush().await?;
+        self.wait_idle().await?;
+        let status = self.shared.status();
+        if kinds.len() == 1 {
+            match (kinds[0], status) {
+                // A write inside a block the client opened: nothing to do yet.
+                (StmtKind::Write, TxStatus::InBlock | TxStatus::Failed) => {
+                    return self.forward_query(f)
+                }
+                // COMMIT of a failed block is a rollback; COMMIT outside a
+                // block is a warning. Neither applies anything.
+                (k, TxStatus::Idle | TxStatus::Failed) if k.ends_with_hook() => {
+                    return self.forward_query(f)
+                }
+                _ => {}
+            }
+        }
+        let owned: Vec<(String, StmtKind)> = stmts
+            .iter()
+            .zip(kinds)
+            .filter(|(_, k)| *k != StmtKind::Empty)
+            .map(|(s, k)| (s.to_string(), k))
+            .collect();
+        self.run_script(owned).await
+    }
+
+    pub(super) fn forward_query(&mut self, f: Frame) -> Result<(), SessionEnd> {
+        self.push_route(Route::Client);
+        self.out.extend_from_slice(&f.bytes);
+        Ok(())
+    }
+
+    /// Run statements one at a time, as PostgreSQL would run them in one
+    /// Query message, with infrasql's hook before each commit point.
+    pub(super) async fn run_script(
+        &mut self,
+        stmts: Vec<(String, StmtKind)>,
+    ) -> Result<(), SessionEnd> {
+        let mut status = self.shared.status();
+        for (sql, kind) in stmts {
+            if kind == StmtKind::Write && status == TxStatus::Idle {
+                self.driver_exec("BEGIN").await?;
+                self.wrapper = true;
+                status = TxStatus::InBlock;
+            }
+            if kind == StmtKind::Begin && self.wrapper {
+                // BEGIN inside an implicit block makes it an explicit one.
+                self.wrapper = false;
+            }
+            let mut sql = sql;
+            if kind.ends_with_hook() && status == TxStatus::InBlock {
+                let implicit = self.wrapper;
+                let two_phase = kind == StmtKind::PrepareTransaction;
+                match self.commit_hook_implicit(implicit, two_phase).await? {
+                    Ok(Verdict::Commit) => {}
+                    // A dry run: the client's COMMIT becomes a ROLLBACK.
+                    Ok(Verdict::Rollback) => sql = "ROLLBACK".into(),
+                    Err(report) => {
+                        self.abort_after_refusal(report).await?;
+                        return self.client_ready(TxStatus::Idle).await;
+                    }
+                }
+                self.wrapper = false;
+            }
+            let mut q = BytesMut::new();
+            encode_query(&sql, &mut q);
+            self.push_route(Route::ClientButReady);
+            self.out.extend_from_slice(&q);
+            self.flush().await?;
+            let (st, error) = self.wait_ready_forwarding_copy().await?;
+            status = st;
+            if error {
+                if self.wrapper {
+                    self.driver_exec("ROLLBACK").await?;
+                    self.wrapper = false;
+                    status = TxStatus::Idle;
+                }
+                return self.client_ready(status).await;
+            }
+        }
+        if self.wrapper {
+            status = self.finish_wrapper().await?;
+        }
+        self.client_ready(status).await
+    }
+
+    /// Commit infrasql's own wrapper transaction through the hook.
+    pub(super) async fn finish_wrapper(&mut self) -> Result<TxStatus, SessionEnd> {
+        self.wrapper = false;
+        match self.commit_hook_implicit(true, false).await? {
+            Ok(Verdict::Rollback) => self.driver_exec("ROLLBACK").await,
+            Ok(Verdict::Commit) => {
+                let (status, errs) = self.driver_exec_report("COMMIT").await?;
+                if let Some(r) = errs {
+                    self.client_error(r).await?;
+                }
+                Ok(status)
+            }
+            Err(report) => {
+                self.abort_after_refusal(report).await?;
+                Ok(TxStatus::Idle)
+            }
+        }
+    }
+
+    /// Refused commit: tell the client, roll the backend back.
+    pub(super) async fn abort_after_refusal(&mut self, report: Report) -> Result<(), SessionEnd> {
+        self.client_error(report).await?;
+        self.driver_exec("ROLLBACK").await?;
+        self.wrapper = false;
+        Ok(())
+    }
+}
