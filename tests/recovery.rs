@@ -9,6 +9,8 @@
 //! refused value never reaches the rows, even with the sync loop running.
 
 mod common;
+#[path = "common/raw.rs"]
+mod raw;
 
 use std::time::{Duration, Instant};
 
@@ -244,4 +246,42 @@ async fn a_delete_done_before_the_commit_failed_removes_the_row_and_is_never_rec
         one::<i64>(&c, "SELECT count(*) FROM aws.vpc WHERE name = 'keep'").await,
         1
     );
+}
+
+/// As in PostgreSQL, a COMMIT the server received is carried out even if
+/// the client goes away before the answer: the apply under way finishes and
+/// commits; it is not undone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_goes_away_during_its_commit_still_gets_it_committed() {
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(&moto.url);
+    let srv = TestServer::start_at(&proxy.url, &["--auth", "trust"]);
+    let c = srv.connect().await;
+    proxy.delay("CreateVpc", Duration::from_millis(1500));
+    let mut gone = raw::Raw::connect(srv.port, common::USER).await;
+    gone.query("INSERT INTO aws.vpc (name, cidr_block) VALUES ('orphan', '10.0.0.0/16')")
+        .send_only()
+        .await;
+    until(
+        &c,
+        "SELECT EXISTS (SELECT 1 FROM infra.apply WHERE status = 'running')",
+    )
+    .await;
+    drop(gone);
+    until(
+        &c,
+        "SELECT EXISTS (SELECT 1 FROM infra.apply WHERE status = 'succeeded')",
+    )
+    .await;
+    let id: String = one(&c, "SELECT vpc_id FROM aws.vpc WHERE name = 'orphan'").await;
+    assert!(id.starts_with("vpc-"), "{id}");
+    let out = moto
+        .ec2()
+        .await
+        .describe_vpcs()
+        .vpc_ids(&id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.vpcs().len(), 1);
 }

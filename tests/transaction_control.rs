@@ -135,6 +135,18 @@ async fn commit_through_the_extended_protocol_applies_and_commits() {
     assert!(got.contains(&Msg::Command("INSERT 0 1".into())), "{got:?}");
     assert_eq!(vpcs_named(&moto, "libpq").await.len(), 2);
 
+    // psycopg ends a pipeline with Sync and then a lone Flush; the next
+    // autocommit write is still an implicit transaction of its own.
+    no_errors(&c.unnamed("SELECT 1").sync().flush_msg().send(1).await);
+    let got = quiet(
+        &c.unnamed(&insert_vpc("after-pipeline", "10.14.0.0/16"))
+            .sync()
+            .send(1)
+            .await,
+    );
+    no_errors(&got);
+    assert_eq!(vpcs_named(&moto, "after-pipeline").await.len(), 1);
+
     // Two transactions pipelined before one Sync; the second one's Parse
     // goes out in a Flush before the rest (psycopg's pipeline mode).
     let got = quiet(
@@ -367,4 +379,74 @@ async fn infra_settings_accept_exactly_postgres_booleans_and_fail_closed() {
             .await,
     );
     assert_eq!(vpcs_named(&moto, "applied").await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statements_postgresql_would_reject_never_reach_aws() {
+    let moto = Moto::start();
+    let srv = server(&moto);
+    let mut c = Raw::connect(srv.port, USER).await;
+
+    // PostgreSQL parses a whole multi-statement query before it runs any of
+    // it: a syntax error at the end means nothing runs, COMMIT included.
+    let got = c
+        .query(&format!(
+            "BEGIN; {}; COMMIT; SELEC 1",
+            insert_vpc("ms-1", "10.20.0.0/16")
+        ))
+        .send(1)
+        .await;
+    let err = got.iter().find_map(|m| match m {
+        Msg::Error(code, msg) => Some((code.clone(), msg.clone())),
+        _ => None,
+    });
+    let (code, msg) = err.unwrap_or_else(|| panic!("no error: {got:?}"));
+    assert_eq!(code, "42601");
+    assert!(msg.contains("SELEC"), "{msg}");
+    assert!(!got.iter().any(|m| matches!(m, Msg::Command(_))), "{got:?}");
+    assert_eq!(got.last(), Some(&Msg::Ready('I')));
+    assert!(vpcs_named(&moto, "ms-1").await.is_empty());
+
+    // Inside a block the error aborts it, as in PostgreSQL.
+    no_errors(&c.query("BEGIN").send(1).await);
+    let got = c
+        .query(&format!("{}; SELEC 1", insert_vpc("ms-2", "10.21.0.0/16")))
+        .send(1)
+        .await;
+    assert_eq!(got.last(), Some(&Msg::Ready('E')), "{got:?}");
+    no_errors(&c.query("ROLLBACK").send(1).await);
+
+    // A misspelt COMMIT is a syntax error, not a COMMIT: nothing is applied.
+    no_errors(&c.query("BEGIN").send(1).await);
+    no_errors(&c.query(&insert_vpc("typo", "10.22.0.0/16")).send(1).await);
+    let got = c.query("COMMIT TRANSACTON").send(1).await;
+    assert!(
+        got.iter()
+            .any(|m| matches!(m, Msg::Error(code, _) if code == "42601")),
+        "{got:?}"
+    );
+    assert!(
+        !got.iter()
+            .any(|m| matches!(m, Msg::Notice(n) if n.contains("applying"))),
+        "{got:?}"
+    );
+    assert_eq!(got.last(), Some(&Msg::Ready('E')));
+    no_errors(&c.query("ROLLBACK").send(1).await);
+    assert!(vpcs_named(&moto, "typo").await.is_empty());
+    let got = c.query("SELECT count(*) FROM infra.apply").send(1).await;
+    assert!(
+        got.contains(&Msg::DataRow(vec![Some("0".into())])),
+        "{got:?}"
+    );
+
+    // A valid multi-statement query still runs statement by statement.
+    let got = c
+        .query(&format!(
+            "CREATE TABLE public.made (a int); INSERT INTO public.made VALUES (1); {}",
+            insert_vpc("ms-ok", "10.23.0.0/16")
+        ))
+        .send(1)
+        .await;
+    no_errors(&got);
+    assert_eq!(vpcs_named(&moto, "ms-ok").await.len(), 1);
 }

@@ -200,7 +200,11 @@ pub fn classify(sql: &str) -> StmtKind {
         "prepare" => StmtKind::Read,
         "begin" | "start" => StmtKind::Begin,
         "commit" | "end" if word(1) == "prepared" => StmtKind::NoTransactionBlock,
-        "commit" | "end" => StmtKind::Commit,
+        // Only PostgreSQL's exact grammar ends a transaction: anything else
+        // (`COMMIT TRANSACTON`) is a syntax error the backend must report
+        // before infrasql applies anything.
+        "commit" | "end" if is_commit(sql) => StmtKind::Commit,
+        "commit" | "end" => StmtKind::Read,
         "rollback" if word(1) == "prepared" => StmtKind::NoTransactionBlock,
         "rollback" | "abort" if word(1) == "to" => StmtKind::Savepoint,
         "rollback" | "abort" if word(1) == "transaction" || word(1) == "work" => {
@@ -291,6 +295,52 @@ pub fn infra_setting(sql: &str) -> Option<(String, Option<String>)> {
         Some(v.to_ascii_lowercase())
     };
     Some((name.to_ascii_lowercase(), value))
+}
+
+/// `{COMMIT | END} [WORK | TRANSACTION] [AND [NO] CHAIN]`, with comments,
+/// whitespace and trailing semicolons allowed, and nothing else.
+fn is_commit(sql: &str) -> bool {
+    let body = sql.trim_end().trim_end_matches(';');
+    let words = first_words(body, 8);
+    // first_words stops at the first character that is not part of a word:
+    // the statement is only words if they account for all of it.
+    let letters: usize = words.iter().map(String::len).sum();
+    let significant = strip_comments(body)
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .count();
+    if letters != significant {
+        return false;
+    }
+    let w: Vec<&str> = words.iter().map(String::as_str).collect();
+    let rest = match w.as_slice() {
+        ["commit" | "end", "work" | "transaction", rest @ ..] => rest,
+        ["commit" | "end", rest @ ..] => rest,
+        _ => return false,
+    };
+    matches!(rest, [] | ["and", "chain"] | ["and", "no", "chain"])
+}
+
+/// The statement without its comments (quotes are not expected here: only
+/// words may remain).
+fn strip_comments(sql: &str) -> String {
+    let b = sql.as_bytes();
+    let mut out = String::with_capacity(sql.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'-' && b.get(i + 1) == Some(&b'-') {
+            while i < b.len() && b[i] != b'\n' {
+                i += 1;
+            }
+        } else if b[i] == b'/' && b.get(i + 1) == Some(&b'*') {
+            i = skip_block_comment(b, i);
+        } else {
+            let c = sql[i..].chars().next().unwrap_or(' ');
+            out.push(c);
+            i += c.len_utf8();
+        }
+    }
+    out
 }
 
 /// `COPY x TO ...` reads; `COPY x FROM ...` writes. A `COPY (query) TO`
@@ -486,5 +536,34 @@ mod tests {
         assert_eq!(s("set search_path = aws"), None);
         assert_eq!(s("select 1"), None);
         assert_eq!(s("reset all"), None);
+    }
+
+    #[test]
+    fn only_the_exact_commit_grammar_ends_a_transaction() {
+        for ok in [
+            "commit",
+            "COMMIT;",
+            "end",
+            "commit work",
+            "END TRANSACTION",
+            "commit and chain",
+            "COMMIT AND NO CHAIN;",
+            "commit transaction and chain",
+            "-- c\ncommit /* x */",
+        ] {
+            assert_eq!(classify(ok), Commit, "{ok}");
+        }
+        for bad in [
+            "COMMIT TRANSACTON",
+            "(COMMIT)",
+            "commit and",
+            "commit chain",
+            "commit; select 1",
+            "end loop",
+            "commit 'x'",
+            "commit work work",
+        ] {
+            assert_ne!(classify(bad), Commit, "{bad}");
+        }
     }
 }

@@ -291,6 +291,16 @@ pub fn encode_private_query(sql: &str, out: &mut BytesMut) {
     encode(&Sync::new(), out);
 }
 
+/// Parse `sql` as [`PRIVATE_NAME`] and close it again, then Sync: the
+/// backend's parser checks it and nothing runs.
+pub fn encode_private_parse(sql: &str, out: &mut BytesMut) {
+    let name = || Some(PRIVATE_NAME.to_owned());
+    encode(&Close::new(TARGET_TYPE_BYTE_STATEMENT, name()), out);
+    encode(&Parse::new(name(), sql.to_owned(), Vec::new()), out);
+    encode(&Close::new(TARGET_TYPE_BYTE_STATEMENT, name()), out);
+    encode(&Sync::new(), out);
+}
+
 /// A Sync message.
 pub fn encode_sync(out: &mut BytesMut) {
     out.put_slice(&[b'S', 0, 0, 0, 4]);

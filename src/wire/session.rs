@@ -24,8 +24,9 @@ use tokio::sync::{mpsc, watch, Mutex, Notify};
 use super::classify::{classify, split_statements, StmtKind};
 use super::intercept::{mentions_plan, refuse_bad_setting, rewrite_settings, sync_call};
 use super::protocol::{
-    encode_private_query, encode_query, encode_ready, encode_sync, frame_len, next_frame,
-    parse_data_row, read_cstr, rewrite_parse, Frame, Report, TxStatus, MAX_CLIENT_MESSAGE,
+    encode_private_parse, encode_private_query, encode_query, encode_ready, encode_sync, frame_len,
+    next_frame, parse_data_row, read_cstr, rewrite_parse, Frame, Report, TxStatus,
+    MAX_CLIENT_MESSAGE,
 };
 use super::stream::{BoxRead, BoxWrite};
 use crate::engine::hook::{CommitContext, CommitHook, HookError, TextRow, Verdict};
@@ -67,6 +68,8 @@ struct Shared {
     /// Backend's status byte from the last ReadyForQuery.
     status: AtomicU8,
     backend_gone: AtomicBool,
+    /// Writing to the client failed: it went away.
+    client_gone: AtomicBool,
     client_out: Mutex<BoxWrite>,
 }
 
@@ -77,10 +80,25 @@ impl Shared {
     fn status(&self) -> TxStatus {
         TxStatus::from_byte(self.status.load(Ordering::Acquire)).unwrap_or(TxStatus::Idle)
     }
+    /// Send to the client. A client that went away does not stop what it
+    /// asked for: as in PostgreSQL, a COMMIT it sent is carried out (and an
+    /// apply under way finishes and commits); its answers are dropped, and
+    /// the driver ends the session at its next read of the client.
     async fn write_client(&self, bytes: &[u8]) -> std::io::Result<()> {
+        if self.client_gone.load(Ordering::Acquire) {
+            return Ok(());
+        }
         let mut w = self.client_out.lock().await;
-        w.write_all(bytes).await?;
-        w.flush().await
+        let r = async {
+            w.write_all(bytes).await?;
+            w.flush().await
+        }
+        .await;
+        if let Err(e) = r {
+            tracing::debug!("client went away ({e}); finishing what it asked for");
+            self.client_gone.store(true, Ordering::Release);
+        }
+        Ok(())
     }
 }
 
@@ -126,6 +144,7 @@ pub async fn run(parts: SessionParts) -> Result<(), SessionEnd> {
         gone: Notify::new(),
         status: AtomicU8::new(status_byte),
         backend_gone: AtomicBool::new(false),
+        client_gone: AtomicBool::new(false),
         client_out: Mutex::new(parts.client_out),
     });
     let (tx, rx) = mpsc::unbounded_channel();

@@ -137,6 +137,12 @@ impl Raw {
         self
     }
 
+    /// Send everything queued without waiting for answers.
+    pub async fn send_only(&mut self) {
+        let out = std::mem::take(&mut self.out);
+        self.s.write_all(&out).await.unwrap();
+    }
+
     /// Send everything queued and read until `n` ReadyForQuery messages.
     pub async fn send(&mut self, n: usize) -> Vec<Msg> {
         let out = std::mem::take(&mut self.out);

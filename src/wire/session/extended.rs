@@ -63,7 +63,10 @@ impl Driver {
         }
         let items = std::mem::take(&mut self.batch);
         let first_segment = !self.batch_forwarded;
-        self.batch_forwarded = !sync;
+        // A lone Flush (psycopg ends a pipeline with Sync, then Flush) sends
+        // nothing of a new batch: the next message still starts one.
+        self.batch_forwarded =
+            !sync && (!first_segment || items.iter().any(|i| i.frame.tag != b'H'));
         let carried = if first_segment {
             None
         } else {

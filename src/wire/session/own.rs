@@ -86,6 +86,23 @@ impl Driver {
         }
     }
 
+    /// Parse `sql` as a private statement and close it: the backend's
+    /// parser error, if any. Nothing runs.
+    pub(super) async fn driver_parse(&mut self, sql: &str) -> Result<Option<Report>, SessionEnd> {
+        encode_private_parse(sql, &mut self.out);
+        self.push_route(Route::Driver);
+        self.flush().await?;
+        let mut err = None;
+        loop {
+            match self.events.recv().await {
+                Some(Event::Message(f)) if f.tag == b'E' => err = Some(Report::parse(f.body())),
+                Some(Event::Message(_)) => {}
+                Some(Event::Ready { .. }) => return Ok(err),
+                None => return Err(SessionEnd::BackendGone),
+            }
+        }
+    }
+
     pub(super) async fn driver_query(
         &mut self,
         sql: &str,

@@ -65,7 +65,28 @@ impl Driver {
             .filter(|(_, k)| *k != StmtKind::Empty)
             .map(|(s, k)| (s.to_string(), k))
             .collect();
+        if owned.len() > 1 && status != TxStatus::Failed && self.has_syntax_error(&owned).await? {
+            // PostgreSQL parses the whole string before it runs any of it:
+            // it runs nothing and reports the error, with its position in
+            // the whole string and the block aborted, as it should.
+            return self.forward_query(f);
+        }
         self.run_script(owned).await
+    }
+
+    /// Whether any statement of a multi-statement query fails PostgreSQL's
+    /// parser. Each is Parsed on its own (a private statement, closed at
+    /// once), so a table created earlier in the string may be missing:
+    /// only syntax errors count.
+    async fn has_syntax_error(&mut self, stmts: &[(String, StmtKind)]) -> Result<bool, SessionEnd> {
+        for (sql, _) in stmts {
+            if let Some(report) = self.driver_parse(sql).await? {
+                if is_syntax_error(&report) {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
     }
 
     pub(super) fn forward_query(&mut self, f: Frame) -> Result<(), SessionEnd> {
@@ -154,4 +175,18 @@ impl Driver {
         self.wrapper = false;
         Ok(())
     }
+}
+
+/// An error of PostgreSQL's raw parser (and scanner), as opposed to one of
+/// parse analysis, which PostgreSQL raises only when the statement runs.
+fn is_syntax_error(r: &Report) -> bool {
+    r.code == "42601"
+        && [
+            "syntax error",
+            "unterminated",
+            "trailing junk",
+            "zero-length delimited",
+        ]
+        .iter()
+        .any(|p| r.message.starts_with(p))
 }
