@@ -285,3 +285,85 @@ async fn a_client_that_goes_away_during_its_commit_still_gets_it_committed() {
         .unwrap();
     assert_eq!(out.vpcs().len(), 1);
 }
+
+/// While recovery has not settled an apply, the sync loop leaves its
+/// resources alone; a resource AWS made inside one (a subnet of a VPC the
+/// apply created) waits for a later round instead of failing its table's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_leaves_an_unsettled_applys_resources_and_their_children_alone() {
+    let moto = Moto::start();
+    let srv = TestServer::start_on(&moto, &[]);
+    let c = srv.connect().await;
+    let engine = srv.connect_engine().await;
+    // An apply recovery will not look at for an hour.
+    engine
+        .batch_execute(
+            "INSERT INTO infra.apply (apply_id, status, username, next_attempt_at) \
+             VALUES ('apply-unsettled', 'undoing', 'tester', now() + interval '1 hour')",
+        )
+        .await
+        .unwrap();
+    let ec2 = moto.ec2().await;
+    let tag = infrasql_aws::aws_sdk_ec2::types::Tag::builder()
+        .key("infrasql:apply-id")
+        .value("apply-unsettled")
+        .build();
+    let vpc = ec2
+        .create_vpc()
+        .cidr_block("10.9.0.0/16")
+        .tag_specifications(
+            infrasql_aws::aws_sdk_ec2::types::TagSpecification::builder()
+                .resource_type(infrasql_aws::aws_sdk_ec2::types::ResourceType::Vpc)
+                .tags(tag)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let vpc_id = vpc.vpc().unwrap().vpc_id().unwrap().to_owned();
+    ec2.create_subnet()
+        .vpc_id(&vpc_id)
+        .cidr_block("10.9.1.0/24")
+        .send()
+        .await
+        .unwrap();
+
+    c.batch_execute("SELECT infra.sync()").await.unwrap();
+    let errors: i64 = one(
+        &c,
+        "SELECT count(*) FROM infra.sync_status WHERE last_error IS NOT NULL",
+    )
+    .await;
+    let detail: Option<String> = one(
+        &c,
+        "SELECT string_agg(table_name || ': ' || last_error, '; ') FROM infra.sync_status",
+    )
+    .await;
+    assert_eq!(errors, 0, "{detail:?}");
+    let vpc_rows: i64 = one(
+        &c,
+        &format!("SELECT count(*) FROM aws.vpc WHERE vpc_id = '{vpc_id}'"),
+    )
+    .await;
+    assert_eq!(vpc_rows, 0, "the unsettled apply's VPC is recovery's");
+    let subnet_rows: i64 = one(
+        &c,
+        &format!("SELECT count(*) FROM aws.subnet WHERE vpc_id = '{vpc_id}'"),
+    )
+    .await;
+    assert_eq!(subnet_rows, 0);
+    // Settled (by hand here), the next round takes them in.
+    engine
+        .batch_execute(
+            "UPDATE infra.apply SET status = 'failed' WHERE apply_id = 'apply-unsettled'",
+        )
+        .await
+        .unwrap();
+    c.batch_execute("SELECT infra.sync()").await.unwrap();
+    let subnet_rows: i64 = one(
+        &c,
+        &format!("SELECT count(*) FROM aws.subnet WHERE vpc_id = '{vpc_id}'"),
+    )
+    .await;
+    assert_eq!(subnet_rows, 1);
+}

@@ -21,7 +21,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use infrasql_provider::{ColumnKind, Props, Resource, APPLY_TAG};
+use infrasql_provider::{ColumnKind, Props, Resource, ResourceSchema, APPLY_TAG};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
@@ -299,6 +299,26 @@ impl Syncer {
         result
     }
 
+    /// A condition on an appeared resource `r`: every parent it names is a
+    /// row. One whose parent is not (a VPC's default group while recovery is
+    /// still deleting the VPC a refused COMMIT made) waits for a later round
+    /// instead of failing the whole table's round on a foreign key.
+    fn parents_are_rows(&self, schema: &ResourceSchema, cols: &[&str]) -> String {
+        let mut conds = vec!["true".to_owned()];
+        for c in schema.references().filter(|c| cols.contains(&c.name)) {
+            let parent = format!("{}.{}", schema.schema, c.references.unwrap_or_default());
+            let Some(p) = self.resources.get(&parent) else {
+                continue;
+            };
+            conds.push(format!(
+                "(r.{0} IS NULL OR EXISTS (SELECT 1 FROM {parent} p WHERE p.{1} = r.{0}))",
+                ident(c.name),
+                ident(p.schema().id_column())
+            ));
+        }
+        conds.join(" AND ")
+    }
+
     async fn apply_observed(
         &self,
         db: &mut tokio_postgres::Client,
@@ -563,9 +583,10 @@ impl Syncer {
         if !inserts.is_empty() {
             let cols: Vec<String> = observed_cols.iter().map(|c| ident(c)).collect();
             let sql = format!(
-                "INSERT INTO {table} ({0}, synced_at) SELECT {0}, now() FROM jsonb_populate_recordset(NULL::{table}, $1::text::jsonb) \
-                 ON CONFLICT DO NOTHING",
-                cols.join(", ")
+                "INSERT INTO {table} ({0}, synced_at) SELECT {0}, now() FROM jsonb_populate_recordset(NULL::{table}, $1::text::jsonb) r \
+                 WHERE {1} ON CONFLICT DO NOTHING",
+                cols.join(", "),
+                self.parents_are_rows(schema, &observed_cols)
             );
             tx.execute(&sql, &[&Value::Array(inserts).to_string()])
                 .await
