@@ -472,7 +472,7 @@ impl Engine {
                 // recovery then settles it from the journal and the tags.
                 let maybe_created = matches!(
                     (f.step.action, f.step.last_phase),
-                    (Action::Create, _) | (Action::Replace, false)
+                    (Action::Create | Action::RecreateCreate, _) | (Action::Replace, false)
                 ) && f.error.class == ErrorClass::Retryable;
                 let status = if f.not_undone.is_empty() && !maybe_created {
                     "failed"
