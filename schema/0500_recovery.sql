@@ -67,3 +67,7 @@ LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog AS $$
     WHERE infra.apply.apply_id = $1 AND status IN ('undoing', 'attention')
     RETURNING status;
 $$;
+
+COMMENT ON FUNCTION infra.refuse_setting(text, text, text) IS 'Raises the error for a SET infra.* that infrasql refuses (the wire calls it in place of the SET)';
+COMMENT ON FUNCTION infra.unsettled(text, xid8) IS 'Whether an apply is not settled yet: its resources belong to recovery, not to sync';
+COMMENT ON FUNCTION infra.retry_undo(text) IS 'Retry the undo of an undoing or attention apply now, after a person fixed its cause';
