@@ -147,6 +147,32 @@ async fn commit_through_the_extended_protocol_applies_and_commits() {
     no_errors(&got);
     assert_eq!(vpcs_named(&moto, "after-pipeline").await.len(), 1);
 
+    // A pipeline that reads, Flushes to fetch the result, then writes in
+    // its implicit transaction (psycopg's pipeline in autocommit).
+    let got = quiet(
+        &c.unnamed("SELECT 1")
+            .flush_msg()
+            .unnamed(&insert_vpc("read-then-write", "10.15.0.0/16"))
+            .sync()
+            .send(1)
+            .await,
+    );
+    no_errors(&got);
+    assert_eq!(got.last(), Some(&Msg::Ready('I')));
+    assert_eq!(vpcs_named(&moto, "read-then-write").await.len(), 1);
+
+    // COMMIT with a comment after it is still a COMMIT.
+    no_errors(&c.query("BEGIN").send(1).await);
+    no_errors(
+        &c.query(&insert_vpc("commented", "10.16.0.0/16"))
+            .send(1)
+            .await,
+    );
+    let got = quiet(&c.unnamed("COMMIT; -- done").sync().send(1).await);
+    no_errors(&got);
+    assert_eq!(got.last(), Some(&Msg::Ready('I')));
+    assert_eq!(vpcs_named(&moto, "commented").await.len(), 1);
+
     // Two transactions pipelined before one Sync; the second one's Parse
     // goes out in a Flush before the rest (psycopg's pipeline mode).
     let got = quiet(
@@ -439,6 +465,53 @@ async fn statements_postgresql_would_reject_never_reach_aws() {
         "{got:?}"
     );
 
+    // An unterminated comment at the end is a syntax error too.
+    let got = c
+        .query(&format!(
+            "BEGIN; {}; COMMIT; /* oops",
+            insert_vpc("comment", "10.24.0.0/16")
+        ))
+        .send(1)
+        .await;
+    assert!(
+        got.iter()
+            .any(|m| matches!(m, Msg::Error(code, _) if code == "42601")),
+        "{got:?}"
+    );
+    assert!(vpcs_named(&moto, "comment").await.is_empty());
+
+    // In an aborted block, PostgreSQL still reports the syntax error first.
+    no_errors(&c.query("BEGIN").send(1).await);
+    let _ = c.query("SELECT 1/0").send(1).await;
+    let got = c
+        .query(&format!(
+            "ROLLBACK; BEGIN; {}; COMMIT; SELEC 1",
+            insert_vpc("aborted", "10.25.0.0/16")
+        ))
+        .send(1)
+        .await;
+    assert!(
+        got.iter()
+            .any(|m| matches!(m, Msg::Error(code, _) if code == "42601")),
+        "{got:?}"
+    );
+    assert_eq!(got.last(), Some(&Msg::Ready('E')));
+    no_errors(&c.query("ROLLBACK").send(1).await);
+    assert!(vpcs_named(&moto, "aborted").await.is_empty());
+
+    // Inside a block, a string whose later statement needs a table an
+    // earlier one creates runs as in PostgreSQL; the check leaves the block
+    // as it was.
+    no_errors(&c.query("BEGIN").send(1).await);
+    let got = c
+        .query("CREATE TEMP TABLE nm (n text, c text); INSERT INTO nm VALUES ('in-block', '10.26.0.0/16'); \
+                INSERT INTO aws.vpc (name, cidr_block) SELECT n, c::cidr FROM nm; COMMIT")
+        .send(1)
+        .await;
+    no_errors(&got);
+    assert_eq!(got.last(), Some(&Msg::Ready('I')));
+    assert_eq!(vpcs_named(&moto, "in-block").await.len(), 1);
+
     // A valid multi-statement query still runs statement by statement.
     let got = c
         .query(&format!(
@@ -449,4 +522,52 @@ async fn statements_postgresql_would_reject_never_reach_aws() {
         .await;
     no_errors(&got);
     assert_eq!(vpcs_named(&moto, "ms-ok").await.len(), 1);
+}
+
+/// As in PostgreSQL, what a client sent before it went away is carried out:
+/// a COMMIT received, and every statement of a script before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_sent_just_before_the_client_goes_away_is_carried_out() {
+    let moto = Moto::start();
+    let srv = server(&moto);
+    let mut c = Raw::connect(srv.port, USER).await;
+    no_errors(&c.query("BEGIN").send(1).await);
+    no_errors(
+        &c.query(&insert_vpc("gone-ext", "10.30.0.0/16"))
+            .send(1)
+            .await,
+    );
+    c.unnamed("COMMIT").sync().send_only().await;
+    drop(c);
+    let mut c = Raw::connect(srv.port, USER).await;
+    c.query(&format!(
+        "BEGIN; {}; SELECT pg_sleep(0.5); {}; COMMIT",
+        insert_vpc("gone-script-1", "10.31.0.0/16"),
+        insert_vpc("gone-script-2", "10.32.0.0/16")
+    ))
+    .send_only()
+    .await;
+    drop(c);
+    let watcher = common::connect(&format!(
+        "host=127.0.0.1 port={} user={USER} dbname=infrasql",
+        srv.port
+    ))
+    .await
+    .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let n: i64 = common::one(
+            &watcher,
+            "SELECT count(*) FROM aws.vpc WHERE name LIKE 'gone-%' AND vpc_id LIKE 'vpc-%'",
+        )
+        .await;
+        if n == 3 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{n} of 3 committed");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    for name in ["gone-ext", "gone-script-1", "gone-script-2"] {
+        assert_eq!(vpcs_named(&moto, name).await.len(), 1, "{name}");
+    }
 }

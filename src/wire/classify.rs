@@ -84,8 +84,10 @@ pub fn split_statements(sql: &str) -> Vec<&str> {
         }
     }
     out.push(&sql[start..]);
-    // Keep interior empties (PostgreSQL answers them), drop a trailing one.
-    while out.len() > 1 && first_words(out[out.len() - 1], 1).is_empty() {
+    // Keep interior empties (PostgreSQL answers them), drop a trailing
+    // blank one. A trailing comment stays: an unterminated one is an error
+    // PostgreSQL reports.
+    while out.len() > 1 && out[out.len() - 1].trim().is_empty() {
         out.pop();
     }
     out
@@ -300,15 +302,14 @@ pub fn infra_setting(sql: &str) -> Option<(String, Option<String>)> {
 /// `{COMMIT | END} [WORK | TRANSACTION] [AND [NO] CHAIN]`, with comments,
 /// whitespace and trailing semicolons allowed, and nothing else.
 fn is_commit(sql: &str) -> bool {
-    let body = sql.trim_end().trim_end_matches(';');
+    // Comments first: `COMMIT; -- done` is a COMMIT.
+    let bare = strip_comments(sql);
+    let body = bare.trim_end_matches(|c: char| c == ';' || c.is_whitespace());
     let words = first_words(body, 8);
     // first_words stops at the first character that is not part of a word:
     // the statement is only words if they account for all of it.
     let letters: usize = words.iter().map(String::len).sum();
-    let significant = strip_comments(body)
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .count();
+    let significant = body.chars().filter(|c| !c.is_whitespace()).count();
     if letters != significant {
         return false;
     }
@@ -332,8 +333,11 @@ fn strip_comments(sql: &str) -> String {
             while i < b.len() && b[i] != b'\n' {
                 i += 1;
             }
+            out.push(' ');
         } else if b[i] == b'/' && b.get(i + 1) == Some(&b'*') {
             i = skip_block_comment(b, i);
+            // A comment separates words, as in PostgreSQL.
+            out.push(' ');
         } else {
             let c = sql[i..].chars().next().unwrap_or(' ');
             out.push(c);
@@ -550,6 +554,10 @@ mod tests {
             "COMMIT AND NO CHAIN;",
             "commit transaction and chain",
             "-- c\ncommit /* x */",
+            "COMMIT; -- done",
+            "COMMIT\n;\n-- done",
+            "END; /* x */",
+            "commit/**/work",
         ] {
             assert_eq!(classify(ok), Commit, "{ok}");
         }

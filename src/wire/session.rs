@@ -170,6 +170,7 @@ pub async fn run(parts: SessionParts) -> Result<(), SessionEnd> {
         batch_forwarded: false,
         forwarded_in_block: None,
         wrapper: false,
+        client_eof: false,
         hook: parts.hook,
         shutdown: parts.shutdown,
     };
@@ -220,6 +221,8 @@ struct Driver {
     forwarded_in_block: Option<bool>,
     /// infrasql opened a transaction around an implicit one.
     wrapper: bool,
+    /// The client closed its side; what it sent before is still carried out.
+    client_eof: bool,
     hook: Arc<dyn CommitHook>,
     shutdown: watch::Receiver<bool>,
 }
@@ -238,6 +241,9 @@ impl Driver {
 
     /// Wait for more client bytes while nothing else needs the driver.
     async fn read_client_idle(&mut self) -> Result<(), SessionEnd> {
+        if self.client_eof {
+            return Err(SessionEnd::ClientClosed);
+        }
         loop {
             if *self.shutdown.borrow() {
                 return Err(SessionEnd::Shutdown);

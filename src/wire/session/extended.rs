@@ -78,7 +78,8 @@ impl Driver {
                     i.kind(),
                     Some(StmtKind::Write | StmtKind::Commit | StmtKind::PrepareTransaction)
                 )
-            });
+            })
+            || (!sync && first_segment && items.iter().any(|i| i.execute.is_some()));
         if !needs_care {
             if !sync {
                 self.forwarded_in_block = block_after(&items, carried);
@@ -92,15 +93,22 @@ impl Driver {
             return self.forward_batch(items, sync);
         }
         // An implicit transaction (Idle at the batch's first segment) that
-        // writes before any BEGIN gets infrasql's wrapper.
+        // writes before any BEGIN gets infrasql's wrapper. So does one that
+        // goes out in parts (a Flush, as psycopg's pipeline sends to fetch a
+        // result) and runs anything before a BEGIN: a later part may write,
+        // and by then its implicit transaction has begun and cannot be
+        // wrapped any more.
         if start == TxStatus::Idle && first_segment && !self.wrapper {
-            let first_write = items.iter().position(|i| i.kind() == Some(StmtKind::Write));
-            let first_begin = items.iter().position(|i| i.kind() == Some(StmtKind::Begin));
-            if let Some(w) = first_write {
-                if first_begin.is_none_or(|b| w < b) {
-                    self.driver_exec("BEGIN").await?;
-                    self.wrapper = true;
-                }
+            let first = |k: StmtKind| items.iter().position(|i| i.kind() == Some(k));
+            let first_begin = first(StmtKind::Begin);
+            let writes = first(StmtKind::Write).is_some_and(|w| first_begin.is_none_or(|b| w < b));
+            let first_execute = items.iter().position(|i| i.execute.is_some());
+            let in_parts = !sync
+                && first_execute.is_some_and(|e| first_begin.is_none_or(|b| e < b))
+                && first(StmtKind::NoTransactionBlock).is_none();
+            if writes || in_parts {
+                self.driver_exec("BEGIN").await?;
+                self.wrapper = true;
             }
         }
         let mut in_block = carried.unwrap_or(start == TxStatus::InBlock) || self.wrapper;

@@ -5,6 +5,21 @@
 use super::*;
 
 impl Driver {
+    /// The client closed while infrasql waits on the backend for it. What
+    /// it already sent is carried out, as PostgreSQL would (a COMMIT it sent
+    /// commits); the session ends at the driver's next read of the client.
+    /// A COPY waiting for the client's data is failed, or it would wait
+    /// forever (outside COPY the backend ignores CopyFail).
+    pub(super) async fn client_went_away(&mut self) -> Result<(), SessionEnd> {
+        self.client_eof = true;
+        const REASON: &[u8] = b"client went away\0";
+        self.out.extend_from_slice(b"f");
+        self.out
+            .extend_from_slice(&((4 + REASON.len()) as i32).to_be_bytes());
+        self.out.extend_from_slice(REASON);
+        self.flush().await
+    }
+
     /// Wait until every forwarded Query/Sync has been answered.
     pub(super) async fn wait_idle(&mut self) -> Result<(), SessionEnd> {
         loop {
@@ -17,9 +32,11 @@ impl Driver {
             }
             tokio::select! {
                 _ = notified => {}
-                r = self.client_in.read_buf(&mut self.cbuf) => {
-                    if r? == 0 { return Err(SessionEnd::ClientClosed); }
-                    self.parse_client(true).await?;
+                r = self.client_in.read_buf(&mut self.cbuf), if !self.client_eof => {
+                    match r {
+                        Ok(n) if n > 0 => self.parse_client(true).await?,
+                        _ => self.client_went_away().await?,
+                    }
                 }
             }
         }
@@ -37,9 +54,11 @@ impl Driver {
                     Some(Event::Message(_)) => {}
                     None => return Err(SessionEnd::BackendGone),
                 },
-                r = self.client_in.read_buf(&mut self.cbuf) => {
-                    if r? == 0 { return Err(SessionEnd::ClientClosed); }
-                    self.parse_client(true).await?;
+                r = self.client_in.read_buf(&mut self.cbuf), if !self.client_eof => {
+                    match r {
+                        Ok(n) if n > 0 => self.parse_client(true).await?,
+                        _ => self.client_went_away().await?,
+                    }
                 }
             }
         }

@@ -59,34 +59,61 @@ impl Driver {
                 _ => {}
             }
         }
+        // PostgreSQL parses the whole string before it runs any of it. Run
+        // piece by piece, a syntax error at the end would come after a
+        // COMMIT in the middle had already applied: check first.
+        if stmts.len() > 1
+            && kinds.iter().any(|k| k.is_tx_control())
+            && self.has_syntax_error(&stmts, status).await?
+        {
+            // The backend then runs nothing and reports the error, with its
+            // position in the whole string and a block aborted, as it should.
+            return self.forward_query(f);
+        }
         let owned: Vec<(String, StmtKind)> = stmts
             .iter()
             .zip(kinds)
             .filter(|(_, k)| *k != StmtKind::Empty)
             .map(|(s, k)| (s.to_string(), k))
             .collect();
-        if owned.len() > 1 && status != TxStatus::Failed && self.has_syntax_error(&owned).await? {
-            // PostgreSQL parses the whole string before it runs any of it:
-            // it runs nothing and reports the error, with its position in
-            // the whole string and the block aborted, as it should.
-            return self.forward_query(f);
-        }
         self.run_script(owned).await
     }
 
-    /// Whether any statement of a multi-statement query fails PostgreSQL's
-    /// parser. Each is Parsed on its own (a private statement, closed at
-    /// once), so a table created earlier in the string may be missing:
-    /// only syntax errors count.
-    async fn has_syntax_error(&mut self, stmts: &[(String, StmtKind)]) -> Result<bool, SessionEnd> {
-        for (sql, _) in stmts {
+    /// Whether any piece of a multi-statement query fails PostgreSQL's
+    /// parser. Each is Parsed on its own as a private statement and closed
+    /// (nothing runs), so a table created earlier in the string may be
+    /// missing: only syntax errors count. Inside a block the checks run in a
+    /// savepoint, so any other error leaves the client's block as it was;
+    /// an aborted block reports parser errors before it refuses.
+    async fn has_syntax_error(
+        &mut self,
+        stmts: &[&str],
+        status: TxStatus,
+    ) -> Result<bool, SessionEnd> {
+        let in_block = status == TxStatus::InBlock;
+        if in_block {
+            self.driver_exec("SAVEPOINT __infrasql_parse").await?;
+        }
+        let mut syntax = false;
+        let mut failed = false;
+        for sql in stmts.iter().filter(|s| !s.trim().is_empty()) {
             if let Some(report) = self.driver_parse(sql).await? {
+                failed = true;
                 if is_syntax_error(&report) {
-                    return Ok(true);
+                    syntax = true;
+                    break;
                 }
             }
         }
-        Ok(false)
+        if in_block {
+            if failed {
+                self.driver_exec("ROLLBACK TO SAVEPOINT __infrasql_parse")
+                    .await?;
+            }
+            self.driver_exec("RELEASE SAVEPOINT __infrasql_parse")
+                .await?;
+        }
+        Ok(syntax)
     }
 
     pub(super) fn forward_query(&mut self, f: Frame) -> Result<(), SessionEnd> {
