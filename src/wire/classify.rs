@@ -66,6 +66,8 @@ pub fn split_statements(sql: &str) -> Vec<&str> {
                 }
             }
             b'/' if b.get(i + 1) == Some(&b'*') => i = skip_block_comment(b, i),
+            // `$` inside an identifier (`a$q$`) starts no dollar quote.
+            b'$' if i > 0 && is_ident_byte(b[i - 1]) => i += 1,
             b'$' => i = skip_dollar(b, i),
             b'(' => {
                 depth += 1;
@@ -93,9 +95,17 @@ pub fn split_statements(sql: &str) -> Vec<&str> {
     out
 }
 
+fn is_ident_byte(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c >= 0x80
+}
+
 fn skip_quoted(b: &[u8], mut i: usize, q: u8) -> usize {
     // E'' strings use backslash escapes; plain '' strings double the quote.
-    let backslash = q == b'\'' && i > 0 && matches!(b[i - 1], b'e' | b'E');
+    // Only a lone `E` makes one: in `ESCAPE'\'` the `E` ends a keyword.
+    let backslash = q == b'\''
+        && i > 0
+        && matches!(b[i - 1], b'e' | b'E')
+        && (i < 2 || !is_ident_byte(b[i - 2]));
     i += 1;
     while i < b.len() {
         if backslash && b[i] == b'\\' {
@@ -368,6 +378,8 @@ fn top_level_words(sql: &str) -> Vec<String> {
     while i < b.len() {
         match b[i] {
             b'\'' | b'"' => i = skip_quoted(b, i, b[i]),
+            // `$` inside an identifier (`a$q$`) starts no dollar quote.
+            b'$' if i > 0 && is_ident_byte(b[i - 1]) => i += 1,
             b'$' => i = skip_dollar(b, i),
             b'(' => {
                 depth += 1;
@@ -573,5 +585,15 @@ mod tests {
         ] {
             assert_ne!(classify(bad), Commit, "{bad}");
         }
+    }
+
+    #[test]
+    fn escape_keywords_and_dollars_in_identifiers_are_not_quotes() {
+        let parts = split_statements("SELECT 'x' LIKE 'x\\_%' ESCAPE'\\'; INSERT INTO t VALUES (1)");
+        assert_eq!(parts.len(), 2, "{parts:?}");
+        let parts = split_statements("SELECT 1 AS a$q$; BEGIN; COMMIT; SELECT 1 AS b$q$");
+        assert_eq!(parts.len(), 4, "{parts:?}");
+        let parts = split_statements("SELECT E'it\\'s;'; SELECT $q$ ; $q$");
+        assert_eq!(parts.len(), 2, "{parts:?}");
     }
 }
