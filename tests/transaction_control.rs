@@ -9,7 +9,7 @@ mod common;
 mod raw;
 
 use common::{Moto, TestServer, USER};
-use raw::{quiet, Msg, Raw};
+use raw::{first_error, quiet, Msg, Raw};
 
 async fn vpcs_named(moto: &Moto, name: &str) -> Vec<String> {
     let ec2 = moto.ec2().await;
@@ -264,10 +264,7 @@ async fn a_refused_commit_through_the_extended_protocol_skips_to_sync() {
             .send(1)
             .await,
     );
-    let err = got.iter().find_map(|m| match m {
-        Msg::Error(code, msg) => Some((code.clone(), msg.clone())),
-        _ => None,
-    });
+    let err = first_error(&got);
     assert_eq!(err.as_ref().map(|e| e.0.as_str()), Some("23505"), "{got:?}");
     assert!(
         !got.iter().any(|m| matches!(m, Msg::DataRow(_))),
@@ -300,10 +297,7 @@ async fn prepare_transaction_with_infrastructure_changes_is_refused_before_aws()
         } else {
             c.query("PREPARE TRANSACTION 'tp'").send(1).await
         };
-        let err = got.iter().find_map(|m| match m {
-            Msg::Error(code, msg) => Some((code.clone(), msg.clone())),
-            _ => None,
-        });
+        let err = first_error(&got);
         let (code, msg) = err.unwrap_or_else(|| panic!("no error: {got:?}"));
         assert_eq!(code, "0A000");
         assert!(msg.contains("PREPARE TRANSACTION"), "{msg}");
@@ -357,10 +351,7 @@ async fn infra_settings_accept_exactly_postgres_booleans_and_fail_closed() {
         "SET infra.dryrun = on",
     ] {
         let got = c.query(bad).send(1).await;
-        let code = got.iter().find_map(|m| match m {
-            Msg::Error(code, _) => Some(code.clone()),
-            _ => None,
-        });
+        let code = first_error(&got).map(|(code, _)| code);
         let want = if bad.contains("dryrun") {
             "42704"
         } else {
@@ -422,10 +413,7 @@ async fn statements_postgresql_would_reject_never_reach_aws() {
         ))
         .send(1)
         .await;
-    let err = got.iter().find_map(|m| match m {
-        Msg::Error(code, msg) => Some((code.clone(), msg.clone())),
-        _ => None,
-    });
+    let err = first_error(&got);
     let (code, msg) = err.unwrap_or_else(|| panic!("no error: {got:?}"));
     assert_eq!(code, "42601");
     assert!(msg.contains("SELEC"), "{msg}");

@@ -589,7 +589,8 @@ mod tests {
 
     #[test]
     fn escape_keywords_and_dollars_in_identifiers_are_not_quotes() {
-        let parts = split_statements("SELECT 'x' LIKE 'x\\_%' ESCAPE'\\'; INSERT INTO t VALUES (1)");
+        let parts =
+            split_statements("SELECT 'x' LIKE 'x\\_%' ESCAPE'\\'; INSERT INTO t VALUES (1)");
         assert_eq!(parts.len(), 2, "{parts:?}");
         let parts = split_statements("SELECT 1 AS a$q$; BEGIN; COMMIT; SELECT 1 AS b$q$");
         assert_eq!(parts.len(), 4, "{parts:?}");

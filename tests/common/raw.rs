@@ -252,3 +252,11 @@ pub fn quiet(msgs: &[Msg]) -> Vec<Msg> {
         .cloned()
         .collect()
 }
+
+/// The first error among the answers: SQLSTATE and message.
+pub fn first_error(msgs: &[Msg]) -> Option<(String, String)> {
+    msgs.iter().find_map(|m| match m {
+        Msg::Error(code, msg) => Some((code.clone(), msg.clone())),
+        _ => None,
+    })
+}
