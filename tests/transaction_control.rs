@@ -161,6 +161,68 @@ async fn commit_through_the_extended_protocol_applies_and_commits() {
     assert_eq!(got.last(), Some(&Msg::Ready('I')));
     assert_eq!(vpcs_named(&moto, "read-then-write").await.len(), 1);
 
+    // asyncpg prepares with Parse, Describe and Flush, then binds and runs.
+    let got = quiet(
+        &c.parse("", &insert_vpc("prepared-first", "10.17.0.0/16"))
+            .describe_statement("")
+            .flush_msg()
+            .bind("", "")
+            .execute("")
+            .sync()
+            .send(1)
+            .await,
+    );
+    no_errors(&got);
+    assert_eq!(vpcs_named(&moto, "prepared-first").await.len(), 1);
+
+    // A write after a COMMIT in the same batch is a new implicit
+    // transaction, applied like the first.
+    let got = quiet(
+        &c.unnamed("BEGIN")
+            .unnamed(&insert_vpc("batch-a", "10.18.0.0/16"))
+            .unnamed("COMMIT")
+            .unnamed(&insert_vpc("batch-b", "10.19.0.0/16"))
+            .sync()
+            .send(1)
+            .await,
+    );
+    no_errors(&got);
+    assert_eq!(got.last(), Some(&Msg::Ready('I')));
+    assert_eq!(vpcs_named(&moto, "batch-a").await.len(), 1);
+    assert_eq!(vpcs_named(&moto, "batch-b").await.len(), 1);
+
+    // COPY FROM STDIN through the extended protocol, as libpq's
+    // PQexecParams sends it: the backend ignores the Sync sent with the
+    // Execute; the one after CopyDone ends the batch. Then in a block.
+    no_errors(&c.query("CREATE TABLE public.copied (a int)").send(1).await);
+    for in_block in [false, true] {
+        if in_block {
+            no_errors(&c.query("BEGIN").send(1).await);
+        }
+        let got = c
+            .unnamed("COPY public.copied FROM STDIN")
+            .sync()
+            .send_until_copy_in()
+            .await;
+        no_errors(&got);
+        let got = quiet(&c.copy_data("1\n").copy_done().sync().send(1).await);
+        assert_eq!(
+            got,
+            vec![
+                Msg::Command("COPY 1".into()),
+                Msg::Ready(if in_block { 'T' } else { 'I' })
+            ]
+        );
+        if in_block {
+            no_errors(&c.query("COMMIT").send(1).await);
+        }
+    }
+    let got = c.query("SELECT count(*) FROM public.copied").send(1).await;
+    assert!(
+        got.contains(&Msg::DataRow(vec![Some("2".into())])),
+        "{got:?}"
+    );
+
     // COMMIT with a comment after it is still a COMMIT.
     no_errors(&c.query("BEGIN").send(1).await);
     no_errors(
@@ -467,6 +529,21 @@ async fn statements_postgresql_would_reject_never_reach_aws() {
         "{got:?}"
     );
     assert!(vpcs_named(&moto, "comment").await.is_empty());
+
+    // ...also without a COMMIT in the string.
+    let got = c
+        .query(&format!(
+            "{}; /* oops",
+            insert_vpc("comment-2", "10.27.0.0/16")
+        ))
+        .send(1)
+        .await;
+    assert!(
+        got.iter()
+            .any(|m| matches!(m, Msg::Error(code, _) if code == "42601")),
+        "{got:?}"
+    );
+    assert!(vpcs_named(&moto, "comment-2").await.is_empty());
 
     // In an aborted block, PostgreSQL still reports the syntax error first.
     no_errors(&c.query("BEGIN").send(1).await);

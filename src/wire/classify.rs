@@ -357,6 +357,12 @@ fn strip_comments(sql: &str) -> String {
     out
 }
 
+/// `COPY x FROM STDIN` (or a file): the backend enters copy-in mode, in
+/// which it ignores Sync.
+pub fn is_copy_from(sql: &str) -> bool {
+    first_words(sql, 1).first().is_some_and(|w| w == "copy") && copy_is_from(sql)
+}
+
 /// `COPY x TO ...` reads; `COPY x FROM ...` writes. A `COPY (query) TO`
 /// reads. Scan top-level words for FROM before TO.
 fn copy_is_from(sql: &str) -> bool {

@@ -21,7 +21,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, watch, Mutex, Notify};
 
-use super::classify::{classify, split_statements, StmtKind};
+use super::classify::{classify, is_copy_from, split_statements, StmtKind};
 use super::intercept::{mentions_plan, refuse_bad_setting, rewrite_settings, sync_call};
 use super::protocol::{
     encode_private_parse, encode_private_query, encode_query, encode_ready, encode_sync, frame_len,
@@ -347,6 +347,7 @@ impl Driver {
                 let prepared = Prepared {
                     kind,
                     text: text.filter(|_| kind.ends_with_hook()).map(Arc::from),
+                    copy_in: text.is_some_and(is_copy_from),
                 };
                 if let Some((table, region)) = text.and_then(sync_call) {
                     // Sync before the statement is even prepared: its
@@ -370,6 +371,7 @@ impl Driver {
                 self.batch.push(BatchItem {
                     frame: f,
                     execute: None,
+                    prepares: Some(kind),
                 });
                 Ok(())
             }
@@ -385,10 +387,12 @@ impl Driver {
                 if self.plan_statements.contains(stmt.as_bytes()) {
                     self.batch_reads_plan = true;
                 }
+                let kind = prepared.kind;
                 self.portals.insert(portal, prepared);
                 self.batch.push(BatchItem {
                     frame: f,
                     execute: None,
+                    prepares: Some(kind),
                 });
                 Ok(())
             }
@@ -403,6 +407,7 @@ impl Driver {
                 self.batch.push(BatchItem {
                     frame: f,
                     execute: Some(prepared),
+                    prepares: None,
                 });
                 Ok(())
             }
@@ -410,6 +415,7 @@ impl Driver {
                 self.batch.push(BatchItem {
                     frame: f,
                     execute: None,
+                    prepares: None,
                 });
                 Ok(())
             }
@@ -417,6 +423,7 @@ impl Driver {
                 self.batch.push(BatchItem {
                     frame: f,
                     execute: None,
+                    prepares: None,
                 });
                 self.extended_batch(false).await
             }
@@ -424,6 +431,7 @@ impl Driver {
                 self.batch.push(BatchItem {
                     frame: f,
                     execute: None,
+                    prepares: None,
                 });
                 self.extended_batch(true).await
             }

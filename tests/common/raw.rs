@@ -120,6 +120,16 @@ impl Raw {
             .execute("")
     }
 
+    pub fn copy_data(&mut self, data: &str) -> &mut Self {
+        frame(&mut self.out, b'd', data.as_bytes());
+        self
+    }
+
+    pub fn copy_done(&mut self) -> &mut Self {
+        frame(&mut self.out, b'c', &[]);
+        self
+    }
+
     pub fn flush_msg(&mut self) -> &mut Self {
         frame(&mut self.out, b'H', &[]);
         self
@@ -154,7 +164,18 @@ impl Raw {
         all
     }
 
+    /// Send everything queued and read until the backend asks for COPY data.
+    pub async fn send_until_copy_in(&mut self) -> Vec<Msg> {
+        let out = std::mem::take(&mut self.out);
+        self.s.write_all(&out).await.unwrap();
+        self.read_until(|m| *m == Msg::Other('G')).await
+    }
+
     async fn until_ready(&mut self) -> Vec<Msg> {
+        self.read_until(|m| matches!(m, Msg::Ready(_))).await
+    }
+
+    async fn read_until(&mut self, last: impl Fn(&Msg) -> bool) -> Vec<Msg> {
         let mut msgs = Vec::new();
         loop {
             while self.buf.len() >= 5 {
@@ -164,9 +185,9 @@ impl Raw {
                 }
                 let f: Vec<u8> = self.buf.drain(..len + 1).collect();
                 let m = decode(f[0], &f[5..]);
-                let ready = matches!(m, Msg::Ready(_));
+                let done = last(&m);
                 msgs.push(m);
-                if ready {
+                if done {
                     return msgs;
                 }
             }

@@ -22,6 +22,9 @@ pub(super) struct Prepared {
     /// PREPARE TRANSACTION): infrasql runs it itself after the hook, because
     /// the hook's own statements destroy the client's unnamed portal.
     pub(super) text: Option<Arc<str>>,
+    /// `COPY ... FROM`: the backend enters copy-in mode and ignores the
+    /// Sync the client sends with the Execute.
+    pub(super) copy_in: bool,
 }
 
 impl Prepared {
@@ -31,6 +34,7 @@ impl Prepared {
         Prepared {
             kind: StmtKind::Write,
             text: None,
+            copy_in: false,
         }
     }
 }
@@ -40,11 +44,18 @@ impl Prepared {
 pub(super) struct BatchItem {
     pub(super) frame: Frame,
     pub(super) execute: Option<Prepared>,
+    /// For Parse and Bind: the kind of the statement being prepared.
+    pub(super) prepares: Option<StmtKind>,
 }
 
 impl BatchItem {
     pub(super) fn kind(&self) -> Option<StmtKind> {
         self.execute.as_ref().map(|p| p.kind)
+    }
+
+    /// An Execute, or the Parse or Bind of a statement that may write.
+    fn runs_or_writes(&self) -> bool {
+        self.execute.is_some() || self.prepares == Some(StmtKind::Write)
     }
 }
 
@@ -62,6 +73,13 @@ impl Driver {
             };
         }
         let items = std::mem::take(&mut self.batch);
+        // The backend ignores a Sync it gets in copy-in mode: a batch that
+        // starts a COPY FROM ends at the Sync the client sends after its
+        // CopyDone, not at this one (which is still forwarded).
+        let sync = sync
+            && !items
+                .iter()
+                .any(|i| i.execute.as_ref().is_some_and(|p| p.copy_in));
         let first_segment = !self.batch_forwarded;
         // A lone Flush (psycopg ends a pipeline with Sync, then Flush) sends
         // nothing of a new batch: the next message still starts one.
@@ -79,7 +97,7 @@ impl Driver {
                     Some(StmtKind::Write | StmtKind::Commit | StmtKind::PrepareTransaction)
                 )
             })
-            || (!sync && first_segment && items.iter().any(|i| i.execute.is_some()));
+            || (!sync && first_segment && items.iter().any(BatchItem::runs_or_writes));
         if !needs_care {
             if !sync {
                 self.forwarded_in_block = block_after(&items, carried);
@@ -98,18 +116,10 @@ impl Driver {
         // result) and runs anything before a BEGIN: a later part may write,
         // and by then its implicit transaction has begun and cannot be
         // wrapped any more.
-        if start == TxStatus::Idle && first_segment && !self.wrapper {
-            let first = |k: StmtKind| items.iter().position(|i| i.kind() == Some(k));
-            let first_begin = first(StmtKind::Begin);
-            let writes = first(StmtKind::Write).is_some_and(|w| first_begin.is_none_or(|b| w < b));
-            let first_execute = items.iter().position(|i| i.execute.is_some());
-            let in_parts = !sync
-                && first_execute.is_some_and(|e| first_begin.is_none_or(|b| e < b))
-                && first(StmtKind::NoTransactionBlock).is_none();
-            if writes || in_parts {
-                self.driver_exec("BEGIN").await?;
-                self.wrapper = true;
-            }
+        if start == TxStatus::Idle && first_segment && !self.wrapper && needs_wrapper(&items, sync)
+        {
+            self.driver_exec("BEGIN").await?;
+            self.wrapper = true;
         }
         let mut in_block = carried.unwrap_or(start == TxStatus::InBlock) || self.wrapper;
         let mut items = items.into_iter();
@@ -156,8 +166,16 @@ impl Driver {
                         self.client_error(report).await?;
                         return self.skip_to_sync(items, sync, status).await;
                     }
-                    // COMMIT AND CHAIN opens the next block at once.
+                    // COMMIT AND CHAIN opens the next block at once. Otherwise
+                    // what follows in the batch is a new implicit transaction,
+                    // wrapped like the first if it writes (nothing of it has
+                    // gone out yet).
                     in_block = status == TxStatus::InBlock;
+                    if !in_block && needs_wrapper(items.as_slice(), sync) {
+                        self.driver_exec("BEGIN").await?;
+                        self.wrapper = true;
+                        in_block = true;
+                    }
                     continue;
                 }
                 _ => {}
@@ -242,4 +260,23 @@ impl Driver {
             }
         }
     }
+}
+
+/// Whether an implicit transaction starting with `items` needs infrasql's
+/// wrapper: it writes before any BEGIN; or it goes out in parts (no Sync
+/// yet: a Flush, as psycopg's pipeline sends to fetch a result, or asyncpg
+/// to prepare) and starts running or preparing a write before any BEGIN,
+/// since a later part may write when its implicit transaction has begun
+/// and can no longer be wrapped. Never around a statement that cannot run
+/// in a transaction block.
+fn needs_wrapper(items: &[BatchItem], sync: bool) -> bool {
+    let first = |k: StmtKind| items.iter().position(|i| i.kind() == Some(k));
+    let first_begin = first(StmtKind::Begin);
+    let before_begin = |at: Option<usize>| at.is_some_and(|x| first_begin.is_none_or(|b| x < b));
+    let unwrappable = items
+        .iter()
+        .any(|i| i.kind().or(i.prepares) == Some(StmtKind::NoTransactionBlock));
+    let writes = before_begin(first(StmtKind::Write));
+    let in_parts = !sync && before_begin(items.iter().position(BatchItem::runs_or_writes));
+    !unwrappable && (writes || in_parts)
 }

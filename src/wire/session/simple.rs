@@ -62,8 +62,12 @@ impl Driver {
         // PostgreSQL parses the whole string before it runs any of it. Run
         // piece by piece, a syntax error at the end would come after a
         // COMMIT in the middle had already applied: check first.
+        // A trailing comment is checked too: an unterminated one is an error.
+        let trailing_comment = stmts.len() > 1
+            && kinds.last() == Some(&StmtKind::Empty)
+            && stmts.last().is_some_and(|s| !s.trim().is_empty());
         if stmts.len() > 1
-            && kinds.iter().any(|k| k.is_tx_control())
+            && (trailing_comment || kinds.iter().any(|k| k.is_tx_control()))
             && self.has_syntax_error(&stmts, status).await?
         {
             // The backend then runs nothing and reports the error, with its
