@@ -217,6 +217,27 @@ async fn commit_through_the_extended_protocol_applies_and_commits() {
             no_errors(&c.query("COMMIT").send(1).await);
         }
     }
+    // A COPY that fails before copy-in (no such table) is answered at its
+    // own Sync; the next batch is a batch of its own.
+    let got = quiet(
+        &c.unnamed("COPY public.missing FROM STDIN")
+            .sync()
+            .send(1)
+            .await,
+    );
+    assert_eq!(
+        first_error(&got).map(|e| e.0).as_deref(),
+        Some("42P01"),
+        "{got:?}"
+    );
+    let got = quiet(
+        &c.unnamed(&insert_vpc("after-copy", "10.28.0.0/16"))
+            .sync()
+            .send(1)
+            .await,
+    );
+    no_errors(&got);
+    assert_eq!(vpcs_named(&moto, "after-copy").await.len(), 1);
     let got = c.query("SELECT count(*) FROM public.copied").send(1).await;
     assert!(
         got.contains(&Msg::DataRow(vec![Some("2".into())])),

@@ -171,6 +171,7 @@ pub async fn run(parts: SessionParts) -> Result<(), SessionEnd> {
         forwarded_in_block: None,
         wrapper: false,
         client_eof: false,
+        copy_open: false,
         hook: parts.hook,
         shutdown: parts.shutdown,
     };
@@ -223,6 +224,8 @@ struct Driver {
     wrapper: bool,
     /// The client closed its side; what it sent before is still carried out.
     client_eof: bool,
+    /// An extended COPY FROM went out and no CopyDone or CopyFail since.
+    copy_open: bool,
     hook: Arc<dyn CommitHook>,
     shutdown: watch::Receiver<bool>,
 }
@@ -277,6 +280,9 @@ impl Driver {
             match next_frame(&mut self.cbuf, MAX_CLIENT_MESSAGE) {
                 Ok(Some(f)) => {
                     if busy && self.stash.is_empty() && matches!(f.tag, b'd' | b'c' | b'f') {
+                        if f.tag != b'd' {
+                            self.copy_open = false;
+                        }
                         self.out.extend_from_slice(&f.bytes);
                     } else {
                         self.stash.push_back(f);
@@ -438,6 +444,9 @@ impl Driver {
             // COPY data, FunctionCall, password messages: forwarded as they
             // are. FunctionCall ends with a ReadyForQuery like a Query.
             b'd' | b'c' | b'f' | b'p' => {
+                if matches!(f.tag, b'c' | b'f') {
+                    self.copy_open = false;
+                }
                 self.out.extend_from_slice(&f.bytes);
                 Ok(())
             }

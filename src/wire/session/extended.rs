@@ -72,14 +72,16 @@ impl Driver {
                 self.skip_to_sync(std::iter::empty(), false, status).await
             };
         }
+        self.copy_never_started().await?;
         let items = std::mem::take(&mut self.batch);
         // The backend ignores a Sync it gets in copy-in mode: a batch that
         // starts a COPY FROM ends at the Sync the client sends after its
         // CopyDone, not at this one (which is still forwarded).
-        let sync = sync
-            && !items
-                .iter()
-                .any(|i| i.execute.as_ref().is_some_and(|p| p.copy_in));
+        let copies = items
+            .iter()
+            .any(|i| i.execute.as_ref().is_some_and(|p| p.copy_in));
+        self.copy_open |= copies;
+        let sync = sync && !copies;
         let first_segment = !self.batch_forwarded;
         // A lone Flush (psycopg ends a pipeline with Sync, then Flush) sends
         // nothing of a new batch: the next message still starts one.
@@ -206,6 +208,24 @@ impl Driver {
             self.forwarded_in_block = Some(in_block);
         }
         self.forward_batch(pending, sync)
+    }
+
+    /// A client that sends anything but COPY data after an extended COPY
+    /// FROM saw it fail before copy-in (a missing table): the backend then
+    /// answered that batch's Sync after all, so a new batch starts here.
+    pub(super) async fn copy_never_started(&mut self) -> Result<(), SessionEnd> {
+        if !std::mem::take(&mut self.copy_open) {
+            return Ok(());
+        }
+        self.batch_forwarded = false;
+        self.forwarded_in_block = None;
+        if self.wrapper {
+            self.flush().await?;
+            self.wait_idle().await?;
+            self.driver_exec("ROLLBACK").await?;
+            self.wrapper = false;
+        }
+        Ok(())
     }
 
     pub(super) fn forward_batch(

@@ -6,6 +6,7 @@ use super::*;
 
 impl Driver {
     pub(super) async fn simple_query(&mut self, f: Frame) -> Result<(), SessionEnd> {
+        self.copy_never_started().await?;
         let mut body = f.body();
         let Some(sql) = read_cstr(&mut body) else {
             // Not valid UTF-8 or unterminated: PostgreSQL will say so.
