@@ -175,6 +175,31 @@ async fn commit_through_the_extended_protocol_applies_and_commits() {
     no_errors(&got);
     assert_eq!(vpcs_named(&moto, "prepared-first").await.len(), 1);
 
+    // asyncpg prepares outside a transaction, then uses the statement in
+    // one: the transaction stays the client's, and its ROLLBACK undoes it.
+    no_errors(
+        &c.parse("ins", &insert_vpc("asyncpg-tx", "10.29.0.0/16"))
+            .describe_statement("ins")
+            .flush_msg()
+            .send_until(|m| *m == Msg::NoData)
+            .await,
+    );
+    no_errors(&c.query("BEGIN").send(1).await);
+    let got = quiet(&c.bind("", "ins").execute("").sync().send(1).await);
+    no_errors(&got);
+    assert_eq!(got.last(), Some(&Msg::Ready('T')), "{got:?}");
+    assert!(vpcs_named(&moto, "asyncpg-tx").await.is_empty());
+    no_errors(&c.query("ROLLBACK").send(1).await);
+    assert!(vpcs_named(&moto, "asyncpg-tx").await.is_empty());
+    let got = c
+        .query("SELECT count(*) FROM aws.vpc WHERE name = 'asyncpg-tx'")
+        .send(1)
+        .await;
+    assert!(
+        got.contains(&Msg::DataRow(vec![Some("0".into())])),
+        "{got:?}"
+    );
+
     // A write after a COMMIT in the same batch is a new implicit
     // transaction, applied like the first.
     let got = quiet(

@@ -164,6 +164,13 @@ impl Raw {
         all
     }
 
+    /// Send everything queued and read until `last` says a message is the last.
+    pub async fn send_until(&mut self, last: impl Fn(&Msg) -> bool) -> Vec<Msg> {
+        let out = std::mem::take(&mut self.out);
+        self.s.write_all(&out).await.unwrap();
+        self.read_until(last).await
+    }
+
     /// Send everything queued and read until the backend asks for COPY data.
     pub async fn send_until_copy_in(&mut self) -> Vec<Msg> {
         let out = std::mem::take(&mut self.out);

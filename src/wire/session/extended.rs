@@ -128,7 +128,13 @@ impl Driver {
         let mut pending: Vec<BatchItem> = Vec::new();
         while let Some(item) = items.next() {
             match item.kind() {
-                Some(StmtKind::Begin) => in_block = true,
+                Some(StmtKind::Begin) => {
+                    // The client's BEGIN makes infrasql's wrapper its own
+                    // block, as PostgreSQL makes an implicit block explicit:
+                    // the client's COMMIT or ROLLBACK ends it.
+                    in_block = true;
+                    self.wrapper = false;
+                }
                 Some(k) if k.ends_with_hook() && in_block => {
                     // Learn whether everything before it succeeded. Inside a
                     // block, a Sync neither commits nor drops portals.

@@ -34,6 +34,13 @@ impl Driver {
         }
         let stmts = split_statements(sql);
         let kinds: Vec<StmtKind> = stmts.iter().map(|s| classify(s)).collect();
+        if self.wrapper && kinds.first() == Some(&StmtKind::Begin) {
+            // A wrapper opened for an extended batch still in flight (a
+            // Flush, no Sync yet) becomes the client's block, as PostgreSQL
+            // makes an implicit block explicit; the client's COMMIT or
+            // ROLLBACK ends it, not the batch's Sync.
+            self.wrapper = false;
+        }
         let needs_care = kinds.iter().any(|k| {
             matches!(
                 k,
