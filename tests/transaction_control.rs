@@ -337,6 +337,36 @@ async fn commit_through_the_extended_protocol_applies_and_commits() {
     assert_eq!(got.last(), Some(&Msg::Ready('I')));
     assert_eq!(vpcs_named(&moto, "chain-2").await.len(), 1);
 
+    // COMMIT AND CHAIN of an implicit transaction is refused, as in
+    // PostgreSQL, in both protocols; nothing is applied, no block is left.
+    let got = c
+        .query(&format!(
+            "{}; COMMIT AND CHAIN",
+            insert_vpc("chain-implicit", "10.33.0.0/16")
+        ))
+        .send(1)
+        .await;
+    assert_eq!(
+        first_error(&got).map(|e| e.0).as_deref(),
+        Some("25P01"),
+        "{got:?}"
+    );
+    assert_eq!(got.last(), Some(&Msg::Ready('I')));
+    let got = quiet(
+        &c.unnamed(&insert_vpc("chain-implicit", "10.33.0.0/16"))
+            .unnamed("COMMIT AND CHAIN")
+            .sync()
+            .send(1)
+            .await,
+    );
+    assert_eq!(
+        first_error(&got).map(|e| e.0).as_deref(),
+        Some("25P01"),
+        "{got:?}"
+    );
+    assert_eq!(got.last(), Some(&Msg::Ready('I')));
+    assert!(vpcs_named(&moto, "chain-implicit").await.is_empty());
+
     // ROLLBACK through the extended protocol applies nothing.
     no_errors(
         &c.unnamed("BEGIN")

@@ -332,6 +332,15 @@ fn is_commit(sql: &str) -> bool {
     matches!(rest, [] | ["and", "chain"] | ["and", "no", "chain"])
 }
 
+/// `COMMIT AND CHAIN` (a statement [`classify`] calls a COMMIT).
+pub fn chains(sql: &str) -> bool {
+    let words = first_words(&strip_comments(sql), 8);
+    words.iter().any(|w| w == "chain") && !words.iter().any(|w| w == "no")
+}
+
+/// PostgreSQL's answer to `COMMIT AND CHAIN` outside a transaction block.
+pub const CHAIN_OUTSIDE_BLOCK: &str = "COMMIT AND CHAIN can only be used in transaction blocks";
+
 /// The statement without its comments (quotes are not expected here: only
 /// words may remain).
 fn strip_comments(sql: &str) -> String {

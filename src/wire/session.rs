@@ -21,7 +21,9 @@ use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, watch, Mutex, Notify};
 
-use super::classify::{classify, is_copy_from, split_statements, StmtKind};
+use super::classify::{
+    chains, classify, is_copy_from, split_statements, StmtKind, CHAIN_OUTSIDE_BLOCK,
+};
 use super::intercept::{mentions_plan, refuse_bad_setting, rewrite_settings, sync_call};
 use super::protocol::{
     encode_private_parse, encode_private_query, encode_query, encode_ready, encode_sync, frame_len,

@@ -151,6 +151,19 @@ impl Driver {
                         return self.skip_to_sync(items, sync, status).await;
                     }
                     let implicit = self.wrapper;
+                    if implicit
+                        && item
+                            .execute
+                            .as_ref()
+                            .and_then(|p| p.text.as_deref())
+                            .is_some_and(chains)
+                    {
+                        // As in the simple protocol: no chain from an
+                        // implicit transaction.
+                        self.abort_after_refusal(Report::error("25P01", CHAIN_OUTSIDE_BLOCK))
+                            .await?;
+                        return self.skip_to_sync(items, sync, TxStatus::Idle).await;
+                    }
                     let two_phase = k == StmtKind::PrepareTransaction;
                     let sql = match self.commit_hook_implicit(implicit, two_phase).await? {
                         Ok(Verdict::Commit) => item

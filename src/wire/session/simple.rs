@@ -154,6 +154,13 @@ impl Driver {
             let mut sql = sql;
             if kind.ends_with_hook() && status == TxStatus::InBlock {
                 let implicit = self.wrapper;
+                if implicit && chains(&sql) {
+                    // infrasql's wrapper is a real block, but the client's
+                    // transaction is implicit: PostgreSQL refuses the chain.
+                    self.abort_after_refusal(Report::error("25P01", CHAIN_OUTSIDE_BLOCK))
+                        .await?;
+                    return self.client_ready(TxStatus::Idle).await;
+                }
                 let two_phase = kind == StmtKind::PrepareTransaction;
                 match self.commit_hook_implicit(implicit, two_phase).await? {
                     Ok(Verdict::Commit) => {}
