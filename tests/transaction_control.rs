@@ -9,7 +9,7 @@ mod common;
 mod raw;
 
 use common::{Moto, TestServer, USER};
-use raw::{first_error, quiet, Msg, Raw};
+use raw::{first_error, has_error, quiet, Msg, Raw};
 
 async fn vpcs_named(moto: &Moto, name: &str) -> Vec<String> {
     let ec2 = moto.ec2().await;
@@ -497,11 +497,7 @@ async fn infra_settings_accept_exactly_postgres_booleans_and_fail_closed() {
         };
         assert_eq!(code.as_deref(), Some(want), "{bad}: {got:?}");
         let got = quiet(&c.unnamed(bad).sync().send(1).await);
-        assert!(
-            got.iter()
-                .any(|m| matches!(m, Msg::Error(code, _) if code == want)),
-            "{bad} (extended): {got:?}"
-        );
+        assert!(has_error(&got, want), "{bad} (extended): {got:?}");
     }
     let got = c.query("SHOW infra.dry_run").send(1).await;
     assert!(
@@ -519,11 +515,7 @@ async fn infra_settings_accept_exactly_postgres_booleans_and_fail_closed() {
         .query(&insert_vpc("smuggled", "10.11.0.0/16"))
         .send(1)
         .await;
-    assert!(
-        got.iter()
-            .any(|m| matches!(m, Msg::Error(code, _) if code == "22023")),
-        "{got:?}"
-    );
+    assert!(has_error(&got, "22023"), "{got:?}");
     assert!(vpcs_named(&moto, "smuggled").await.is_empty());
 
     // off in any spelling applies.
@@ -572,11 +564,7 @@ async fn statements_postgresql_would_reject_never_reach_aws() {
     no_errors(&c.query("BEGIN").send(1).await);
     no_errors(&c.query(&insert_vpc("typo", "10.22.0.0/16")).send(1).await);
     let got = c.query("COMMIT TRANSACTON").send(1).await;
-    assert!(
-        got.iter()
-            .any(|m| matches!(m, Msg::Error(code, _) if code == "42601")),
-        "{got:?}"
-    );
+    assert!(has_error(&got, "42601"), "{got:?}");
     assert!(
         !got.iter()
             .any(|m| matches!(m, Msg::Notice(n) if n.contains("applying"))),
@@ -599,11 +587,7 @@ async fn statements_postgresql_would_reject_never_reach_aws() {
         ))
         .send(1)
         .await;
-    assert!(
-        got.iter()
-            .any(|m| matches!(m, Msg::Error(code, _) if code == "42601")),
-        "{got:?}"
-    );
+    assert!(has_error(&got, "42601"), "{got:?}");
     assert!(vpcs_named(&moto, "comment").await.is_empty());
 
     // ...also without a COMMIT in the string.
@@ -614,11 +598,7 @@ async fn statements_postgresql_would_reject_never_reach_aws() {
         ))
         .send(1)
         .await;
-    assert!(
-        got.iter()
-            .any(|m| matches!(m, Msg::Error(code, _) if code == "42601")),
-        "{got:?}"
-    );
+    assert!(has_error(&got, "42601"), "{got:?}");
     assert!(vpcs_named(&moto, "comment-2").await.is_empty());
 
     // In an aborted block, PostgreSQL still reports the syntax error first.
@@ -631,11 +611,7 @@ async fn statements_postgresql_would_reject_never_reach_aws() {
         ))
         .send(1)
         .await;
-    assert!(
-        got.iter()
-            .any(|m| matches!(m, Msg::Error(code, _) if code == "42601")),
-        "{got:?}"
-    );
+    assert!(has_error(&got, "42601"), "{got:?}");
     assert_eq!(got.last(), Some(&Msg::Ready('E')));
     no_errors(&c.query("ROLLBACK").send(1).await);
     assert!(vpcs_named(&moto, "aborted").await.is_empty());

@@ -288,3 +288,9 @@ pub fn first_error(msgs: &[Msg]) -> Option<(String, String)> {
         _ => None,
     })
 }
+
+/// Whether the answers hold an error with SQLSTATE `code`.
+pub fn has_error(msgs: &[Msg], code: &str) -> bool {
+    msgs.iter()
+        .any(|m| matches!(m, Msg::Error(c, _) if c == code))
+}
