@@ -9,12 +9,13 @@ use tokio::sync::watch;
 
 use crate::config::{AuthMode, ServeConfig};
 use crate::engine::apply::Resources;
-use crate::engine::commit::{Engine, EngineDb};
+use crate::engine::commit::Engine;
 use crate::engine::hook::CommitHook;
 use crate::engine::recover;
 use crate::engine::registry::{self, RegistryError};
 use crate::engine::sync::Syncer;
 use crate::playground::{Playground, PlaygroundError};
+use crate::store::engine_db::EngineDb;
 use crate::store::{Login, Store, StoreError};
 use crate::wire::cancel::CancelRegistry;
 use crate::wire::frontend::{tls_acceptor, Frontend};
@@ -198,12 +199,12 @@ async fn recovery_loop(
             _ = tokio::time::sleep(RECOVERY_INTERVAL) => {}
             _ = shutdown.changed() => return,
         }
-        match db.client().await {
-            Ok(c) => {
-                if let Err(e) = recover::recover_once(&c, &resources).await {
-                    tracing::warn!("recovery pass failed: {e}");
-                }
-            }
+        // A session of its own: convergence locks rows in transactions.
+        match db.session().await {
+            Ok(s) => match recover::recover_once(&s, &resources).await {
+                Ok(_) => s.done(),
+                Err(e) => tracing::warn!("recovery pass failed: {e}"),
+            },
             Err(e) => tracing::warn!("recovery cannot reach the database: {e}"),
         }
     }

@@ -608,7 +608,7 @@ async fn dry_run_shows_the_plan_and_applies_nothing() {
         .await
         .unwrap();
     assert!(!r.is_empty());
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The connection task forwards a notice before the answer that follows it.
     let lines = drain(&mut notices);
     assert!(
         lines
@@ -732,7 +732,21 @@ async fn concurrent_sessions_commit_disjoint_changes_and_serialise_on_one_row() 
             .await
         })
     };
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let engine = s.connect_engine().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while one::<i64>(
+        &engine,
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%\"also\"%'",
+    )
+    .await
+        == 0
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "b never waited for a lock"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert!(!b_task.is_finished(), "b waits on a's row lock");
     a.batch_execute("COMMIT").await.unwrap();
     b_task.await.unwrap().unwrap();

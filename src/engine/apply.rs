@@ -18,27 +18,31 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use infrasql_provider::{ApplyContext, ColumnKind, ErrorClass, Props, ProviderError, Resource};
+use infrasql_provider::{ApplyContext, ColumnKind, Props, ProviderError, Resource};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
+use super::journal::{Journal, JournalError};
 use super::plan::{Action, Plan, Step};
 
 pub type Resources = HashMap<String, Arc<dyn Resource>>;
 
-/// The journal on the engine's own connection.
-#[derive(Clone)]
-pub struct Journal {
-    pub client: Arc<tokio_postgres::Client>,
-    pub apply_id: String,
+/// Why a step failed.
+#[derive(Debug, Clone)]
+pub enum StepError {
+    /// AWS refused or failed the call.
+    Cloud(ProviderError),
+    /// infrasql could not journal the step, so it did not make the call.
+    Journal(JournalError),
 }
 
-fn journal_error(e: tokio_postgres::Error) -> ProviderError {
-    ProviderError::new(
-        ErrorClass::Retryable,
-        "JournalWriteFailed",
-        format!("cannot write the apply journal: {e}"),
-    )
+impl std::fmt::Display for StepError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StepError::Cloud(e) => e.fmt(f),
+            StepError::Journal(e) => e.fmt(f),
+        }
+    }
 }
 
 /// Strip write-only values before anything is stored.
@@ -58,57 +62,6 @@ pub fn storable(resource: &dyn Resource, props: Option<&Props>) -> Option<Value>
     })
 }
 
-impl Journal {
-    async fn started(&self, s: &Step, r: &dyn Resource, action: &str) -> Result<(), ProviderError> {
-        self.client
-            .execute(
-                "INSERT INTO infra.apply_action (apply_id, step, action, table_name, resource_id, region, status, before, after)
-                 VALUES ($1, $2, $3, $4, $5, $6, 'started', $7, $8)
-                 ON CONFLICT (apply_id, step) DO UPDATE SET status = 'started', started_at = now()",
-                &[
-                    &self.apply_id,
-                    &(s.step as i32),
-                    &action,
-                    &s.table,
-                    &s.id,
-                    &s.region,
-                    &storable(r, s.before.as_ref()),
-                    &storable(r, s.after.as_ref()),
-                ],
-            )
-            .await
-            .map(drop)
-            .map_err(journal_error)
-    }
-
-    async fn finished(
-        &self,
-        step: usize,
-        status: &str,
-        id: Option<&str>,
-        after: Option<Value>,
-        error: Option<String>,
-    ) {
-        let r = self
-            .client
-            .execute(
-                "UPDATE infra.apply_action SET status = $3, finished_at = now(),
-                        resource_id = coalesce($4, resource_id), after = coalesce($5, after), error = $6
-                 WHERE apply_id = $1 AND step = $2",
-                &[&self.apply_id, &(step as i32), &status, &id, &after, &error],
-            )
-            .await;
-        if let Err(e) = r {
-            // The action itself happened; a lost status update is recovered
-            // from the `started` row and the resource's apply tag.
-            tracing::error!(
-                "cannot record {status} for step {step} of apply {}: {e}",
-                self.apply_id
-            );
-        }
-    }
-}
-
 /// What a successful apply produced.
 #[derive(Debug, Default)]
 pub struct Applied {
@@ -121,7 +74,7 @@ pub struct Applied {
 #[derive(Debug)]
 pub struct ApplyFailure {
     pub step: Step,
-    pub error: ProviderError,
+    pub error: StepError,
     /// Lines describing what was undone.
     pub undone: Vec<String>,
     /// Lines describing what could not be undone.
@@ -132,7 +85,7 @@ pub struct ApplyFailure {
 pub async fn apply(
     plan: &Plan,
     resources: &Resources,
-    journal: &Journal,
+    journal: &Journal<'_>,
     progress: &mpsc::UnboundedSender<String>,
 ) -> Result<Applied, ApplyFailure> {
     let mut applied = Applied::default();
@@ -200,27 +153,27 @@ fn resolve(resource: &dyn Resource, props: &Props, id_map: &HashMap<String, Stri
     out
 }
 
-fn ctx(s: &Step, journal: &Journal) -> ApplyContext {
+fn ctx(s: &Step, journal: &Journal<'_>) -> ApplyContext {
     ApplyContext {
         region: s.region.clone(),
-        apply_id: journal.apply_id.clone(),
+        apply_id: journal.id().to_string(),
     }
 }
 
 async fn run_phase(
     steps: &[&Step],
     resources: &Resources,
-    journal: &Journal,
+    journal: &Journal<'_>,
     progress: &mpsc::UnboundedSender<String>,
     applied: &mut Applied,
     completed: &mut Vec<(usize, Props)>,
-) -> Result<(), (Step, ProviderError)> {
+) -> Result<(), (Step, StepError)> {
     let mut pending: Vec<&Step> = steps.to_vec();
     let mut done: std::collections::HashSet<usize> = std::collections::HashSet::new();
     // Steps of the other phase count as done for dependency purposes.
     let in_phase: std::collections::HashSet<usize> = steps.iter().map(|s| s.step).collect();
     let mut running = FuturesUnordered::new();
-    let mut failure: Option<(Step, ProviderError)> = None;
+    let mut failure: Option<(Step, StepError)> = None;
     loop {
         if failure.is_none() {
             let (ready, rest): (Vec<&Step>, Vec<&Step>) = pending.into_iter().partition(|s| {
@@ -238,7 +191,7 @@ async fn run_phase(
                     .after
                     .as_ref()
                     .map(|a| resolve(resource.as_ref(), a, &applied.id_map));
-                let journal = journal.clone();
+                let journal = *journal;
                 let progress = progress.clone();
                 let step = (*s).clone();
                 running.push(async move {
@@ -289,11 +242,14 @@ async fn run_step(
     s: &Step,
     r: &dyn Resource,
     after: Option<&Props>,
-    journal: &Journal,
+    journal: &Journal<'_>,
     progress: &mpsc::UnboundedSender<String>,
-) -> Result<Option<Props>, ProviderError> {
+) -> Result<Option<Props>, StepError> {
     let what = s.describe();
-    journal.started(s, r, s.journal_action()).await?;
+    journal
+        .step_started(s, r)
+        .await
+        .map_err(StepError::Journal)?;
     let _ = progress.send(format!("step {}: started {what}", s.step));
     let t = Instant::now();
     let c = ctx(s, journal);
@@ -325,19 +281,19 @@ async fn run_step(
                 .and_then(|p| p.get(idc))
                 .and_then(Value::as_str);
             journal
-                .finished(s.step, "done", new_id, storable(r, props.as_ref()), None)
+                .step_finished(s.step, "done", new_id, storable(r, props.as_ref()), None)
                 .await;
             let id = new_id.map(|i| format!(" as {i}")).unwrap_or_default();
             let _ = progress.send(format!("step {}: done{id} in {ms} ms", s.step));
         }
         Err(e) => {
             journal
-                .finished(s.step, "failed", None, None, Some(e.to_string()))
+                .step_finished(s.step, "failed", None, None, Some(e.to_string()))
                 .await;
             let _ = progress.send(format!("step {}: failed after {ms} ms: {e}", s.step));
         }
     }
-    result
+    result.map_err(StepError::Cloud)
 }
 
 /// Undo completed first-phase steps, newest first.
@@ -345,7 +301,7 @@ async fn undo(
     plan: &Plan,
     completed: &[(usize, Props)],
     resources: &Resources,
-    journal: &Journal,
+    journal: &Journal<'_>,
     progress: &mpsc::UnboundedSender<String>,
 ) -> (Vec<String>, Vec<String>) {
     let mut undone = Vec::new();
@@ -381,13 +337,15 @@ async fn undo(
         };
         match result {
             Ok(()) => {
-                journal.finished(s.step, "undone", None, None, None).await;
+                journal
+                    .step_finished(s.step, "undone", None, None, None)
+                    .await;
                 let _ = progress.send(format!("undo step {}: {line}", s.step));
                 undone.push(line);
             }
             Err(e) => {
                 journal
-                    .finished(s.step, "undo_failed", None, None, Some(e.to_string()))
+                    .step_finished(s.step, "undo_failed", None, None, Some(e.to_string()))
                     .await;
                 let _ = progress.send(format!("undo step {} failed: {e}", s.step));
                 not_undone.push(if s.action == Action::RecreateDelete {
@@ -410,11 +368,11 @@ async fn undo(
 async fn recreate(
     s: &Step,
     r: &dyn Resource,
-    journal: &Journal,
+    journal: &Journal<'_>,
 ) -> (String, Result<(), ProviderError>) {
     let c = ApplyContext {
         region: s.region.clone(),
-        apply_id: format!("{}-undo", journal.apply_id),
+        apply_id: journal.id().undo_tag(),
     };
     let old = s.before.clone().unwrap_or_default();
     match r.create(&c, &old).await {

@@ -27,47 +27,16 @@ use async_trait::async_trait;
 use infrasql_provider::{ColumnKind, ErrorClass, Props, ResourceSchema};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use tokio::sync::{mpsc, Mutex};
+use tokio::sync::mpsc;
 
-use super::apply::{self, Journal, Resources};
+use super::apply::{self, Resources, StepError};
 use super::errors;
 use super::hook::{CommitContext, CommitHook, HookError, Verdict};
+use super::journal::{ApplyId, ApplyStatus, Journal, JournalError, Origin};
 use super::plan::{self, Action, Plan};
 use super::settings;
+use crate::store::engine_db::EngineDb;
 use crate::wire::protocol::Report;
-
-/// The engine's own database connection, reopened when it breaks.
-pub struct EngineDb {
-    config: tokio_postgres::Config,
-    client: Mutex<Option<Arc<tokio_postgres::Client>>>,
-}
-
-impl EngineDb {
-    pub fn new(config: tokio_postgres::Config) -> Self {
-        EngineDb {
-            config,
-            client: Mutex::new(None),
-        }
-    }
-
-    pub async fn client(&self) -> Result<Arc<tokio_postgres::Client>, tokio_postgres::Error> {
-        let mut guard = self.client.lock().await;
-        if let Some(c) = guard.as_ref() {
-            if !c.is_closed() {
-                return Ok(c.clone());
-            }
-        }
-        let (client, conn) = self.config.connect(tokio_postgres::NoTls).await?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::warn!("engine connection ended: {e}");
-            }
-        });
-        let client = Arc::new(client);
-        *guard = Some(client.clone());
-        Ok(client)
-    }
-}
 
 pub struct Engine {
     resources: Resources,
@@ -213,37 +182,22 @@ impl Engine {
         ))
     }
 
-    /// Journal the apply and hold its advisory lock: recovery leaves alone
-    /// an apply whose lock is held (its process is alive).
-    async fn record_start(
-        &self,
-        apply_id: &str,
-        user: &str,
-        xid: &str,
-        plan: &Plan,
-    ) -> Result<Arc<tokio_postgres::Client>, HookError> {
-        let err = |e: tokio_postgres::Error| {
-            hook_err(
-                "IX005",
-                format!("cannot write infrasql's apply journal: {e}"),
-            )
-        };
-        let db = self.db.client().await.map_err(err)?;
-        db.execute(
-            "SELECT pg_advisory_lock(hashtext('infrasql.apply.' || $1))",
-            &[&apply_id],
-        )
-        .await
-        .map_err(err)?;
-        db.execute(
-            "INSERT INTO infra.apply (apply_id, status, username, actions, xid) \
-             VALUES ($1, 'running', $2, $3, $4::text::xid8)",
-            &[&apply_id, &user, &(plan.steps.len() as i32), &xid],
-        )
-        .await
-        .map_err(err)?;
-        Ok(db)
+    /// The engine's shared connection, which the apply journal writes on.
+    async fn journal_db(&self) -> Result<Arc<tokio_postgres::Client>, HookError> {
+        self.db
+            .shared()
+            .await
+            .map_err(|e| journal_failed(JournalError::from(e)))
     }
+}
+
+/// infrasql's own database failed before the cloud was touched.
+fn journal_failed(e: JournalError) -> HookError {
+    HookError(
+        Report::error(errors::INFRASQL_FAILED, e.to_string())
+            .with_detail("Nothing was applied in AWS; the transaction is rolled back.")
+            .with_hint(errors::INFRASQL_FAILED_HINT),
+    )
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -251,10 +205,6 @@ fn hex(bytes: &[u8]) -> String {
         let _ = write!(s, "{b:02x}");
         s
     })
-}
-
-fn new_apply_id() -> String {
-    format!("apply-{:016x}", rand::random::<u64>())
 }
 
 async fn current_xid(ctx: &mut dyn CommitContext) -> Result<String, HookError> {
@@ -321,20 +271,22 @@ impl CommitHook for Engine {
         }
         check_deferred(ctx).await?;
         let started = Instant::now();
-        let apply_id = new_apply_id();
         let user = ctx.query("SELECT session_user").await?;
         let user = user.first().and_then(|r| r[0].clone()).unwrap_or_default();
         let xid = current_xid(ctx).await?;
-        let db = self.record_start(&apply_id, &user, &xid, &plan).await?;
+        let db = self.journal_db().await?;
+        let id = ApplyId::new();
+        let origin = Origin::Commit {
+            user: &user,
+            xid: &xid,
+        };
+        let journal = Journal::begin(&db, &id, origin, plan.steps.len())
+            .await
+            .map_err(journal_failed)?;
         let result = self
-            .apply_and_write_back(ctx, plan, apply_id.clone(), db.clone(), started)
+            .apply_and_write_back(ctx, plan, journal, db.clone(), started)
             .await;
-        let _ = db
-            .execute(
-                "SELECT pg_advisory_unlock(hashtext('infrasql.apply.' || $1))",
-                &[&apply_id],
-            )
-            .await;
+        journal.release().await;
         result
     }
 
@@ -392,18 +344,13 @@ impl Engine {
     /// serialization failure, a lost backend): recovery makes the cloud
     /// equal the committed rows. The client keeps the database's own
     /// SQLSTATE, so a driver that retries on 40001 still does.
-    async fn lost_after_apply(
-        &self,
-        db: &tokio_postgres::Client,
-        apply_id: &str,
-        e: HookError,
-    ) -> HookError {
-        let _ = db
-            .execute(
-                "UPDATE infra.apply SET status = 'undoing', finished_at = now(), error = $2 WHERE apply_id = $1",
-                &[&apply_id, &format!("the transaction could not commit after the apply: {}", e.0.message)],
-            )
-            .await;
+    async fn lost_after_apply(&self, journal: &Journal<'_>, e: HookError) -> HookError {
+        let why = format!(
+            "the transaction could not commit after the apply: {}",
+            e.0.message
+        );
+        journal.finish(ApplyStatus::Undoing, Some(&why)).await;
+        let apply_id = journal.id();
         let mut report = e.0;
         report.detail = Some(format!(
             "The change was applied in AWS, but the transaction could not commit. infrasql is making AWS equal the committed rows again (apply {apply_id}, see infra.apply)."
@@ -415,10 +362,11 @@ impl Engine {
         &self,
         ctx: &mut dyn CommitContext,
         plan: Plan,
-        apply_id: String,
+        journal: Journal<'_>,
         db: Arc<tokio_postgres::Client>,
         started: Instant,
     ) -> Result<Verdict, HookError> {
+        let apply_id = journal.id().clone();
         ctx.notice(&format!(
             "infrasql: applying {} ({apply_id})",
             plan.summary()
@@ -428,16 +376,15 @@ impl Engine {
         // The apply runs in its own task; its progress lines become NOTICEs
         // as they happen.
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let journal = Journal {
-            client: db.clone(),
-            apply_id: apply_id.clone(),
-        };
+        // Its own task, so a client that goes away cannot stop the apply
+        // half-way; the task borrows the journal from what it owns.
         let resources = self.resources.clone();
         let plan_for_task = plan.clone();
-        let task =
-            tokio::spawn(
-                async move { apply::apply(&plan_for_task, &resources, &journal, &tx).await },
-            );
+        let task_id = apply_id.clone();
+        let task = tokio::spawn(async move {
+            let journal = Journal::resume(&db, &task_id);
+            apply::apply(&plan_for_task, &resources, &journal, &tx).await
+        });
         while let Some(line) = rx.recv().await {
             // A client that went away must not stop the apply half-way.
             let _ = ctx.notice(&format!("infrasql: {line}")).await;
@@ -449,16 +396,11 @@ impl Engine {
         match outcome {
             Ok(applied) => {
                 if let Err(e) = self.seal_and_write_back(ctx, &plan, &applied).await {
-                    return Err(self.lost_after_apply(&db, &apply_id, e).await);
+                    return Err(self.lost_after_apply(&journal, e).await);
                 }
                 let ms = started.elapsed().as_millis();
-                let _ = db
-                    .execute(
-                        // `succeeded` once recovery sees the transaction committed.
-                        "UPDATE infra.apply SET status = 'applied', finished_at = now() WHERE apply_id = $1",
-                        &[&apply_id],
-                    )
-                    .await;
+                // `succeeded` once recovery sees the transaction committed.
+                journal.finish(ApplyStatus::Applied, None).await;
                 ctx.notice(&format!(
                     "infrasql: applied {} actions in {ms} ms ({apply_id})",
                     plan.steps.len()
@@ -473,18 +415,13 @@ impl Engine {
                 let maybe_created = matches!(
                     (f.step.action, f.step.last_phase),
                     (Action::Create | Action::RecreateCreate, _) | (Action::Replace, false)
-                ) && f.error.class == ErrorClass::Retryable;
+                ) && matches!(&f.error, StepError::Cloud(e) if e.class == ErrorClass::Retryable);
                 let status = if f.not_undone.is_empty() && !maybe_created {
-                    "failed"
+                    ApplyStatus::Failed
                 } else {
-                    "undoing"
+                    ApplyStatus::Undoing
                 };
-                let _ = db
-                    .execute(
-                        "UPDATE infra.apply SET status = $3, finished_at = now(), error = $2 WHERE apply_id = $1",
-                        &[&apply_id, &f.error.to_string(), &status],
-                    )
-                    .await;
+                journal.finish(status, Some(&f.error.to_string())).await;
                 let display = self
                     .resources
                     .get(&f.step.table)
@@ -522,15 +459,25 @@ impl Engine {
                     detail,
                     " Apply {apply_id} is journaled in infra.apply_action."
                 );
-                let report = Report::error(
-                    errors::sqlstate(f.error.class),
-                    format!(
-                        "AWS refused to {verb} {display}{name} ({} {}): {}: {}",
-                        f.step.table, f.step.id, f.error.code, f.error.message
-                    ),
-                )
-                .with_detail(detail)
-                .with_hint(errors::hint(f.error.class));
+                let report = match &f.error {
+                    StepError::Cloud(e) => Report::error(
+                        errors::sqlstate(e.class),
+                        format!(
+                            "AWS refused to {verb} {display}{name} ({} {}): {}: {}",
+                            f.step.table, f.step.id, e.code, e.message
+                        ),
+                    )
+                    .with_hint(errors::hint(e.class)),
+                    StepError::Journal(e) => Report::error(
+                        errors::INFRASQL_FAILED,
+                        format!(
+                            "infrasql could not {verb} {display}{name} ({} {}): {e}",
+                            f.step.table, f.step.id
+                        ),
+                    )
+                    .with_hint(errors::INFRASQL_FAILED_HINT),
+                }
+                .with_detail(detail);
                 Err(HookError(report))
             }
         }

@@ -23,6 +23,7 @@ use serde_json::{json, Value};
 use tokio_postgres::Client;
 
 use super::apply::Resources;
+use super::journal::{ApplyId, Journal, Recorded};
 
 /// What one pass achieved for an apply.
 #[derive(Debug, Default)]
@@ -31,16 +32,6 @@ pub struct Converged {
     pub notes: Vec<String>,
     /// What is still to do: the reason and its failure class.
     pub pending: Vec<(String, ErrorClass)>,
-}
-
-struct Action {
-    step: i32,
-    action: String,
-    table: String,
-    id: Option<String>,
-    region: String,
-    status: String,
-    after: Props,
 }
 
 fn obj(v: Option<Value>) -> Props {
@@ -55,31 +46,12 @@ fn ident(s: &str) -> String {
 }
 
 pub async fn converge(
-    db: &Client,
+    journal: &Journal<'_>,
     resources: &Resources,
-    apply_id: &str,
 ) -> Result<Converged, tokio_postgres::Error> {
-    let rows = db
-        .query(
-            "SELECT step, action, table_name, resource_id, region, status, after \
-             FROM infra.apply_action WHERE apply_id = $1 \
-               AND status IN ('started', 'done', 'failed', 'undo_failed') \
-             ORDER BY step DESC",
-            &[&apply_id],
-        )
-        .await?;
-    let actions: Vec<Action> = rows
-        .into_iter()
-        .map(|r| Action {
-            step: r.get(0),
-            action: r.get(1),
-            table: r.get(2),
-            id: r.get(3),
-            region: r.get(4),
-            status: r.get(5),
-            after: obj(r.get(6)),
-        })
-        .collect();
+    let db = journal.db();
+    let apply_id = journal.id().as_str();
+    let actions = journal.unsettled_steps().await?;
     let mut out = Converged::default();
     let ctx = |region: &str| ApplyContext {
         region: region.to_owned(),
@@ -110,7 +82,9 @@ pub async fn converge(
                     &mut out,
                 )
                 .await?;
-                set_status(db, apply_id, a.step, status).await?;
+                if let Some(status) = status {
+                    journal.set_step_status(a.step, status).await?;
+                }
             }
             _ => {}
         }
@@ -118,13 +92,7 @@ pub async fn converge(
     for (table, region) in &created_in {
         let resource = &resources[table];
         if delete_created(db, resource.as_ref(), &ctx(region), &mut out).await? {
-            db.execute(
-                "UPDATE infra.apply_action SET status = 'undone', finished_at = now() \
-                 WHERE apply_id = $1 AND table_name = $2 AND region = $3 \
-                   AND action IN ('create', 'replace-create') AND status <> 'undone'",
-                &[&apply_id, table, region],
-            )
-            .await?;
+            journal.creates_undone(table, region).await?;
         }
     }
     // Deletes ran children first; their rows go in the same order.
@@ -135,26 +103,12 @@ pub async fn converge(
         let (Some(resource), Some(id)) = (resources.get(&a.table), &a.id) else {
             continue;
         };
-        let status = settle_delete(db, resource.as_ref(), apply_id, a, id, &mut out).await?;
-        set_status(db, apply_id, a.step, status).await?;
+        let status = settle_delete(db, resource.as_ref(), journal.id(), a, id, &mut out).await?;
+        if let Some(status) = status {
+            journal.set_step_status(a.step, status).await?;
+        }
     }
     Ok(out)
-}
-
-async fn set_status(
-    db: &Client,
-    apply_id: &str,
-    step: i32,
-    status: Option<&str>,
-) -> Result<(), tokio_postgres::Error> {
-    if let Some(s) = status {
-        db.execute(
-            "UPDATE infra.apply_action SET status = $3, finished_at = now() WHERE apply_id = $1 AND step = $2",
-            &[&apply_id, &step, &s],
-        )
-        .await?;
-    }
-    Ok(())
 }
 
 /// The resource becomes what its committed row says. Returns the action's
@@ -251,8 +205,8 @@ async fn delete_created(
 async fn settle_delete(
     db: &Client,
     resource: &dyn Resource,
-    apply_id: &str,
-    a: &Action,
+    apply_id: &ApplyId,
+    a: &Recorded,
     id: &str,
     out: &mut Converged,
 ) -> Result<Option<&'static str>, tokio_postgres::Error> {
@@ -301,7 +255,7 @@ async fn settle_delete(
                 db.execute(
                     "INSERT INTO infra.drift (table_name, resource_id, region, kind, known_value, actual_value, resolution, resolved_at) \
                      VALUES ($1, $2, $3, 'disappeared', $4, $5, 'adopted', now())",
-                    &[&table, &id, &a.region, &known, &json!({"deleted_by_apply": apply_id})],
+                    &[&table, &id, &a.region, &known, &json!({"deleted_by_apply": apply_id.as_str()})],
                 )
                 .await?;
             }
@@ -328,8 +282,8 @@ async fn settle_delete(
 async fn recreate(
     db: &Client,
     resource: &dyn Resource,
-    apply_id: &str,
-    a: &Action,
+    apply_id: &ApplyId,
+    a: &Recorded,
     id: &str,
     out: &mut Converged,
 ) -> Result<Option<&'static str>, tokio_postgres::Error> {
@@ -347,7 +301,7 @@ async fn recreate(
     };
     let ctx = ApplyContext {
         region: a.region.clone(),
-        apply_id: format!("{apply_id}-undo"),
+        apply_id: apply_id.undo_tag(),
     };
     match resource.create(&ctx, &row).await {
         Ok(created) => {

@@ -18,6 +18,7 @@
 //! | 0A000 | PREPARE TRANSACTION of a transaction that changes resource tables |
 //! | 22023 | an `infra.*` setting given a value of the wrong type (at SET, or at COMMIT before any AWS call) |
 //! | 42704 | an `infra.*` setting that does not exist |
+//! | IX900 | infrasql's own database failed (its apply journal could not be written): nothing further was applied in AWS |
 //! | 40001 and other database errors | the transaction could not commit after the apply: the database's own SQLSTATE, so drivers retry as they would; recovery makes AWS equal the committed rows |
 
 use infrasql_provider::ErrorClass;
@@ -29,6 +30,11 @@ pub const BYPASSED_INFRASQL: &str = "IX100";
 pub const TWO_PHASE_REFUSED: &str = "0A000";
 pub const BAD_SETTING_VALUE: &str = "22023";
 pub const UNKNOWN_SETTING: &str = "42704";
+
+/// infrasql's own failure, not AWS's: its database (the journal) failed.
+pub const INFRASQL_FAILED: &str = "IX900";
+pub const INFRASQL_FAILED_HINT: &str =
+    "infrasql's own database failed; see the server log, then run the transaction again.";
 
 pub fn sqlstate(class: ErrorClass) -> &'static str {
     match class {

@@ -13,6 +13,7 @@ pub mod commit;
 pub mod converge;
 pub mod errors;
 pub mod hook;
+pub mod journal;
 pub mod plan;
 pub mod recover;
 pub mod registry;

@@ -24,6 +24,7 @@ use infrasql_provider::ErrorClass;
 
 use super::apply::Resources;
 use super::converge::converge;
+use super::journal::{self, ApplyStatus, Journal, Unsettled};
 
 /// Failed passes after which an undo is shown as needing a person.
 pub const ATTENTION_AFTER: i32 = 8;
@@ -55,79 +56,50 @@ pub async fn recover_once(
     resources: &Resources,
 ) -> Result<Recovered, tokio_postgres::Error> {
     let mut out = Recovered::default();
-    let rows = db
-        .query(
-            "SELECT apply_id, status, coalesce(pg_xact_status(xid)::text, 'aborted'), attempts \
-             FROM infra.apply \
-             WHERE status IN ('running', 'applied', 'undoing', 'attention') \
-               AND (next_attempt_at IS NULL OR next_attempt_at <= now()) \
-             ORDER BY started_at",
-            &[],
-        )
-        .await?;
-    for r in rows {
-        let apply_id: String = r.get(0);
-        let status: String = r.get(1);
-        let xact: String = r.get(2);
-        let attempts: i32 = r.get(3);
-        let free: bool = db
-            .query_one(
-                "SELECT pg_try_advisory_lock(hashtext('infrasql.apply.' || $1))",
-                &[&apply_id],
-            )
-            .await?
-            .get(0);
-        if !free {
+    for u in journal::unsettled(db).await? {
+        let claimed = Journal::claim(db, &u.id).await.map_err(|e| {
+            tracing::warn!("recovery cannot claim apply {}: {e}", u.id);
+            e
+        });
+        let Ok(Some(journal)) = claimed else {
             continue; // its process is alive and still working
-        }
-        let result = settle(db, resources, &apply_id, &status, &xact, attempts, &mut out).await;
-        let _ = db
-            .execute(
-                "SELECT pg_advisory_unlock(hashtext('infrasql.apply.' || $1))",
-                &[&apply_id],
-            )
-            .await;
+        };
+        let result = settle(&journal, resources, &u, &mut out).await;
+        journal.release().await;
         result?;
     }
     Ok(out)
 }
 
 async fn settle(
-    db: &tokio_postgres::Client,
+    journal: &Journal<'_>,
     resources: &Resources,
-    apply_id: &str,
-    status: &str,
-    xact: &str,
-    attempts: i32,
+    u: &Unsettled,
     out: &mut Recovered,
 ) -> Result<(), tokio_postgres::Error> {
-    match (status, xact) {
+    let apply_id = u.id.as_str();
+    match (u.status, u.xact.as_str()) {
         // The transaction is still open: its COMMIT or ROLLBACK decides.
-        ("running" | "applied", "in progress") => return Ok(()),
-        ("applied", "committed") => {
-            db.execute(
-                "UPDATE infra.apply SET status = 'succeeded', finished_at = coalesce(finished_at, now()) WHERE apply_id = $1",
-                &[&apply_id],
-            )
-            .await?;
+        (ApplyStatus::Running | ApplyStatus::Applied, "in progress") => return Ok(()),
+        (ApplyStatus::Applied, "committed") => {
+            journal.committed().await?;
             out.finished.push(apply_id.to_owned());
             return Ok(());
         }
         _ => {}
     }
-    let c = converge(db, resources, apply_id).await?;
-    let lost = match status {
-        "running" => "its process was lost",
-        "applied" => "its COMMIT failed",
+    let c = converge(journal, resources).await?;
+    let lost = match u.status {
+        ApplyStatus::Running => "its process was lost",
+        ApplyStatus::Applied => "its COMMIT failed",
         _ => "the COMMIT was refused",
     };
     if c.pending.is_empty() {
         // A refused COMMIT keeps the outcome it reported; a lost one is
         // recovered.
-        let final_status = if matches!(status, "undoing" | "attention") {
-            "failed"
-        } else {
-            "recovered"
+        let final_status = match u.status {
+            ApplyStatus::Undoing | ApplyStatus::Attention => ApplyStatus::Failed,
+            _ => ApplyStatus::Recovered,
         };
         let summary = if c.notes.is_empty() {
             "nothing was left to undo".to_owned()
@@ -135,24 +107,20 @@ async fn settle(
             c.notes.join("; ")
         };
         tracing::warn!("settled apply {apply_id} ({lost}): {summary}");
-        db.execute(
-            "UPDATE infra.apply SET status = $2, finished_at = now(), next_attempt_at = NULL, \
-                    error = CASE WHEN $2 = 'failed' THEN coalesce(error || '; ', '') || $3 ELSE $3 END \
-             WHERE apply_id = $1",
-            &[
-                &apply_id,
-                &final_status,
-                &format!("settled after {lost}: {summary}"),
-            ],
-        )
-        .await?;
+        journal
+            .settled(final_status, &format!("settled after {lost}: {summary}"))
+            .await?;
         out.undone.push(apply_id.to_owned());
         return Ok(());
     }
-    let tries = attempts + 1;
+    let tries = u.attempts + 1;
     let person =
         c.pending.iter().any(|(_, class)| needs_person(*class)) || tries >= ATTENTION_AFTER;
-    let new_status = if person { "attention" } else { "undoing" };
+    let new_status = if person {
+        ApplyStatus::Attention
+    } else {
+        ApplyStatus::Undoing
+    };
     let wait = if person { MAX_BACKOFF } else { backoff(tries) };
     let reasons: Vec<&str> = c.pending.iter().map(|(r, _)| r.as_str()).collect();
     tracing::warn!(
@@ -160,22 +128,11 @@ async fn settle(
         wait.as_secs(),
         reasons.join("; ")
     );
-    db.execute(
-        "UPDATE infra.apply SET status = $2, attempts = $3, \
-                next_attempt_at = now() + make_interval(secs => $4), error = $5 \
-         WHERE apply_id = $1",
-        &[
-            &apply_id,
-            &new_status,
-            &tries,
-            &(wait.as_secs_f64()),
-            &format!(
-                "still being undone after {lost} (try {tries}): {}",
-                reasons.join("; ")
-            ),
-        ],
-    )
-    .await?;
+    let why = format!(
+        "still being undone after {lost} (try {tries}): {}",
+        reasons.join("; ")
+    );
+    journal.retry_later(new_status, tries, wait, &why).await?;
     out.pending.push(apply_id.to_owned());
     Ok(())
 }

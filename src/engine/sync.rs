@@ -25,7 +25,8 @@ use infrasql_provider::{ColumnKind, Props, Resource, ResourceSchema, APPLY_TAG};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use super::apply::{self, Journal, Resources};
+use super::apply::{self, Resources};
+use super::journal::{ApplyId, ApplyStatus, Journal, Origin};
 use super::plan::{Action, Plan, Step};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -658,22 +659,7 @@ impl Syncer {
         table: &str,
         steps: Vec<Step>,
     ) -> Result<(), String> {
-        let journal_db = Arc::new(self.connect().await?);
-        let apply_id = format!("apply-{:016x}", rand::random::<u64>());
-        journal_db
-            .execute(
-                "SELECT pg_advisory_lock(hashtext('infrasql.apply.' || $1))",
-                &[&apply_id],
-            )
-            .await
-            .map_err(db_error)?;
-        journal_db
-            .execute(
-                "INSERT INTO infra.apply (apply_id, status, username, source, actions) VALUES ($1, 'running', 'infrasql sync', 'sync', $2)",
-                &[&apply_id, &(steps.len() as i32)],
-            )
-            .await
-            .map_err(db_error)?;
+        let journal_db = self.connect().await?;
         let steps: Vec<Step> = steps
             .into_iter()
             .enumerate()
@@ -683,38 +669,24 @@ impl Syncer {
             })
             .collect();
         let plan = Plan { steps };
-        let journal = Journal {
-            client: journal_db.clone(),
-            apply_id: apply_id.clone(),
-        };
+        let id = ApplyId::new();
+        let journal = Journal::begin(&journal_db, &id, Origin::Sync, plan.steps.len())
+            .await
+            .map_err(|e| e.to_string())?;
         let (ptx, mut prx) = mpsc::unbounded_channel();
         let result = apply::apply(&plan, &self.resources, &journal, &ptx).await;
         drop(ptx);
         while let Ok(line) = prx.try_recv() {
-            tracing::info!("sync revert {apply_id}: {line}");
+            tracing::info!("sync revert {id}: {line}");
         }
-        let status = if result.is_ok() {
-            "succeeded"
-        } else {
-            "failed"
+        let error = result.as_ref().err().map(|f| f.error.to_string());
+        let status = match error {
+            None => ApplyStatus::Succeeded,
+            Some(_) => ApplyStatus::Failed,
         };
-        let error = result
-            .as_ref()
-            .err()
-            .map(|f| format!("{}: {}", f.error.code, f.error.message));
-        let _ = journal_db
-            .execute(
-                "UPDATE infra.apply SET status = $2, finished_at = now(), error = $3 WHERE apply_id = $1",
-                &[&apply_id, &status, &error],
-            )
-            .await;
-        let _ = journal_db
-            .execute(
-                "SELECT pg_advisory_unlock(hashtext('infrasql.apply.' || $1))",
-                &[&apply_id],
-            )
-            .await;
-        let applied = result.map_err(|f| format!("{}: {}", f.error.code, f.error.message))?;
+        journal.finish(status, error.as_deref()).await;
+        journal.release().await;
+        let applied = result.map_err(|f| f.error.to_string())?;
         // A re-created resource has a new id: the row follows it.
         let idc = self.resources[table].schema().id_column();
         for (old, new) in &applied.id_map {

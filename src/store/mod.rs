@@ -2,6 +2,7 @@
 //! the engine's own connections to it, and the schema.
 
 pub mod cluster;
+pub mod engine_db;
 pub mod migrate;
 
 use std::path::PathBuf;
