@@ -1,0 +1,120 @@
+//! Policy `revert`: the desired state is put back in AWS through the apply
+//! engine, journaled like a user's commit (source `sync`).
+
+use std::sync::Arc;
+
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use super::diff::Revert;
+use super::{ident, SyncError, Syncer};
+use crate::engine::apply::{self, Journal};
+use crate::engine::plan::{Action, Plan, Step};
+
+impl Syncer {
+    /// Put the desired state back through the apply engine, journaled like a
+    /// user's commit (source `sync`).
+    pub(super) async fn revert(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        table: &str,
+        steps: Vec<Step>,
+    ) -> Result<(), SyncError> {
+        let journal_db = Arc::new(self.connect().await?);
+        let apply_id = format!("apply-{:016x}", rand::random::<u64>());
+        journal_db
+            .execute(
+                "SELECT pg_advisory_lock(hashtext('infrasql.apply.' || $1))",
+                &[&apply_id],
+            )
+            .await?;
+        journal_db
+            .execute(
+                "INSERT INTO infra.apply (apply_id, status, username, source, actions) VALUES ($1, 'running', 'infrasql sync', 'sync', $2)",
+                &[&apply_id, &(steps.len() as i32)],
+            )
+            .await?;
+        let steps: Vec<Step> = steps
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut s)| {
+                s.step = i + 1;
+                s
+            })
+            .collect();
+        let plan = Plan { steps };
+        let journal = Journal {
+            client: journal_db.clone(),
+            apply_id: apply_id.clone(),
+        };
+        let (ptx, mut prx) = mpsc::unbounded_channel();
+        let result = apply::apply(&plan, &self.resources, &journal, &ptx).await;
+        drop(ptx);
+        while let Ok(line) = prx.try_recv() {
+            tracing::info!("sync revert {apply_id}: {line}");
+        }
+        let status = if result.is_ok() {
+            "succeeded"
+        } else {
+            "failed"
+        };
+        let error = result
+            .as_ref()
+            .err()
+            .map(|f| format!("{}: {}", f.error.code, f.error.message));
+        let _ = journal_db
+            .execute(
+                "UPDATE infra.apply SET status = $2, finished_at = now(), error = $3 WHERE apply_id = $1",
+                &[&apply_id, &status, &error],
+            )
+            .await;
+        let _ = journal_db
+            .execute(
+                "SELECT pg_advisory_unlock(hashtext('infrasql.apply.' || $1))",
+                &[&apply_id],
+            )
+            .await;
+        let applied = result.map_err(|f| SyncError::Cloud(f.error))?;
+        // A re-created resource has a new id: the row follows it.
+        let idc = self.resources[table].schema().id_column();
+        for (old, new) in &applied.id_map {
+            tx.execute(
+                &format!("UPDATE {table} SET {0} = $2 WHERE {0} = $1", ident(idc)),
+                &[old, new],
+            )
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+/// The plan steps of a round's reverts (numbered when they run).
+pub(super) fn steps(table: &str, region: &str, reverts: Vec<Revert>) -> Vec<Step> {
+    reverts
+        .into_iter()
+        .map(|r| step(table, region, r))
+        .collect()
+}
+
+fn step(table: &str, region: &str, r: Revert) -> Step {
+    let name = r
+        .desired
+        .as_ref()
+        .or(r.actual.as_ref())
+        .and_then(|p| p.get("name"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    Step {
+        step: 0,
+        action: r.action,
+        table: table.to_owned(),
+        id: r.id,
+        name,
+        region: region.to_owned(),
+        before: r.actual,
+        after: r.desired,
+        changes: Vec::new(),
+        depends_on: Vec::new(),
+        last_phase: r.action == Action::Delete,
+    }
+}
