@@ -159,11 +159,9 @@ async fn prepare(
     } else {
         cfg.sync_regions.clone()
     };
-    let syncer = Arc::new(Syncer::new(
-        resources.clone(),
-        store.engine_config(),
-        regions,
-    ));
+    // One set of engine connections for commits, the sync loop and recovery.
+    let engine_db = Arc::new(EngineDb::new(store.engine_config()));
+    let syncer = Arc::new(Syncer::new(resources.clone(), engine_db.clone(), regions));
     let hook = match hook {
         Some(h) => h,
         None => {
@@ -172,8 +170,10 @@ async fn prepare(
                 .await
                 .map_err(ServeError::Secret)?
                 .get(0);
-            let db = Arc::new(EngineDb::new(store.engine_config()));
-            Arc::new(Engine::new(resources.clone(), db, secret).with_syncer(syncer.clone()))
+            Arc::new(
+                Engine::new(resources.clone(), engine_db.clone(), secret)
+                    .with_syncer(syncer.clone()),
+            )
         }
     };
     // Applies a previous run left unfinished are settled before anyone connects.

@@ -190,6 +190,12 @@ async fn a_database_of_the_previous_version_upgrades_in_place() {
         .unwrap()
         .to_owned();
     old_rows(&old, &vpc_id).await;
+    old.batch_execute(
+        "INSERT INTO infra.sync_status (region, table_name, last_started, last_finished, last_error) \
+         VALUES ('eu-old-1', 'aws.vpc', now(), now(), 'AuthFailure: old')",
+    )
+    .await
+    .unwrap();
     let count = "SELECT (SELECT count(*) FROM aws.vpc) + (SELECT count(*) FROM aws.subnet) \
                  + (SELECT count(*) FROM aws.security_group) + (SELECT count(*) FROM aws.instance) \
                  + (SELECT count(*) FROM aws.route_table) + (SELECT count(*) FROM aws.route_table_association)";
@@ -212,6 +218,15 @@ async fn a_database_of_the_previous_version_upgrades_in_place() {
     .unwrap_or_else(|e| panic!("{e}"));
 
     assert_eq!(one::<i64>(&old, count).await, before, "no row lost");
+    // The sync status survives, with the backoff's columns (no failures
+    // counted before the upgrade, nothing scheduled).
+    let status: String = one(
+        &old,
+        "SELECT last_error || ' ' || failures || ' ' || coalesce(next_attempt_at::text, 'none') || ' ' || coalesce(last_error_class, 'none') \
+         FROM infra.sync_status WHERE region = 'eu-old-1' AND table_name = 'aws.vpc'",
+    )
+    .await;
+    assert_eq!(status, "AuthFailure: old 0 none none");
     let ledger: Option<String> =
         one(&old, "SELECT to_regclass('infra.schema_migrations')::text").await;
     assert_eq!(ledger, None, "the ledger was renamed to infra.schema_file");

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::{one, Moto, TestServer};
 use infrasql_aws::aws_sdk_ec2::types::{Filter, IpPermission, IpRange, Tag};
+use infrasql_fault_proxy::{Effect, Fault, FaultProxy};
 use tokio_postgres::Client;
 
 async fn sync(c: &Client) -> serde_json::Value {
@@ -143,7 +144,13 @@ async fn a_prepopulated_account_is_imported_on_the_first_sync_without_drift() {
     );
     // sync_status has a row per region and type.
     let rows: i64 = one(&c, "select count(*) from infra.sync_status where region = 'us-east-1' and last_error is null and api_calls >= 1").await;
-    assert_eq!(rows, 11);
+    let tables: i64 = one(
+        &c,
+        "select count(distinct table_name) from infra.resource_column",
+    )
+    .await;
+    assert!(tables >= 11, "{tables}");
+    assert_eq!(rows, tables);
     // Each type's calls are its own, though all listings run at once: one
     // page each for this small account.
     let off: Vec<String> = c
@@ -745,4 +752,129 @@ async fn a_region_and_type_locked_by_another_node_is_skipped() {
         .await,
         1
     );
+}
+
+/// Polls `sql` (a boolean) until it holds; panics after `secs` seconds.
+async fn until(c: &Client, sql: &str, secs: u64) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !one::<bool>(c, sql).await {
+        assert!(Instant::now() < deadline, "not within {secs} s: {sql}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_type_aws_denies_backs_off_while_the_others_keep_syncing() {
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(&moto.url);
+    proxy.arm(Fault::on("DescribeKeyPairs").with(Effect::Error {
+        status: 403,
+        code: "UnauthorizedOperation".into(),
+        message: "You are not authorized to perform this operation.".into(),
+    }));
+    let s = TestServer::start_at(&proxy.url, &["--sync-interval", "1"]);
+    let c = s.connect().await;
+    let status =
+        "from infra.sync_status where table_name = 'aws.key_pair' and region = 'us-east-1'";
+    // Rounds come every second; a failed pair waits 2, 4, 8 s...: by the
+    // third failure the window is long enough to watch rounds skip it.
+    until(
+        &c,
+        &format!("select exists (select 1 {status} and failures >= 3)"),
+        60,
+    )
+    .await;
+    let r = c
+        .query_one(
+            &format!("select last_error_class, last_error, failures, next_attempt_at > now(), now()::text {status}"),
+            &[],
+        )
+        .await
+        .unwrap();
+    let calls = proxy.calls("DescribeKeyPairs");
+    let (class, error, failures, ahead, read_at): (
+        Option<String>,
+        Option<String>,
+        i32,
+        bool,
+        String,
+    ) = (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
+    assert_eq!(class.as_deref(), Some("denied"));
+    assert!(error.unwrap_or_default().contains("UnauthorizedOperation"));
+    assert!(ahead, "next_attempt_at is in the future");
+    assert!(calls >= 3, "{calls}");
+
+    // The other tables keep syncing: a VPC made outside shows up.
+    let vpc = moto
+        .ec2()
+        .await
+        .create_vpc()
+        .cidr_block("10.80.0.0/16")
+        .send()
+        .await
+        .unwrap()
+        .vpc()
+        .unwrap()
+        .vpc_id()
+        .unwrap()
+        .to_owned();
+    until(
+        &c,
+        &format!("select exists (select 1 from aws.vpc where vpc_id = '{vpc}')"),
+        30,
+    )
+    .await;
+    // A whole round that started after the read, while the pair was
+    // backing off, did not list key pairs.
+    until(
+        &c,
+        &format!("select last_started > '{read_at}' and last_finished > last_started from infra.sync_status where table_name = 'aws.vpc' and region = 'us-east-1'"),
+        30,
+    )
+    .await;
+    let r = c
+        .query_one(
+            &format!("select (select last_started from infra.sync_status where table_name = 'aws.vpc' and region = 'us-east-1') < next_attempt_at, failures {status}"),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(
+        r.get::<_, bool>(0),
+        "no round ran while the pair backed off: a slow machine?"
+    );
+    assert_eq!(r.get::<_, i32>(1), failures);
+    assert_eq!(
+        proxy.calls("DescribeKeyPairs"),
+        calls,
+        "not called before next_attempt_at"
+    );
+    let others: Vec<String> = c
+        .query(
+            "select table_name from infra.sync_status where table_name <> 'aws.key_pair' and last_error is not null",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(others.is_empty(), "{others:?}");
+
+    // A user asking tries now, backoff or not, and sees the class.
+    let summary = one::<serde_json::Value>(&c, "select infra.sync('aws.key_pair')").await;
+    assert_eq!(summary["errors"][0]["class"], "denied", "{summary}");
+    assert!(proxy.calls("DescribeKeyPairs") > calls);
+    // Allowed again: one success resets the backoff.
+    proxy.clear();
+    let summary = one::<serde_json::Value>(&c, "select infra.sync('aws.key_pair')").await;
+    assert_eq!(summary["errors"], serde_json::json!([]), "{summary}");
+    let reset: bool = one(
+        &c,
+        &format!(
+            "select failures = 0 and next_attempt_at is null and last_error_class is null {status}"
+        ),
+    )
+    .await;
+    assert!(reset);
 }

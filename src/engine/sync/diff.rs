@@ -1,0 +1,359 @@
+//! The decision of a round, without I/O: what the cloud listed and what the
+//! database holds in → row writes, drift records and reverts out.
+//!
+//! Every rule of the round is here, so it is unit-tested: resources owned
+//! by an apply in flight or by recovery are left alone; rows an open
+//! transaction holds wait; the first round imports without drift; a
+//! resource whose parent is not a row yet waits; the policy (by tag, then
+//! table) says whether drift is adopted, reported or reverted; drift already
+//! open for the same value is not recorded again.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use infrasql_provider::{ColumnKind, Props, ResourceSchema, APPLY_TAG};
+use serde_json::Value;
+
+use super::policy::{policy_for, Policy, PolicyRow};
+use super::Stats;
+use crate::engine::plan::Action;
+
+/// What the database holds for one (table, region), read in the round's
+/// transaction.
+#[derive(Debug, Default)]
+pub struct Current {
+    /// The region's rows this round may write, by AWS id: those no open
+    /// transaction holds (`FOR UPDATE SKIP LOCKED`).
+    pub locked: BTreeMap<String, Props>,
+    /// Every row's AWS id in the region, held by a transaction or not.
+    pub all: HashSet<String>,
+    pub policies: Vec<PolicyRow>,
+    /// Ids of applies not settled yet (their resources carry `APPLY_TAG`).
+    pub in_flight: HashSet<String>,
+    /// An unsettled apply touches this table: what appeared or disappeared
+    /// may be its doing (not every type carries the apply tag).
+    pub table_busy: bool,
+    /// Resources an unsettled apply updated or deleted: recovery's until
+    /// it has made them equal the committed rows.
+    pub unsettled_ids: HashSet<String>,
+    /// Per reference column the listing reports: the parent ids, among
+    /// those the appeared resources name, that are rows.
+    pub parents: Vec<(&'static str, HashSet<String>)>,
+    /// Open drift of the table: (resource id, kind, field) → actual values.
+    pub open_drift: HashMap<(String, DriftKind, Option<String>), Vec<Option<Value>>>,
+}
+
+/// One round's input.
+pub struct Input<'a> {
+    pub schema: &'static ResourceSchema,
+    pub observed: &'a [Props],
+    pub current: &'a Current,
+    /// No successful round of this pair yet: what exists is imported, not drift.
+    pub first: bool,
+}
+
+/// Which columns an update writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Columns {
+    /// Every column the listing reports (`Diff::observed_cols`).
+    Observed,
+    /// Only the cloud-assigned and identity ones (`Diff::cloud_cols`): the
+    /// row keeps its desired values.
+    CloudAssigned,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum RowWrite {
+    Update {
+        id: String,
+        columns: Columns,
+        values: Props,
+    },
+    Insert {
+        id: String,
+        values: Props,
+    },
+    /// Deleted only if nothing references it any more (else a later round).
+    Delete {
+        id: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DriftKind {
+    Changed,
+    Appeared,
+    Disappeared,
+}
+
+impl DriftKind {
+    /// The spelling in `infra.drift.kind`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DriftKind::Changed => "changed",
+            DriftKind::Appeared => "appeared",
+            DriftKind::Disappeared => "disappeared",
+        }
+    }
+}
+
+/// A row of `infra.drift` to be.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DriftRecord {
+    pub kind: DriftKind,
+    pub id: String,
+    /// The column that differs (`Changed` only).
+    pub field: Option<&'static str>,
+    /// What the row held: the field's value, or the whole row when the
+    /// resource disappeared; JSON null when there was none.
+    pub known: Value,
+    /// What the cloud shows: the field's value, or the whole resource when
+    /// it appeared; JSON null when it disappeared.
+    pub actual: Value,
+    pub policy: Policy,
+}
+
+/// A change to make to AWS so it equals the rows again (policy `revert`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Revert {
+    pub action: Action,
+    pub id: String,
+    pub actual: Option<Props>,
+    pub desired: Option<Props>,
+}
+
+#[derive(Debug, Default, PartialEq)]
+pub struct Diff {
+    pub writes: Vec<RowWrite>,
+    pub drift: Vec<DriftRecord>,
+    pub reverts: Vec<Revert>,
+    pub stats: Stats,
+    pub observed_cols: Vec<&'static str>,
+    pub cloud_cols: Vec<&'static str>,
+}
+
+/// How a drift record is resolved once the round's reverts have run.
+pub fn resolution(policy: Policy, revert_ok: bool) -> &'static str {
+    match policy {
+        Policy::Adopt => "adopted",
+        Policy::Revert if revert_ok => "reverted",
+        _ => "open",
+    }
+}
+
+/// Columns the listing reports for every resource: only those are written.
+/// Columns a listing reports for some resources only (a VPC's DNS
+/// attributes) are unobserved: never overwritten, never drift.
+pub fn observed_columns(schema: &ResourceSchema, observed: &[Props]) -> Vec<&'static str> {
+    schema
+        .columns
+        .iter()
+        .filter(|c| c.kind != ColumnKind::WriteOnly && c.name != "synced_at")
+        .filter(|c| !observed.is_empty() && observed.iter().all(|p| p.contains_key(c.name)))
+        .map(|c| c.name)
+        .collect()
+}
+
+fn same(a: Option<&Value>, b: Option<&Value>) -> bool {
+    let null = |v: Option<&Value>| matches!(v, None | Some(Value::Null));
+    a == b || (null(a) && null(b))
+}
+
+pub fn diff(input: &Input) -> Diff {
+    let Input {
+        schema,
+        observed,
+        current: cur,
+        first,
+    } = *input;
+    let idc = schema.id_column();
+    let observed_cols = observed_columns(schema, observed);
+    let cloud_cols = observed_cols
+        .iter()
+        .copied()
+        .filter(|c| {
+            schema
+                .column(c)
+                .is_some_and(|c| matches!(c.kind, ColumnKind::CloudAssigned | ColumnKind::Identity))
+        })
+        .collect();
+    let mut out = Diff {
+        stats: Stats {
+            seen: observed.len(),
+            ..Default::default()
+        },
+        observed_cols,
+        cloud_cols,
+        ..Default::default()
+    };
+    let mut seen_ids = HashSet::new();
+    for p in observed {
+        let Some(id) = p.get(idc).and_then(Value::as_str) else {
+            continue;
+        };
+        seen_ids.insert(id);
+        if p.get(APPLY_TAG)
+            .and_then(Value::as_str)
+            .is_some_and(|a| cur.in_flight.contains(a))
+        {
+            continue; // a commit in progress owns it
+        }
+        if cur.unsettled_ids.contains(id) {
+            continue; // recovery owns it until it is settled
+        }
+        match cur.locked.get(id) {
+            Some(row) => changed(&mut out, schema, cur, id, row, p),
+            None if cur.all.contains(id) => out.stats.skipped_locked += 1,
+            None if cur.table_busy => {}
+            None => appeared(&mut out, cur, id, p, first),
+        }
+    }
+    for (id, row) in &cur.locked {
+        if seen_ids.contains(id.as_str())
+            || id.starts_with("pending-")
+            || cur.table_busy
+            || cur.unsettled_ids.contains(id)
+        {
+            continue;
+        }
+        out.stats.drift += 1;
+        let policy = policy_for(&cur.policies, row.get("tags"));
+        out.drift.push(DriftRecord {
+            kind: DriftKind::Disappeared,
+            id: id.clone(),
+            field: None,
+            known: Value::Object(row.clone()),
+            actual: Value::Null,
+            policy,
+        });
+        match policy {
+            Policy::Adopt => out.writes.push(RowWrite::Delete { id: id.clone() }),
+            Policy::Report => {}
+            Policy::Revert => out.reverts.push(Revert {
+                action: Action::Create,
+                id: id.clone(),
+                actual: None,
+                desired: Some(row.clone()),
+            }),
+        }
+    }
+    // Drift already open for the same value is not repeated.
+    out.drift.retain(|d| !already_open(cur, d));
+    out
+}
+
+/// A resource that is a row: drift in its desired columns, by policy.
+fn changed(
+    out: &mut Diff,
+    schema: &ResourceSchema,
+    cur: &Current,
+    id: &str,
+    row: &Props,
+    p: &Props,
+) {
+    let update = |columns| RowWrite::Update {
+        id: id.to_owned(),
+        columns,
+        values: p.clone(),
+    };
+    let diffs: Vec<&'static str> = schema
+        .columns
+        .iter()
+        .filter(|c| matches!(c.kind, ColumnKind::Desired | ColumnKind::ReplaceOnChange))
+        .filter(|c| p.contains_key(c.name) && !same(row.get(c.name), p.get(c.name)))
+        .map(|c| c.name)
+        .collect();
+    if diffs.is_empty() {
+        out.writes.push(update(Columns::CloudAssigned));
+        return;
+    }
+    out.stats.drift += diffs.len();
+    let mut policy = policy_for(&cur.policies, row.get("tags"));
+    // A replace-on-change field cannot be set back in place.
+    if policy == Policy::Revert
+        && diffs.iter().any(|d| {
+            schema
+                .column(d)
+                .is_some_and(|c| c.kind == ColumnKind::ReplaceOnChange)
+        })
+    {
+        policy = Policy::Report;
+    }
+    for f in &diffs {
+        out.drift.push(DriftRecord {
+            kind: DriftKind::Changed,
+            id: id.to_owned(),
+            field: Some(f),
+            known: row.get(*f).cloned().unwrap_or(Value::Null),
+            actual: p.get(*f).cloned().unwrap_or(Value::Null),
+            policy,
+        });
+    }
+    match policy {
+        Policy::Adopt => out.writes.push(update(Columns::Observed)),
+        Policy::Report => out.writes.push(update(Columns::CloudAssigned)),
+        Policy::Revert => {
+            out.writes.push(update(Columns::CloudAssigned));
+            out.reverts.push(Revert {
+                action: Action::Update,
+                id: id.to_owned(),
+                actual: Some(p.clone()),
+                desired: Some(row.clone()),
+            });
+        }
+    }
+}
+
+/// A resource that is not a row: imported (first round), or drift by policy.
+fn appeared(out: &mut Diff, cur: &Current, id: &str, p: &Props, first: bool) {
+    let policy = if first {
+        Policy::Adopt
+    } else {
+        policy_for(&cur.policies, p.get("tags"))
+    };
+    if !first {
+        out.stats.drift += 1;
+        out.drift.push(DriftRecord {
+            kind: DriftKind::Appeared,
+            id: id.to_owned(),
+            field: None,
+            known: Value::Null,
+            actual: Value::Object(p.clone()),
+            policy,
+        });
+    }
+    match policy {
+        // One whose parent is not a row (a VPC's default group while
+        // recovery is still deleting the VPC a refused COMMIT made) waits
+        // for a later round instead of failing the round on a foreign key.
+        Policy::Adopt if parents_are_rows(cur, p) => out.writes.push(RowWrite::Insert {
+            id: id.to_owned(),
+            values: p.clone(),
+        }),
+        Policy::Adopt | Policy::Report => {}
+        Policy::Revert => out.reverts.push(Revert {
+            action: Action::Delete,
+            id: id.to_owned(),
+            actual: Some(p.clone()),
+            desired: None,
+        }),
+    }
+}
+
+/// Every parent `p` names is a row (a NULL reference names none).
+fn parents_are_rows(cur: &Current, p: &Props) -> bool {
+    cur.parents.iter().all(|(col, rows)| match p.get(*col) {
+        None | Some(Value::Null) => true,
+        Some(Value::String(parent)) => rows.contains(parent),
+        Some(_) => false,
+    })
+}
+
+fn already_open(cur: &Current, d: &DriftRecord) -> bool {
+    let key = (d.id.clone(), d.kind, d.field.map(str::to_owned));
+    cur.open_drift
+        .get(&key)
+        .is_some_and(|actual| actual.iter().any(|a| a.as_ref() == Some(&d.actual)))
+}
+
+#[cfg(test)]
+mod tests;

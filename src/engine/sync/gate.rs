@@ -1,0 +1,83 @@
+//! The order of a round's row writes: parents' levels first, while every
+//! listing runs at once.
+
+/// Orders the row writes of one round by level while the listings run
+/// concurrently: level `d` may write once every pair of levels `< d` has
+/// finished (written, failed or skipped).
+pub(super) struct LevelGate {
+    remaining: std::sync::Mutex<Vec<usize>>,
+    done: tokio::sync::watch::Sender<usize>,
+}
+
+/// A pair's place in the gate: it may write once `done >= depth`.
+pub(super) struct Turn<'a> {
+    depth: usize,
+    gate: &'a LevelGate,
+}
+
+impl LevelGate {
+    pub(super) fn new(depths: impl Iterator<Item = usize>) -> Self {
+        let mut remaining = Vec::new();
+        for d in depths {
+            if remaining.len() <= d {
+                remaining.resize(d + 1, 0);
+            }
+            remaining[d] += 1;
+        }
+        let gate = LevelGate {
+            remaining: std::sync::Mutex::new(remaining),
+            done: tokio::sync::watch::channel(0).0,
+        };
+        gate.advance(&gate.remaining.lock().expect("gate lock poisoned"));
+        gate
+    }
+
+    pub(super) fn turn(&self, depth: usize) -> Turn<'_> {
+        Turn { depth, gate: self }
+    }
+
+    pub(super) fn finished(&self, depth: usize) {
+        let mut remaining = self.remaining.lock().expect("gate lock poisoned");
+        remaining[depth] -= 1;
+        self.advance(&remaining);
+    }
+
+    /// Skip past every level with nothing left to run.
+    fn advance(&self, remaining: &[usize]) {
+        let mut done = *self.done.borrow();
+        while done < remaining.len() && remaining[done] == 0 {
+            done += 1;
+        }
+        self.done.send_replace(done);
+    }
+}
+
+impl Turn<'_> {
+    pub(super) async fn wait(self) {
+        let mut rx = self.gate.done.subscribe();
+        // The sender lives as long as the gate, which outlives every turn.
+        let _ = rx.wait_for(|done| *done >= self.depth).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn writes_wait_for_every_lower_level_and_skip_empty_ones() {
+        use futures_util::FutureExt;
+        // Levels 0 and 2 have pairs; level 1 has none (filtered out).
+        let gate = LevelGate::new([0, 0, 2].into_iter());
+        assert!(gate.turn(0).wait().now_or_never().is_some());
+        let mut top = Box::pin(gate.turn(2).wait());
+        assert!((&mut top).now_or_never().is_none());
+        gate.finished(0);
+        assert!(
+            (&mut top).now_or_never().is_none(),
+            "one level-0 pair still runs"
+        );
+        gate.finished(0);
+        assert!(top.now_or_never().is_some());
+    }
+}

@@ -1,0 +1,174 @@
+//! What a round reads: the cloud (the provider's listing, every page) and
+//! the database (the region's rows, policies, the applies in flight, the
+//! parents of what appeared, the open drift), in the round's transaction.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use infrasql_provider::{Props, Resource, ResourceSchema};
+use serde_json::Value;
+use tokio_postgres::Transaction;
+
+use super::diff::{observed_columns, Current, DriftKind};
+use super::policy::PolicyRow;
+use super::{ident, SyncError};
+use crate::engine::apply::Resources;
+
+/// Every resource of the type in the region, as the cloud reports it.
+pub(super) async fn list(resource: &dyn Resource, region: &str) -> Result<Vec<Props>, SyncError> {
+    Ok(resource.list(region).await?)
+}
+
+/// The database's side of the round, for `diff`.
+pub(super) async fn current(
+    tx: &Transaction<'_>,
+    resources: &Resources,
+    schema: &'static ResourceSchema,
+    table: &str,
+    region: &str,
+    observed: &[Props],
+) -> Result<Current, SyncError> {
+    let idc = ident(schema.id_column());
+    // Rows an open transaction holds are skipped, never waited for.
+    let locked: BTreeMap<String, Props> = tx
+        .query(
+            &format!(
+                "SELECT {idc}, to_jsonb(t) FROM {table} t WHERE region = $1 FOR UPDATE SKIP LOCKED"
+            ),
+            &[&region],
+        )
+        .await?
+        .into_iter()
+        .filter_map(|r| match r.get::<_, Value>(1) {
+            Value::Object(m) => Some((r.get::<_, String>(0), m)),
+            _ => None,
+        })
+        .collect();
+    let all: HashSet<String> = strings(
+        tx,
+        &format!("SELECT {idc} FROM {table} WHERE region = $1"),
+        &[&region],
+    )
+    .await?;
+    let mut policies: Vec<PolicyRow> = Vec::new();
+    for r in tx
+        .query(
+            "SELECT tag_key, tag_value, policy FROM infra.drift_policy WHERE table_name = $1",
+            &[&table],
+        )
+        .await?
+    {
+        policies.push((r.get(0), r.get(1), r.get::<_, &str>(2).parse()?));
+    }
+    let in_flight = strings(
+        tx,
+        "SELECT apply_id FROM infra.apply WHERE infra.unsettled(status, xid)",
+        &[],
+    )
+    .await?;
+    let table_busy: bool = tx
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM infra.apply_action a JOIN infra.apply p USING (apply_id) \
+             WHERE a.table_name = $1 AND infra.unsettled(p.status, p.xid))",
+            &[&table],
+        )
+        .await?
+        .get(0);
+    let unsettled_ids = strings(
+        tx,
+        "SELECT a.resource_id FROM infra.apply_action a JOIN infra.apply p USING (apply_id) \
+         WHERE a.table_name = $1 AND a.resource_id IS NOT NULL AND infra.unsettled(p.status, p.xid)",
+        &[&table],
+    )
+    .await?;
+    let appeared: Vec<&Props> = observed
+        .iter()
+        .filter(|p| {
+            p.get(schema.id_column())
+                .and_then(Value::as_str)
+                .is_some_and(|id| !all.contains(id))
+        })
+        .collect();
+    let parents = parents(tx, resources, schema, observed, &appeared).await?;
+    let mut open_drift: HashMap<_, Vec<Option<Value>>> = HashMap::new();
+    for r in tx
+        .query(
+            "SELECT resource_id, kind, field, actual_value FROM infra.drift \
+             WHERE resolution = 'open' AND table_name = $1",
+            &[&table],
+        )
+        .await?
+    {
+        let kind = match r.get::<_, &str>(1) {
+            "changed" => DriftKind::Changed,
+            "appeared" => DriftKind::Appeared,
+            _ => DriftKind::Disappeared,
+        };
+        open_drift
+            .entry((r.get(0), kind, r.get(2)))
+            .or_default()
+            .push(r.get(3));
+    }
+    Ok(Current {
+        locked,
+        all,
+        policies,
+        in_flight,
+        table_busy,
+        unsettled_ids,
+        parents,
+        open_drift,
+    })
+}
+
+/// For each reference column the listing reports whose parent type is
+/// managed: which parents the `appeared` resources name are rows (any
+/// region, as the foreign key sees them).
+async fn parents(
+    tx: &Transaction<'_>,
+    resources: &Resources,
+    schema: &ResourceSchema,
+    observed: &[Props],
+    appeared: &[&Props],
+) -> Result<Vec<(&'static str, HashSet<String>)>, SyncError> {
+    let cols = observed_columns(schema, observed);
+    let mut out = Vec::new();
+    for c in schema.references().filter(|c| cols.contains(&c.name)) {
+        let parent = format!("{}.{}", schema.schema, c.references.unwrap_or_default());
+        let Some(p) = resources.get(&parent) else {
+            continue;
+        };
+        let named: Vec<String> = appeared
+            .iter()
+            .filter_map(|r| r.get(c.name).and_then(Value::as_str).map(str::to_owned))
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let rows = if named.is_empty() {
+            HashSet::new()
+        } else {
+            let pid = ident(p.schema().id_column());
+            strings(
+                tx,
+                &format!("SELECT {pid} FROM {parent} WHERE {pid} = ANY($1)"),
+                &[&named],
+            )
+            .await?
+        };
+        out.push((c.name, rows));
+    }
+    Ok(out)
+}
+
+/// The first column of every row, as text.
+async fn strings(
+    tx: &Transaction<'_>,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<HashSet<String>, SyncError> {
+    Ok(tx
+        .query(sql, params)
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+}

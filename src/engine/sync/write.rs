@@ -1,0 +1,121 @@
+//! A round's writes to the database, in its transaction and as the engine
+//! role (so change capture never takes them for a user's intent): the rows,
+//! then the drift records.
+
+use infrasql_provider::ResourceSchema;
+use serde_json::Value;
+use tokio_postgres::Transaction;
+
+use super::diff::{resolution, Columns, Diff, DriftRecord, RowWrite};
+use super::{ident, SyncError};
+
+/// Updates in two batches (every observed column; cloud-assigned ones
+/// only), inserts in one, deletes one at a time.
+pub(super) async fn rows(
+    tx: &Transaction<'_>,
+    schema: &ResourceSchema,
+    table: &str,
+    diff: &Diff,
+) -> Result<(), SyncError> {
+    let idc = schema.id_column();
+    let set = |cols: &[&str]| {
+        cols.iter()
+            .filter(|c| **c != idc)
+            .map(|c| format!("{0} = r.{0}", ident(c)))
+            .chain(std::iter::once("synced_at = now()".to_owned()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    for (scope, cols) in [
+        (Columns::Observed, &diff.observed_cols),
+        (Columns::CloudAssigned, &diff.cloud_cols),
+    ] {
+        let rows: Vec<Value> = diff
+            .writes
+            .iter()
+            .filter_map(|w| match w {
+                RowWrite::Update {
+                    columns, values, ..
+                } if *columns == scope => Some(Value::Object(values.clone())),
+                _ => None,
+            })
+            .collect();
+        if rows.is_empty() {
+            continue;
+        }
+        let sql = format!(
+            "UPDATE {table} AS t SET {} FROM jsonb_populate_recordset(NULL::{table}, $1::text::jsonb) AS r WHERE t.{1} = r.{1}",
+            set(cols),
+            ident(idc)
+        );
+        tx.execute(&sql, &[&Value::Array(rows).to_string()]).await?;
+    }
+    let inserts: Vec<Value> = diff
+        .writes
+        .iter()
+        .filter_map(|w| match w {
+            RowWrite::Insert { values, .. } => Some(Value::Object(values.clone())),
+            _ => None,
+        })
+        .collect();
+    if !inserts.is_empty() {
+        let cols: Vec<String> = diff.observed_cols.iter().map(|c| ident(c)).collect();
+        let sql = format!(
+            "INSERT INTO {table} ({0}, synced_at) SELECT {0}, now() FROM jsonb_populate_recordset(NULL::{table}, $1::text::jsonb) r \
+             ON CONFLICT DO NOTHING",
+            cols.join(", "),
+        );
+        tx.execute(&sql, &[&Value::Array(inserts).to_string()])
+            .await?;
+    }
+    for w in &diff.writes {
+        let RowWrite::Delete { id } = w else {
+            continue;
+        };
+        // A parent whose children are still rows waits for a later round.
+        tx.batch_execute("SAVEPOINT sync_delete").await?;
+        let r = tx
+            .execute(
+                &format!("DELETE FROM {table} WHERE {} = $1", ident(idc)),
+                &[id],
+            )
+            .await;
+        let undo = if r.is_err() {
+            "ROLLBACK TO SAVEPOINT sync_delete"
+        } else {
+            "RELEASE SAVEPOINT sync_delete"
+        };
+        tx.batch_execute(undo).await?;
+    }
+    Ok(())
+}
+
+/// Records the round's drift, resolved by policy and by whether the
+/// round's reverts succeeded.
+pub(super) async fn drift(
+    tx: &Transaction<'_>,
+    table: &str,
+    region: &str,
+    records: &[DriftRecord],
+    revert_ok: bool,
+) -> Result<(), SyncError> {
+    for d in records {
+        let resolution = resolution(d.policy, revert_ok);
+        tx.execute(
+            "INSERT INTO infra.drift (table_name, resource_id, region, kind, field, known_value, actual_value, resolution, resolved_at) \
+             VALUES ($1, $2, $3, $4, $5, $6::text::jsonb, $7::text::jsonb, $8, CASE WHEN $8 = 'open' THEN NULL ELSE now() END)",
+            &[
+                &table,
+                &d.id,
+                &region,
+                &d.kind.as_str(),
+                &d.field,
+                &d.known.to_string(),
+                &d.actual.to_string(),
+                &resolution,
+            ],
+        )
+        .await?;
+    }
+    Ok(())
+}
