@@ -33,8 +33,8 @@ use super::apply::{self, Journal, Resources};
 use super::errors;
 use super::hook::{CommitContext, CommitHook, HookError, Verdict};
 use super::plan::{self, Action, Plan};
+use super::report::Report;
 use super::settings;
-use crate::wire::protocol::Report;
 
 /// The engine's own database connection, reopened when it breaks.
 pub struct EngineDb {
@@ -224,7 +224,7 @@ impl Engine {
     ) -> Result<Arc<tokio_postgres::Client>, HookError> {
         let err = |e: tokio_postgres::Error| {
             hook_err(
-                "IX005",
+                errors::AWS_UNAVAILABLE,
                 format!("cannot write infrasql's apply journal: {e}"),
             )
         };
@@ -444,7 +444,7 @@ impl Engine {
         }
         let outcome = task
             .await
-            .map_err(|e| hook_err("XX000", format!("apply task failed: {e}")))?;
+            .map_err(|e| hook_err(errors::INTERNAL, format!("apply task failed: {e}")))?;
 
         match outcome {
             Ok(applied) => {
