@@ -11,6 +11,11 @@
 //! client, or to the driver (infrasql's own statements), or to the client
 //! except for the closing ReadyForQuery, which the driver replaces once it
 //! has run the commit hook. Rows are never decoded on the way through.
+//!
+//! - `driver`: the driver's main loop; what a Parse prepares.
+//! - `simple`, `extended`: the two protocols, their wrappers and commit points.
+//! - `own`: infrasql's own statements on the session; the hook's context.
+//! - `relay`: backend → client.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
