@@ -35,7 +35,7 @@ impl CommitHook for RefuseMarker {
         let written: i64 = rows[0][0].as_deref().unwrap_or("0").parse().unwrap();
         if written > 0 {
             return Err(HookError(
-                infrasql::wire::protocol::Report::error(
+                infrasql::engine::report::Report::error(
                     "P0001",
                     "refused by the test hook: marker written",
                 )

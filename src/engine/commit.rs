@@ -34,9 +34,9 @@ use super::errors;
 use super::hook::{CommitContext, CommitHook, HookError, Verdict};
 use super::journal::{ApplyId, ApplyStatus, Journal, JournalError, Origin};
 use super::plan::{self, Action, Plan};
+use super::report::Report;
 use super::settings;
 use crate::store::engine_db::EngineDb;
-use crate::wire::protocol::Report;
 
 pub struct Engine {
     resources: Resources,
@@ -391,7 +391,7 @@ impl Engine {
         }
         let outcome = task
             .await
-            .map_err(|e| hook_err("XX000", format!("apply task failed: {e}")))?;
+            .map_err(|e| hook_err(errors::INTERNAL, format!("apply task failed: {e}")))?;
 
         match outcome {
             Ok(applied) => {

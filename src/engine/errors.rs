@@ -1,28 +1,50 @@
 //! One table from failure class to SQLSTATE, so every path reports the same
-//! class of failure the same way.
+//! class of failure the same way. Every SQLSTATE infrasql writes itself is a
+//! constant here; codes raised by the database are listed for reference.
 //!
-//! | SQLSTATE | meaning |
-//! | --- | --- |
-//! | 22023 | AWS rejected the request as invalid (bad value in a row) |
-//! | IX001 | AWS refused: conflict with existing state (duplicate, overlap, dependency) |
-//! | IX002 | a resource the change needs does not exist in AWS |
-//! | IX003 | AWS throttled the requests, even after retries |
-//! | IX004 | the AWS credentials are not allowed to do this |
-//! | IX005 | AWS could not be reached or failed internally |
-//! | IX010 | the plan is invalid (cycle, unmanaged table) |
-//! | 2BP01 | a replace while other rows still use the resource (PostgreSQL's "dependent objects still exist") |
-//! | 55000 | a replace that would destroy data, without `infra.allow_replace` |
-//! | IX100 | a change to a resource table bypassed infrasql (raised by the database) |
-//! | 428C9 | a cloud-assigned column was written (raised by the database) |
-//! | 23514 | a value AWS would refuse, found at the statement (raised by the database, `schema/0530_local_checks.sql`) |
-//! | 0A000 | PREPARE TRANSACTION of a transaction that changes resource tables |
-//! | 22023 | an `infra.*` setting given a value of the wrong type (at SET, or at COMMIT before any AWS call) |
-//! | 42704 | an `infra.*` setting that does not exist |
-//! | IX900 | infrasql's own database failed (its apply journal could not be written): nothing further was applied in AWS |
-//! | 40001 and other database errors | the transaction could not commit after the apply: the database's own SQLSTATE, so drivers retry as they would; recovery makes AWS equal the committed rows |
+//! | SQLSTATE | constant | meaning |
+//! | --- | --- | --- |
+//! | 22023 | `AWS_INVALID` | AWS rejected the request as invalid (bad value in a row) |
+//! | IX001 | `AWS_CONFLICT` | AWS refused: conflict with existing state (duplicate, overlap, dependency) |
+//! | IX002 | `AWS_NOT_FOUND` | a resource the change needs does not exist in AWS |
+//! | IX003 | `AWS_THROTTLED` | AWS throttled the requests, even after retries |
+//! | IX004 | `AWS_DENIED` | the AWS credentials are not allowed to do this |
+//! | IX005 | `AWS_UNAVAILABLE` | AWS could not be reached or failed internally |
+//! | IX010 | `INVALID_PLAN` | the plan is invalid (cycle, unmanaged table) |
+//! | 2BP01 | `DEPENDENTS_EXIST` | a replace while other rows still use the resource (PostgreSQL's "dependent objects still exist") |
+//! | 55000 | `WOULD_LOSE_DATA` | a replace that would destroy data, without `infra.allow_replace` |
+//! | IX100 | `BYPASSED_INFRASQL` | a change to a resource table bypassed infrasql (raised by the database) |
+//! | 428C9 | | a cloud-assigned column was written (raised by the database) |
+//! | 23514 | | a value AWS would refuse, found at the statement (raised by the database, `schema/0530_local_checks.sql`) |
+//! | 0A000 | `TWO_PHASE_REFUSED` | PREPARE TRANSACTION of a transaction that changes resource tables |
+//! | 22023 | `BAD_SETTING_VALUE` | an `infra.*` setting given a value of the wrong type (at SET, or at COMMIT before any AWS call) |
+//! | 42704 | `UNKNOWN_SETTING` | an `infra.*` setting that does not exist |
+//! | 25P01 | `NO_ACTIVE_TRANSACTION` | `COMMIT AND CHAIN` of an implicit transaction (PostgreSQL refuses it too; infrasql's wrapper is a real block, so it must say so itself) |
+//! | 40001 and other database errors | | the transaction could not commit after the apply: the database's own SQLSTATE, so drivers retry as they would; recovery makes AWS equal the committed rows |
+//! | IX900 | `INFRASQL_FAILED` | infrasql's own database failed (its apply journal could not be written): nothing further was applied in AWS |
+//! | XX000 | `INTERNAL` | infrasql failed internally (the apply task died); also a backend error that carried no code |
+//!
+//! Connections and the protocol, as PostgreSQL reports them:
+//!
+//! | SQLSTATE | constant | meaning |
+//! | --- | --- | --- |
+//! | 08P01 | `PROTOCOL_VIOLATION` | a client (or the backend) sent a malformed or unexpected message; the session ends |
+//! | 0A000 | `UNSUPPORTED_CONNECTION` | a protocol version other than 3.x, or a replication connection |
+//! | 28000 | `LOGIN_REFUSED` | no user name, a role reserved to infrasql's engine, or a backend that did not ask for SCRAM under `--auth scram` |
+//! | 57P03 | `BACKEND_UNAVAILABLE` | the backend PostgreSQL cannot be reached (the embedded one is restarting) |
+//! | 57P01 | `SHUTTING_DOWN` | infrasql is shutting down and closes an idle session |
+//! | 08006 | `CONNECTION_LOST` | the connection to the backend (or, during the commit hook, to the client) was lost |
+//! | 42601 | `SYNTAX_ERROR` | recognised in the backend's answers: a syntax error anywhere in a multi-statement query stops the whole string |
+//! | 00000 | `NOTICE` | the code of infrasql's own NOTICEs (plan lines, apply progress) |
 
 use infrasql_provider::ErrorClass;
 
+pub const AWS_INVALID: &str = "22023";
+pub const AWS_CONFLICT: &str = "IX001";
+pub const AWS_NOT_FOUND: &str = "IX002";
+pub const AWS_THROTTLED: &str = "IX003";
+pub const AWS_DENIED: &str = "IX004";
+pub const AWS_UNAVAILABLE: &str = "IX005";
 pub const INVALID_PLAN: &str = "IX010";
 pub const DEPENDENTS_EXIST: &str = "2BP01";
 pub const WOULD_LOSE_DATA: &str = "55000";
@@ -30,6 +52,17 @@ pub const BYPASSED_INFRASQL: &str = "IX100";
 pub const TWO_PHASE_REFUSED: &str = "0A000";
 pub const BAD_SETTING_VALUE: &str = "22023";
 pub const UNKNOWN_SETTING: &str = "42704";
+pub const NO_ACTIVE_TRANSACTION: &str = "25P01";
+pub const INTERNAL: &str = "XX000";
+
+pub const PROTOCOL_VIOLATION: &str = "08P01";
+pub const UNSUPPORTED_CONNECTION: &str = "0A000";
+pub const LOGIN_REFUSED: &str = "28000";
+pub const BACKEND_UNAVAILABLE: &str = "57P03";
+pub const SHUTTING_DOWN: &str = "57P01";
+pub const CONNECTION_LOST: &str = "08006";
+pub const SYNTAX_ERROR: &str = "42601";
+pub const NOTICE: &str = "00000";
 
 /// infrasql's own failure, not AWS's: its database (the journal) failed.
 pub const INFRASQL_FAILED: &str = "IX900";
@@ -38,12 +71,12 @@ pub const INFRASQL_FAILED_HINT: &str =
 
 pub fn sqlstate(class: ErrorClass) -> &'static str {
     match class {
-        ErrorClass::Invalid => "22023",
-        ErrorClass::Conflict => "IX001",
-        ErrorClass::NotFound => "IX002",
-        ErrorClass::Throttled => "IX003",
-        ErrorClass::Denied => "IX004",
-        ErrorClass::Retryable => "IX005",
+        ErrorClass::Invalid => AWS_INVALID,
+        ErrorClass::Conflict => AWS_CONFLICT,
+        ErrorClass::NotFound => AWS_NOT_FOUND,
+        ErrorClass::Throttled => AWS_THROTTLED,
+        ErrorClass::Denied => AWS_DENIED,
+        ErrorClass::Retryable => AWS_UNAVAILABLE,
     }
 }
 

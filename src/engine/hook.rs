@@ -16,7 +16,7 @@
 
 use async_trait::async_trait;
 
-use crate::wire::protocol::Report;
+use super::report::Report;
 
 /// One row of a hook query, as text.
 pub type TextRow = Vec<Option<String>>;
@@ -79,16 +79,5 @@ pub trait CommitHook: Send + Sync + 'static {
         _region: Option<String>,
     ) -> Result<(), HookError> {
         Ok(())
-    }
-}
-
-/// A hook that lets every commit through; the server's default until an
-/// engine is plugged in.
-pub struct AllowAll;
-
-#[async_trait]
-impl CommitHook for AllowAll {
-    async fn before_commit(&self, _ctx: &mut dyn CommitContext) -> Result<Verdict, HookError> {
-        Ok(Verdict::Commit)
     }
 }

@@ -6,7 +6,8 @@
 //! - `apply`: plan → provider calls, journaled, undone on failure.
 //! - `recover`, `converge`: settle applies whose COMMIT or process was lost.
 //! - `registry`: resource descriptions → the database and the docs.
-//! - `errors`: failure class → SQLSTATE.
+//! - `errors`: failure class → SQLSTATE (every SQLSTATE infrasql writes).
+//! - `report`: an error or notice for the user, as PostgreSQL's fields.
 //! - `settings`: `infra.*` session settings, parsed strictly.
 pub mod apply;
 pub mod commit;
@@ -17,5 +18,6 @@ pub mod journal;
 pub mod plan;
 pub mod recover;
 pub mod registry;
+pub mod report;
 pub mod settings;
 pub mod sync;

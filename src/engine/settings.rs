@@ -14,6 +14,7 @@
 
 use super::errors;
 use super::hook::{CommitContext, HookError};
+use super::report::Report;
 
 /// The type of an `infra.*` setting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,7 +90,7 @@ pub async fn bool_setting(ctx: &mut dyn CommitContext, name: &str) -> Result<boo
     }
     parse_bool(&v).ok_or_else(|| {
         HookError(
-            crate::wire::protocol::Report::error(
+            Report::error(
                 errors::BAD_SETTING_VALUE,
                 format!("invalid value for parameter \"{name}\": \"{v}\""),
             )

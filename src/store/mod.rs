@@ -12,7 +12,6 @@ use tokio_postgres::config::Host;
 use tokio_postgres::{Client, Config, NoTls};
 
 use crate::config::{AuthMode, ServeConfig};
-use crate::wire::backend::BackendAddr;
 use cluster::{Cluster, ClusterError, Supervisor, DATABASE, ENGINE_ROLE};
 
 /// What `SELECT infra.version()` answers.
@@ -33,6 +32,27 @@ pub enum StoreError {
     Bootstrap(tokio_postgres::Error),
     #[error(transparent)]
     Migrate(#[from] migrate::MigrateError),
+}
+
+/// Address of the backend PostgreSQL's client port: where the proxy sends
+/// its clients. (How to reach it over the wire is `wire::backend`'s job.)
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackendAddr {
+    /// Full path of the Unix socket file (`.../.s.PGSQL.5432`).
+    Unix(PathBuf),
+    Tcp {
+        host: String,
+        port: u16,
+    },
+}
+
+impl std::fmt::Display for BackendAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BackendAddr::Unix(p) => write!(f, "unix:{}", p.display()),
+            BackendAddr::Tcp { host, port } => write!(f, "{host}:{port}"),
+        }
+    }
 }
 
 /// How a person logs in, for the start-up line.

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use super::backend::BackendAddr;
+use crate::store::BackendAddr;
 
 #[derive(Debug, Clone)]
 pub struct BackendKey {

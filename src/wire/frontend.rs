@@ -1,10 +1,16 @@
-//! The client side: accept, TLS, startup, authentication, then the session.
+//! The client side: accept, then each connection's startup (negotiation,
+//! checks of the startup packet, the authentication relay), then the
+//! session. Cancel requests are forwarded to the backend.
+//!
+//! - `negotiate`: SSLRequest/TLS, GSSENCRequest, the startup packet.
+//! - `auth`: the SCRAM relay up to the first ReadyForQuery.
 //!
 //! Authentication is relayed: the backend PostgreSQL runs SCRAM-SHA-256
 //! against its own roles and infrasql passes the exchange through, so no
-//! password or verifier ever lives in infrasql. Under `--auth scram` the
-//! relay insists that the backend really asked for SCRAM; a backend that lets
-//! a user in without it is refused rather than trusted.
+//! password or verifier ever lives in infrasql.
+
+mod auth;
+mod negotiate;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -14,29 +20,26 @@ use std::time::Duration;
 use bytes::{Buf, BytesMut};
 use pgwire::messages::startup::Startup;
 use pgwire::messages::{DecodeContext, Message, ProtocolVersion};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_rustls::rustls;
 use tokio_rustls::TlsAcceptor;
 
-use super::backend::BackendAddr;
-use super::cancel::{BackendKey, CancelRegistry};
-use super::protocol::{
-    encode_backend_key, next_frame, Report, TxStatus, CANCEL_REQUEST_CODE, GSSENC_REQUEST_CODE,
-    MAX_STARTUP_PACKET, SSL_REQUEST_CODE,
-};
+use super::backend;
+use super::cancel::{CancelGuard, CancelRegistry};
 use super::session::{self, SessionParts};
-use super::stream::{BoxRead, BoxWrite};
 use crate::config::AuthMode;
+use crate::engine::errors;
 use crate::engine::hook::CommitHook;
+use crate::engine::report::Report;
+use crate::store::BackendAddr;
+use negotiate::{negotiate, Opening};
 
 /// How long a client may take from connect to ReadyForQuery
 /// (PostgreSQL's authentication_timeout default).
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
-/// SASL messages are small; this bounds what an unauthenticated client can make us buffer.
-const MAX_AUTH_MESSAGE: usize = 64 * 1024;
 
 /// What every session on this listener shares.
 pub struct Frontend {
@@ -140,102 +143,28 @@ impl Frontend {
     async fn startup(
         &self,
         tcp: TcpStream,
-    ) -> std::io::Result<Option<(SessionParts, super::cancel::CancelGuard)>> {
-        let mut conn = ClientConn::Plain(tcp);
-        let mut tls_done = false;
-        let packet = loop {
-            let packet = match read_startup_packet(&mut conn).await {
-                Ok(p) => p,
-                Err(StartupError::Io(e)) => return Err(e),
-                Err(StartupError::Invalid(msg)) => {
-                    conn.fatal(Report::fatal("08P01", msg)).await;
-                    return Ok(None);
-                }
-            };
-            let code = (&packet[4..8]).get_i32();
-            match code {
-                SSL_REQUEST_CODE if !tls_done => match (&self.tls, conn) {
-                    (Some(acceptor), ClientConn::Plain(mut tcp)) => {
-                        tcp.write_all(b"S").await?;
-                        let tls = acceptor.accept(tcp).await?;
-                        conn = ClientConn::Tls(Box::new(tls));
-                        tls_done = true;
-                    }
-                    (_, mut c) => {
-                        c.write_all(b"N").await?;
-                        conn = c;
-                    }
-                },
-                GSSENC_REQUEST_CODE if !tls_done => conn.write_all(b"N").await?,
-                CANCEL_REQUEST_CODE => {
-                    self.cancel(&packet).await;
-                    return Ok(None);
-                }
-                _ => break packet,
+    ) -> std::io::Result<Option<(SessionParts, CancelGuard)>> {
+        let (mut conn, packet) = match negotiate(tcp, self.tls.as_ref()).await? {
+            Opening::Startup(conn, packet) => (conn, packet),
+            Opening::Cancel(packet) => {
+                self.cancel(&packet).await;
+                return Ok(None);
+            }
+            Opening::Refused => return Ok(None),
+        };
+        let user = match self.check_startup(&packet) {
+            Ok(user) => user,
+            Err(report) => {
+                conn.fatal(report).await;
+                return Ok(None);
             }
         };
-        let major = (&packet[4..6]).get_u16();
-        let minor = (&packet[6..8]).get_u16();
-        if major != 3 {
-            conn.fatal(
-                Report::fatal(
-                    "0A000",
-                    format!("unsupported frontend protocol {major}.{minor}: infrasql supports 3.0 and later minor versions"),
-                ),
-            )
-            .await;
-            return Ok(None);
-        }
-        let mut pb = BytesMut::from(&packet[..]);
-        let startup =
-            match Startup::decode(&mut pb, &DecodeContext::new(ProtocolVersion::PROTOCOL3_0)) {
-                Ok(Some(s)) => s,
-                _ => {
-                    conn.fatal(Report::fatal("08P01", "invalid startup packet layout"))
-                        .await;
-                    return Ok(None);
-                }
-            };
-        let Some(user) = startup.parameters.get("user").cloned() else {
-            conn.fatal(Report::fatal(
-                "28000",
-                "no PostgreSQL user name specified in startup packet",
-            ))
-            .await;
-            return Ok(None);
-        };
-        if self.reserved_roles.iter().any(|r| r == &user) {
-            conn.fatal(
-                Report::fatal(
-                    "28000",
-                    format!("role \"{user}\" cannot log in through infrasql"),
-                )
-                .with_detail(
-                    "This role belongs to infrasql's engine; its writes bypass change capture.",
-                ),
-            )
-            .await;
-            return Ok(None);
-        }
-        if startup
-            .parameters
-            .get("replication")
-            .is_some_and(|v| v != "false" && v != "0" && v != "off")
-        {
-            conn.fatal(Report::fatal(
-                "0A000",
-                "replication connections are not supported by infrasql",
-            ))
-            .await;
-            return Ok(None);
-        }
-
-        let (mut b_in, mut b_out) = match self.backend.connect().await {
+        let (b_in, mut b_out) = match backend::connect(&self.backend).await {
             Ok(halves) => halves,
             Err(e) => {
                 tracing::warn!("cannot reach backend {}: {e}", self.backend);
                 conn.fatal(
-                    Report::fatal("57P03", format!("the backend PostgreSQL is not available: {e}"))
+                    Report::fatal(errors::BACKEND_UNAVAILABLE, format!("the backend PostgreSQL is not available: {e}"))
                         .with_hint("infrasql restarts its embedded PostgreSQL when it stops; try again shortly."),
                 )
                 .await;
@@ -244,128 +173,56 @@ impl Frontend {
         };
         b_out.write_all(&packet).await?;
         b_out.flush().await?;
+        self.relay_auth(conn, b_in, b_out, &user).await
+    }
 
-        let (mut c_in, mut c_out) = conn.into_split();
-        let mut cbuf = BytesMut::new();
-        let mut bbuf = BytesMut::with_capacity(8192);
-        let mut saw_sasl = false;
-        let mut guard = None;
-        loop {
-            let f = read_frame(&mut b_in, &mut bbuf, usize::MAX >> 1).await?;
-            match f.tag {
-                b'R' => {
-                    let code = if f.body().len() >= 4 {
-                        (&f.body()[..4]).get_i32()
-                    } else {
-                        -1
-                    };
-                    match code {
-                        0 => {
-                            if self.auth == AuthMode::Scram && !saw_sasl {
-                                let r = Report::fatal(
-                                    "28000",
-                                    format!("password authentication required for user \"{user}\""),
-                                )
-                                .with_detail("The backend PostgreSQL let this user in without SCRAM, and infrasql runs with --auth scram.")
-                                .with_hint("Configure the backend's pg_hba.conf for scram-sha-256, or run infrasql with --auth trust on a loopback address.");
-                                write_report(&mut c_out, r).await;
-                                return Ok(None);
-                            }
-                            c_out.write_all(&f.bytes).await?;
-                        }
-                        10 | 11 => {
-                            saw_sasl = true;
-                            c_out.write_all(&f.bytes).await?;
-                            c_out.flush().await?;
-                            let reply = read_frame(&mut c_in, &mut cbuf, MAX_AUTH_MESSAGE).await?;
-                            if reply.tag != b'p' {
-                                return Ok(None);
-                            }
-                            b_out.write_all(&reply.bytes).await?;
-                            b_out.flush().await?;
-                        }
-                        12 => c_out.write_all(&f.bytes).await?,
-                        3 | 5 if self.auth == AuthMode::Trust => {
-                            c_out.write_all(&f.bytes).await?;
-                            c_out.flush().await?;
-                            let reply = read_frame(&mut c_in, &mut cbuf, MAX_AUTH_MESSAGE).await?;
-                            b_out.write_all(&reply.bytes).await?;
-                            b_out.flush().await?;
-                        }
-                        other => {
-                            let method = match other {
-                                3 => "cleartext password",
-                                5 => "MD5",
-                                7 | 8 => "GSSAPI",
-                                9 => "SSPI",
-                                _ => "an unknown method",
-                            };
-                            let r = Report::fatal(
-                                "28000",
-                                format!("the backend asked user \"{user}\" for {method} authentication; infrasql accepts only SCRAM-SHA-256"),
-                            )
-                            .with_hint("Set password_encryption = scram-sha-256 and use scram-sha-256 in the backend's pg_hba.conf.");
-                            write_report(&mut c_out, r).await;
-                            return Ok(None);
-                        }
-                    }
-                }
-                b'K' => {
-                    let body = f.body();
-                    if body.len() < 8 {
-                        return Ok(None);
-                    }
-                    let pid = (&body[..4]).get_i32();
-                    let g = self.cancels.register(BackendKey {
-                        addr: self.backend.clone(),
-                        pid,
-                        secret: body[4..].to_vec(),
-                    });
-                    let mut kb = BytesMut::new();
-                    encode_backend_key(g.key.0, g.key.1, &mut kb);
-                    c_out.write_all(&kb).await?;
-                    guard = Some(g);
-                }
-                b'E' => {
-                    // Wrong password (28P01), unknown database, too many
-                    // connections: the backend's own words reach the client.
-                    c_out.write_all(&f.bytes).await?;
-                    c_out.flush().await?;
-                    return Ok(None);
-                }
-                b'Z' => {
-                    c_out.write_all(&f.bytes).await?;
-                    c_out.flush().await?;
-                    let status = f
-                        .body()
-                        .first()
-                        .and_then(|b| TxStatus::from_byte(*b))
-                        .unwrap_or(TxStatus::Idle);
-                    let Some(guard) = guard else {
-                        // Every PostgreSQL sends BackendKeyData; without it
-                        // cancel would silently not work.
-                        tracing::warn!("backend sent no BackendKeyData");
-                        return Ok(None);
-                    };
-                    let (_tx, rx) = watch::channel(false);
-                    return Ok(Some((
-                        SessionParts {
-                            client_in: c_in,
-                            client_buf: cbuf,
-                            client_out: c_out,
-                            backend_in: b_in,
-                            backend_buf: bbuf,
-                            backend_out: b_out,
-                            status,
-                            hook: self.hook.clone(),
-                            shutdown: rx,
-                        },
-                        guard,
-                    )));
-                }
-                _ => c_out.write_all(&f.bytes).await?,
-            }
+    /// What infrasql refuses before the backend sees the startup packet: a
+    /// protocol other than 3.x, a malformed packet, no user, a role
+    /// reserved to the engine, a replication connection. `Ok` is the user.
+    fn check_startup(&self, packet: &[u8]) -> Result<String, Report> {
+        let major = (&packet[4..6]).get_u16();
+        let minor = (&packet[6..8]).get_u16();
+        if major != 3 {
+            return Err(Report::fatal(
+                errors::UNSUPPORTED_CONNECTION,
+                format!("unsupported frontend protocol {major}.{minor}: infrasql supports 3.0 and later minor versions"),
+            ));
         }
+        let mut pb = BytesMut::from(packet);
+        let Ok(Some(startup)) =
+            Startup::decode(&mut pb, &DecodeContext::new(ProtocolVersion::PROTOCOL3_0))
+        else {
+            return Err(Report::fatal(
+                errors::PROTOCOL_VIOLATION,
+                "invalid startup packet layout",
+            ));
+        };
+        let Some(user) = startup.parameters.get("user").cloned() else {
+            return Err(Report::fatal(
+                errors::LOGIN_REFUSED,
+                "no PostgreSQL user name specified in startup packet",
+            ));
+        };
+        if self.reserved_roles.iter().any(|r| r == &user) {
+            return Err(Report::fatal(
+                errors::LOGIN_REFUSED,
+                format!("role \"{user}\" cannot log in through infrasql"),
+            )
+            .with_detail(
+                "This role belongs to infrasql's engine; its writes bypass change capture.",
+            ));
+        }
+        if startup
+            .parameters
+            .get("replication")
+            .is_some_and(|v| v != "false" && v != "0" && v != "off")
+        {
+            return Err(Report::fatal(
+                errors::UNSUPPORTED_CONNECTION,
+                "replication connections are not supported by infrasql",
+            ));
+        }
+        Ok(user)
     }
 
     async fn cancel(&self, packet: &[u8]) {
@@ -376,94 +233,8 @@ impl Frontend {
         let secret = (&packet[12..16]).get_i32();
         // Unknown keys are ignored silently, as PostgreSQL does.
         if let Some(key) = self.cancels.lookup(pid, secret) {
-            if let Err(e) = key.addr.cancel(key.pid, &key.secret).await {
+            if let Err(e) = backend::cancel(&key.addr, key.pid, &key.secret).await {
                 tracing::warn!("cancel request to backend failed: {e}");
-            }
-        }
-    }
-}
-
-enum StartupError {
-    Io(std::io::Error),
-    Invalid(String),
-}
-
-async fn read_startup_packet(conn: &mut ClientConn) -> Result<Vec<u8>, StartupError> {
-    let mut len = [0u8; 4];
-    conn.read_exact(&mut len).await.map_err(StartupError::Io)?;
-    let len = i32::from_be_bytes(len);
-    if len < 8 || len as usize > MAX_STARTUP_PACKET {
-        return Err(StartupError::Invalid(format!(
-            "invalid length of startup packet: {len}"
-        )));
-    }
-    let mut packet = vec![0u8; len as usize];
-    packet[..4].copy_from_slice(&len.to_be_bytes());
-    conn.read_exact(&mut packet[4..])
-        .await
-        .map_err(StartupError::Io)?;
-    Ok(packet)
-}
-
-async fn read_frame(
-    r: &mut BoxRead,
-    buf: &mut BytesMut,
-    max: usize,
-) -> std::io::Result<super::protocol::Frame> {
-    loop {
-        match next_frame(buf, max) {
-            Ok(Some(f)) => return Ok(f),
-            Ok(None) => {}
-            Err(e) => return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
-        }
-        if r.read_buf(buf).await? == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-    }
-}
-
-async fn write_report(w: &mut BoxWrite, r: Report) {
-    let mut b = BytesMut::new();
-    r.encode_error(&mut b);
-    let _ = w.write_all(&b).await;
-    let _ = w.flush().await;
-}
-
-enum ClientConn {
-    Plain(TcpStream),
-    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
-}
-
-impl ClientConn {
-    async fn read_exact(&mut self, buf: &mut [u8]) -> std::io::Result<()> {
-        match self {
-            ClientConn::Plain(s) => s.read_exact(buf).await.map(drop),
-            ClientConn::Tls(s) => s.read_exact(buf).await.map(drop),
-        }
-    }
-    async fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
-        match self {
-            ClientConn::Plain(s) => s.write_all(buf).await,
-            ClientConn::Tls(s) => {
-                s.write_all(buf).await?;
-                s.flush().await
-            }
-        }
-    }
-    async fn fatal(&mut self, r: Report) {
-        let mut b = BytesMut::new();
-        r.encode_error(&mut b);
-        let _ = self.write_all(&b).await;
-    }
-    fn into_split(self) -> (BoxRead, BoxWrite) {
-        match self {
-            ClientConn::Plain(s) => {
-                let (r, w) = s.into_split();
-                (Box::new(r), Box::new(w))
-            }
-            ClientConn::Tls(s) => {
-                let (r, w) = tokio::io::split(*s);
-                (Box::new(r) as BoxRead, Box::new(w) as BoxWrite)
             }
         }
     }

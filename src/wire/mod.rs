@@ -1,15 +1,15 @@
 //! The PostgreSQL wire side: clients in front, the backend PostgreSQL behind.
 //!
 //! - `frontend`: accept, TLS, startup, authentication relay, cancel.
-//! - `backend`: where the backend is and how to reach it.
+//! - `backend`: reaching the backend at its address (`store::BackendAddr`).
 //! - `session`: the message pump and its interception points.
-//! - `classify`: what a statement means for transaction handling.
+//! - `classify`: what a statement means for transaction handling, and what
+//!   infrasql must do before it runs (`infra.sync`, `infra.plan`, bad `SET infra.x`).
 //! - `protocol`: framing and the messages infrasql writes itself.
 pub mod backend;
 pub mod cancel;
 pub mod classify;
 pub mod frontend;
-pub mod intercept;
 pub mod protocol;
 pub mod session;
 pub mod stream;

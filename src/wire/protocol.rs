@@ -12,6 +12,9 @@ use pgwire::messages::response::{ErrorResponse, NoticeResponse, ReadyForQuery, T
 use pgwire::messages::startup::{BackendKeyData, SecretKey};
 use pgwire::messages::Message;
 
+use crate::engine::errors;
+use crate::engine::report::Report;
+
 /// Largest regular message accepted from a client. PostgreSQL allows up to
 /// 1 GiB; a smaller cap keeps one client from making the server buffer
 /// gigabytes. COPY data arrives in many small CopyData messages, so this
@@ -87,110 +90,67 @@ pub fn read_cstr<'a>(buf: &mut &'a [u8]) -> Option<&'a str> {
     Some(s)
 }
 
-/// Fields of an error or notice, in PostgreSQL's field-code form.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Report {
-    pub severity: &'static str,
-    pub code: String,
-    pub message: String,
-    pub detail: Option<String>,
-    pub hint: Option<String>,
+/// The fields of a report, by PostgreSQL's field codes.
+fn report_fields(r: &Report) -> Vec<(u8, String)> {
+    let mut f = vec![
+        (b'S', r.severity.to_owned()),
+        (b'V', r.severity.to_owned()),
+        (b'C', r.code.clone()),
+        (b'M', r.message.clone()),
+    ];
+    if let Some(d) = &r.detail {
+        f.push((b'D', d.clone()));
+    }
+    if let Some(h) = &r.hint {
+        f.push((b'H', h.clone()));
+    }
+    f
 }
 
-impl Report {
-    pub fn error(code: &str, message: impl Into<String>) -> Self {
-        Report {
-            severity: "ERROR",
-            code: code.to_owned(),
-            message: message.into(),
-            detail: None,
-            hint: None,
+/// Parse an ErrorResponse or NoticeResponse body.
+pub fn parse_report(body: &[u8]) -> Report {
+    // A report without a code is still an error the user must see.
+    let mut r = Report::error(errors::INTERNAL, "");
+    let mut rest = body;
+    while let Some((&code, tail)) = rest.split_first() {
+        if code == 0 {
+            break;
         }
-    }
-    pub fn fatal(code: &str, message: impl Into<String>) -> Self {
-        Report {
-            severity: "FATAL",
-            ..Report::error(code, message)
-        }
-    }
-    pub fn notice(message: impl Into<String>) -> Self {
-        Report {
-            severity: "NOTICE",
-            ..Report::error("00000", message)
-        }
-    }
-    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
-        self.detail = Some(detail.into());
-        self
-    }
-    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
-        self.hint = Some(hint.into());
-        self
-    }
-
-    fn fields(&self) -> Vec<(u8, String)> {
-        let mut f = vec![
-            (b'S', self.severity.to_owned()),
-            (b'V', self.severity.to_owned()),
-            (b'C', self.code.clone()),
-            (b'M', self.message.clone()),
-        ];
-        if let Some(d) = &self.detail {
-            f.push((b'D', d.clone()));
-        }
-        if let Some(h) = &self.hint {
-            f.push((b'H', h.clone()));
-        }
-        f
-    }
-
-    /// Parse an ErrorResponse or NoticeResponse body.
-    pub fn parse(body: &[u8]) -> Report {
-        let mut r = Report::error("XX000", "");
-        let mut rest = body;
-        while let Some((&code, tail)) = rest.split_first() {
-            if code == 0 {
-                break;
-            }
-            rest = tail;
-            let Some(value) = read_cstr(&mut rest) else {
-                break;
-            };
-            match code {
-                b'V' | b'S' => {
-                    r.severity = match value {
-                        "FATAL" => "FATAL",
-                        "PANIC" => "PANIC",
-                        "WARNING" => "WARNING",
-                        "NOTICE" => "NOTICE",
-                        "INFO" => "INFO",
-                        "DEBUG" => "DEBUG",
-                        "LOG" => "LOG",
-                        _ => "ERROR",
-                    }
+        rest = tail;
+        let Some(value) = read_cstr(&mut rest) else {
+            break;
+        };
+        match code {
+            b'V' | b'S' => {
+                r.severity = match value {
+                    "FATAL" => "FATAL",
+                    "PANIC" => "PANIC",
+                    "WARNING" => "WARNING",
+                    "NOTICE" => "NOTICE",
+                    "INFO" => "INFO",
+                    "DEBUG" => "DEBUG",
+                    "LOG" => "LOG",
+                    _ => "ERROR",
                 }
-                b'C' => r.code = value.to_owned(),
-                b'M' => r.message = value.to_owned(),
-                b'D' => r.detail = Some(value.to_owned()),
-                b'H' => r.hint = Some(value.to_owned()),
-                _ => {}
             }
+            b'C' => r.code = value.to_owned(),
+            b'M' => r.message = value.to_owned(),
+            b'D' => r.detail = Some(value.to_owned()),
+            b'H' => r.hint = Some(value.to_owned()),
+            _ => {}
         }
-        r
     }
-
-    pub fn encode_error(&self, out: &mut BytesMut) {
-        encode(&ErrorResponse::new(self.fields()), out);
-    }
-    pub fn encode_notice(&self, out: &mut BytesMut) {
-        encode(&NoticeResponse::new(self.fields()), out);
-    }
+    r
 }
 
-impl std::fmt::Display for Report {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}: {}", self.severity, self.code, self.message)
-    }
+/// `r` as an ErrorResponse.
+pub fn encode_error(r: &Report, out: &mut BytesMut) {
+    encode(&ErrorResponse::new(report_fields(r)), out);
+}
+
+/// `r` as a NoticeResponse.
+pub fn encode_notice(r: &Report, out: &mut BytesMut) {
+    encode(&NoticeResponse::new(report_fields(r)), out);
 }
 
 fn encode<M: Message>(m: &M, out: &mut BytesMut) {
@@ -385,9 +345,9 @@ mod tests {
             .with_detail("d")
             .with_hint("h");
         let mut out = BytesMut::new();
-        r.encode_error(&mut out);
+        encode_error(&r, &mut out);
         let f = next_frame(&mut out, 1000).unwrap().unwrap();
         assert_eq!(f.tag, b'E');
-        assert_eq!(Report::parse(f.body()), r);
+        assert_eq!(parse_report(f.body()), r);
     }
 }

@@ -11,6 +11,11 @@
 //! client, or to the driver (infrasql's own statements), or to the client
 //! except for the closing ReadyForQuery, which the driver replaces once it
 //! has run the commit hook. Rows are never decoded on the way through.
+//!
+//! - `driver`: the driver's main loop; what a Parse prepares.
+//! - `simple`, `extended`: the two protocols, their wrappers and commit points.
+//! - `own`: infrasql's own statements on the session; the hook's context.
+//! - `relay`: backend → client.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
@@ -22,17 +27,20 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, watch, Mutex, Notify};
 
 use super::classify::{
-    chains, classify, is_copy_from, split_statements, StmtKind, CHAIN_OUTSIDE_BLOCK,
+    chains, classify, is_copy_from, query_intercepts, split_statements, statement_intercepts,
+    StmtKind, SyncCall, CHAIN_OUTSIDE_BLOCK,
 };
-use super::intercept::{mentions_plan, refuse_bad_setting, rewrite_settings, sync_call};
 use super::protocol::{
-    encode_private_parse, encode_private_query, encode_query, encode_ready, encode_sync, frame_len,
-    next_frame, parse_data_row, read_cstr, rewrite_parse, Frame, Report, TxStatus,
-    MAX_CLIENT_MESSAGE,
+    encode_error, encode_notice, encode_private_parse, encode_private_query, encode_query,
+    encode_ready, encode_sync, frame_len, next_frame, parse_data_row, parse_report, read_cstr,
+    rewrite_parse, Frame, TxStatus, MAX_CLIENT_MESSAGE,
 };
 use super::stream::{BoxRead, BoxWrite};
+use crate::engine::errors;
 use crate::engine::hook::{CommitContext, CommitHook, HookError, TextRow, Verdict};
+use crate::engine::report::Report;
 
+mod driver;
 mod extended;
 mod own;
 mod relay;
@@ -186,11 +194,11 @@ pub async fn run(parts: SessionParts) -> Result<(), SessionEnd> {
     }
     if matches!(result, Err(SessionEnd::Shutdown)) {
         let mut out = BytesMut::new();
-        Report::fatal(
-            "57P01",
+        let bye = Report::fatal(
+            errors::SHUTTING_DOWN,
             "terminating connection because infrasql is shutting down",
-        )
-        .encode_error(&mut out);
+        );
+        encode_error(&bye, &mut out);
         let _ = shared.write_client(&out).await;
     }
     relay.abort();
@@ -230,240 +238,4 @@ struct Driver {
     copy_open: bool,
     hook: Arc<dyn CommitHook>,
     shutdown: watch::Receiver<bool>,
-}
-
-impl Driver {
-    async fn run(&mut self) -> Result<(), SessionEnd> {
-        loop {
-            let Some(frame) = self.stash.pop_front() else {
-                self.flush().await?;
-                self.read_client_idle().await?;
-                continue;
-            };
-            self.handle(frame).await?;
-        }
-    }
-
-    /// Wait for more client bytes while nothing else needs the driver.
-    async fn read_client_idle(&mut self) -> Result<(), SessionEnd> {
-        if self.client_eof {
-            return Err(SessionEnd::ClientClosed);
-        }
-        loop {
-            if *self.shutdown.borrow() {
-                return Err(SessionEnd::Shutdown);
-            }
-            let gone = self.shared.gone.notified();
-            if self.shared.backend_gone.load(Ordering::Acquire) {
-                return Err(SessionEnd::BackendGone);
-            }
-            tokio::select! {
-                r = self.client_in.read_buf(&mut self.cbuf) => {
-                    if r? == 0 {
-                        return Err(SessionEnd::ClientClosed);
-                    }
-                    return self.parse_client(false).await;
-                }
-                _ = gone => {}
-                r = self.shutdown.changed() => {
-                    if r.is_err() {
-                        return Err(SessionEnd::Shutdown);
-                    }
-                }
-            }
-        }
-    }
-
-    /// Move complete client frames into the stash. While infrasql is busy
-    /// (`busy`), COPY data goes to the backend at once: a COPY the driver is
-    /// waiting on cannot finish without it.
-    async fn parse_client(&mut self, busy: bool) -> Result<(), SessionEnd> {
-        loop {
-            match next_frame(&mut self.cbuf, MAX_CLIENT_MESSAGE) {
-                Ok(Some(f)) => {
-                    if busy && self.stash.is_empty() && matches!(f.tag, b'd' | b'c' | b'f') {
-                        if f.tag != b'd' {
-                            self.copy_open = false;
-                        }
-                        self.out.extend_from_slice(&f.bytes);
-                    } else {
-                        self.stash.push_back(f);
-                    }
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    self.client_error(Report::fatal("08P01", format!("invalid message: {e}")))
-                        .await?;
-                    return Err(SessionEnd::Protocol(e.to_string()));
-                }
-            }
-        }
-        if busy {
-            self.flush().await?;
-        }
-        Ok(())
-    }
-
-    async fn flush(&mut self) -> Result<(), SessionEnd> {
-        if !self.out.is_empty() {
-            let r = async {
-                self.backend_out.write_all(&self.out).await?;
-                self.backend_out.flush().await
-            }
-            .await;
-            self.out.clear();
-            if r.is_err() {
-                return Err(SessionEnd::BackendGone);
-            }
-        }
-        Ok(())
-    }
-
-    fn push_route(&self, r: Route) {
-        self.shared
-            .routes
-            .lock()
-            .expect("routes lock poisoned")
-            .push_back(r);
-    }
-
-    async fn client_error(&self, r: Report) -> Result<(), SessionEnd> {
-        let mut b = BytesMut::new();
-        r.encode_error(&mut b);
-        self.shared.write_client(&b).await?;
-        Ok(())
-    }
-
-    async fn client_ready(&self, status: TxStatus) -> Result<(), SessionEnd> {
-        let mut b = BytesMut::new();
-        encode_ready(status, &mut b);
-        self.shared.write_client(&b).await?;
-        Ok(())
-    }
-
-    async fn handle(&mut self, f: Frame) -> Result<(), SessionEnd> {
-        match f.tag {
-            b'Q' => self.simple_query(f).await,
-            b'P' => {
-                let mut body = f.body();
-                let name = read_cstr(&mut body).unwrap_or("").as_bytes().to_vec();
-                let text = read_cstr(&mut body);
-                let kind = text.map(classify).unwrap_or(StmtKind::Write);
-                // A bad `SET infra.x`: the error comes at Execute, as
-                // PostgreSQL's own would.
-                let refusal = text.and_then(refuse_bad_setting);
-                let prepared = Prepared {
-                    kind,
-                    text: text.filter(|_| kind.ends_with_hook()).map(Arc::from),
-                    copy_in: text.is_some_and(is_copy_from),
-                };
-                if let Some((table, region)) = text.and_then(sync_call) {
-                    // Sync before the statement is even prepared: its
-                    // execution then reports a finished round.
-                    self.flush().await?;
-                    self.wait_idle().await?;
-                    if let Err(e) = self.hook.before_sync_call(table, region).await {
-                        tracing::warn!("infra.sync() failed: {}", e.0);
-                    }
-                }
-                if text.is_some_and(mentions_plan) {
-                    self.plan_statements.insert(name.clone());
-                } else {
-                    self.plan_statements.remove(&name);
-                }
-                self.statements.insert(name, prepared);
-                let f = match refusal {
-                    Some(sql) => rewrite_parse(&f, &sql).unwrap_or(f),
-                    None => f,
-                };
-                self.batch.push(BatchItem {
-                    frame: f,
-                    execute: None,
-                    prepares: Some(kind),
-                });
-                Ok(())
-            }
-            b'B' => {
-                let mut body = f.body();
-                let portal = read_cstr(&mut body).unwrap_or("").as_bytes().to_vec();
-                let stmt = read_cstr(&mut body).unwrap_or("");
-                let prepared = self
-                    .statements
-                    .get(stmt.as_bytes())
-                    .cloned()
-                    .unwrap_or_else(Prepared::unknown);
-                if self.plan_statements.contains(stmt.as_bytes()) {
-                    self.batch_reads_plan = true;
-                }
-                let kind = prepared.kind;
-                self.portals.insert(portal, prepared);
-                self.batch.push(BatchItem {
-                    frame: f,
-                    execute: None,
-                    prepares: Some(kind),
-                });
-                Ok(())
-            }
-            b'E' => {
-                let mut body = f.body();
-                let portal = read_cstr(&mut body).unwrap_or("");
-                let prepared = self
-                    .portals
-                    .get(portal.as_bytes())
-                    .cloned()
-                    .unwrap_or_else(Prepared::unknown);
-                self.batch.push(BatchItem {
-                    frame: f,
-                    execute: Some(prepared),
-                    prepares: None,
-                });
-                Ok(())
-            }
-            b'D' | b'C' => {
-                self.batch.push(BatchItem {
-                    frame: f,
-                    execute: None,
-                    prepares: None,
-                });
-                Ok(())
-            }
-            b'H' => {
-                self.batch.push(BatchItem {
-                    frame: f,
-                    execute: None,
-                    prepares: None,
-                });
-                self.extended_batch(false).await
-            }
-            b'S' => {
-                self.batch.push(BatchItem {
-                    frame: f,
-                    execute: None,
-                    prepares: None,
-                });
-                self.extended_batch(true).await
-            }
-            // COPY data, FunctionCall, password messages: forwarded as they
-            // are. FunctionCall ends with a ReadyForQuery like a Query.
-            b'd' | b'c' | b'f' | b'p' => {
-                if matches!(f.tag, b'c' | b'f') {
-                    self.copy_open = false;
-                }
-                self.out.extend_from_slice(&f.bytes);
-                Ok(())
-            }
-            b'F' => {
-                self.push_route(Route::Client);
-                self.out.extend_from_slice(&f.bytes);
-                Ok(())
-            }
-            b'X' => Err(SessionEnd::ClientClosed),
-            other => {
-                let msg = format!("invalid frontend message type {}", other as char);
-                self.client_error(Report::fatal("08P01", msg.clone()))
-                    .await?;
-                Err(SessionEnd::Protocol(msg))
-            }
-        }
-    }
 }

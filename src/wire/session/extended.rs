@@ -160,8 +160,11 @@ impl Driver {
                     {
                         // As in the simple protocol: no chain from an
                         // implicit transaction.
-                        self.abort_after_refusal(Report::error("25P01", CHAIN_OUTSIDE_BLOCK))
-                            .await?;
+                        self.abort_after_refusal(Report::error(
+                            errors::NO_ACTIVE_TRANSACTION,
+                            CHAIN_OUTSIDE_BLOCK,
+                        ))
+                        .await?;
                         return self.skip_to_sync(items, sync, TxStatus::Idle).await;
                     }
                     let two_phase = k == StmtKind::PrepareTransaction;

@@ -96,7 +96,7 @@ impl Driver {
             match self.events.recv().await {
                 Some(Event::Message(f)) => match f.tag {
                     b'C' | b'N' => self.shared.write_client(&f.bytes).await?,
-                    b'E' => err = Some(Report::parse(f.body())),
+                    b'E' => err = Some(parse_report(f.body())),
                     _ => {}
                 },
                 Some(Event::Ready { status, .. }) => return Ok((status, err)),
@@ -114,7 +114,7 @@ impl Driver {
         let mut err = None;
         loop {
             match self.events.recv().await {
-                Some(Event::Message(f)) if f.tag == b'E' => err = Some(Report::parse(f.body())),
+                Some(Event::Message(f)) if f.tag == b'E' => err = Some(parse_report(f.body())),
                 Some(Event::Message(_)) => {}
                 Some(Event::Ready { .. }) => return Ok(err),
                 None => return Err(SessionEnd::BackendGone),
@@ -136,7 +136,7 @@ impl Driver {
                 Some(Event::Message(f)) => match f.tag {
                     b'T' => rows.clear(),
                     b'D' => rows.push(parse_data_row(f.body())),
-                    b'E' => err = Some(Report::parse(f.body())),
+                    b'E' => err = Some(parse_report(f.body())),
                     _ => {}
                 },
                 Some(Event::Ready { status, .. }) => return Ok((rows, status, err)),
@@ -213,7 +213,7 @@ impl CommitContext for HookCtx<'_> {
             Err(end) => {
                 self.broken = Some(end);
                 Err(HookError::new(
-                    "08006",
+                    errors::CONNECTION_LOST,
                     "connection to the backend PostgreSQL was lost",
                 ))
             }
@@ -222,10 +222,13 @@ impl CommitContext for HookCtx<'_> {
 
     async fn notice(&mut self, message: &str) -> Result<(), HookError> {
         let mut b = BytesMut::new();
-        Report::notice(message).encode_notice(&mut b);
+        encode_notice(&Report::notice(message), &mut b);
         if let Err(e) = self.driver.shared.write_client(&b).await {
             self.broken = Some(SessionEnd::Io(e));
-            return Err(HookError::new("08006", "client connection lost"));
+            return Err(HookError::new(
+                errors::CONNECTION_LOST,
+                "client connection lost",
+            ));
         }
         Ok(())
     }

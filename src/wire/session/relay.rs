@@ -22,7 +22,7 @@ pub(super) async fn relay(
                 Err(e) => {
                     tracing::error!("backend sent a malformed message: {e}");
                     fatal = Some(Report::fatal(
-                        "08P01",
+                        errors::PROTOCOL_VIOLATION,
                         format!("backend protocol error: {e}"),
                     ));
                     break;
@@ -71,7 +71,7 @@ pub(super) async fn relay(
                         if buf.len() >= n && is_fatal(&buf[5..n]) {
                             // The backend closes after a FATAL; the relay
                             // reports this error instead of a generic one.
-                            fatal = Some(Report::parse(&buf[5..n]));
+                            fatal = Some(parse_report(&buf[5..n]));
                         }
                     }
                     if route == Route::Driver {
@@ -93,8 +93,11 @@ pub(super) async fn relay(
                     None
                 } else {
                     Some(
-                        Report::fatal("08006", "connection to the backend PostgreSQL was lost")
-                            .with_hint(
+                        Report::fatal(
+                            errors::CONNECTION_LOST,
+                            "connection to the backend PostgreSQL was lost",
+                        )
+                        .with_hint(
                             "Reconnect; infrasql restarts its embedded PostgreSQL when it dies.",
                         ),
                     )
@@ -107,7 +110,7 @@ pub(super) async fn relay(
 }
 
 pub(super) fn is_fatal(body: &[u8]) -> bool {
-    matches!(Report::parse(body).severity, "FATAL" | "PANIC")
+    matches!(parse_report(body).severity, "FATAL" | "PANIC")
 }
 
 pub(super) async fn flush_out(shared: &Shared, out: &mut BytesMut) -> std::io::Result<()> {
@@ -122,7 +125,7 @@ pub(super) async fn flush_out(shared: &Shared, out: &mut BytesMut) -> std::io::R
 pub(super) async fn gone(shared: &Shared, report: Option<Report>) {
     if let Some(r) = report {
         let mut out = BytesMut::new();
-        r.encode_error(&mut out);
+        encode_error(&r, &mut out);
         let _ = shared.write_client(&out).await;
     }
     shared.backend_gone.store(true, Ordering::Release);

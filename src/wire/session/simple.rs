@@ -12,7 +12,8 @@ impl Driver {
             // Not valid UTF-8 or unterminated: PostgreSQL will say so.
             return self.forward_query(f);
         };
-        if let Some(sql) = rewrite_settings(sql) {
+        let intercepts = query_intercepts(sql);
+        if let Some(sql) = intercepts.refusal {
             let mut q = BytesMut::new();
             encode_query(&sql, &mut q);
             let f = Frame {
@@ -21,7 +22,7 @@ impl Driver {
             };
             return Box::pin(self.simple_query(f)).await;
         }
-        if let Some((table, region)) = sync_call(sql) {
+        if let Some(SyncCall { table, region }) = intercepts.sync {
             self.flush().await?;
             self.wait_idle().await?;
             if let Err(e) = self.hook.before_sync_call(table, region).await {
@@ -29,7 +30,7 @@ impl Driver {
                 return self.client_ready(self.shared.status()).await;
             }
         }
-        if mentions_plan(sql) && !self.refresh_plan().await? {
+        if intercepts.reads_plan && !self.refresh_plan().await? {
             return self.client_ready(self.shared.status()).await;
         }
         let stmts = split_statements(sql);
@@ -157,8 +158,11 @@ impl Driver {
                 if implicit && chains(&sql) {
                     // infrasql's wrapper is a real block, but the client's
                     // transaction is implicit: PostgreSQL refuses the chain.
-                    self.abort_after_refusal(Report::error("25P01", CHAIN_OUTSIDE_BLOCK))
-                        .await?;
+                    self.abort_after_refusal(Report::error(
+                        errors::NO_ACTIVE_TRANSACTION,
+                        CHAIN_OUTSIDE_BLOCK,
+                    ))
+                    .await?;
                     return self.client_ready(TxStatus::Idle).await;
                 }
                 let two_phase = kind == StmtKind::PrepareTransaction;
@@ -226,7 +230,7 @@ impl Driver {
 /// An error of PostgreSQL's raw parser (and scanner), as opposed to one of
 /// parse analysis, which PostgreSQL raises only when the statement runs.
 fn is_syntax_error(r: &Report) -> bool {
-    r.code == "42601"
+    r.code == errors::SYNTAX_ERROR
         && [
             "syntax error",
             "unterminated",

@@ -1,0 +1,238 @@
+//! The lexical layer under classification: statement splitting and word
+//! scans that skip quotes, dollar quotes and comments as PostgreSQL's lexer
+//! would. Nothing here knows what a statement means.
+
+/// Split a simple-protocol query string into statements, respecting quotes,
+/// dollar quotes and comments. Each slice excludes the terminating `;`.
+/// Empty trailing pieces are dropped.
+pub fn split_statements(sql: &str) -> Vec<&str> {
+    let b = sql.as_bytes();
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut i = 0;
+    let mut depth = 0i32; // parentheses: a ';' inside CREATE RULE (...) is not a separator
+    while i < b.len() {
+        match b[i] {
+            b'\'' | b'"' => i = skip_quoted(b, i, b[i]),
+            b'-' if b.get(i + 1) == Some(&b'-') => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if b.get(i + 1) == Some(&b'*') => i = skip_block_comment(b, i),
+            // `$` inside an identifier (`a$q$`) starts no dollar quote.
+            b'$' if i > 0 && is_ident_byte(b[i - 1]) => i += 1,
+            b'$' => i = skip_dollar(b, i),
+            b'(' => {
+                depth += 1;
+                i += 1;
+            }
+            b')' => {
+                depth -= 1;
+                i += 1;
+            }
+            b';' if depth <= 0 => {
+                out.push(&sql[start..i]);
+                i += 1;
+                start = i;
+            }
+            _ => i += 1,
+        }
+    }
+    out.push(&sql[start..]);
+    // Keep interior empties (PostgreSQL answers them), drop a trailing
+    // blank one. A trailing comment stays: an unterminated one is an error
+    // PostgreSQL reports.
+    while out.len() > 1 && out[out.len() - 1].trim().is_empty() {
+        out.pop();
+    }
+    out
+}
+
+fn is_ident_byte(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c >= 0x80
+}
+
+fn skip_quoted(b: &[u8], mut i: usize, q: u8) -> usize {
+    // E'' strings use backslash escapes; plain '' strings double the quote.
+    // Only a lone `E` makes one: in `ESCAPE'\'` the `E` ends a keyword.
+    let backslash = q == b'\''
+        && i > 0
+        && matches!(b[i - 1], b'e' | b'E')
+        && (i < 2 || !is_ident_byte(b[i - 2]));
+    i += 1;
+    while i < b.len() {
+        if backslash && b[i] == b'\\' {
+            i += 2;
+            continue;
+        }
+        if b[i] == q {
+            if b.get(i + 1) == Some(&q) {
+                i += 2;
+                continue;
+            }
+            return i + 1;
+        }
+        i += 1;
+    }
+    i
+}
+
+fn skip_block_comment(b: &[u8], mut i: usize) -> usize {
+    let mut depth = 0;
+    while i < b.len() {
+        if b[i] == b'/' && b.get(i + 1) == Some(&b'*') {
+            depth += 1;
+            i += 2;
+        } else if b[i] == b'*' && b.get(i + 1) == Some(&b'/') {
+            depth -= 1;
+            i += 2;
+            if depth == 0 {
+                return i;
+            }
+        } else {
+            i += 1;
+        }
+    }
+    i
+}
+
+fn skip_dollar(b: &[u8], i: usize) -> usize {
+    // $tag$ ... $tag$ where tag is empty or an identifier; `$1` is a parameter.
+    let mut j = i + 1;
+    while j < b.len() && (b[j].is_ascii_alphanumeric() || b[j] == b'_') {
+        j += 1;
+    }
+    if j >= b.len() || b[j] != b'$' || (j > i + 1 && b[i + 1].is_ascii_digit()) {
+        return i + 1;
+    }
+    let tag = &b[i..=j];
+    let mut k = j + 1;
+    while k + tag.len() <= b.len() {
+        if &b[k..k + tag.len()] == tag {
+            return k + tag.len();
+        }
+        k += 1;
+    }
+    b.len()
+}
+
+/// The first `n` words of a statement, lowercased, skipping comments and
+/// opening parentheses.
+pub fn first_words(sql: &str, n: usize) -> Vec<String> {
+    let b = sql.as_bytes();
+    let mut words = Vec::new();
+    let mut i = 0;
+    while i < b.len() && words.len() < n {
+        let c = b[i];
+        if c.is_ascii_whitespace() || c == b'(' {
+            i += 1;
+        } else if c == b'-' && b.get(i + 1) == Some(&b'-') {
+            while i < b.len() && b[i] != b'\n' {
+                i += 1;
+            }
+        } else if c == b'/' && b.get(i + 1) == Some(&b'*') {
+            i = skip_block_comment(b, i);
+        } else if c.is_ascii_alphabetic() || c == b'_' {
+            let s = i;
+            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
+                i += 1;
+            }
+            words.push(sql[s..i].to_ascii_lowercase());
+        } else {
+            break;
+        }
+    }
+    words
+}
+
+/// The statement without its comments (quotes are not expected here: only
+/// words may remain).
+pub fn strip_comments(sql: &str) -> String {
+    let b = sql.as_bytes();
+    let mut out = String::with_capacity(sql.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'-' && b.get(i + 1) == Some(&b'-') {
+            while i < b.len() && b[i] != b'\n' {
+                i += 1;
+            }
+            out.push(' ');
+        } else if b[i] == b'/' && b.get(i + 1) == Some(&b'*') {
+            i = skip_block_comment(b, i);
+            // A comment separates words, as in PostgreSQL.
+            out.push(' ');
+        } else {
+            let c = sql[i..].chars().next().unwrap_or(' ');
+            out.push(c);
+            i += c.len_utf8();
+        }
+    }
+    out
+}
+
+pub fn top_level_words(sql: &str) -> Vec<String> {
+    let b = sql.as_bytes();
+    let mut out = Vec::new();
+    let mut depth = 0;
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'\'' | b'"' => i = skip_quoted(b, i, b[i]),
+            // `$` inside an identifier (`a$q$`) starts no dollar quote.
+            b'$' if i > 0 && is_ident_byte(b[i - 1]) => i += 1,
+            b'$' => i = skip_dollar(b, i),
+            b'(' => {
+                depth += 1;
+                i += 1
+            }
+            b')' => {
+                depth -= 1;
+                i += 1
+            }
+            c if c.is_ascii_alphabetic() || c == b'_' => {
+                let s = i;
+                while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
+                    i += 1;
+                }
+                if depth == 0 {
+                    out.push(sql[s..i].to_ascii_lowercase());
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splitting_respects_quotes_dollar_quotes_and_comments() {
+        let s = "insert into t values ('a;b'); select $$x;y$$; select $f$ $$ ; $f$;\
+                 select E'it\\'s;'; -- c;\n select \"we;ird\" /* ; */";
+        let parts = split_statements(s);
+        assert_eq!(parts.len(), 5, "{parts:?}");
+        assert_eq!(parts[0], "insert into t values ('a;b')");
+        assert_eq!(parts[1].trim(), "select $$x;y$$");
+        assert_eq!(parts[2].trim(), "select $f$ $$ ; $f$");
+        assert!(parts[4].contains("we;ird"));
+        assert_eq!(split_statements("select 1;"), vec!["select 1"]);
+        assert_eq!(split_statements("select $1"), vec!["select $1"]);
+        assert_eq!(split_statements(""), vec![""]);
+        assert_eq!(split_statements("begin;;commit").len(), 3);
+    }
+
+    #[test]
+    fn escape_keywords_and_dollars_in_identifiers_are_not_quotes() {
+        let parts =
+            split_statements("SELECT 'x' LIKE 'x\\_%' ESCAPE'\\'; INSERT INTO t VALUES (1)");
+        assert_eq!(parts.len(), 2, "{parts:?}");
+        let parts = split_statements("SELECT 1 AS a$q$; BEGIN; COMMIT; SELECT 1 AS b$q$");
+        assert_eq!(parts.len(), 4, "{parts:?}");
+        let parts = split_statements("SELECT E'it\\'s;'; SELECT $q$ ; $q$");
+        assert_eq!(parts.len(), 2, "{parts:?}");
+    }
+}

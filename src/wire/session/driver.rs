@@ -1,0 +1,247 @@
+//! The driver's main loop: read the client, keep its messages in order,
+//! and send each where it belongs (the simple or extended protocol, or
+//! straight through). Parse is where a statement's kind and intercepts are
+//! learnt, once, for every later Bind and Execute of it.
+
+use super::*;
+
+impl Driver {
+    pub(super) async fn run(&mut self) -> Result<(), SessionEnd> {
+        loop {
+            let Some(frame) = self.stash.pop_front() else {
+                self.flush().await?;
+                self.read_client_idle().await?;
+                continue;
+            };
+            self.handle(frame).await?;
+        }
+    }
+
+    /// Wait for more client bytes while nothing else needs the driver.
+    pub(super) async fn read_client_idle(&mut self) -> Result<(), SessionEnd> {
+        if self.client_eof {
+            return Err(SessionEnd::ClientClosed);
+        }
+        loop {
+            if *self.shutdown.borrow() {
+                return Err(SessionEnd::Shutdown);
+            }
+            let gone = self.shared.gone.notified();
+            if self.shared.backend_gone.load(Ordering::Acquire) {
+                return Err(SessionEnd::BackendGone);
+            }
+            tokio::select! {
+                r = self.client_in.read_buf(&mut self.cbuf) => {
+                    if r? == 0 {
+                        return Err(SessionEnd::ClientClosed);
+                    }
+                    return self.parse_client(false).await;
+                }
+                _ = gone => {}
+                r = self.shutdown.changed() => {
+                    if r.is_err() {
+                        return Err(SessionEnd::Shutdown);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Move complete client frames into the stash. While infrasql is busy
+    /// (`busy`), COPY data goes to the backend at once: a COPY the driver is
+    /// waiting on cannot finish without it.
+    pub(super) async fn parse_client(&mut self, busy: bool) -> Result<(), SessionEnd> {
+        loop {
+            match next_frame(&mut self.cbuf, MAX_CLIENT_MESSAGE) {
+                Ok(Some(f)) => {
+                    if busy && self.stash.is_empty() && matches!(f.tag, b'd' | b'c' | b'f') {
+                        if f.tag != b'd' {
+                            self.copy_open = false;
+                        }
+                        self.out.extend_from_slice(&f.bytes);
+                    } else {
+                        self.stash.push_back(f);
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    let r =
+                        Report::fatal(errors::PROTOCOL_VIOLATION, format!("invalid message: {e}"));
+                    self.client_error(r).await?;
+                    return Err(SessionEnd::Protocol(e.to_string()));
+                }
+            }
+        }
+        if busy {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    pub(super) async fn flush(&mut self) -> Result<(), SessionEnd> {
+        if !self.out.is_empty() {
+            let r = async {
+                self.backend_out.write_all(&self.out).await?;
+                self.backend_out.flush().await
+            }
+            .await;
+            self.out.clear();
+            if r.is_err() {
+                return Err(SessionEnd::BackendGone);
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn push_route(&self, r: Route) {
+        self.shared
+            .routes
+            .lock()
+            .expect("routes lock poisoned")
+            .push_back(r);
+    }
+
+    pub(super) async fn client_error(&self, r: Report) -> Result<(), SessionEnd> {
+        let mut b = BytesMut::new();
+        encode_error(&r, &mut b);
+        self.shared.write_client(&b).await?;
+        Ok(())
+    }
+
+    pub(super) async fn client_ready(&self, status: TxStatus) -> Result<(), SessionEnd> {
+        let mut b = BytesMut::new();
+        encode_ready(status, &mut b);
+        self.shared.write_client(&b).await?;
+        Ok(())
+    }
+
+    pub(super) async fn handle(&mut self, f: Frame) -> Result<(), SessionEnd> {
+        match f.tag {
+            b'Q' => self.simple_query(f).await,
+            b'P' => self.parse(f).await,
+            b'B' => {
+                let mut body = f.body();
+                let portal = read_cstr(&mut body).unwrap_or("").as_bytes().to_vec();
+                let stmt = read_cstr(&mut body).unwrap_or("");
+                let prepared = self
+                    .statements
+                    .get(stmt.as_bytes())
+                    .cloned()
+                    .unwrap_or_else(Prepared::unknown);
+                if self.plan_statements.contains(stmt.as_bytes()) {
+                    self.batch_reads_plan = true;
+                }
+                let kind = prepared.kind;
+                self.portals.insert(portal, prepared);
+                self.batch.push(BatchItem {
+                    frame: f,
+                    execute: None,
+                    prepares: Some(kind),
+                });
+                Ok(())
+            }
+            b'E' => {
+                let mut body = f.body();
+                let portal = read_cstr(&mut body).unwrap_or("");
+                let prepared = self
+                    .portals
+                    .get(portal.as_bytes())
+                    .cloned()
+                    .unwrap_or_else(Prepared::unknown);
+                self.batch.push(BatchItem {
+                    frame: f,
+                    execute: Some(prepared),
+                    prepares: None,
+                });
+                Ok(())
+            }
+            b'D' | b'C' => {
+                self.batch.push(BatchItem {
+                    frame: f,
+                    execute: None,
+                    prepares: None,
+                });
+                Ok(())
+            }
+            b'H' => {
+                self.batch.push(BatchItem {
+                    frame: f,
+                    execute: None,
+                    prepares: None,
+                });
+                self.extended_batch(false).await
+            }
+            b'S' => {
+                self.batch.push(BatchItem {
+                    frame: f,
+                    execute: None,
+                    prepares: None,
+                });
+                self.extended_batch(true).await
+            }
+            // COPY data, FunctionCall, password messages: forwarded as they
+            // are. FunctionCall ends with a ReadyForQuery like a Query.
+            b'd' | b'c' | b'f' | b'p' => {
+                if matches!(f.tag, b'c' | b'f') {
+                    self.copy_open = false;
+                }
+                self.out.extend_from_slice(&f.bytes);
+                Ok(())
+            }
+            b'F' => {
+                self.push_route(Route::Client);
+                self.out.extend_from_slice(&f.bytes);
+                Ok(())
+            }
+            b'X' => Err(SessionEnd::ClientClosed),
+            other => {
+                let msg = format!("invalid frontend message type {}", other as char);
+                self.client_error(Report::fatal(errors::PROTOCOL_VIOLATION, msg.clone()))
+                    .await?;
+                Err(SessionEnd::Protocol(msg))
+            }
+        }
+    }
+
+    /// A Parse: learn what the statement is and what infrasql must do
+    /// before it runs, then queue the message with the batch.
+    async fn parse(&mut self, f: Frame) -> Result<(), SessionEnd> {
+        let mut body = f.body();
+        let name = read_cstr(&mut body).unwrap_or("").as_bytes().to_vec();
+        let text = read_cstr(&mut body);
+        let kind = text.map(classify).unwrap_or(StmtKind::Write);
+        let intercepts = text.map(statement_intercepts).unwrap_or_default();
+        let prepared = Prepared {
+            kind,
+            text: text.filter(|_| kind.ends_with_hook()).map(Arc::from),
+            copy_in: text.is_some_and(is_copy_from),
+        };
+        if let Some(SyncCall { table, region }) = intercepts.sync {
+            // Sync before the statement is even prepared: its execution
+            // then reports a finished round.
+            self.flush().await?;
+            self.wait_idle().await?;
+            if let Err(e) = self.hook.before_sync_call(table, region).await {
+                tracing::warn!("infra.sync() failed: {}", e.0);
+            }
+        }
+        if intercepts.reads_plan {
+            self.plan_statements.insert(name.clone());
+        } else {
+            self.plan_statements.remove(&name);
+        }
+        self.statements.insert(name, prepared);
+        // A bad `SET infra.x`: the error comes at Execute, as PostgreSQL's
+        // own would.
+        let f = match intercepts.refusal {
+            Some(sql) => rewrite_parse(&f, &sql).unwrap_or(f),
+            None => f,
+        };
+        self.batch.push(BatchItem {
+            frame: f,
+            execute: None,
+            prepares: Some(kind),
+        });
+        Ok(())
+    }
+}
