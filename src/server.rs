@@ -99,8 +99,7 @@ pub async fn start(
                 cancels: CancelRegistry::default(),
             });
             let (shutdown, rx) = watch::channel(false);
-            let recovery =
-                tokio::spawn(recovery_loop(store.engine_config(), resources, rx.clone()));
+            let recovery = tokio::spawn(recovery_loop(store.engine(), resources, rx.clone()));
             let sync = cfg
                 .sync_interval
                 .map(|every| tokio::spawn(syncer.run(every, rx.clone())));
@@ -152,15 +151,14 @@ async fn prepare(
     };
     let clients = Arc::new(infrasql_aws::Clients::new(&settings).await);
     let resources = registry::index(infrasql_aws::resources(clients.clone()));
-    let mut client = store.engine_client().await?;
+    let mut client = store.session().await?;
     registry::install(&mut client, &resources, &clients.default_region()).await?;
     let regions = if cfg.sync_regions.is_empty() {
         vec![clients.default_region()]
     } else {
         cfg.sync_regions.clone()
     };
-    // One set of engine connections for commits, the sync loop and recovery.
-    let engine_db = Arc::new(EngineDb::new(store.engine_config()));
+    let engine_db = store.engine();
     let syncer = Arc::new(Syncer::new(resources.clone(), engine_db.clone(), regions));
     let hook = match hook {
         Some(h) => h,
@@ -189,11 +187,10 @@ async fn prepare(
 
 /// Settle applies whose COMMIT outcome is now known, or whose process died.
 async fn recovery_loop(
-    config: tokio_postgres::Config,
+    db: Arc<EngineDb>,
     resources: Resources,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let db = EngineDb::new(config);
     loop {
         tokio::select! {
             _ = tokio::time::sleep(RECOVERY_INTERVAL) => {}

@@ -7,12 +7,14 @@ pub mod migrate;
 
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use tokio_postgres::config::Host;
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::Config;
 
 use crate::config::{AuthMode, ServeConfig};
 use cluster::{Cluster, ClusterError, Supervisor, DATABASE, ENGINE_ROLE};
+use engine_db::{EngineDb, Session};
 
 /// What `SELECT infra.version()` answers.
 pub const VERSION: &str = concat!("infrasql ", env!("CARGO_PKG_VERSION"));
@@ -65,7 +67,7 @@ pub struct Login {
 
 pub struct Store {
     pub backend: BackendAddr,
-    engine: Config,
+    engine: Arc<EngineDb>,
     /// Roles that must not log in through the proxy.
     pub reserved_roles: Vec<String>,
     pub login: Login,
@@ -80,7 +82,7 @@ impl Store {
             Some(url) => Self::external(url)?,
             None => Self::embedded(cfg).await?,
         };
-        let mut client = store.engine_client().await?;
+        let mut client = store.session().await?;
         migrate::migrate(&mut client).await?;
         // infra.version() reads it; the binary that last started names itself.
         client
@@ -92,6 +94,7 @@ impl Store {
             )
             .await
             .map_err(StoreError::Bootstrap)?;
+        client.done();
         Ok(store)
     }
 
@@ -117,7 +120,7 @@ impl Store {
         Ok(Store {
             backend,
             reserved_roles: engine.get_user().map(str::to_owned).into_iter().collect(),
-            engine,
+            engine: Arc::new(EngineDb::new(engine)),
             login: Login {
                 user: None,
                 database,
@@ -141,9 +144,10 @@ impl Store {
             .application_name("infrasql-engine");
         let backend = cluster.addr();
         let supervisor = cluster.start(cfg.auth == AuthMode::Trust).await?;
+        // First in `postgres`: the database is made by the bootstrap.
         let mut store = Store {
             backend,
-            engine,
+            engine: Arc::new(EngineDb::new(engine.clone())),
             reserved_roles: vec![ENGINE_ROLE.to_owned()],
             login: Login {
                 user: Some(cfg.user.clone()),
@@ -156,14 +160,15 @@ impl Store {
             store.stop().await;
             return Err(e);
         }
-        store.engine.dbname(DATABASE);
+        engine.dbname(DATABASE);
+        store.engine = Arc::new(EngineDb::new(engine));
         Ok(store)
     }
 
     /// Create the user's login role and database; (re)set the password when
     /// its file is new.
     async fn bootstrap_user(&self, user: &str, dir: &cluster::DataDir) -> Result<(), StoreError> {
-        let client = self.engine_client().await?;
+        let client = self.session().await?;
         let (password, fresh) = cluster::read_or_create_secret(&dir.password_file())?;
         // Only the SCRAM verifier reaches the server: no plaintext in its logs.
         let verifier = postgres_protocol::password::scram_sha_256(password.as_bytes());
@@ -207,27 +212,20 @@ impl Store {
         Ok(())
     }
 
-    /// How the engine connects, for components that keep their own connection.
-    pub fn engine_config(&self) -> Config {
+    /// The engine's connections, shared by commits, the sync loop and recovery.
+    pub fn engine(&self) -> Arc<EngineDb> {
         self.engine.clone()
     }
 
-    /// A new connection as the engine role, for infrasql's own work.
-    pub async fn engine_client(&self) -> Result<Client, StoreError> {
-        let (client, conn) =
-            self.engine
-                .connect(NoTls)
-                .await
-                .map_err(|source| StoreError::Connect {
-                    addr: self.backend.to_string(),
-                    source,
-                })?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!("engine connection ended: {e}");
-            }
-        });
-        Ok(client)
+    /// A connection as the engine role, for infrasql's own work.
+    pub async fn session(&self) -> Result<Session<'_>, StoreError> {
+        self.engine
+            .session()
+            .await
+            .map_err(|source| StoreError::Connect {
+                addr: self.backend.to_string(),
+                source,
+            })
     }
 
     /// Stop the embedded cluster, if any.
