@@ -11,51 +11,15 @@ use std::time::Duration;
 
 pub const USER: &str = "tester";
 
-/// moto's server on a free loopback port: the cloud for integration tests.
-pub struct Moto {
-    child: Child,
-    pub url: String,
-}
+/// moto's server on a free loopback port, the cloud for integration tests:
+/// the shared harness (`testsupport/moto`; `url`, `reset()` and the kill on
+/// drop are its own), plus a raw EC2 client built here, where
+/// `infrasql-aws` is at hand.
+pub struct Moto(infrasql_moto::Moto);
 
 impl Moto {
     pub fn start() -> Moto {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("moto_server on PATH (pip install 'moto[server]')");
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "moto_server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let m = Moto {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        };
-        m.reset();
-        m
-    }
-
-    /// Forget every resource (POST /moto-api/reset).
-    pub fn reset(&self) {
-        let port = self.url.rsplit(':').next().unwrap();
-        let mut s =
-            std::net::TcpStream::connect(("127.0.0.1", port.parse::<u16>().unwrap())).unwrap();
-        use std::io::{Read, Write};
-        s.write_all(b"POST /moto-api/reset HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
-        let mut out = String::new();
-        let _ = s.read_to_string(&mut out);
-        assert!(out.starts_with("HTTP/1.1 200"), "moto reset failed: {out}");
+        Moto(infrasql_moto::Moto::start())
     }
 
     /// A raw EC2 client on the same endpoint, to check AWS independently of infrasql.
@@ -71,10 +35,10 @@ impl Moto {
     }
 }
 
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl std::ops::Deref for Moto {
+    type Target = infrasql_moto::Moto;
+    fn deref(&self) -> &infrasql_moto::Moto {
+        &self.0
     }
 }
 

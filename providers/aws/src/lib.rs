@@ -41,20 +41,9 @@ pub struct Clients {
     calls: Arc<AtomicU64>,
 }
 
-tokio::task_local! {
-    static TASK_CALLS: Arc<AtomicU64>;
-}
-
-/// Run `f` and count the AWS requests it sends itself (retries included),
-/// apart from any other work running at the same time. Requests sent from
-/// tasks `f` spawns are not counted.
-pub async fn count_calls<F: std::future::Future>(f: F) -> (F::Output, u64) {
-    let counter = Arc::new(AtomicU64::new(0));
-    let out = TASK_CALLS.scope(counter.clone(), f).await;
-    (out, counter.load(Ordering::Relaxed))
-}
-
-/// Counts every HTTP request the SDK sends, retries included.
+/// Counts every HTTP request the SDK sends, retries included: into the
+/// global count ([`Clients::api_calls`]) and, for the sync loop's per-task
+/// count, through [`infrasql_provider::calls::note_call`].
 #[derive(Debug)]
 struct CountCalls(Arc<AtomicU64>);
 
@@ -62,6 +51,7 @@ impl aws_sdk_ec2::config::Intercept for CountCalls {
     fn name(&self) -> &'static str {
         "infrasql-count-calls"
     }
+    // Before transmit, not before the operation: it runs once per attempt.
     fn read_before_transmit(
         &self,
         _ctx: &aws_sdk_ec2::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
@@ -69,8 +59,7 @@ impl aws_sdk_ec2::config::Intercept for CountCalls {
         _cfg: &mut aws_sdk_ec2::config::ConfigBag,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         self.0.fetch_add(1, Ordering::Relaxed);
-        // Not in a counted scope: only the global count applies.
-        let _ = TASK_CALLS.try_with(|c| c.fetch_add(1, Ordering::Relaxed));
+        infrasql_provider::calls::note_call();
         Ok(())
     }
 }

@@ -9,6 +9,8 @@
 //! Providers know nothing of the wire or the database: they see resource
 //! properties as JSON objects keyed by column name ([`Props`]).
 
+pub mod calls;
+
 use std::fmt;
 
 use async_trait::async_trait;
@@ -282,6 +284,11 @@ pub const APPLY_TAG: &str = "infrasql:apply-id";
 /// `create` and `update` return the resource as the cloud now reports it,
 /// with the same keys `list` returns: identity, desired and cloud-assigned
 /// columns (never write-only ones).
+///
+/// Every HTTP request an operation sends to the cloud, retries included,
+/// must be reported with [`calls::note_call`] as it is sent: the sync loop
+/// counts a listing's requests with [`calls::count_calls`] and records them
+/// (`infra.sync_status.api_calls`). An unreported request is invisible there.
 #[async_trait]
 pub trait Resource: Send + Sync {
     fn schema(&self) -> &'static ResourceSchema;

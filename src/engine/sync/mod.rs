@@ -276,7 +276,7 @@ impl Syncer {
         let started = Instant::now();
         let mut waited = Duration::ZERO;
         // Counted per task: the other tables' listings run at the same time.
-        let (result, calls) = infrasql_aws::count_calls(async {
+        let (result, calls) = infrasql_provider::calls::count_calls(async {
             match read::list(resource.as_ref(), region).await {
                 Ok(observed) => {
                     if let Some(turn) = turn {

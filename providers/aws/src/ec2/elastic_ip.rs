@@ -9,12 +9,13 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{Address, DomainType, ResourceType};
 use infrasql_provider::{
-    ApplyContext, Column, ColumnKind::*, ErrorClass, Props, PropsExt, ProviderError, ReplaceOrder,
-    Resource, ResourceSchema,
+    ApplyContext, Column, ColumnKind::*, Props, PropsExt, ProviderError, ReplaceOrder, Resource,
+    ResourceSchema,
 };
-use serde_json::{json, Value};
+use serde_json::json;
 
-use super::{changed, classify, ignore_not_found, opt_str, put_tags, tag_spec, update_tags};
+use super::sdk::{classify, deleted, described, if_found, missing_id, not_found};
+use super::{changed, opt_str, present, put_tags, tag_spec, update_tags};
 use crate::Clients;
 
 pub static SCHEMA: ResourceSchema = ResourceSchema {
@@ -81,13 +82,8 @@ impl ElasticIp {
     }
 }
 
-/// Like `opt_str`, with an empty string taken as absent: moto reports an
-/// unassociated address with empty `instanceId` and `networkInterfaceId`,
-/// which would not fit the inet and id columns.
-fn present(s: Option<&str>) -> Value {
-    opt_str(s.filter(|v| !v.is_empty()))
-}
-
+/// Empty strings are absent (`present`): moto reports an unassociated
+/// address with empty `instanceId` and `networkInterfaceId`.
 fn props(a: &Address, region: &str) -> Props {
     let mut p = Props::new();
     p.insert("allocation_id".into(), present(a.allocation_id()));
@@ -113,19 +109,11 @@ fn props(a: &Address, region: &str) -> Props {
 impl ElasticIp {
     async fn describe(&self, region: &str, id: &str) -> Result<Address, ProviderError> {
         let ec2 = self.clients.ec2(region).await;
-        let out = ec2
-            .describe_addresses()
-            .allocation_ids(id)
-            .send()
-            .await
-            .map_err(classify)?;
-        out.addresses().first().cloned().ok_or_else(|| {
-            ProviderError::new(
-                ErrorClass::NotFound,
-                "InvalidAllocationID.NotFound",
-                format!("Elastic IP address {id} not found"),
-            )
-        })
+        described(
+            ec2.describe_addresses().allocation_ids(id).send().await,
+            |out| out.addresses().first().cloned(),
+            || not_found(&SCHEMA, "InvalidAllocationID.NotFound", id),
+        )
     }
 }
 
@@ -165,13 +153,9 @@ impl Resource for ElasticIp {
                 .await
                 .map_err(classify)?
         };
-        let id = allocated.allocation_id().ok_or_else(|| {
-            ProviderError::new(
-                ErrorClass::Retryable,
-                "MissingId",
-                "AllocateAddress returned no allocation id",
-            )
-        })?;
+        let id = allocated
+            .allocation_id()
+            .ok_or_else(|| missing_id("AllocateAddress", "allocation id"))?;
         match self.describe(&ctx.region, id).await {
             Ok(a) => Ok(props(&a, &ctx.region)),
             Err(e) => {
@@ -205,30 +189,19 @@ impl Resource for ElasticIp {
     ) -> Result<(), ProviderError> {
         // AWS refuses to release an associated address (InvalidIPAddress.InUse):
         // giving the address up means taking it off whatever holds it.
-        let address = match self.describe(&ctx.region, id).await {
-            Ok(a) => a,
-            Err(e) if e.class == ErrorClass::NotFound => return Ok(()),
-            Err(e) => return Err(e),
+        let Some(address) = if_found(self.describe(&ctx.region, id).await)? else {
+            return Ok(());
         };
         if let Some(association) = address.association_id().filter(|v| !v.is_empty()) {
             let ec2 = self.clients.ec2(&ctx.region).await;
-            ignore_not_found(
+            deleted(
                 ec2.disassociate_address()
                     .association_id(association)
                     .send()
-                    .await
-                    .map(drop)
-                    .map_err(classify),
+                    .await,
             )?;
         }
         let ec2 = self.clients.ec2(&ctx.region).await;
-        ignore_not_found(
-            ec2.release_address()
-                .allocation_id(id)
-                .send()
-                .await
-                .map(drop)
-                .map_err(classify),
-        )
+        deleted(ec2.release_address().allocation_id(id).send().await)
     }
 }

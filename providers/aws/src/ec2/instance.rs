@@ -44,25 +44,27 @@
 //! until the instance is `terminated`, so a subnet or security group deleted
 //! after it in the same plan is no longer in use.
 
+mod modify;
+mod state;
+
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use aws_sdk_ec2::primitives::{Blob, DateTimeFormat};
+use aws_sdk_ec2::primitives::DateTimeFormat;
 use aws_sdk_ec2::types::{
-    AttributeValue, Filter, Instance as AwsInstance, InstanceStateName, InstanceType, ResourceType,
-    SecureBlobAttributeValue, Tag, TagSpecification,
+    Filter, Instance as AwsInstance, InstanceStateName, InstanceType, ResourceType, Tag,
+    TagSpecification,
 };
 use base64::Engine as _;
 use infrasql_provider::{
-    ApplyContext, Column, ColumnKind::*, ErrorClass, Props, PropsExt, ProviderError, ReplaceOrder,
-    Resource, ResourceSchema,
+    ApplyContext, Column, ColumnKind::*, Props, PropsExt, ProviderError, ReplaceOrder, Resource,
+    ResourceSchema,
 };
 use serde_json::{json, Value};
 
-use super::{
-    changed, class_of, classify, ignore_not_found, opt_str, put_tags, tag_spec, update_tags,
-};
+use super::sdk::{all_pages, classify, deleted, missing_id, not_found};
+use super::{changed, opt_str, present, put_tags, tag_spec, update_tags};
 use crate::Clients;
 
 pub static SCHEMA: ResourceSchema = ResourceSchema {
@@ -154,13 +156,6 @@ pub const GROUP_TAG: &str = "infrasql:security-group-id";
 const DEFAULT_GROUP: &str = "default";
 /// The instance type of a row that does not name one (also the table's default).
 const DEFAULT_TYPE: &str = "t3.micro";
-/// Polls, 1 s apart, before giving up on a state: instances start in tens of
-/// seconds but can take minutes to stop or terminate (terraform's default
-/// timeouts are 10 minutes for create and update).
-const WAIT_POLLS: u32 = 600;
-/// Polls during which a just-launched instance may still be unknown to
-/// DescribeInstances (EC2 is eventually consistent).
-const UNSEEN_POLLS: u32 = 15;
 /// DescribeInstances page size: AWS's maximum, for the fewest calls per sync.
 const PAGE_SIZE: i32 = 1000;
 
@@ -189,10 +184,6 @@ impl Instance {
 struct Found {
     instance: AwsInstance,
     owner_id: Option<String>,
-}
-
-fn non_empty(s: Option<&str>) -> Value {
-    opt_str(s.filter(|v| !v.is_empty()))
 }
 
 fn state_of(i: &AwsInstance) -> Option<&InstanceStateName> {
@@ -241,24 +232,21 @@ fn props(f: &Found, region: &str) -> Props {
         "instance_type".into(),
         opt_str(i.instance_type().map(|t| t.as_str())),
     );
-    p.insert("subnet_id".into(), non_empty(i.subnet_id()));
+    p.insert("subnet_id".into(), present(i.subnet_id()));
     p.insert("security_group_id".into(), opt_str(reported_group(i)));
-    p.insert("key_name".into(), non_empty(i.key_name()));
+    p.insert("key_name".into(), present(i.key_name()));
     p.insert("state".into(), opt_str(state_of(i).map(|s| s.as_str())));
     p.insert("security_group_ids".into(), json!(groups));
-    p.insert("vpc_id".into(), non_empty(i.vpc_id()));
+    p.insert("vpc_id".into(), present(i.vpc_id()));
     p.insert(
         "availability_zone".into(),
-        non_empty(i.placement().and_then(|pl| pl.availability_zone())),
+        present(i.placement().and_then(|pl| pl.availability_zone())),
     );
     // AWS answers "" for a missing address or name: NULL, never an invalid inet.
-    p.insert(
-        "private_ip_address".into(),
-        non_empty(i.private_ip_address()),
-    );
-    p.insert("public_ip_address".into(), non_empty(i.public_ip_address()));
-    p.insert("private_dns_name".into(), non_empty(i.private_dns_name()));
-    p.insert("public_dns_name".into(), non_empty(i.public_dns_name()));
+    p.insert("private_ip_address".into(), present(i.private_ip_address()));
+    p.insert("public_ip_address".into(), present(i.public_ip_address()));
+    p.insert("private_dns_name".into(), present(i.private_dns_name()));
+    p.insert("public_dns_name".into(), present(i.public_dns_name()));
     p.insert(
         "launch_time".into(),
         i.launch_time()
@@ -270,7 +258,7 @@ fn props(f: &Found, region: &str) -> Props {
         "architecture".into(),
         opt_str(i.architecture().map(|a| a.as_str())),
     );
-    p.insert("owner_id".into(), non_empty(f.owner_id.as_deref()));
+    p.insert("owner_id".into(), present(f.owner_id.as_deref()));
     put_tags(&mut p, i.tags());
     p
 }
@@ -297,270 +285,8 @@ fn client_token(ctx: &ApplyContext) -> String {
     token
 }
 
-fn not_found(id: &str) -> ProviderError {
-    ProviderError::new(
-        ErrorClass::NotFound,
-        "InvalidInstanceID.NotFound",
-        format!("instance {id} not found"),
-    )
-}
-
-impl Instance {
-    /// The instance, or None if AWS does not know it (any more, or yet).
-    async fn find(&self, region: &str, id: &str) -> Result<Option<Found>, ProviderError> {
-        let ec2 = self.clients.ec2(region).await;
-        let out = match ec2.describe_instances().instance_ids(id).send().await {
-            Ok(out) => out,
-            Err(e) => {
-                let e = classify(e);
-                return if e.class == ErrorClass::NotFound {
-                    Ok(None)
-                } else {
-                    Err(e)
-                };
-            }
-        };
-        Ok(out.reservations().iter().find_map(|r| {
-            r.instances()
-                .iter()
-                .find(|i| i.instance_id() == Some(id))
-                .map(|i| Found {
-                    instance: i.clone(),
-                    owner_id: r.owner_id().map(str::to_owned),
-                })
-        }))
-    }
-
-    async fn describe(&self, region: &str, id: &str) -> Result<Found, ProviderError> {
-        self.find(region, id).await?.ok_or_else(|| not_found(id))
-    }
-
-    /// Poll until the instance is in state `want`. Waiting for `terminated`,
-    /// an instance AWS no longer knows counts as reached (None).
-    async fn wait_for(
-        &self,
-        region: &str,
-        id: &str,
-        want: InstanceStateName,
-    ) -> Result<Option<Found>, ProviderError> {
-        let mut last = None;
-        for poll in 0..WAIT_POLLS {
-            if poll > 0 {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-            match self.find(region, id).await? {
-                Some(f) if state_of(&f.instance) == Some(&want) => return Ok(Some(f)),
-                Some(f) if want != InstanceStateName::Terminated && going_away(&f.instance) => {
-                    let reason = f.instance.state_reason();
-                    let code = reason
-                        .and_then(|r| r.code())
-                        .unwrap_or("InstanceTerminated")
-                        .to_owned();
-                    let message = format!(
-                        "instance {id} is {} instead of {}: {}",
-                        state_of(&f.instance).map(|s| s.as_str()).unwrap_or("gone"),
-                        want.as_str(),
-                        reason
-                            .and_then(|r| r.message())
-                            .or(f.instance.state_transition_reason())
-                            .unwrap_or("no reason given")
-                    );
-                    return Err(ProviderError::new(class_of(&code), code, message));
-                }
-                Some(f) => last = state_of(&f.instance).map(|s| s.as_str().to_owned()),
-                None if want == InstanceStateName::Terminated => return Ok(None),
-                None if poll >= UNSEEN_POLLS => return Err(not_found(id)),
-                None => {}
-            }
-        }
-        Err(ProviderError::new(
-            ErrorClass::Retryable,
-            "WaitTimeout",
-            format!(
-                "instance {id} did not become {} within {WAIT_POLLS} s (still {})",
-                want.as_str(),
-                last.as_deref().unwrap_or("unknown")
-            ),
-        ))
-    }
-
-    async fn wait_running(&self, region: &str, id: &str) -> Result<Found, ProviderError> {
-        self.wait_for(region, id, InstanceStateName::Running)
-            .await?
-            .ok_or_else(|| not_found(id))
-    }
-
-    async fn stop(&self, region: &str, id: &str) -> Result<(), ProviderError> {
-        {
-            let ec2 = self.clients.ec2(region).await;
-            ec2.stop_instances()
-                .instance_ids(id)
-                .send()
-                .await
-                .map_err(classify)?;
-        }
-        self.wait_for(region, id, InstanceStateName::Stopped)
-            .await?
-            .ok_or_else(|| not_found(id))
-            .map(drop)
-    }
-
-    async fn start(&self, region: &str, id: &str) -> Result<(), ProviderError> {
-        {
-            let ec2 = self.clients.ec2(region).await;
-            ec2.start_instances()
-                .instance_ids(id)
-                .send()
-                .await
-                .map_err(classify)?;
-        }
-        self.wait_running(region, id).await.map(drop)
-    }
-
-    /// Attributes AWS changes only on a stopped instance; one call each, as
-    /// ModifyInstanceAttribute takes one attribute at a time.
-    async fn modify_stopped(
-        &self,
-        region: &str,
-        id: &str,
-        instance_type: Option<&str>,
-        user_data: Option<&str>,
-    ) -> Result<(), ProviderError> {
-        let ec2 = self.clients.ec2(region).await;
-        if let Some(t) = instance_type {
-            ec2.modify_instance_attribute()
-                .instance_id(id)
-                .instance_type(AttributeValue::builder().value(t).build())
-                .send()
-                .await
-                .map_err(classify)?;
-        }
-        if let Some(data) = user_data {
-            // A blob: the SDK base64-encodes it, as the API requires.
-            ec2.modify_instance_attribute()
-                .instance_id(id)
-                .user_data(
-                    SecureBlobAttributeValue::builder()
-                        .value(Blob::new(data.as_bytes()))
-                        .build(),
-                )
-                .send()
-                .await
-                .map_err(classify)?;
-        }
-        Ok(())
-    }
-
-    /// Change the instance type and/or user data: stop if running, modify,
-    /// start again if it was running. Nothing happens (no restart) when the
-    /// instance already has the type and no user data is given.
-    async fn change_stopped_attributes(
-        &self,
-        region: &str,
-        id: &str,
-        instance_type: Option<&str>,
-        user_data: Option<&str>,
-    ) -> Result<(), ProviderError> {
-        let mut current = self.describe(region, id).await?;
-        let instance_type = instance_type
-            .filter(|t| current.instance.instance_type().map(|c| c.as_str()) != Some(*t));
-        if instance_type.is_none() && user_data.is_none() {
-            return Ok(());
-        }
-        if state_of(&current.instance) == Some(&InstanceStateName::Pending) {
-            current = self.wait_running(region, id).await?;
-        }
-        let restart = match state_of(&current.instance) {
-            Some(InstanceStateName::Running) => {
-                self.stop(region, id).await?;
-                true
-            }
-            Some(InstanceStateName::Stopping) => {
-                self.wait_for(region, id, InstanceStateName::Stopped)
-                    .await?;
-                false
-            }
-            _ => false,
-        };
-        let modified = self
-            .modify_stopped(region, id, instance_type, user_data)
-            .await;
-        if restart {
-            // Start again even if the change failed: never leave a running
-            // instance stopped.
-            let started = self.start(region, id).await;
-            modified?;
-            started
-        } else {
-            modified
-        }
-    }
-
-    /// Attach exactly `group` (None: the VPC's default group) and record it.
-    async fn set_group(
-        &self,
-        region: &str,
-        id: &str,
-        group: Option<&str>,
-    ) -> Result<(), ProviderError> {
-        let group_id = match group {
-            Some(g) => g.to_owned(),
-            None => self.default_group(region, id).await?,
-        };
-        let ec2 = self.clients.ec2(region).await;
-        ec2.modify_instance_attribute()
-            .instance_id(id)
-            .groups(group_id)
-            .send()
-            .await
-            .map_err(classify)?;
-        ec2.create_tags()
-            .resources(id)
-            .tags(
-                Tag::builder()
-                    .key(GROUP_TAG)
-                    .value(group.unwrap_or(DEFAULT_GROUP))
-                    .build(),
-            )
-            .send()
-            .await
-            .map_err(classify)?;
-        Ok(())
-    }
-
-    /// The `default` security group of the instance's VPC.
-    async fn default_group(&self, region: &str, id: &str) -> Result<String, ProviderError> {
-        let found = self.describe(region, id).await?;
-        let vpc = found.instance.vpc_id().ok_or_else(|| {
-            ProviderError::invalid(format!(
-                "instance {id} is in no VPC: name its security group"
-            ))
-        })?;
-        let ec2 = self.clients.ec2(region).await;
-        let out = ec2
-            .describe_security_groups()
-            .filters(Filter::builder().name("vpc-id").values(vpc).build())
-            .filters(
-                Filter::builder()
-                    .name("group-name")
-                    .values("default")
-                    .build(),
-            )
-            .send()
-            .await
-            .map_err(classify)?;
-        out.security_groups()
-            .iter()
-            .find_map(|g| g.group_id())
-            .map(str::to_owned)
-            .ok_or_else(|| {
-                ProviderError::new(
-                    ErrorClass::NotFound,
-                    "InvalidGroup.NotFound",
-                    format!("VPC {vpc} has no default security group"),
-                )
-            })
-    }
+fn gone(id: &str) -> ProviderError {
+    not_found(&SCHEMA, "InvalidInstanceID.NotFound", id)
 }
 
 #[async_trait]
@@ -572,35 +298,36 @@ impl Resource for Instance {
     async fn list(&self, region: &str) -> Result<Vec<Props>, ProviderError> {
         // One paginated listing: API calls grow with pages, not instances.
         let ec2 = self.clients.ec2(region).await;
+        let reservations = all_pages(
+            ec2.describe_instances()
+                .filters(
+                    Filter::builder()
+                        .name("instance-state-name")
+                        .values("pending")
+                        .values("running")
+                        .values("stopping")
+                        .values("stopped")
+                        .build(),
+                )
+                .max_results(self.page_size)
+                .into_paginator()
+                .items()
+                .send(),
+        )
+        .await?;
         let mut out = Vec::new();
-        let mut pages = ec2
-            .describe_instances()
-            .filters(
-                Filter::builder()
-                    .name("instance-state-name")
-                    .values("pending")
-                    .values("running")
-                    .values("stopping")
-                    .values("stopped")
-                    .build(),
-            )
-            .max_results(self.page_size)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            for r in page.map_err(classify)?.reservations() {
-                for i in r.instances() {
-                    // The filter already leaves them out; this also holds
-                    // for an endpoint that ignores it.
-                    if going_away(i) {
-                        continue;
-                    }
-                    let f = Found {
-                        instance: i.clone(),
-                        owner_id: r.owner_id().map(str::to_owned),
-                    };
-                    out.push(props(&f, region));
+        for r in &reservations {
+            for i in r.instances() {
+                // The filter already leaves them out; this also holds for an
+                // endpoint that ignores it.
+                if going_away(i) {
+                    continue;
                 }
+                let f = Found {
+                    instance: i.clone(),
+                    owner_id: r.owner_id().map(str::to_owned),
+                };
+                out.push(props(&f, region));
             }
         }
         Ok(out)
@@ -651,13 +378,7 @@ impl Resource for Instance {
             .instances()
             .first()
             .and_then(|i| i.instance_id())
-            .ok_or_else(|| {
-                ProviderError::new(
-                    ErrorClass::Retryable,
-                    "MissingId",
-                    "RunInstances returned no instance id",
-                )
-            })?
+            .ok_or_else(|| missing_id("RunInstances", "instance id"))?
             .to_owned();
         match self.wait_running(&ctx.region, &id).await {
             Ok(f) => Ok(observed(&f, &ctx.region, desired)),
@@ -707,14 +428,7 @@ impl Resource for Instance {
     ) -> Result<(), ProviderError> {
         {
             let ec2 = self.clients.ec2(&ctx.region).await;
-            ignore_not_found(
-                ec2.terminate_instances()
-                    .instance_ids(id)
-                    .send()
-                    .await
-                    .map(drop)
-                    .map_err(classify),
-            )?;
+            deleted(ec2.terminate_instances().instance_ids(id).send().await)?;
         }
         // Until terminated, its network interface keeps the subnet and the
         // security groups in use (DependencyViolation for their deletes).

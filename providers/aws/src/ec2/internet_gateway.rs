@@ -10,12 +10,15 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{InternetGateway as AwsInternetGateway, ResourceType};
 use infrasql_provider::{
-    ApplyContext, Column, ColumnKind::*, ErrorClass, Props, PropsExt, ProviderError, ReplaceOrder,
-    Resource, ResourceSchema,
+    ApplyContext, Column, ColumnKind::*, Props, PropsExt, ProviderError, ReplaceOrder, Resource,
+    ResourceSchema,
 };
 use serde_json::json;
 
-use super::{changed, classify, ignore_not_found, opt_str, put_tags, tag_spec, update_tags};
+use super::sdk::{
+    all_pages, classify, deleted, described, if_found, ignore_not_found, missing_id, not_found,
+};
+use super::{changed, opt_str, put_tags, tag_spec, update_tags};
 use crate::Clients;
 
 pub static SCHEMA: ResourceSchema = ResourceSchema {
@@ -96,19 +99,14 @@ fn ignore_not_attached(r: Result<(), ProviderError>) -> Result<(), ProviderError
 impl InternetGateway {
     async fn describe(&self, region: &str, id: &str) -> Result<AwsInternetGateway, ProviderError> {
         let ec2 = self.clients.ec2(region).await;
-        let out = ec2
-            .describe_internet_gateways()
-            .internet_gateway_ids(id)
-            .send()
-            .await
-            .map_err(classify)?;
-        out.internet_gateways().first().cloned().ok_or_else(|| {
-            ProviderError::new(
-                ErrorClass::NotFound,
-                "InvalidInternetGatewayID.NotFound",
-                format!("internet gateway {id} not found"),
-            )
-        })
+        described(
+            ec2.describe_internet_gateways()
+                .internet_gateway_ids(id)
+                .send()
+                .await,
+            |out| out.internet_gateways().first().cloned(),
+            || not_found(&SCHEMA, "InvalidInternetGatewayID.NotFound", id),
+        )
     }
 
     async fn attach(&self, region: &str, id: &str, vpc_id: &str) -> Result<(), ProviderError> {
@@ -152,14 +150,14 @@ impl Resource for InternetGateway {
 
     async fn list(&self, region: &str) -> Result<Vec<Props>, ProviderError> {
         let ec2 = self.clients.ec2(region).await;
-        let mut out = Vec::new();
-        let mut pages = ec2.describe_internet_gateways().into_paginator().send();
-        while let Some(page) = pages.next().await {
-            for g in page.map_err(classify)?.internet_gateways() {
-                out.push(props(g, region));
-            }
-        }
-        Ok(out)
+        let gateways = all_pages(
+            ec2.describe_internet_gateways()
+                .into_paginator()
+                .items()
+                .send(),
+        )
+        .await?;
+        Ok(gateways.iter().map(|g| props(g, region)).collect())
     }
 
     async fn create(&self, ctx: &ApplyContext, desired: &Props) -> Result<Props, ProviderError> {
@@ -175,13 +173,7 @@ impl Resource for InternetGateway {
         let id = gateway
             .as_ref()
             .and_then(|g| g.internet_gateway_id())
-            .ok_or_else(|| {
-                ProviderError::new(
-                    ErrorClass::Retryable,
-                    "MissingId",
-                    "CreateInternetGateway returned no gateway id",
-                )
-            })?
+            .ok_or_else(|| missing_id("CreateInternetGateway", "gateway id"))?
             .to_owned();
         let Some(vpc_id) = desired.str("vpc_id") else {
             return Ok(props(&gateway.expect("checked above"), &ctx.region));
@@ -234,22 +226,18 @@ impl Resource for InternetGateway {
         id: &str,
         _current: &Props,
     ) -> Result<(), ProviderError> {
-        let gateway = match self.describe(&ctx.region, id).await {
-            Ok(g) => g,
-            Err(e) if e.class == ErrorClass::NotFound => return Ok(()),
-            Err(e) => return Err(e),
+        let Some(gateway) = if_found(self.describe(&ctx.region, id).await)? else {
+            return Ok(());
         };
         for vpc in Self::attached(&gateway) {
             self.detach(&ctx.region, id, &vpc).await?;
         }
         let ec2 = self.clients.ec2(&ctx.region).await;
-        ignore_not_found(
+        deleted(
             ec2.delete_internet_gateway()
                 .internet_gateway_id(id)
                 .send()
-                .await
-                .map(drop)
-                .map_err(classify),
+                .await,
         )
     }
 }

@@ -15,12 +15,13 @@ use async_trait::async_trait;
 use aws_sdk_ec2::primitives::{Blob, DateTimeFormat};
 use aws_sdk_ec2::types::{Filter, KeyPairInfo, ResourceType, Tag};
 use infrasql_provider::{
-    ApplyContext, Column, ColumnKind::*, ErrorClass, Props, PropsExt, ProviderError, ReplaceOrder,
-    Resource, ResourceSchema,
+    ApplyContext, Column, ColumnKind::*, Props, PropsExt, ProviderError, ReplaceOrder, Resource,
+    ResourceSchema,
 };
 use serde_json::{json, Value};
 
-use super::{changed, classify, ignore_not_found, opt_str, split_tags, tag_spec, update_tags};
+use super::sdk::{classify, deleted, described, if_found, missing_id, not_found};
+use super::{changed, opt_str, split_tags, tag_spec, update_tags};
 use crate::Clients;
 
 pub static SCHEMA: ResourceSchema = ResourceSchema {
@@ -135,30 +136,22 @@ impl KeyPair {
     /// Looks the key up by id with a filter: unlike `KeyPairIds`, a filter
     /// answers an empty list rather than an error for a missing key, and
     /// moto honours it.
-    async fn find(&self, region: &str, id: &str) -> Result<Option<KeyPairInfo>, ProviderError> {
-        let ec2 = self.clients.ec2(region).await;
-        let out = ec2
-            .describe_key_pairs()
-            .filters(Filter::builder().name("key-pair-id").values(id).build())
-            .include_public_key(true)
-            .send()
-            .await
-            .map_err(classify)?;
-        Ok(out
-            .key_pairs()
-            .iter()
-            .find(|k| k.key_pair_id() == Some(id))
-            .cloned())
-    }
-
     async fn describe(&self, region: &str, id: &str) -> Result<KeyPairInfo, ProviderError> {
-        self.find(region, id).await?.ok_or_else(|| {
-            ProviderError::new(
-                ErrorClass::NotFound,
-                "InvalidKeyPair.NotFound",
-                format!("key pair {id} not found"),
-            )
-        })
+        let ec2 = self.clients.ec2(region).await;
+        described(
+            ec2.describe_key_pairs()
+                .filters(Filter::builder().name("key-pair-id").values(id).build())
+                .include_public_key(true)
+                .send()
+                .await,
+            |out| {
+                out.key_pairs()
+                    .iter()
+                    .find(|k| k.key_pair_id() == Some(id))
+                    .cloned()
+            },
+            || not_found(&SCHEMA, "InvalidKeyPair.NotFound", id),
+        )
     }
 
     /// Observed props, with the desired public key where AWS did not report it.
@@ -208,13 +201,9 @@ impl Resource for KeyPair {
                 .await
                 .map_err(classify)?
         };
-        let id = imported.key_pair_id().ok_or_else(|| {
-            ProviderError::new(
-                ErrorClass::Retryable,
-                "MissingId",
-                "ImportKeyPair returned no key pair id",
-            )
-        })?;
+        let id = imported
+            .key_pair_id()
+            .ok_or_else(|| missing_id("ImportKeyPair", "key pair id"))?;
         match self.describe(&ctx.region, id).await {
             Ok(k) => Ok(Self::observed(&k, &ctx.region, desired)),
             Err(e) => {
@@ -251,21 +240,14 @@ impl Resource for KeyPair {
         // Delete by the name AWS reports for this id: DeleteKeyPair takes a
         // name or an id, but moto honours only the name, and the name alone
         // could hit another key imported under it since.
-        let Some(key) = self.find(&ctx.region, id).await? else {
+        let Some(key) = if_found(self.describe(&ctx.region, id).await)? else {
             return Ok(());
         };
         let Some(name) = key.key_name() else {
             return Ok(());
         };
         let ec2 = self.clients.ec2(&ctx.region).await;
-        ignore_not_found(
-            ec2.delete_key_pair()
-                .key_name(name)
-                .send()
-                .await
-                .map(drop)
-                .map_err(classify),
-        )
+        deleted(ec2.delete_key_pair().key_name(name).send().await)
     }
 }
 

@@ -1,4 +1,6 @@
-//! EC2 resource types and what they share: tags, names and error sorting.
+//! EC2 resource types and what they share: tags, names and property values
+//! here; the shapes of SDK calls (errors, pages, describe by id, delete) in
+//! [`sdk`].
 
 pub mod elastic_ip;
 pub mod instance;
@@ -7,6 +9,7 @@ pub mod key_pair;
 pub mod route;
 pub mod route_table;
 pub mod route_table_association;
+mod sdk;
 pub mod security_group;
 pub mod security_group_rule;
 pub mod subnet;
@@ -15,12 +18,12 @@ pub mod vpc;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
-use infrasql_provider::{ApplyContext, ErrorClass, Props, ProviderError, Resource, APPLY_TAG};
+use infrasql_provider::{ApplyContext, Props, ProviderError, Resource, APPLY_TAG};
 use serde_json::{json, Value};
 
 use crate::Clients;
+use sdk::classify;
 
 pub fn resources(clients: Arc<Clients>) -> Vec<Arc<dyn Resource>> {
     vec![
@@ -38,79 +41,6 @@ pub fn resources(clients: Arc<Clients>) -> Vec<Arc<dyn Resource>> {
         Arc::new(security_group_rule::SecurityGroupRule::new(clients.clone())),
         Arc::new(instance::Instance::new(clients.clone())),
     ]
-}
-
-/// Sort an SDK error by its AWS error code.
-pub(crate) fn classify<E, R>(e: SdkError<E, R>) -> ProviderError
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
-{
-    if let Some(code) = e.code() {
-        let message = e.message().unwrap_or("").to_owned();
-        return ProviderError::new(class_of(code), code, message);
-    }
-    // No AWS error code: say what happened in one line, not the whole
-    // response (which DisplayErrorContext would print).
-    let context = DisplayErrorContext(&e).to_string();
-    if context.contains("loading credentials") || context.contains("no credentials") {
-        return ProviderError::new(
-            ErrorClass::Denied,
-            "NoCredentials",
-            "no AWS credentials: the standard AWS chain (environment, profile, SSO, \
-             instance role) found none; set AWS_PROFILE or AWS_ACCESS_KEY_ID, or try \
-             infrasql with --playground",
-        );
-    }
-    let message = match &e {
-        SdkError::TimeoutError(_) => "the request to AWS timed out".to_owned(),
-        SdkError::DispatchFailure(f) => format!(
-            "could not reach the AWS endpoint: {}",
-            DisplayErrorContext(
-                f.as_connector_error()
-                    .map(|c| c as &dyn std::error::Error)
-                    .unwrap_or(&e)
-            )
-        ),
-        SdkError::ResponseError(_) => "the AWS endpoint sent an unreadable response".to_owned(),
-        SdkError::ServiceError(_) => {
-            "the AWS endpoint answered with an error but no AWS error code (an internal error?)"
-                .to_owned()
-        }
-        _ => DisplayErrorContext(&e).to_string(),
-    };
-    ProviderError::new(ErrorClass::Retryable, "RequestFailed", message)
-}
-
-pub(crate) fn class_of(code: &str) -> ErrorClass {
-    if code.contains("NotFound") {
-        ErrorClass::NotFound
-    } else if code.contains("Throttl") || code == "RequestLimitExceeded" || code == "SlowDown" {
-        ErrorClass::Throttled
-    } else if code.contains("Unauthorized")
-        || code.contains("AuthFailure")
-        || code.contains("AccessDenied")
-        || code == "OptInRequired"
-    {
-        ErrorClass::Denied
-    } else if code.contains("Duplicate")
-        || code.contains("Conflict")
-        || code.contains("AlreadyExists")
-        || code.contains("InUse")
-        || code.contains("DependencyViolation")
-        || code.contains("LimitExceeded")
-        || code.contains("AlreadyAssociated")
-        || code == "IncorrectState"
-    {
-        ErrorClass::Conflict
-    } else if code.contains("InternalError")
-        || code.contains("Unavailable")
-        || code == "InternalFailure"
-    {
-        ErrorClass::Retryable
-    } else {
-        ErrorClass::Invalid
-    }
 }
 
 /// AWS tags → (Name tag, the other user tags). infrasql's own tags are hidden.
@@ -219,30 +149,16 @@ pub(crate) fn opt_str(s: Option<&str>) -> Value {
     s.map(|v| json!(v)).unwrap_or(Value::Null)
 }
 
-/// Deleting something already gone is success: the goal is reached.
-pub(crate) fn ignore_not_found(r: Result<(), ProviderError>) -> Result<(), ProviderError> {
-    match r {
-        Err(e) if e.class == ErrorClass::NotFound => Ok(()),
-        other => other,
-    }
+/// Like [`opt_str`], with an empty string taken as absent: AWS (and moto)
+/// answer "" for a missing address, name or id, which would not fit an inet
+/// or id column, and an empty description is no description.
+pub(crate) fn present(s: Option<&str>) -> Value {
+    opt_str(s.filter(|v| !v.is_empty()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn aws_error_codes_are_sorted_into_classes() {
-        assert_eq!(class_of("InvalidVpcID.NotFound"), ErrorClass::NotFound);
-        assert_eq!(class_of("RequestLimitExceeded"), ErrorClass::Throttled);
-        assert_eq!(class_of("Throttling"), ErrorClass::Throttled);
-        assert_eq!(class_of("InvalidSubnet.Conflict"), ErrorClass::Conflict);
-        assert_eq!(class_of("InvalidGroup.Duplicate"), ErrorClass::Conflict);
-        assert_eq!(class_of("DependencyViolation"), ErrorClass::Conflict);
-        assert_eq!(class_of("UnauthorizedOperation"), ErrorClass::Denied);
-        assert_eq!(class_of("InvalidParameterValue"), ErrorClass::Invalid);
-        assert_eq!(class_of("InternalError"), ErrorClass::Retryable);
-    }
 
     #[test]
     fn name_and_infrasql_tags_are_kept_out_of_the_tags_column() {

@@ -23,7 +23,8 @@ use infrasql_provider::{
 use serde_json::json;
 
 use super::route_table::{describe_route_table, route_tables};
-use super::{changed, classify, ignore_not_found, opt_str};
+use super::sdk::{classify, deleted};
+use super::{changed, opt_str};
 use crate::Clients;
 
 pub static SCHEMA: ResourceSchema = ResourceSchema {
@@ -265,14 +266,12 @@ impl Resource for Route {
     ) -> Result<(), ProviderError> {
         let (table_id, dest) = key(id, current)?;
         let ec2 = self.clients.ec2(&ctx.region).await;
-        ignore_not_found(
+        deleted(
             ec2.delete_route()
                 .route_table_id(table_id)
                 .destination_cidr_block(dest)
                 .send()
-                .await
-                .map(drop)
-                .map_err(classify),
+                .await,
         )
     }
 }

@@ -10,12 +10,13 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{Filter, ResourceType, RouteTable as AwsRouteTable};
 use infrasql_provider::{
-    ApplyContext, Column, ColumnKind::*, ErrorClass, Props, PropsExt, ProviderError, ReplaceOrder,
-    Resource, ResourceSchema,
+    ApplyContext, Column, ColumnKind::*, Props, PropsExt, ProviderError, ReplaceOrder, Resource,
+    ResourceSchema,
 };
 use serde_json::json;
 
-use super::{changed, classify, ignore_not_found, opt_str, put_tags, tag_spec, update_tags};
+use super::sdk::{all_pages, classify, deleted, described, missing_id, not_found};
+use super::{changed, opt_str, put_tags, tag_spec, update_tags};
 use crate::Clients;
 
 pub static SCHEMA: ResourceSchema = ResourceSchema {
@@ -83,19 +84,11 @@ pub(crate) async fn describe_route_table(
     ec2: &aws_sdk_ec2::Client,
     id: &str,
 ) -> Result<AwsRouteTable, ProviderError> {
-    let out = ec2
-        .describe_route_tables()
-        .route_table_ids(id)
-        .send()
-        .await
-        .map_err(classify)?;
-    out.route_tables().first().cloned().ok_or_else(|| {
-        ProviderError::new(
-            ErrorClass::NotFound,
-            "InvalidRouteTableID.NotFound",
-            format!("route table {id} not found"),
-        )
-    })
+    described(
+        ec2.describe_route_tables().route_table_ids(id).send().await,
+        |out| out.route_tables().first().cloned(),
+        || not_found(&SCHEMA, "InvalidRouteTableID.NotFound", id),
+    )
 }
 
 /// Every route table in the region matching `filter` (all without one),
@@ -104,16 +97,14 @@ pub(crate) async fn route_tables(
     ec2: &aws_sdk_ec2::Client,
     filter: Option<Filter>,
 ) -> Result<Vec<AwsRouteTable>, ProviderError> {
-    let mut out = Vec::new();
-    let mut pages = ec2
-        .describe_route_tables()
-        .set_filters(filter.map(|f| vec![f]))
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        out.extend(page.map_err(classify)?.route_tables().iter().cloned());
-    }
-    Ok(out)
+    all_pages(
+        ec2.describe_route_tables()
+            .set_filters(filter.map(|f| vec![f]))
+            .into_paginator()
+            .items()
+            .send(),
+    )
+    .await
 }
 
 #[async_trait]
@@ -141,13 +132,9 @@ impl Resource for RouteTable {
             .send()
             .await
             .map_err(classify)?;
-        let table = out.route_table().ok_or_else(|| {
-            ProviderError::new(
-                ErrorClass::Retryable,
-                "MissingId",
-                "CreateRouteTable returned no route table",
-            )
-        })?;
+        let table = out
+            .route_table()
+            .ok_or_else(|| missing_id("CreateRouteTable", "route table"))?;
         Ok(props(table, &ctx.region))
     }
 
@@ -172,13 +159,6 @@ impl Resource for RouteTable {
         _current: &Props,
     ) -> Result<(), ProviderError> {
         let ec2 = self.clients.ec2(&ctx.region).await;
-        ignore_not_found(
-            ec2.delete_route_table()
-                .route_table_id(id)
-                .send()
-                .await
-                .map(drop)
-                .map_err(classify),
-        )
+        deleted(ec2.delete_route_table().route_table_id(id).send().await)
     }
 }

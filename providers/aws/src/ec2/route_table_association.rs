@@ -18,13 +18,14 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{Filter, RouteTableAssociation as AwsAssociation};
 use infrasql_provider::{
-    ApplyContext, Column, ColumnKind::*, ErrorClass, Props, PropsExt, ProviderError, ReplaceOrder,
-    Resource, ResourceSchema,
+    ApplyContext, Column, ColumnKind::*, Props, PropsExt, ProviderError, ReplaceOrder, Resource,
+    ResourceSchema,
 };
 use serde_json::json;
 
+use super::opt_str;
 use super::route_table::route_tables;
-use super::{classify, ignore_not_found, opt_str};
+use super::sdk::{classify, deleted, missing_id, not_found};
 use crate::Clients;
 
 pub static SCHEMA: ResourceSchema = ResourceSchema {
@@ -139,21 +140,7 @@ async fn describe(
     .iter()
     .find(|a| a.route_table_association_id() == Some(id))
     .map(|a| props(a, region))
-    .ok_or_else(|| {
-        ProviderError::new(
-            ErrorClass::NotFound,
-            "InvalidAssociationID.NotFound",
-            format!("route table association {id} not found"),
-        )
-    })
-}
-
-fn missing_id(op: &str) -> ProviderError {
-    ProviderError::new(
-        ErrorClass::Retryable,
-        "MissingId",
-        format!("{op} returned no association id"),
-    )
+    .ok_or_else(|| not_found(&SCHEMA, "InvalidAssociationID.NotFound", id))
 }
 
 #[async_trait]
@@ -182,12 +169,12 @@ impl Resource for RouteTableAssociation {
         let id = match existing {
             Some(a) if a.route_table_id() == Some(table_id) => a
                 .route_table_association_id()
-                .ok_or_else(|| missing_id("DescribeRouteTables"))?
+                .ok_or_else(|| missing_id("DescribeRouteTables", "association id"))?
                 .to_owned(),
             Some(a) => {
                 let old = a
                     .route_table_association_id()
-                    .ok_or_else(|| missing_id("DescribeRouteTables"))?;
+                    .ok_or_else(|| missing_id("DescribeRouteTables", "association id"))?;
                 ec2.replace_route_table_association()
                     .association_id(old)
                     .route_table_id(table_id)
@@ -195,7 +182,7 @@ impl Resource for RouteTableAssociation {
                     .await
                     .map_err(classify)?
                     .new_association_id()
-                    .ok_or_else(|| missing_id("ReplaceRouteTableAssociation"))?
+                    .ok_or_else(|| missing_id("ReplaceRouteTableAssociation", "association id"))?
                     .to_owned()
             }
             None => ec2
@@ -206,7 +193,7 @@ impl Resource for RouteTableAssociation {
                 .await
                 .map_err(classify)?
                 .association_id()
-                .ok_or_else(|| missing_id("AssociateRouteTable"))?
+                .ok_or_else(|| missing_id("AssociateRouteTable", "association id"))?
                 .to_owned(),
         };
         describe(&ec2, &ctx.region, &id).await
@@ -231,13 +218,11 @@ impl Resource for RouteTableAssociation {
         _current: &Props,
     ) -> Result<(), ProviderError> {
         let ec2 = self.clients.ec2(&ctx.region).await;
-        ignore_not_found(
+        deleted(
             ec2.disassociate_route_table()
                 .association_id(id)
                 .send()
-                .await
-                .map(drop)
-                .map_err(classify),
+                .await,
         )
     }
 }

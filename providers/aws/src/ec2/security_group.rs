@@ -10,12 +10,13 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{Filter, ResourceType, SecurityGroup as AwsSecurityGroup};
 use infrasql_provider::{
-    ApplyContext, Column, ColumnKind::*, ErrorClass, Props, PropsExt, ProviderError, ReplaceOrder,
-    Resource, ResourceSchema,
+    ApplyContext, Column, ColumnKind::*, Props, PropsExt, ProviderError, ReplaceOrder, Resource,
+    ResourceSchema,
 };
 use serde_json::json;
 
-use super::{changed, classify, ignore_not_found, opt_str, put_tags, tag_spec, update_tags};
+use super::sdk::{all_pages, classify, deleted, described, missing_id, not_found};
+use super::{changed, opt_str, put_tags, tag_spec, update_tags};
 use crate::Clients;
 
 pub static SCHEMA: ResourceSchema = ResourceSchema {
@@ -85,38 +86,28 @@ fn props(g: &AwsSecurityGroup, region: &str) -> Props {
 }
 
 async fn describe(ec2: &aws_sdk_ec2::Client, id: &str) -> Result<AwsSecurityGroup, ProviderError> {
-    let out = ec2
-        .describe_security_groups()
-        .group_ids(id)
-        .send()
-        .await
-        .map_err(classify)?;
-    out.security_groups().first().cloned().ok_or_else(|| {
-        ProviderError::new(
-            ErrorClass::NotFound,
-            "InvalidGroup.NotFound",
-            format!("security group {id} not found"),
-        )
-    })
+    described(
+        ec2.describe_security_groups().group_ids(id).send().await,
+        |out| out.security_groups().first().cloned(),
+        || not_found(&SCHEMA, "InvalidGroup.NotFound", id),
+    )
 }
 
 /// Revoke every egress rule of a group (AWS's defaults on a new one).
 async fn revoke_all_egress(ec2: &aws_sdk_ec2::Client, id: &str) -> Result<(), ProviderError> {
-    let mut rule_ids = Vec::new();
-    let mut pages = ec2
-        .describe_security_group_rules()
-        .filters(Filter::builder().name("group-id").values(id).build())
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        for r in page.map_err(classify)?.security_group_rules() {
-            if r.is_egress() == Some(true) && r.group_id() == Some(id) {
-                if let Some(rid) = r.security_group_rule_id() {
-                    rule_ids.push(rid.to_owned());
-                }
-            }
-        }
-    }
+    let rules = all_pages(
+        ec2.describe_security_group_rules()
+            .filters(Filter::builder().name("group-id").values(id).build())
+            .into_paginator()
+            .items()
+            .send(),
+    )
+    .await?;
+    let rule_ids: Vec<String> = rules
+        .iter()
+        .filter(|r| r.is_egress() == Some(true) && r.group_id() == Some(id))
+        .filter_map(|r| r.security_group_rule_id().map(str::to_owned))
+        .collect();
     if rule_ids.is_empty() {
         return Ok(());
     }
@@ -137,14 +128,14 @@ impl Resource for SecurityGroup {
 
     async fn list(&self, region: &str) -> Result<Vec<Props>, ProviderError> {
         let ec2 = self.clients.ec2(region).await;
-        let mut out = Vec::new();
-        let mut pages = ec2.describe_security_groups().into_paginator().send();
-        while let Some(page) = pages.next().await {
-            for g in page.map_err(classify)?.security_groups() {
-                out.push(props(g, region));
-            }
-        }
-        Ok(out)
+        let groups = all_pages(
+            ec2.describe_security_groups()
+                .into_paginator()
+                .items()
+                .send(),
+        )
+        .await?;
+        Ok(groups.iter().map(|g| props(g, region)).collect())
     }
 
     async fn create(&self, ctx: &ApplyContext, desired: &Props) -> Result<Props, ProviderError> {
@@ -162,13 +153,7 @@ impl Resource for SecurityGroup {
             .await
             .map_err(classify)?
             .group_id()
-            .ok_or_else(|| {
-                ProviderError::new(
-                    ErrorClass::Retryable,
-                    "MissingId",
-                    "CreateSecurityGroup returned no group id",
-                )
-            })?
+            .ok_or_else(|| missing_id("CreateSecurityGroup", "group id"))?
             .to_owned();
         // Egress rules are rows of aws.security_group_rule: only those the
         // user wrote may exist. Should that fail, do not leave a group the
@@ -201,13 +186,6 @@ impl Resource for SecurityGroup {
         _current: &Props,
     ) -> Result<(), ProviderError> {
         let ec2 = self.clients.ec2(&ctx.region).await;
-        ignore_not_found(
-            ec2.delete_security_group()
-                .group_id(id)
-                .send()
-                .await
-                .map(drop)
-                .map_err(classify),
-        )
+        deleted(ec2.delete_security_group().group_id(id).send().await)
     }
 }

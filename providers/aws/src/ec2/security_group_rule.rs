@@ -19,12 +19,13 @@ use aws_sdk_ec2::types::{
     SecurityGroupRuleRequest, SecurityGroupRuleUpdate, UserIdGroupPair,
 };
 use infrasql_provider::{
-    ApplyContext, Column, ColumnKind::*, ErrorClass, Props, PropsExt, ProviderError, ReplaceOrder,
-    Resource, ResourceSchema,
+    ApplyContext, Column, ColumnKind::*, Props, PropsExt, ProviderError, ReplaceOrder, Resource,
+    ResourceSchema,
 };
 use serde_json::{json, Value};
 
-use super::{changed, classify, ignore_not_found, opt_str, put_tags, tag_spec, update_tags};
+use super::sdk::{all_pages, classify, deleted, described, if_found, missing_id, not_found};
+use super::{changed, opt_str, present, put_tags, tag_spec, update_tags};
 use crate::Clients;
 
 pub static SCHEMA: ResourceSchema = ResourceSchema {
@@ -147,7 +148,8 @@ fn props(r: &AwsRule, region: &str) -> Props {
     );
     p.insert(
         "description".into(),
-        opt_str(r.description().filter(|d| !d.is_empty())),
+        // AWS reports a rule without one as "".
+        present(r.description()),
     );
     p.insert("group_owner_id".into(), opt_str(r.group_owner_id()));
     p.insert(
@@ -252,23 +254,19 @@ fn rule_request(p: &Props) -> Result<SecurityGroupRuleRequest, ProviderError> {
 }
 
 async fn describe(ec2: &aws_sdk_ec2::Client, id: &str) -> Result<AwsRule, ProviderError> {
-    let out = ec2
-        .describe_security_group_rules()
-        .security_group_rule_ids(id)
-        .send()
-        .await
-        .map_err(classify)?;
-    out.security_group_rules()
-        .iter()
-        .find(|r| r.security_group_rule_id() == Some(id))
-        .cloned()
-        .ok_or_else(|| {
-            ProviderError::new(
-                ErrorClass::NotFound,
-                "InvalidSecurityGroupRuleId.NotFound",
-                format!("security group rule {id} not found"),
-            )
-        })
+    described(
+        ec2.describe_security_group_rules()
+            .security_group_rule_ids(id)
+            .send()
+            .await,
+        |out| {
+            out.security_group_rules()
+                .iter()
+                .find(|r| r.security_group_rule_id() == Some(id))
+                .cloned()
+        },
+        || not_found(&SCHEMA, "InvalidSecurityGroupRuleId.NotFound", id),
+    )
 }
 
 #[async_trait]
@@ -279,14 +277,14 @@ impl Resource for SecurityGroupRule {
 
     async fn list(&self, region: &str) -> Result<Vec<Props>, ProviderError> {
         let ec2 = self.clients.ec2(region).await;
-        let mut out = Vec::new();
-        let mut pages = ec2.describe_security_group_rules().into_paginator().send();
-        while let Some(page) = pages.next().await {
-            for r in page.map_err(classify)?.security_group_rules() {
-                out.push(props(r, region));
-            }
-        }
-        Ok(out)
+        let rules = all_pages(
+            ec2.describe_security_group_rules()
+                .into_paginator()
+                .items()
+                .send(),
+        )
+        .await?;
+        Ok(rules.iter().map(|r| props(r, region)).collect())
     }
 
     async fn create(&self, ctx: &ApplyContext, desired: &Props) -> Result<Props, ProviderError> {
@@ -318,13 +316,7 @@ impl Resource for SecurityGroupRule {
             .unwrap_or_default()
             .into_iter()
             .find(|r| r.security_group_rule_id().is_some())
-            .ok_or_else(|| {
-                ProviderError::new(
-                    ErrorClass::Retryable,
-                    "MissingId",
-                    "AuthorizeSecurityGroup* returned no security group rule id",
-                )
-            })?;
+            .ok_or_else(|| missing_id("AuthorizeSecurityGroup*", "security group rule id"))?;
         Ok(props(&rule, &ctx.region))
     }
 
@@ -374,41 +366,40 @@ impl Resource for SecurityGroupRule {
         let ec2 = self.clients.ec2(&ctx.region).await;
         let (group_id, egress) = match (current.str("group_id"), current.bool("is_egress")) {
             (Some(g), Some(e)) => (g.to_owned(), e),
-            _ => match describe(&ec2, id).await {
-                Ok(r) => (
+            _ => match if_found(describe(&ec2, id).await)? {
+                Some(r) => (
                     r.group_id().unwrap_or_default().to_owned(),
                     r.is_egress().unwrap_or(false),
                 ),
-                Err(e) if e.class == ErrorClass::NotFound => return Ok(()),
-                Err(e) => return Err(e),
+                None => return Ok(()),
             },
-        };
-        let result = if egress {
-            ec2.revoke_security_group_egress()
-                .group_id(group_id)
-                .security_group_rule_ids(id)
-                .send()
-                .await
-                .map(drop)
-                .map_err(classify)
-        } else {
-            ec2.revoke_security_group_ingress()
-                .group_id(group_id)
-                .security_group_rule_ids(id)
-                .send()
-                .await
-                .map(drop)
-                .map_err(classify)
         };
         // InvalidPermission.NotFound (rule gone) and InvalidGroup.NotFound
         // (group gone, and its rules with it) both mean: done.
-        ignore_not_found(result)
+        if egress {
+            deleted(
+                ec2.revoke_security_group_egress()
+                    .group_id(group_id)
+                    .security_group_rule_ids(id)
+                    .send()
+                    .await,
+            )
+        } else {
+            deleted(
+                ec2.revoke_security_group_ingress()
+                    .group_id(group_id)
+                    .security_group_rule_ids(id)
+                    .send()
+                    .await,
+            )
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use infrasql_provider::ErrorClass;
 
     #[test]
     fn all_traffic_ports_are_null_and_icmp_ports_are_kept() {

@@ -11,12 +11,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType, Subnet as AwsSubnet, SubnetState};
 use infrasql_provider::{
-    ApplyContext, Column, ColumnKind::*, ErrorClass, Props, PropsExt, ProviderError, ReplaceOrder,
-    Resource, ResourceSchema,
+    ApplyContext, Column, ColumnKind::*, Props, PropsExt, ProviderError, ReplaceOrder, Resource,
+    ResourceSchema,
 };
 use serde_json::{json, Value};
 
-use super::{changed, classify, ignore_not_found, opt_str, put_tags, tag_spec, update_tags};
+use super::sdk::{all_pages, classify, deleted, described, missing_id, not_found};
+use super::{changed, opt_str, put_tags, tag_spec, update_tags};
 use crate::Clients;
 
 pub static SCHEMA: ResourceSchema = ResourceSchema {
@@ -128,19 +129,11 @@ fn props(s: &AwsSubnet, region: &str) -> Props {
 impl Subnet {
     async fn describe(&self, region: &str, id: &str) -> Result<AwsSubnet, ProviderError> {
         let ec2 = self.clients.ec2(region).await;
-        let out = ec2
-            .describe_subnets()
-            .subnet_ids(id)
-            .send()
-            .await
-            .map_err(classify)?;
-        out.subnets().first().cloned().ok_or_else(|| {
-            ProviderError::new(
-                ErrorClass::NotFound,
-                "InvalidSubnetID.NotFound",
-                format!("subnet {id} not found"),
-            )
-        })
+        described(
+            ec2.describe_subnets().subnet_ids(id).send().await,
+            |out| out.subnets().first().cloned(),
+            || not_found(&SCHEMA, "InvalidSubnetID.NotFound", id),
+        )
     }
 
     async fn set_map_public_ip(
@@ -193,14 +186,8 @@ impl Resource for Subnet {
 
     async fn list(&self, region: &str) -> Result<Vec<Props>, ProviderError> {
         let ec2 = self.clients.ec2(region).await;
-        let mut out = Vec::new();
-        let mut pages = ec2.describe_subnets().into_paginator().send();
-        while let Some(page) = pages.next().await {
-            for s in page.map_err(classify)?.subnets() {
-                out.push(props(s, region));
-            }
-        }
-        Ok(out)
+        let subnets = all_pages(ec2.describe_subnets().into_paginator().items().send()).await?;
+        Ok(subnets.iter().map(|s| props(s, region)).collect())
     }
 
     async fn create(&self, ctx: &ApplyContext, desired: &Props) -> Result<Props, ProviderError> {
@@ -221,13 +208,7 @@ impl Resource for Subnet {
         let id = subnet
             .as_ref()
             .and_then(|s| s.subnet_id())
-            .ok_or_else(|| {
-                ProviderError::new(
-                    ErrorClass::Retryable,
-                    "MissingId",
-                    "CreateSubnet returned no subnet id",
-                )
-            })?
+            .ok_or_else(|| missing_id("CreateSubnet", "subnet id"))?
             .to_owned();
         let subnet = subnet.expect("checked above");
         match self.finish_create(ctx, &id, desired, subnet).await {
@@ -267,13 +248,6 @@ impl Resource for Subnet {
         _current: &Props,
     ) -> Result<(), ProviderError> {
         let ec2 = self.clients.ec2(&ctx.region).await;
-        ignore_not_found(
-            ec2.delete_subnet()
-                .subnet_id(id)
-                .send()
-                .await
-                .map(drop)
-                .map_err(classify),
-        )
+        deleted(ec2.delete_subnet().subnet_id(id).send().await)
     }
 }

@@ -12,12 +12,13 @@ use aws_sdk_ec2::types::{
     AttributeBooleanValue, ResourceType, Tenancy, Vpc as AwsVpc, VpcCidrBlockStateCode, VpcState,
 };
 use infrasql_provider::{
-    ApplyContext, Column, ColumnKind::*, ErrorClass, Props, PropsExt, ProviderError, ReplaceOrder,
-    Resource, ResourceSchema,
+    ApplyContext, Column, ColumnKind::*, Props, PropsExt, ProviderError, ReplaceOrder, Resource,
+    ResourceSchema,
 };
 use serde_json::{json, Value};
 
-use super::{changed, classify, ignore_not_found, opt_str, put_tags, tag_spec, update_tags};
+use super::sdk::{all_pages, classify, deleted, described, missing_id, not_found};
+use super::{changed, opt_str, put_tags, tag_spec, update_tags};
 use crate::Clients;
 
 pub static SCHEMA: ResourceSchema = ResourceSchema {
@@ -122,19 +123,11 @@ fn props(v: &AwsVpc, region: &str) -> Props {
 impl Vpc {
     async fn describe(&self, region: &str, id: &str) -> Result<AwsVpc, ProviderError> {
         let ec2 = self.clients.ec2(region).await;
-        let out = ec2
-            .describe_vpcs()
-            .vpc_ids(id)
-            .send()
-            .await
-            .map_err(classify)?;
-        out.vpcs().first().cloned().ok_or_else(|| {
-            ProviderError::new(
-                ErrorClass::NotFound,
-                "InvalidVpcID.NotFound",
-                format!("VPC {id} not found"),
-            )
-        })
+        described(
+            ec2.describe_vpcs().vpc_ids(id).send().await,
+            |out| out.vpcs().first().cloned(),
+            || not_found(&SCHEMA, "InvalidVpcID.NotFound", id),
+        )
     }
 
     async fn set_dns(
@@ -178,14 +171,8 @@ impl Resource for Vpc {
 
     async fn list(&self, region: &str) -> Result<Vec<Props>, ProviderError> {
         let ec2 = self.clients.ec2(region).await;
-        let mut out = Vec::new();
-        let mut pages = ec2.describe_vpcs().into_paginator().send();
-        while let Some(page) = pages.next().await {
-            for v in page.map_err(classify)?.vpcs() {
-                out.push(props(v, region));
-            }
-        }
-        Ok(out)
+        let vpcs = all_pages(ec2.describe_vpcs().into_paginator().items().send()).await?;
+        Ok(vpcs.iter().map(|v| props(v, region)).collect())
     }
 
     async fn create(&self, ctx: &ApplyContext, desired: &Props) -> Result<Props, ProviderError> {
@@ -204,13 +191,7 @@ impl Resource for Vpc {
         let id = created
             .vpc()
             .and_then(|v| v.vpc_id())
-            .ok_or_else(|| {
-                ProviderError::new(
-                    ErrorClass::Retryable,
-                    "MissingId",
-                    "CreateVpc returned no VPC id",
-                )
-            })?
+            .ok_or_else(|| missing_id("CreateVpc", "VPC id"))?
             .to_owned();
         self.set_dns(&ctx.region, &id, desired, None).await?;
         // Wait until available so dependants can be created.
@@ -255,13 +236,6 @@ impl Resource for Vpc {
         _current: &Props,
     ) -> Result<(), ProviderError> {
         let ec2 = self.clients.ec2(&ctx.region).await;
-        ignore_not_found(
-            ec2.delete_vpc()
-                .vpc_id(id)
-                .send()
-                .await
-                .map(drop)
-                .map_err(classify),
-        )
+        deleted(ec2.delete_vpc().vpc_id(id).send().await)
     }
 }

@@ -1,44 +1,24 @@
 //! A real moto server for provider tests: real SDK, real HTTP, real SigV4.
 #![allow(dead_code)]
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
+use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use infrasql_aws::{AwsSettings, Clients};
 
-pub struct Moto {
-    child: Child,
-    pub url: String,
-}
+/// moto's server: the shared harness (`testsupport/moto`; `url`, `reset()`
+/// and the kill on drop are its own), plus the provider's clients on it,
+/// built here, where `infrasql-aws` is at hand.
+pub struct Moto(infrasql_moto::Moto);
 
 impl Moto {
     pub fn start() -> Moto {
-        Self::start_with_env(&[])
+        Moto(infrasql_moto::Moto::start())
     }
 
     /// moto with settings, e.g. `MOTO_ENABLE_AMI_VALIDATION=true`.
     pub fn start_with_env(env: &[(&str, &str)]) -> Moto {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("moto_server on PATH (pip install 'moto[server]')");
-        let url = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "moto_server did not start");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Moto { child, url }
+        Moto(infrasql_moto::Moto::start_with_env(env))
     }
 
     pub async fn clients(&self) -> Arc<Clients> {
@@ -59,11 +39,25 @@ impl Moto {
     }
 }
 
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl std::ops::Deref for Moto {
+    type Target = infrasql_moto::Moto;
+    fn deref(&self) -> &infrasql_moto::Moto {
+        &self.0
     }
+}
+
+/// The AWS error code of a failed SDK call (`InvalidVpcID.NotFound`...);
+/// panics when the call succeeded or failed without one (a refused
+/// connection, a timeout), so a test asserting a code fails for those.
+pub fn aws_error_code<T: std::fmt::Debug, E, R>(sent: Result<T, SdkError<E, R>>) -> String
+where
+    E: ProvideErrorMetadata + std::fmt::Debug,
+    R: std::fmt::Debug,
+{
+    let e = sent.expect_err("the call should have failed");
+    e.code()
+        .unwrap_or_else(|| panic!("an error without an AWS code: {e:?}"))
+        .to_owned()
 }
 
 pub fn ctx() -> infrasql_provider::ApplyContext {
