@@ -275,7 +275,7 @@ impl CommitHook for Engine {
         let user = user.first().and_then(|r| r[0].clone()).unwrap_or_default();
         let xid = current_xid(ctx).await?;
         let db = self.journal_db().await?;
-        let id = ApplyId::new();
+        let id = ApplyId::generate();
         let origin = Origin::Commit {
             user: &user,
             xid: &xid,

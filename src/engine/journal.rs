@@ -26,7 +26,8 @@ use super::plan::Step;
 pub struct ApplyId(String);
 
 impl ApplyId {
-    pub fn new() -> ApplyId {
+    /// A fresh, random id.
+    pub fn generate() -> ApplyId {
         ApplyId(format!("apply-{:016x}", rand::random::<u64>()))
     }
 

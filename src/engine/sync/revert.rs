@@ -29,7 +29,7 @@ impl Syncer {
             })
             .collect();
         let plan = Plan { steps };
-        let id = ApplyId::new();
+        let id = ApplyId::generate();
         let journal = Journal::begin(&journal_db, &id, Origin::Sync, plan.steps.len()).await?;
         let (ptx, mut prx) = mpsc::unbounded_channel();
         let result = apply::apply(&plan, &self.resources, &journal, &ptx).await;
