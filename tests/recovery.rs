@@ -54,13 +54,24 @@ async fn commit_losing_a_write_skew(
     watcher: &tokio_postgres::Client,
     change: &str,
 ) -> tokio_postgres::Error {
-    let t1 = srv.connect().await;
-    t1.batch_execute(&format!(
-        "BEGIN ISOLATION LEVEL SERIALIZABLE; SELECT v FROM public.skew WHERE k = 1; \
-         {change}; UPDATE public.skew SET v = v + 1 WHERE k = 2"
-    ))
-    .await
-    .unwrap();
+    // The sync loop rewrites the rows it confirms each round, so the
+    // change may meet a serialization failure itself; a SERIALIZABLE
+    // client retries that, and so does this one.
+    let mut tries = 0;
+    let t1 = loop {
+        let t1 = srv.connect().await;
+        let r = t1
+            .batch_execute(&format!(
+                "BEGIN ISOLATION LEVEL SERIALIZABLE; SELECT v FROM public.skew WHERE k = 1; \
+                 {change}; UPDATE public.skew SET v = v + 1 WHERE k = 2"
+            ))
+            .await;
+        match r {
+            Ok(()) => break t1,
+            Err(e) if sqlstate(&e).as_deref() == Some("40001") && tries < 5 => tries += 1,
+            Err(e) => panic!("{e:?}"),
+        }
+    };
     let commit = tokio::spawn(async move { t1.batch_execute("COMMIT").await });
     // The apply is under way (its AWS call is held by the proxy).
     until(
