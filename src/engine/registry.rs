@@ -251,6 +251,20 @@ pub fn docs(resources: &Resources) -> String {
                 c.doc
             ));
         }
+        for (c, set) in s.member_sets() {
+            let r = c.references.unwrap_or_default();
+            out.push_str(&format!(
+                "\nSets of references (join tables, one row per member; \
+                 `INSERT`/`DELETE` a row to change the set in place):\n\n\
+                 - `{0}.{1}` (`{2}` → {0}.{3}, `{4}` → {0}.{r}): {5}\n",
+                s.schema,
+                set.table,
+                set.owner,
+                s.table,
+                set.member,
+                c.doc
+            ));
+        }
     }
     out
 }
