@@ -131,7 +131,7 @@ async fn old_rows(db: &Client, vpc_id: &str) {
          INSERT INTO aws.security_group (group_id, group_name, vpc_id) VALUES ('sg-0old', 'old', '{vpc_id}');
          INSERT INTO aws.security_group (group_id, group_name, vpc_id) VALUES ('sg-0old2', 'old2', '{vpc_id}');
          INSERT INTO aws.instance (instance_id, image_id, subnet_id, security_group_id, security_group_ids)
-           VALUES ('i-0old', 'ami-760aaa0f', 'subnet-0old', 'sg-0old', '["sg-0old", "sg-0old2", "sg-0notarow"]');
+           VALUES ('i-0old', 'ami-760aaa0f', 'subnet-0old', 'sg-0old', '[\"sg-0old\", \"sg-0old2\", \"sg-0notarow\"]');
          INSERT INTO aws.route_table (route_table_id, vpc_id) VALUES ('rtb-0old', '{vpc_id}');
          INSERT INTO aws.route_table_association (route_table_association_id, route_table_id, subnet_id) VALUES ('rtbassoc-0old', 'rtb-0old', 'subnet-0old');"
     ))

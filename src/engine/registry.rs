@@ -189,6 +189,19 @@ pub async fn install(
         let schema = resources[table].schema();
         let (columns, table_comment) = actual(&tx, table).await?;
         check(table, schema, &columns)?;
+        for (_, set) in schema.member_sets() {
+            let join = format!("{}.{}", schema.schema, set.table);
+            let (cols, _) = actual(&tx, &join).await?;
+            if !cols.contains_key(set.owner) || !cols.contains_key(set.member) {
+                return Err(RegistryError::Mismatch {
+                    table: join,
+                    problem: format!(
+                        "the join table of {table} needs columns {} and {} (is its schema/*.sql file missing?)",
+                        set.owner, set.member
+                    ),
+                });
+            }
+        }
         for c in schema.table_columns() {
             tx.execute(
                 "INSERT INTO infra.resource_column (table_name, column_name, kind, references_table, doc) \
