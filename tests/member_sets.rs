@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{one, Moto, TestServer};
+use common::{one, sqlstate, Moto, TestServer};
 use infrasql_fault_proxy::FaultProxy;
 use tokio_postgres::Client;
 
@@ -91,7 +91,11 @@ async fn three_groups_in_one_transaction_are_one_launch_carrying_all_three_and_n
         three.push(group_id(&c, g).await);
     }
     let three = sorted(three);
-    assert_eq!(rows(&c, &instance).await, three, "the rows follow the real ids");
+    assert_eq!(
+        rows(&c, &instance).await,
+        three,
+        "the rows follow the real ids"
+    );
 
     assert_eq!(proxy.calls("RunInstances"), 1, "one launch");
     let launch = proxy
@@ -107,8 +111,15 @@ async fn three_groups_in_one_transaction_are_one_launch_carrying_all_three_and_n
         .map(|(_, v)| v.to_owned())
         .collect();
     named.sort();
-    assert_eq!(named, three, "the launch names the three groups and no other");
-    assert_eq!(proxy.calls("ModifyInstanceAttribute"), 0, "never launched with the default group first");
+    assert_eq!(
+        named, three,
+        "the launch names the three groups and no other"
+    );
+    assert_eq!(
+        proxy.calls("ModifyInstanceAttribute"),
+        0,
+        "never launched with the default group first"
+    );
     assert_eq!(attached(&moto, &instance).await, three);
 }
 
@@ -139,10 +150,30 @@ async fn a_group_is_added_and_another_removed_in_place() {
     let want = sorted(vec![g2, g3, g4]);
     assert_eq!(attached(&moto, &instance).await, want);
     assert_eq!(rows(&c, &instance).await, want);
-    assert_eq!(instance_id(&c).await, instance, "changed in place, not replaced");
+    assert_eq!(
+        instance_id(&c).await,
+        instance,
+        "changed in place, not replaced"
+    );
     assert_eq!(proxy.calls("RunInstances"), 1);
     assert_eq!(proxy.calls("TerminateInstances"), 0);
-    assert_eq!(proxy.calls("ModifyInstanceAttribute"), 1, "one call with the whole set");
+    assert_eq!(
+        proxy.calls("ModifyInstanceAttribute"),
+        1,
+        "one call with the whole set"
+    );
+
+    // A join row written past infrasql is refused at commit, as for any
+    // resource table: AWS would never hear of it.
+    let direct = s.connect_direct().await;
+    let e = direct
+        .batch_execute(&format!(
+            "DELETE FROM aws.instance_security_group WHERE instance_id = '{instance}'"
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e).as_deref(), Some("IX100"), "{e:?}");
+    assert_eq!(rows(&c, &instance).await, want);
 
     // Deleting the instance takes its rows along: a delete, no update.
     c.batch_execute("DELETE FROM aws.instance WHERE name = 'web'")
@@ -186,9 +217,16 @@ async fn a_group_attached_in_the_console_shows_as_an_appeared_membership() {
         .await
         .unwrap();
     let drift: Vec<(String, String)> = drift.iter().map(|r| (r.get(0), r.get(1))).collect();
-    assert_eq!(drift, vec![(format!("{instance}/{g4}"), "appeared".to_string())]);
     assert_eq!(
-        one::<i64>(&c, "SELECT count(*) FROM infra.drift WHERE table_name = 'aws.instance'").await,
+        drift,
+        vec![(format!("{instance}/{g4}"), "appeared".to_string())]
+    );
+    assert_eq!(
+        one::<i64>(
+            &c,
+            "SELECT count(*) FROM infra.drift WHERE table_name = 'aws.instance'"
+        )
+        .await,
         0,
         "the instance itself did not drift"
     );
@@ -245,7 +283,10 @@ async fn two_transactions_adding_groups_to_one_instance_both_take_effect() {
         assert!(Instant::now() < deadline, "the second INSERT never waited");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(!second.is_finished(), "the second INSERT waits for the first transaction");
+    assert!(
+        !second.is_finished(),
+        "the second INSERT waits for the first transaction"
+    );
     c1.batch_execute("COMMIT").await.unwrap();
     let c2 = second.await.unwrap();
     c2.batch_execute("COMMIT").await.unwrap();
@@ -253,6 +294,10 @@ async fn two_transactions_adding_groups_to_one_instance_both_take_effect() {
     let mut want = before;
     want.extend([g4, g5]);
     let want = sorted(want);
-    assert_eq!(attached(&moto, &instance).await, want, "neither change is lost");
+    assert_eq!(
+        attached(&moto, &instance).await,
+        want,
+        "neither change is lost"
+    );
     assert_eq!(rows(&c1, &instance).await, want);
 }

@@ -166,7 +166,10 @@ impl Engine {
         let schema = self.schemas.get(table)?;
         let mut sets = Vec::new();
         // A set lives in its join table, whose rows follow the new id.
-        for c in schema.table_columns().filter(|c| c.kind != ColumnKind::RowKey) {
+        for c in schema
+            .table_columns()
+            .filter(|c| c.kind != ColumnKind::RowKey)
+        {
             let col = ident(c.name);
             match c.kind {
                 ColumnKind::WriteOnly => sets.push(format!("{col} = NULL")),

@@ -270,12 +270,7 @@ pub fn docs(resources: &Resources) -> String {
                 "\nSets of references (join tables, one row per member; \
                  `INSERT`/`DELETE` a row to change the set in place):\n\n\
                  - `{0}.{1}` (`{2}` → {0}.{3}, `{4}` → {0}.{r}): {5}\n",
-                s.schema,
-                set.table,
-                set.owner,
-                s.table,
-                set.member,
-                c.doc
+                s.schema, set.table, set.owner, s.table, set.member, c.doc
             ));
         }
     }

@@ -240,7 +240,10 @@ async fn an_instance_is_launched_listed_changed_in_place_and_terminated() {
     assert_eq!(state(&i), "running");
     let mut attached = groups(&i);
     attached.sort();
-    assert_eq!(attached, both.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(
+        attached,
+        both.iter().map(String::as_str).collect::<Vec<_>>()
+    );
     // Unchanged user data is not touched.
     assert_eq!(
         user_data(&ec2, &id).await,
@@ -265,7 +268,10 @@ async fn an_instance_is_launched_listed_changed_in_place_and_terminated() {
         .update(&ctx(), &id, &without_set, &renamed)
         .await
         .unwrap();
-    assert_eq!(groups(&aws_instance(&ec2, &id).await), vec![net.web.as_str()]);
+    assert_eq!(
+        groups(&aws_instance(&ec2, &id).await),
+        vec![net.web.as_str()]
+    );
 
     // Stopped outside infrasql: a type change leaves it stopped.
     ec2.stop_instances().instance_ids(&id).send().await.unwrap();

@@ -160,7 +160,9 @@ pub fn fold_sets(
             }
             None => {
                 // Created and deleted in the transaction, or unchanged.
-                let Some(row) = &current[key].row else { continue };
+                let Some(row) = &current[key].row else {
+                    continue;
+                };
                 if &before == now {
                     continue;
                 }

@@ -67,7 +67,11 @@ pub fn diff(input: &Input, reverts: &mut Vec<Revert>) -> Diff {
     let by_id: HashMap<&str, &Props> = input
         .observed
         .iter()
-        .filter_map(|p| p.get(input.id_column).and_then(Value::as_str).map(|id| (id, p)))
+        .filter_map(|p| {
+            p.get(input.id_column)
+                .and_then(Value::as_str)
+                .map(|id| (id, p))
+        })
         .collect();
     let record = |kind, owner: &str, member: &str, policy| {
         let v = json!({ input.set.owner: owner, input.set.member: member });
@@ -90,7 +94,9 @@ pub fn diff(input: &Input, reverts: &mut Vec<Revert>) -> Diff {
             RowWrite::Insert { id, .. } => (id, false),
             RowWrite::Delete { .. } => continue,
         };
-        let Some(p) = by_id.get(id.as_str()) else { continue };
+        let Some(p) = by_id.get(id.as_str()) else {
+            continue;
+        };
         let in_aws: BTreeSet<String> = listed(p, input.column)
             .into_iter()
             .filter(|m| input.members.contains(m))
@@ -119,7 +125,8 @@ pub fn diff(input: &Input, reverts: &mut Vec<Revert>) -> Diff {
                 out.drift.push(record(DriftKind::Appeared, id, m, policy));
             }
             for m in &gone {
-                out.drift.push(record(DriftKind::Disappeared, id, m, policy));
+                out.drift
+                    .push(record(DriftKind::Disappeared, id, m, policy));
             }
         }
         match policy {

@@ -68,8 +68,14 @@ fn a_server_created_with_its_groups_is_one_create_carrying_every_group_after_the
     let schemas = all();
     let sets = sets_by_join_table(&schemas);
     let changes = vec![
-        ins("aws.server", json!({"server_id": "pending-s-1", "name": "web"})),
-        ins("aws.security_group", json!({"group_id": "pending-sg-1", "group_name": "a"})),
+        ins(
+            "aws.server",
+            json!({"server_id": "pending-s-1", "name": "web"}),
+        ),
+        ins(
+            "aws.security_group",
+            json!({"group_id": "pending-sg-1", "group_name": "a"}),
+        ),
     ];
     let raw = vec![
         join_ins("pending-s-1", "sg-c"),
@@ -80,7 +86,11 @@ fn a_server_created_with_its_groups_is_one_create_carrying_every_group_after_the
         needed(&raw, &changes, &sets),
         vec![("aws.server_group".to_string(), "pending-s-1".to_string())]
     );
-    let current = now("pending-s-1", &["sg-c", "pending-sg-1", "sg-a"], Some(json!({})));
+    let current = now(
+        "pending-s-1",
+        &["sg-c", "pending-sg-1", "sg-a"],
+        Some(json!({})),
+    );
     let folded = fold_sets(changes, &raw, &sets, &current);
     assert_eq!(folded.len(), 2, "the join rows are no steps of their own");
     assert_eq!(
@@ -88,10 +98,22 @@ fn a_server_created_with_its_groups_is_one_create_carrying_every_group_after_the
         json!(["pending-sg-1", "sg-a", "sg-c"])
     );
     let planned = plan(&folded, &schemas).unwrap();
-    let server = planned.steps.iter().find(|s| s.table == "aws.server").unwrap();
-    let group = planned.steps.iter().find(|s| s.table == "aws.security_group").unwrap();
+    let server = planned
+        .steps
+        .iter()
+        .find(|s| s.table == "aws.server")
+        .unwrap();
+    let group = planned
+        .steps
+        .iter()
+        .find(|s| s.table == "aws.security_group")
+        .unwrap();
     assert_eq!(server.action, Action::Create);
-    assert_eq!(server.depends_on, vec![group.step], "launched after its new group");
+    assert_eq!(
+        server.depends_on,
+        vec![group.step],
+        "launched after its new group"
+    );
 }
 
 #[test]
@@ -161,7 +183,10 @@ fn deleting_the_owner_deletes_its_rows_without_an_update_and_after_its_groups() 
 fn a_server_created_and_deleted_in_one_transaction_plans_nothing() {
     let schemas = all();
     let sets = sets_by_join_table(&schemas);
-    let raw = vec![join_ins("pending-s-1", "sg-a"), join_del("pending-s-1", "sg-a")];
+    let raw = vec![
+        join_ins("pending-s-1", "sg-a"),
+        join_del("pending-s-1", "sg-a"),
+    ];
     let current = now("pending-s-1", &[], None);
     assert!(fold_sets(Vec::new(), &raw, &sets, &current).is_empty());
 }

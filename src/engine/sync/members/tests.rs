@@ -129,7 +129,10 @@ fn revert_puts_the_set_back_through_an_update_of_the_owner() {
     let r = &reverts[0];
     assert_eq!((r.action, r.id.as_str()), (Action::Update, "s-1"));
     assert_eq!(r.desired.as_ref().unwrap()["group_ids"], json!(["sg-a"]));
-    assert_eq!(r.actual.as_ref().unwrap()["group_ids"], json!(["sg-a", "sg-b"]));
+    assert_eq!(
+        r.actual.as_ref().unwrap()["group_ids"],
+        json!(["sg-a", "sg-b"])
+    );
 }
 
 #[test]
@@ -143,5 +146,8 @@ fn a_new_owner_gets_its_rows_with_it() {
     }];
     let d = run(&w, false, &mut Vec::new());
     assert_eq!(d.inserts, vec![("s-1".to_string(), "sg-b".to_string())]);
-    assert!(d.drift.is_empty(), "the owner's own appeared drift covers it");
+    assert!(
+        d.drift.is_empty(),
+        "the owner's own appeared drift covers it"
+    );
 }

@@ -3,9 +3,7 @@
 //! groups (one call with the whole set).
 
 use aws_sdk_ec2::primitives::Blob;
-use aws_sdk_ec2::types::{
-    AttributeValue, Filter, InstanceStateName, SecureBlobAttributeValue,
-};
+use aws_sdk_ec2::types::{AttributeValue, Filter, InstanceStateName, SecureBlobAttributeValue};
 use infrasql_provider::{ErrorClass, ProviderError};
 
 use super::{state_of, Instance};
