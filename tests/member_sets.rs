@@ -301,3 +301,43 @@ async fn two_transactions_adding_groups_to_one_instance_both_take_effect() {
     );
     assert_eq!(rows(&c1, &instance).await, want);
 }
+
+#[tokio::test]
+async fn under_revert_a_group_attached_in_the_console_is_detached_again() {
+    let moto = Moto::start();
+    let s = TestServer::start_on(&moto, &[]);
+    let c = s.connect().await;
+    c.batch_execute(STACK).await.unwrap();
+    let _: serde_json::Value = one(&c, "SELECT infra.sync()").await;
+    c.batch_execute(
+        "INSERT INTO infra.drift_policy (table_name, policy) VALUES ('aws.instance', 'revert')",
+    )
+    .await
+    .unwrap();
+    let instance = instance_id(&c).await;
+    let three = attached(&moto, &instance).await;
+    let mut four = three.clone();
+    four.push(group_id(&c, "g4").await);
+    moto.ec2()
+        .await
+        .modify_instance_attribute()
+        .instance_id(&instance)
+        .set_groups(Some(four))
+        .send()
+        .await
+        .unwrap();
+
+    let _: serde_json::Value = one(&c, "SELECT infra.sync()").await;
+    assert_eq!(
+        attached(&moto, &instance).await,
+        three,
+        "the set is put back"
+    );
+    assert_eq!(rows(&c, &instance).await, three);
+    let resolution: String = one(
+        &c,
+        "SELECT resolution FROM infra.drift WHERE table_name = 'aws.instance_security_group'",
+    )
+    .await;
+    assert_eq!(resolution, "reverted");
+}
