@@ -309,10 +309,13 @@ async fn an_instance_is_launched_into_a_new_network_and_terminated_with_it() {
            SELECT 'app-a', vpc_id, '10.40.1.0/24', 'us-east-1a' FROM aws.vpc WHERE name = 'app';
          INSERT INTO aws.security_group (name, group_name, description, vpc_id)
            SELECT 'web', 'web', 'web servers', vpc_id FROM aws.vpc WHERE name = 'app';
-         INSERT INTO aws.instance (name, image_id, instance_type, subnet_id, security_group_id, user_data, tags)
-           SELECT 'web-1', 'ami-760aaa0f', 't3.micro', s.subnet_id, g.group_id,
+         INSERT INTO aws.instance (name, image_id, instance_type, subnet_id, user_data, tags)
+           SELECT 'web-1', 'ami-760aaa0f', 't3.micro', s.subnet_id,
                   E'#!/bin/sh\\necho secret-sauce\\n', '{\"role\": \"web\"}'
-           FROM aws.subnet s, aws.security_group g WHERE s.name = 'app-a' AND g.group_name = 'web';
+           FROM aws.subnet s WHERE s.name = 'app-a';
+         INSERT INTO aws.instance_security_group (instance_id, group_id)
+           SELECT i.instance_id, g.group_id FROM aws.instance i, aws.security_group g
+           WHERE i.name = 'web-1' AND g.group_name = 'web';
          COMMIT;",
     )
     .await
@@ -321,7 +324,7 @@ async fn an_instance_is_launched_into_a_new_network_and_terminated_with_it() {
     let row = c
         .query_one(
             "select i.instance_id, i.state, i.user_data, i.subnet_id = s.subnet_id, \
-                    i.security_group_id = g.group_id, i.security_group_ids = jsonb_build_array(g.group_id), \
+                    (select array_agg(j.group_id) from aws.instance_security_group j where j.instance_id = i.instance_id) = ARRAY[g.group_id], true, \
                     i.vpc_id = s.vpc_id, host(i.private_ip_address), i.availability_zone, i.launch_time is not null \
              from aws.instance i, aws.subnet s, aws.security_group g \
              where i.name = 'web-1' and s.name = 'app-a' and g.group_name = 'web'",

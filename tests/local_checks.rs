@@ -148,11 +148,17 @@ async fn what_aws_would_refuse_for_certain_is_refused_at_the_statement() {
     );
 
     // An instance's subnet and security group in different VPCs.
+    // Its groups are rows of aws.instance_security_group: checked per row.
+    let with_instance = format!(
+        "{TWO_VPCS}
+         INSERT INTO aws.instance (name, image_id, subnet_id)
+           SELECT 'web', 'ami-760aaa0f', subnet_id FROM aws.subnet;"
+    );
     let db = refused(
         &c,
-        TWO_VPCS,
-        "INSERT INTO aws.instance (name, image_id, subnet_id, security_group_id)
-           SELECT 'web', 'ami-760aaa0f', s.subnet_id, g.group_id FROM aws.subnet s, aws.security_group g",
+        &with_instance,
+        "INSERT INTO aws.instance_security_group (instance_id, group_id)
+           SELECT i.instance_id, g.group_id FROM aws.instance i, aws.security_group g",
     )
     .await;
     assert!(

@@ -129,7 +129,9 @@ async fn old_rows(db: &Client, vpc_id: &str) {
          INSERT INTO aws.subnet (subnet_id, name, vpc_id, cidr_block) VALUES ('subnet-0old', 'old-a', '{vpc_id}', '10.50.1.0/24');
          INSERT INTO aws.subnet (name, vpc_id, cidr_block) SELECT 'pending-a', vpc_id, '10.51.1.0/24' FROM aws.vpc WHERE name = 'pending';
          INSERT INTO aws.security_group (group_id, group_name, vpc_id) VALUES ('sg-0old', 'old', '{vpc_id}');
-         INSERT INTO aws.instance (instance_id, image_id, subnet_id, security_group_id) VALUES ('i-0old', 'ami-760aaa0f', 'subnet-0old', 'sg-0old');
+         INSERT INTO aws.security_group (group_id, group_name, vpc_id) VALUES ('sg-0old2', 'old2', '{vpc_id}');
+         INSERT INTO aws.instance (instance_id, image_id, subnet_id, security_group_id, security_group_ids)
+           VALUES ('i-0old', 'ami-760aaa0f', 'subnet-0old', 'sg-0old', '[\"sg-0old\", \"sg-0old2\", \"sg-0notarow\"]');
          INSERT INTO aws.route_table (route_table_id, vpc_id) VALUES ('rtb-0old', '{vpc_id}');
          INSERT INTO aws.route_table_association (route_table_association_id, route_table_id, subnet_id) VALUES ('rtbassoc-0old', 'rtb-0old', 'subnet-0old');"
     ))
@@ -255,8 +257,26 @@ async fn a_database_of_the_previous_version_upgrades_in_place() {
     assert!(wrong_pk.is_empty(), "{wrong_pk:?}");
     let after = foreign_keys(&old).await;
     for fk in &fks {
+        // 0560 moved the instance's group column to aws.instance_security_group.
+        if fk.0 == "aws.instance.instance_security_group_id_fkey" {
+            assert!(!after.contains(fk), "{fk:?} went with its column");
+            continue;
+        }
         assert!(after.contains(fk), "{fk:?} is back, unchanged: {after:#?}");
     }
+    // Both groups the instance had are rows of the join table now (a group
+    // that was not a row cannot be: the foreign key).
+    let groups: Vec<String> = old
+        .query(
+            "SELECT group_id FROM aws.instance_security_group WHERE instance_id = 'i-0old' ORDER BY group_id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(groups, vec!["sg-0old", "sg-0old2"]);
     for (name, def) in &after {
         assert!(def.contains("ON UPDATE CASCADE"), "{name}: {def}");
         assert!(!def.contains("(id)"), "{name} follows the AWS id: {def}");

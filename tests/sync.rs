@@ -255,8 +255,10 @@ async fn instances_launched_outside_infrasql_are_imported_and_a_default_subnet_i
     assert_eq!(summary["errors"], serde_json::json!([]), "{summary}");
     let row = c
         .query_one(
-            "select name, state, subnet_id, security_group_id, security_group_ids, vpc_id \
-             from aws.instance where instance_id = $1",
+            "select name, state, subnet_id, \
+                    (select jsonb_agg(group_id order by group_id) from aws.instance_security_group j \
+                     where j.instance_id = i.instance_id), vpc_id \
+             from aws.instance i where instance_id = $1",
             &[&console],
         )
         .await
@@ -264,13 +266,12 @@ async fn instances_launched_outside_infrasql_are_imported_and_a_default_subnet_i
     assert_eq!(row.get::<_, Option<String>>(0).as_deref(), Some("console"));
     assert_eq!(row.get::<_, Option<String>>(1).as_deref(), Some("running"));
     assert_eq!(row.get::<_, Option<String>>(2), Some(subnet.clone()));
-    // Several groups: the lowest id is the row's group; all are listed.
-    assert_eq!(row.get::<_, Option<String>>(3), Some(groups[0].clone()));
+    // Several groups: one join row each.
     assert_eq!(
-        row.get::<_, Option<serde_json::Value>>(4),
+        row.get::<_, Option<serde_json::Value>>(3),
         Some(serde_json::json!(groups))
     );
-    assert_eq!(row.get::<_, Option<String>>(5), Some(vpc.clone()));
+    assert_eq!(row.get::<_, Option<String>>(4), Some(vpc.clone()));
 
     // Launched through infrasql without a subnet: NULL until sync names the
     // default subnet it went to.

@@ -144,10 +144,21 @@ pub async fn apply(
 fn resolve(resource: &dyn Resource, props: &Props, id_map: &HashMap<String, String>) -> Props {
     let mut out = props.clone();
     for c in resource.schema().references() {
-        if let Some(Value::String(v)) = out.get(c.name) {
-            if let Some(real) = id_map.get(v) {
-                out.insert(c.name.to_owned(), Value::String(real.clone()));
+        match out.get_mut(c.name) {
+            Some(Value::String(v)) => {
+                if let Some(real) = id_map.get(v.as_str()) {
+                    *v = real.clone();
+                }
             }
+            // A set: each member.
+            Some(Value::Array(members)) => {
+                for m in members.iter_mut() {
+                    if let Some(real) = m.as_str().and_then(|v| id_map.get(v)) {
+                        *m = Value::String(real.clone());
+                    }
+                }
+            }
+            _ => {}
         }
     }
     out

@@ -38,6 +38,8 @@ use super::report::Report;
 use super::settings;
 use crate::store::engine_db::EngineDb;
 
+mod sets;
+
 pub struct Engine {
     resources: Resources,
     schemas: HashMap<String, &'static ResourceSchema>,
@@ -126,11 +128,14 @@ impl Engine {
                     _ => None,
                 })
         };
-        let raw = rows
+        let raw: Vec<_> = rows
             .iter()
             .map(|r| (r[0].clone().unwrap_or_default(), parse(&r[1]), parse(&r[2])))
             .collect();
-        let changes = plan::net_changes(raw, |t| self.schemas.get(t).map(|s| s.id_column()));
+        let changes =
+            plan::net_changes(raw.clone(), |t| self.schemas.get(t).map(|s| s.id_column()));
+        // Join-table rows are folded into their owners' steps.
+        let changes = sets::fold(ctx, &self.schemas, &raw, changes).await?;
         let planned = plan::plan(&changes, &self.schemas).map_err(plan_error)?;
         // Whether each replace may run is decided here, before any AWS call,
         // from the rows as this transaction leaves them: the plan sees only
@@ -160,7 +165,11 @@ impl Engine {
     fn write_back_sql(&self, table: &str, old_id: &str, observed: &Props) -> Option<String> {
         let schema = self.schemas.get(table)?;
         let mut sets = Vec::new();
-        for c in schema.columns {
+        // A set lives in its join table, whose rows follow the new id.
+        for c in schema
+            .table_columns()
+            .filter(|c| c.kind != ColumnKind::RowKey)
+        {
             let col = ident(c.name);
             match c.kind {
                 ColumnKind::WriteOnly => sets.push(format!("{col} = NULL")),

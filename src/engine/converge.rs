@@ -133,6 +133,7 @@ async fn converge_update(
             return Ok(Some("undone"));
         }
     };
+    let desired = with_sets(db, resource, id, desired).await?;
     let result = resource.update(ctx, id, cloud, &desired).await;
     db.batch_execute("COMMIT").await?;
     Ok(Some(match result {
@@ -377,4 +378,33 @@ async fn lock_row(
             Ok(Locked::Busy)
         }
     }
+}
+
+/// The row with its sets (join tables) as arrays, as the commit path hands
+/// them over, so a set the apply changed is put back too. The owner's row
+/// is locked, and a change to a set locks it first: the set is stable.
+async fn with_sets(
+    db: &Client,
+    resource: &dyn Resource,
+    id: &str,
+    mut row: Props,
+) -> Result<Props, tokio_postgres::Error> {
+    let schema = resource.schema();
+    for (c, set) in schema.member_sets() {
+        let members: Value = db
+            .query_one(
+                &format!(
+                    "SELECT coalesce(jsonb_agg({m} ORDER BY {m}), '[]'::jsonb) FROM {}.{} WHERE {} = $1",
+                    ident(schema.schema),
+                    ident(set.table),
+                    ident(set.owner),
+                    m = ident(set.member),
+                ),
+                &[&id],
+            )
+            .await?
+            .get(0);
+        row.insert(c.name.to_owned(), members);
+    }
+    Ok(row)
 }

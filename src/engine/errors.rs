@@ -13,9 +13,9 @@
 //! | IX010 | `INVALID_PLAN` | the plan is invalid (cycle, unmanaged table) |
 //! | 2BP01 | `DEPENDENTS_EXIST` | a replace while other rows still use the resource (PostgreSQL's "dependent objects still exist") |
 //! | 55000 | `WOULD_LOSE_DATA` | a replace that would destroy data, without `infra.allow_replace` |
-//! | IX100 | `BYPASSED_INFRASQL` | a change to a resource table bypassed infrasql (raised by the database) |
+//! | IX100 | `BYPASSED_INFRASQL` | a change to a resource table (or a join table of one) bypassed infrasql (raised by the database) |
 //! | 428C9 | | a cloud-assigned column was written (raised by the database) |
-//! | 23514 | | a value AWS would refuse, found at the statement (raised by the database, `schema/0530_local_checks.sql`) |
+//! | 23514 | | a value AWS would refuse, found at the statement (raised by the database, `schema/0530_local_checks.sql`, `schema/0560_instance_security_group.sql`) |
 //! | 0A000 | `TWO_PHASE_REFUSED` | PREPARE TRANSACTION of a transaction that changes resource tables |
 //! | 22023 | `BAD_SETTING_VALUE` | an `infra.*` setting given a value of the wrong type (at SET, or at COMMIT before any AWS call) |
 //! | 42704 | `UNKNOWN_SETTING` | an `infra.*` setting that does not exist |

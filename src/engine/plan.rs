@@ -18,6 +18,7 @@
 //! that would be lost); [`show`] renders the plan for NOTICEs and rows.
 
 mod replace;
+mod sets;
 mod show;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -28,6 +29,7 @@ use serde_json::{json, Value};
 pub use replace::{
     check_replaces, dependents_from, dependents_query, needs_consent, replaced, Dependent, Facts,
 };
+pub use sets::{fold_sets, needed, sets_by_join_table, Current as SetNow, SetKey, SetOf};
 
 /// One captured row change, already netted per row: the row as it was
 /// before the transaction (`None` if inserted) and as it is now (`None` if
@@ -347,7 +349,7 @@ pub fn plan(
         let mut deps: Vec<Node> = d
             .schema
             .references()
-            .filter_map(|c| d.row().get(c.name).and_then(Value::as_str))
+            .flat_map(|c| c.ids(d.row()))
             .filter_map(|r| creates_by_id.get(r).copied())
             .filter(|&j| j != i)
             .map(Node::Main)
@@ -397,13 +399,11 @@ pub fn plan(
             .as_ref()
             .expect("deleted rows have a before");
         for col in drafts[c].schema.references() {
-            if let Some(&parent) = before
-                .get(col.name)
-                .and_then(Value::as_str)
-                .and_then(|r| deleted_by_id.get(r))
-            {
-                if parent != child {
-                    last_deps.get_mut(&parent).expect("present").push(child);
+            for r in col.ids(before) {
+                if let Some(&parent) = deleted_by_id.get(r) {
+                    if parent != child {
+                        last_deps.get_mut(&parent).expect("present").push(child);
+                    }
                 }
             }
         }

@@ -189,6 +189,19 @@ pub async fn install(
         let schema = resources[table].schema();
         let (columns, table_comment) = actual(&tx, table).await?;
         check(table, schema, &columns)?;
+        for (_, set) in schema.member_sets() {
+            let join = format!("{}.{}", schema.schema, set.table);
+            let (cols, _) = actual(&tx, &join).await?;
+            if !cols.contains_key(set.owner) || !cols.contains_key(set.member) {
+                return Err(RegistryError::Mismatch {
+                    table: join,
+                    problem: format!(
+                        "the join table of {table} needs columns {} and {} (is its schema/*.sql file missing?)",
+                        set.owner, set.member
+                    ),
+                });
+            }
+        }
         for c in schema.table_columns() {
             tx.execute(
                 "INSERT INTO infra.resource_column (table_name, column_name, kind, references_table, doc) \
@@ -249,6 +262,15 @@ pub fn docs(resources: &Resources) -> String {
                 c.kind.as_str(),
                 r,
                 c.doc
+            ));
+        }
+        for (c, set) in s.member_sets() {
+            let r = c.references.unwrap_or_default();
+            out.push_str(&format!(
+                "\nSets of references (join tables, one row per member; \
+                 `INSERT`/`DELETE` a row to change the set in place):\n\n\
+                 - `{0}.{1}` (`{2}` → {0}.{3}, `{4}` → {0}.{r}): {5}\n",
+                s.schema, set.table, set.owner, s.table, set.member, c.doc
             ));
         }
     }

@@ -149,7 +149,7 @@ fn row(net: &Network) -> Props {
     props(json!({
         "instance_id": "pending-i-1", "region": "us-east-1", "name": "web-1",
         "image_id": AMI, "instance_type": "t3.micro", "subnet_id": net.subnet,
-        "security_group_id": net.web, "key_name": "deploy",
+        "security_group_ids": [net.web], "key_name": "deploy",
         "user_data": "#!/bin/sh\necho hello > /tmp/hello\n",
         "tags": {"role": "web"}
     }))
@@ -176,7 +176,6 @@ async fn an_instance_is_launched_listed_changed_in_place_and_terminated() {
     assert_eq!(made.str("subnet_id"), Some(net.subnet.as_str()));
     assert_eq!(made.str("vpc_id"), Some(net.vpc.as_str()));
     assert_eq!(made.str("availability_zone"), Some("us-east-1b"));
-    assert_eq!(made.str("security_group_id"), Some(net.web.as_str()));
     assert_eq!(made.get("security_group_ids"), Some(&json!([net.web])));
     assert_eq!(made.str("key_name"), Some("deploy"));
     assert_eq!(made.str("name"), Some("web-1"));
@@ -195,7 +194,7 @@ async fn an_instance_is_launched_listed_changed_in_place_and_terminated() {
     );
     assert!(!made.contains_key("synced_at"));
 
-    // In AWS: tagged (row tags, apply id, the group the row asked for), and
+    // In AWS: tagged (row tags, apply id), and
     // the user data arrived base64-encoded as the API requires.
     let i = aws_instance(&ec2, &id).await;
     let tag = |k: &str| {
@@ -208,7 +207,6 @@ async fn an_instance_is_launched_listed_changed_in_place_and_terminated() {
     assert_eq!(tag("Name").as_deref(), Some("web-1"));
     assert_eq!(tag("role").as_deref(), Some("web"));
     assert_eq!(tag("infrasql:apply-id").as_deref(), Some("test-apply"));
-    assert_eq!(tag("infrasql:security-group-id"), Some(net.web.clone()));
     assert_eq!(groups(&i), vec![net.web.as_str()]);
     assert_eq!(
         user_data(&ec2, &id).await,
@@ -219,17 +217,18 @@ async fn an_instance_is_launched_listed_changed_in_place_and_terminated() {
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0], made);
 
-    // In place: tags, name, instance type and security group, same id.
+    // In place: tags, name, instance type and the set of groups, same id.
     let mut after = made.clone();
     after.insert("name".into(), json!("web-2"));
     after.insert("tags".into(), json!({"role": "web", "tier": "front"}));
     after.insert("instance_type".into(), json!("t3.small"));
-    after.insert("security_group_id".into(), json!(net.admin));
+    let mut both = vec![net.web.clone(), net.admin.clone()];
+    both.sort();
+    after.insert("security_group_ids".into(), json!(both));
     let updated = instances.update(&ctx(), &id, &made, &after).await.unwrap();
     assert_eq!(updated.str("instance_id"), Some(id.as_str()));
     assert_eq!(updated.str("instance_type"), Some("t3.small"));
-    assert_eq!(updated.str("security_group_id"), Some(net.admin.as_str()));
-    assert_eq!(updated.get("security_group_ids"), Some(&json!([net.admin])));
+    assert_eq!(updated.get("security_group_ids"), Some(&json!(both)));
     assert_eq!(updated.str("name"), Some("web-2"));
     assert_eq!(
         updated.get("tags"),
@@ -239,38 +238,40 @@ async fn an_instance_is_launched_listed_changed_in_place_and_terminated() {
     let i = aws_instance(&ec2, &id).await;
     assert_eq!(i.instance_type().unwrap().as_str(), "t3.small");
     assert_eq!(state(&i), "running");
-    assert_eq!(groups(&i), vec![net.admin.as_str()]);
+    let mut attached = groups(&i);
+    attached.sort();
+    assert_eq!(
+        attached,
+        both.iter().map(String::as_str).collect::<Vec<_>>()
+    );
     // Unchanged user data is not touched.
     assert_eq!(
         user_data(&ec2, &id).await,
         "#!/bin/sh\necho hello > /tmp/hello\n"
     );
 
-    // A group attached outside infrasql is visible, not drift: the row's
-    // group is still reported.
+    // The listing reports what is attached, sorted; an update that does
+    // not carry the set leaves the groups alone.
     ec2.modify_instance_attribute()
         .instance_id(&id)
         .groups(&net.web)
-        .groups(&net.admin)
         .send()
         .await
         .unwrap();
     let listed = instances.list("us-east-1").await.unwrap();
-    assert_eq!(listed[0].str("security_group_id"), Some(net.admin.as_str()));
-    let mut both = vec![net.web.clone(), net.admin.clone()];
-    both.sort();
-    assert_eq!(listed[0].get("security_group_ids"), Some(&json!(both)));
-    // The row's group swapped out: the lowest attached id, every time.
-    ec2.modify_instance_attribute()
-        .instance_id(&id)
-        .groups(&net.web)
-        .send()
+    assert_eq!(listed[0].get("security_group_ids"), Some(&json!([net.web])));
+    let mut without_set = listed[0].clone();
+    without_set.remove("security_group_ids");
+    let mut renamed = without_set.clone();
+    renamed.insert("name".into(), json!("web-3"));
+    instances
+        .update(&ctx(), &id, &without_set, &renamed)
         .await
         .unwrap();
-    for _ in 0..2 {
-        let listed = instances.list("us-east-1").await.unwrap();
-        assert_eq!(listed[0].str("security_group_id"), Some(net.web.as_str()));
-    }
+    assert_eq!(
+        groups(&aws_instance(&ec2, &id).await),
+        vec![net.web.as_str()]
+    );
 
     // Stopped outside infrasql: a type change leaves it stopped.
     ec2.stop_instances().instance_ids(&id).send().await.unwrap();
@@ -320,7 +321,7 @@ async fn an_instance_is_launched_listed_changed_in_place_and_terminated() {
 }
 
 #[tokio::test]
-async fn without_subnet_or_group_the_defaults_are_used_and_imports_report_the_lowest_group() {
+async fn without_subnet_or_groups_the_defaults_are_used_and_imports_report_every_group() {
     let moto = Moto::start();
     let ec2 = moto.ec2().await;
     let instances = Instance::new(moto.clients().await);
@@ -328,7 +329,7 @@ async fn without_subnet_or_group_the_defaults_are_used_and_imports_report_the_lo
         .create(
             &ctx(),
             &props(
-                json!({"image_id": AMI, "subnet_id": null, "security_group_id": null,
+                json!({"image_id": AMI, "subnet_id": null, "security_group_ids": [],
                           "key_name": null, "user_data": null, "tags": {}}),
             ),
         )
@@ -344,7 +345,6 @@ async fn without_subnet_or_group_the_defaults_are_used_and_imports_report_the_lo
     assert_eq!(made.get("key_name"), Some(&json!(null)));
     // Reported as the row has it; the real (default) subnet comes with sync.
     assert_eq!(made.get("subnet_id"), Some(&json!(null)));
-    assert_eq!(made.get("security_group_id"), Some(&json!(null)));
     let i = aws_instance(&ec2, &id).await;
     let subnet = i.subnet_id().unwrap().to_owned();
     let default_subnet = ec2
@@ -358,10 +358,10 @@ async fn without_subnet_or_group_the_defaults_are_used_and_imports_report_the_lo
     assert_eq!(default_subnet, Some(true));
     let listed = instances.list("us-east-1").await.unwrap();
     assert_eq!(listed[0].str("subnet_id"), Some(subnet.as_str()));
-    assert_eq!(listed[0].get("security_group_id"), Some(&json!(null)));
 
-    // Moving a NULL-group instance to a group, and back to NULL: the VPC's
-    // default group is attached and the row's NULL is kept.
+    // An empty set at launch leaves the group to AWS (the VPC's default
+    // group; moto attaches none); moving to a group and back to the empty
+    // set attaches the default group.
     let vpc = i.vpc_id().unwrap().to_owned();
     let sg = ec2
         .create_security_group()
@@ -375,16 +375,15 @@ async fn without_subnet_or_group_the_defaults_are_used_and_imports_report_the_lo
         .unwrap()
         .to_owned();
     let mut with_group = listed[0].clone();
-    with_group.insert("security_group_id".into(), json!(sg));
+    with_group.insert("security_group_ids".into(), json!([sg]));
     let moved = instances
         .update(&ctx(), &id, &listed[0], &with_group)
         .await
         .unwrap();
-    assert_eq!(moved.str("security_group_id"), Some(sg.as_str()));
+    assert_eq!(moved.get("security_group_ids"), Some(&json!([sg])));
     let mut back = moved.clone();
-    back.insert("security_group_id".into(), json!(null));
+    back.insert("security_group_ids".into(), json!([]));
     let back = instances.update(&ctx(), &id, &moved, &back).await.unwrap();
-    assert_eq!(back.get("security_group_id"), Some(&json!(null)));
     let default_group = ec2
         .describe_security_groups()
         .filters(Filter::builder().name("vpc-id").values(&vpc).build())
@@ -405,12 +404,13 @@ async fn without_subnet_or_group_the_defaults_are_used_and_imports_report_the_lo
         back.get("security_group_ids"),
         Some(&json!([default_group]))
     );
+
     assert_eq!(
         groups(&aws_instance(&ec2, &id).await),
         vec![default_group.as_str()]
     );
 
-    // Launched outside infrasql with two groups: the lowest id is reported.
+    // Launched outside infrasql with two groups: both are reported, sorted.
     let net = network(&ec2).await;
     let other = ec2
         .run_instances()
@@ -438,8 +438,9 @@ async fn without_subnet_or_group_the_defaults_are_used_and_imports_report_the_lo
         .iter()
         .find(|p| p.str("instance_id") == Some(other.as_str()))
         .unwrap();
-    let lowest = net.web.clone().min(net.admin.clone());
-    assert_eq!(imported.str("security_group_id"), Some(lowest.as_str()));
+    let mut both = vec![net.web.clone(), net.admin.clone()];
+    both.sort();
+    assert_eq!(imported.get("security_group_ids"), Some(&json!(both)));
     assert_eq!(imported.str("name"), Some("console"));
     assert_eq!(imported.str("subnet_id"), Some(net.subnet.as_str()));
 }
@@ -501,7 +502,7 @@ async fn refusals_carry_the_aws_code_and_leave_no_instance_behind() {
     let instances = Instance::new(moto.clients().await);
     let launch = |patch: serde_json::Value| {
         let mut p = props(json!({"image_id": AMI, "instance_type": "t3.micro",
-                                 "subnet_id": net.subnet, "security_group_id": net.web,
+                                 "subnet_id": net.subnet, "security_group_ids": [net.web],
                                  "tags": {}}));
         for (k, v) in patch.as_object().unwrap() {
             p.insert(k.clone(), v.clone());
@@ -528,7 +529,7 @@ async fn refusals_carry_the_aws_code_and_leave_no_instance_behind() {
     let err = instances
         .create(
             &ctx(),
-            &launch(json!({"security_group_id": "sg-0123456789abcdef0"})),
+            &launch(json!({"security_group_ids": ["sg-0123456789abcdef0"]})),
         )
         .await
         .unwrap_err();

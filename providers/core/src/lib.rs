@@ -36,6 +36,10 @@ pub enum ColumnKind {
     CloudAssigned,
     /// A secret used for the API call, never stored.
     WriteOnly,
+    /// A set of references kept as rows of a join table ([`MemberSet`]),
+    /// not as a column of the resource's own table. The provider sees it
+    /// as a JSON array of ids in [`Props`]; changed in place.
+    Set,
 }
 
 impl ColumnKind {
@@ -47,15 +51,34 @@ impl ColumnKind {
             ColumnKind::ReplaceOnChange => "replace",
             ColumnKind::CloudAssigned => "cloud",
             ColumnKind::WriteOnly => "write_only",
+            ColumnKind::Set => "member_set",
         }
     }
     /// Columns a user writes.
     pub fn is_desired(self) -> bool {
         matches!(
             self,
-            ColumnKind::Desired | ColumnKind::ReplaceOnChange | ColumnKind::WriteOnly
+            ColumnKind::Desired
+                | ColumnKind::ReplaceOnChange
+                | ColumnKind::WriteOnly
+                | ColumnKind::Set
         )
     }
+}
+
+/// Where a [`ColumnKind::Set`] column lives: one row per member in a
+/// join table of the same provider schema, `(owner, member)` unique, both
+/// foreign keys `ON UPDATE CASCADE` (so provisional ids are followed) and
+/// the owner's `ON DELETE CASCADE`. SQL joins work on it; the engine folds
+/// its row changes into the owner's plan step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemberSet {
+    /// The join table, e.g. `instance_security_group`.
+    pub table: &'static str,
+    /// The column holding the owner's AWS id, e.g. `instance_id`.
+    pub owner: &'static str,
+    /// The column holding the member's AWS id, e.g. `group_id`.
+    pub member: &'static str,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -64,6 +87,8 @@ pub struct Column {
     pub kind: ColumnKind,
     /// The table (in the same provider schema) whose identity this column holds.
     pub references: Option<&'static str>,
+    /// For a [`ColumnKind::Set`] column: its join table.
+    pub set: Option<MemberSet>,
     pub doc: &'static str,
 }
 
@@ -73,6 +98,7 @@ impl Column {
             name,
             kind,
             references: None,
+            set: None,
             doc,
         }
     }
@@ -86,7 +112,32 @@ impl Column {
             name,
             kind,
             references: Some(table),
+            set: None,
             doc,
+        }
+    }
+    /// A set of references to `table`, kept in the join table `set`.
+    pub const fn member_set(
+        name: &'static str,
+        table: &'static str,
+        set: MemberSet,
+        doc: &'static str,
+    ) -> Column {
+        Column {
+            name,
+            kind: ColumnKind::Set,
+            references: Some(table),
+            set: Some(set),
+            doc,
+        }
+    }
+    /// The ids a row's value of this column names: one for a reference,
+    /// every element for a set.
+    pub fn ids<'a>(&self, props: &'a Props) -> Vec<&'a str> {
+        match props.get(self.name) {
+            Some(Value::String(s)) => vec![s.as_str()],
+            Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
         }
     }
 }
@@ -152,9 +203,14 @@ impl ResourceSchema {
             .map(|c| c.name)
             .expect("every resource schema has an identity column")
     }
-    /// Every column of the table: the row key, then the provider's columns.
+    /// Every column of the table: the row key, then the provider's columns
+    /// (sets live in their join tables, not here).
     pub fn table_columns(&self) -> impl Iterator<Item = &Column> {
-        std::iter::once(&ROW_KEY).chain(self.columns)
+        std::iter::once(&ROW_KEY).chain(self.columns.iter().filter(|c| c.set.is_none()))
+    }
+    /// The sets of references kept in join tables.
+    pub fn member_sets(&self) -> impl Iterator<Item = (&Column, MemberSet)> {
+        self.columns.iter().filter_map(|c| c.set.map(|s| (c, s)))
     }
     pub fn column(&self, name: &str) -> Option<&Column> {
         self.columns.iter().find(|c| c.name == name)

@@ -19,7 +19,6 @@
 use std::collections::{HashMap, HashSet};
 
 use infrasql_provider::{ColumnKind, ReplaceOrder, ResourceSchema};
-use serde_json::Value;
 
 use super::super::commit::literal;
 use super::{Action, Plan, PlanError, Step};
@@ -134,16 +133,27 @@ pub fn dependents_query(
                 } else {
                     "NULL::text"
                 };
+                // A set's members are rows of its join table.
+                let filter = match c.set {
+                    Some(set) => format!(
+                        "{} IN (SELECT {} FROM {}.{} WHERE {} = {})",
+                        ident(child.id_column()),
+                        ident(set.owner),
+                        ident(child.schema),
+                        ident(set.table),
+                        ident(set.member),
+                        literal(&r.id),
+                    ),
+                    None => format!("{} = {}", ident(c.name), literal(&r.id)),
+                };
                 parts.push(format!(
-                    "SELECT {}, {}::text, {name}, {}, {} FROM {}.{} WHERE {} = {}",
+                    "SELECT {}, {}::text, {name}, {}, {} FROM {}.{} WHERE {filter}",
                     literal(table),
                     ident(child.id_column()),
                     literal(&r.table),
                     literal(&r.id),
                     ident(child.schema),
                     ident(child.table),
-                    ident(c.name),
-                    literal(&r.id),
                 ));
             }
         }
@@ -181,10 +191,9 @@ fn used_before(
     let (Some(schema), Some(before)) = (schemas.get(&s.table), s.before.as_ref()) else {
         return false;
     };
-    schema.references().any(|c| {
-        c.references == Some(parent.table)
-            && before.get(c.name).and_then(Value::as_str) == Some(parent_id)
-    })
+    schema
+        .references()
+        .any(|c| c.references == Some(parent.table) && c.ids(before).contains(&parent_id))
 }
 
 fn what(s: &Step, schema: &ResourceSchema) -> String {

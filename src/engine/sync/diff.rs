@@ -147,7 +147,9 @@ pub fn observed_columns(schema: &ResourceSchema, observed: &[Props]) -> Vec<&'st
     schema
         .columns
         .iter()
-        .filter(|c| c.kind != ColumnKind::WriteOnly && c.name != "synced_at")
+        // Sets are written as join rows (`members`), not as columns.
+        .filter(|c| !matches!(c.kind, ColumnKind::WriteOnly | ColumnKind::Set))
+        .filter(|c| c.name != "synced_at")
         .filter(|c| !observed.is_empty() && observed.iter().all(|p| p.contains_key(c.name)))
         .map(|c| c.name)
         .collect()

@@ -25,6 +25,7 @@
 mod diff;
 mod error;
 mod gate;
+mod members;
 mod policy;
 mod read;
 mod revert;
@@ -331,13 +332,16 @@ impl Syncer {
         let schema = resource.schema();
         let tx = db.transaction().await?;
         let current = read::current(&tx, &self.resources, schema, table, region, &observed).await?;
-        let d = diff::diff(&diff::Input {
+        let mut d = diff::diff(&diff::Input {
             schema,
             observed: &observed,
             current: &current,
             first,
         });
         write::rows(&tx, schema, table, &d).await?;
+        let set_drift = self
+            .sync_members(&tx, schema, &observed, &current, &mut d, first)
+            .await?;
         let revert_ok = if d.reverts.is_empty() {
             true
         } else {
@@ -350,7 +354,80 @@ impl Syncer {
                 .is_ok()
         };
         write::drift(&tx, table, region, &d.drift, revert_ok).await?;
+        for (join_table, records) in &set_drift {
+            write::drift(&tx, join_table, region, records, revert_ok).await?;
+        }
         tx.commit().await?;
         Ok(d.stats)
+    }
+}
+
+impl Syncer {
+    /// The type's sets (join tables), after its rows are written: the
+    /// memberships adopted, their drift (returned, per join table, to be
+    /// recorded with the round's), reverts merged into the round's.
+    async fn sync_members(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        schema: &'static infrasql_provider::ResourceSchema,
+        observed: &[Props],
+        current: &diff::Current,
+        d: &mut diff::Diff,
+        first: bool,
+    ) -> Result<Vec<(String, Vec<diff::DriftRecord>)>, SyncError> {
+        let mut out = Vec::new();
+        for (column, set) in schema.member_sets() {
+            let join_table = format!("{}.{}", schema.schema, set.table);
+            let member_table = format!(
+                "{}.{}",
+                schema.schema,
+                column.references.unwrap_or_default()
+            );
+            let Some(member_type) = self.resources.get(&member_table) else {
+                continue;
+            };
+            let mut owners: Vec<String> = current.locked.keys().cloned().collect();
+            owners.extend(d.writes.iter().filter_map(|w| match w {
+                diff::RowWrite::Insert { id, .. } => Some(id.clone()),
+                _ => None,
+            }));
+            let listed: Vec<String> = observed
+                .iter()
+                .flat_map(|p| column.ids(p))
+                .map(str::to_owned)
+                .collect::<HashSet<_>>()
+                .into_iter()
+                .collect();
+            let m = read::members(
+                tx,
+                &join_table,
+                set,
+                &member_table,
+                member_type.schema().id_column(),
+                &owners,
+                &listed,
+            )
+            .await?;
+            let md = members::diff(
+                &members::Input {
+                    column,
+                    set,
+                    id_column: schema.id_column(),
+                    observed,
+                    writes: &d.writes,
+                    owners: &current.locked,
+                    rows: &m.rows,
+                    members: &m.members,
+                    policies: &current.policies,
+                    open: &m.open,
+                    first,
+                },
+                &mut d.reverts,
+            );
+            write::members(tx, &join_table, set, &md).await?;
+            d.stats.drift += md.drift.len();
+            out.push((join_table, md.drift));
+        }
+        Ok(out)
     }
 }

@@ -172,3 +172,67 @@ async fn strings(
         .map(|r| r.get(0))
         .collect())
 }
+
+/// What the database holds of one set, for `members::diff`.
+pub(super) struct Members {
+    pub rows: HashMap<String, std::collections::BTreeSet<String>>,
+    pub members: HashSet<String>,
+    pub open: HashSet<(String, DriftKind)>,
+}
+
+/// The join rows of `owners` (rows this round holds: a change to a set
+/// locks its owner first, so these are stable), which of the `listed`
+/// members are rows (the foreign key), and the join table's open drift.
+pub(super) async fn members(
+    tx: &Transaction<'_>,
+    join_table: &str,
+    set: infrasql_provider::MemberSet,
+    member_table: &str,
+    member_id: &str,
+    owners: &[String],
+    listed: &[String],
+) -> Result<Members, SyncError> {
+    let mut rows: HashMap<String, std::collections::BTreeSet<String>> = HashMap::new();
+    for r in tx
+        .query(
+            &format!(
+                "SELECT {0}, {1} FROM {join_table} WHERE {0} = ANY($1)",
+                ident(set.owner),
+                ident(set.member)
+            ),
+            &[&owners],
+        )
+        .await?
+    {
+        rows.entry(r.get(0)).or_default().insert(r.get(1));
+    }
+    let members = strings(
+        tx,
+        &format!(
+            "SELECT {0} FROM {member_table} WHERE {0} = ANY($1)",
+            ident(member_id)
+        ),
+        &[&listed],
+    )
+    .await?;
+    let mut open = HashSet::new();
+    for r in tx
+        .query(
+            "SELECT resource_id, kind FROM infra.drift WHERE resolution = 'open' AND table_name = $1",
+            &[&join_table],
+        )
+        .await?
+    {
+        let kind = match r.get::<_, &str>(1) {
+            "appeared" => DriftKind::Appeared,
+            "disappeared" => DriftKind::Disappeared,
+            _ => continue,
+        };
+        open.insert((r.get(0), kind));
+    }
+    Ok(Members {
+        rows,
+        members,
+        open,
+    })
+}

@@ -119,3 +119,38 @@ pub(super) async fn drift(
     }
     Ok(())
 }
+
+/// A set's join rows: what the round adopted.
+pub(super) async fn members(
+    tx: &Transaction<'_>,
+    join_table: &str,
+    set: infrasql_provider::MemberSet,
+    d: &super::members::Diff,
+) -> Result<(), SyncError> {
+    let cols = format!("{}, {}", ident(set.owner), ident(set.member));
+    let split = |pairs: &[(String, String)]| -> (Vec<String>, Vec<String>) {
+        pairs.iter().cloned().unzip()
+    };
+    if !d.inserts.is_empty() {
+        let (o, m) = split(&d.inserts);
+        tx.execute(
+            &format!(
+                "INSERT INTO {join_table} ({cols}) SELECT * FROM unnest($1::text[], $2::text[]) \
+                 ON CONFLICT DO NOTHING"
+            ),
+            &[&o, &m],
+        )
+        .await?;
+    }
+    if !d.deletes.is_empty() {
+        let (o, m) = split(&d.deletes);
+        tx.execute(
+            &format!(
+                "DELETE FROM {join_table} WHERE ({cols}) IN (SELECT * FROM unnest($1::text[], $2::text[]))"
+            ),
+            &[&o, &m],
+        )
+        .await?;
+    }
+    Ok(())
+}

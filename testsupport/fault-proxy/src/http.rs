@@ -140,7 +140,7 @@ async fn read_request(sock: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Resul
 /// Apply the rules to one request; `None` means reset the connection.
 async fn handle(shared: &Shared, client: &Upstream, req: &Request) -> Option<Vec<u8>> {
     let id = aws::identify(&req.method, &req.target, &req.headers, &req.body);
-    let (i, delay, effect) = shared.arrive(&id);
+    let (i, delay, effect) = shared.arrive(&id, &req.body);
     let answer = match &effect {
         Some(Effect::ResetBefore) => None,
         None | Some(Effect::ResetAfter) | Some(Effect::Delay(_)) => {

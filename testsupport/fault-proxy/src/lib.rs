@@ -137,6 +137,8 @@ pub struct Call {
     pub forwarded: bool,
     /// The status the client got; `None` after a reset or while in flight.
     pub status: Option<u16>,
+    /// The request body as sent (a Query protocol call's parameters).
+    pub body: String,
 }
 
 struct Rule {
@@ -179,7 +181,7 @@ impl Shared {
     }
 
     /// Record an arriving call and decide its fate: (log index, delay, effect).
-    fn arrive(&self, id: &aws::Identity) -> (usize, Duration, Option<Effect>) {
+    fn arrive(&self, id: &aws::Identity, body: &[u8]) -> (usize, Duration, Option<Effect>) {
         let mut st = self.state();
         let (mut delay, mut effect) = (Duration::ZERO, None);
         for r in st
@@ -202,6 +204,7 @@ impl Shared {
             delay,
             forwarded: false,
             status: None,
+            body: String::from_utf8_lossy(body).into_owned(),
         });
         (n - 1, delay, effect)
     }

@@ -3,7 +3,7 @@
 //! Changes in place: the name and tags; `instance_type` (stop, wait until
 //! stopped, ModifyInstanceAttribute, start, wait until running, as
 //! terraform does; a stopped instance is modified and left stopped); the
-//! security group (ModifyInstanceAttribute Groups = [the row's group]).
+//! set of security groups (ModifyInstanceAttribute Groups = the whole set).
 //! Changing the image, subnet, key name or region replaces the instance.
 //!
 //! `user_data` is write-only: it is sent base64-encoded with RunInstances and
@@ -18,26 +18,16 @@
 //!   foreign key and fail a COMMIT whose instance already exists. Sync then
 //!   reports the real subnet and the row adopts it (one `changed` drift row),
 //!   its parent having been imported first (subnets sync before instances).
-//! - `security_group_id` NULL means the VPC's default group and stays NULL.
 //!
-//! # Which group `security_group_id` reports
-//! An instance can have several groups; the row names one, the group
-//! infrasql manages, and `security_group_ids` lists every group attached.
-//! `list` cannot see the rows, so the group a row asked for is recorded on the
-//! instance itself, in the tag `infrasql:security-group-id` (the group id, or
-//! `default` for NULL), at launch and at every change of the group. Then:
-//! - the recorded group is attached → it is reported (for `default`: NULL,
-//!   when a group named `default` is attached), whatever else is attached, so
-//!   groups added outside infrasql show in `security_group_ids` but are not
-//!   drift;
-//! - otherwise (the group was swapped outside infrasql, or the instance was
-//!   launched outside infrasql and has no tag) the lowest attached group id
-//!   is reported: deterministic, so an imported or adopted row does not
-//!   drift again every round.
-//!
-//! Reverting such drift puts exactly the row's group back (Groups = [it]).
-//! After an adopt the tag still names the old group: should that group be
-//! attached again later, the row follows it back.
+//! # Security groups
+//! `security_group_ids` is a set kept as rows of
+//! `aws.instance_security_group`; the engine hands it to the provider as a
+//! JSON array. RunInstances gets the whole set at once, so an instance is
+//! never launched with a group its rows do not name; an empty set lets AWS
+//! attach the VPC's default group, which the listing then reports (sync
+//! adds its row). `update` changes the groups only when `after` carries the
+//! set and it differs from `before`. The listing reports the attached
+//! groups sorted, so comparisons are stable.
 //!
 //! Listing skips `shutting-down` and `terminated` instances (AWS keeps
 //! terminated ones visible for about an hour). `delete` terminates and waits
@@ -53,13 +43,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use aws_sdk_ec2::primitives::DateTimeFormat;
 use aws_sdk_ec2::types::{
-    Filter, Instance as AwsInstance, InstanceStateName, InstanceType, ResourceType, Tag,
+    Filter, Instance as AwsInstance, InstanceStateName, InstanceType, ResourceType,
     TagSpecification,
 };
 use base64::Engine as _;
 use infrasql_provider::{
-    ApplyContext, Column, ColumnKind::*, Props, PropsExt, ProviderError, ReplaceOrder, Resource,
-    ResourceSchema,
+    ApplyContext, Column, ColumnKind::*, MemberSet, Props, PropsExt, ProviderError, ReplaceOrder,
+    Resource, ResourceSchema,
 };
 use serde_json::{json, Value};
 
@@ -92,12 +82,6 @@ pub static SCHEMA: ResourceSchema = ResourceSchema {
             "subnet",
             "The subnet it runs in; NULL launches into the default subnet (sync fills in which)",
         ),
-        Column::reference(
-            "security_group_id",
-            Desired,
-            "security_group",
-            "The security group infrasql manages on it; NULL means the VPC's default group",
-        ),
         Column::new(
             "key_name",
             ReplaceOnChange,
@@ -114,10 +98,15 @@ pub static SCHEMA: ResourceSchema = ResourceSchema {
             CloudAssigned,
             "pending, running, stopping or stopped",
         ),
-        Column::new(
+        Column::member_set(
             "security_group_ids",
-            CloudAssigned,
-            "Every security group attached, sorted, including any attached outside infrasql",
+            "security_group",
+            MemberSet {
+                table: "instance_security_group",
+                owner: "instance_id",
+                member: "group_id",
+            },
+            "Its security groups, one row each; none means the VPC's default group (sync then adds its row)",
         ),
         Column::new("vpc_id", CloudAssigned, "The VPC of its subnet"),
         Column::new("availability_zone", CloudAssigned, "Its availability zone"),
@@ -150,10 +139,6 @@ pub static SCHEMA: ResourceSchema = ResourceSchema {
     stateful: Some("the data on its root volume and any instance-store volumes (deleted when the old instance is terminated)"),
 };
 
-/// Records on the instance which security group its row asked for.
-pub const GROUP_TAG: &str = "infrasql:security-group-id";
-/// The [`GROUP_TAG`] value for a row that left the group NULL.
-const DEFAULT_GROUP: &str = "default";
 /// The instance type of a row that does not name one (also the table's default).
 const DEFAULT_TYPE: &str = "t3.micro";
 /// DescribeInstances page size: AWS's maximum, for the fewest calls per sync.
@@ -197,26 +182,8 @@ fn going_away(i: &AwsInstance) -> bool {
     )
 }
 
-/// The value of `security_group_id` (see the module doc).
-fn reported_group(i: &AwsInstance) -> Option<&str> {
-    let groups = i.security_groups();
-    let recorded = i
-        .tags()
-        .iter()
-        .find(|t| t.key() == Some(GROUP_TAG))
-        .and_then(|t| t.value());
-    match recorded {
-        Some(DEFAULT_GROUP) if groups.iter().any(|g| g.group_name() == Some("default")) => {
-            return None
-        }
-        Some(id) if groups.iter().any(|g| g.group_id() == Some(id)) => return Some(id),
-        _ => {}
-    }
-    groups.iter().filter_map(|g| g.group_id()).min()
-}
-
-fn props(f: &Found, region: &str) -> Props {
-    let i = &f.instance;
+/// The attached groups' ids, sorted and without repeats.
+fn group_ids(i: &AwsInstance) -> Vec<&str> {
     let mut groups: Vec<&str> = i
         .security_groups()
         .iter()
@@ -224,6 +191,25 @@ fn props(f: &Found, region: &str) -> Props {
         .collect();
     groups.sort_unstable();
     groups.dedup();
+    groups
+}
+
+/// The set a row asks for: every id of its `security_group_ids` array.
+fn wanted_groups(p: &Props) -> Option<Vec<String>> {
+    match p.get("security_group_ids") {
+        Some(Value::Array(a)) => Some(
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+fn props(f: &Found, region: &str) -> Props {
+    let i = &f.instance;
+    let groups = group_ids(i);
     let mut p = Props::new();
     p.insert("instance_id".into(), opt_str(i.instance_id()));
     p.insert("region".into(), json!(region));
@@ -233,7 +219,6 @@ fn props(f: &Found, region: &str) -> Props {
         opt_str(i.instance_type().map(|t| t.as_str())),
     );
     p.insert("subnet_id".into(), present(i.subnet_id()));
-    p.insert("security_group_id".into(), opt_str(reported_group(i)));
     p.insert("key_name".into(), present(i.key_name()));
     p.insert("state".into(), opt_str(state_of(i).map(|s| s.as_str())));
     p.insert("security_group_ids".into(), json!(groups));
@@ -283,6 +268,12 @@ fn client_token(ctx: &ApplyContext) -> String {
     let mut token = format!("{}-{nanos:x}", ctx.apply_id);
     token.truncate(64);
     token
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort_unstable();
+    v.dedup();
+    v
 }
 
 fn gone(id: &str) -> ProviderError {
@@ -336,18 +327,13 @@ impl Resource for Instance {
     async fn create(&self, ctx: &ApplyContext, desired: &Props) -> Result<Props, ProviderError> {
         let image_id = desired.req_str("image_id")?;
         let instance_type = desired.str("instance_type").unwrap_or(DEFAULT_TYPE);
-        let group = desired.str("security_group_id");
-        // The row's tags, the apply id (for crash recovery) and the group
-        // the row asked for (see the module doc).
-        let mut tags = tag_spec(ResourceType::Instance, desired, ctx)
+        // The whole set in the one launch call: never the default group
+        // when the rows name others. Empty: AWS attaches the default group.
+        let groups = wanted_groups(desired).filter(|g| !g.is_empty());
+        // The row's tags and the apply id (for crash recovery).
+        let tags = tag_spec(ResourceType::Instance, desired, ctx)
             .tags()
             .to_vec();
-        tags.push(
-            Tag::builder()
-                .key(GROUP_TAG)
-                .value(group.unwrap_or(DEFAULT_GROUP))
-                .build(),
-        );
         let launched = {
             let ec2 = self.clients.ec2(&ctx.region).await;
             ec2.run_instances()
@@ -356,7 +342,7 @@ impl Resource for Instance {
                 .min_count(1)
                 .max_count(1)
                 .set_subnet_id(desired.str("subnet_id").map(str::to_owned))
-                .set_security_group_ids(group.map(|g| vec![g.to_owned()]))
+                .set_security_group_ids(groups)
                 .set_key_name(desired.str("key_name").map(str::to_owned))
                 .set_user_data(
                     desired
@@ -412,9 +398,12 @@ impl Resource for Instance {
             self.change_stopped_attributes(&ctx.region, id, instance_type, user_data)
                 .await?;
         }
-        if changed(before, after, &["security_group_id"]) {
-            self.set_group(&ctx.region, id, after.str("security_group_id"))
-                .await?;
+        // Only a set the engine hands over is applied: an update that does
+        // not carry it (a type change) leaves the groups alone.
+        if let Some(groups) = wanted_groups(after) {
+            if wanted_groups(before).map(sorted) != Some(sorted(groups.clone())) {
+                self.set_groups(&ctx.region, id, &groups).await?;
+            }
         }
         let f = self.describe(&ctx.region, id).await?;
         Ok(observed(&f, &ctx.region, after))
@@ -443,47 +432,13 @@ mod tests {
     use super::*;
     use aws_sdk_ec2::types::GroupIdentifier;
 
-    fn instance(groups: &[(&str, &str)], recorded: Option<&str>) -> AwsInstance {
+    #[test]
+    fn the_attached_groups_are_reported_sorted_once_each() {
         let mut b = AwsInstance::builder().instance_id("i-1");
-        for (id, name) in groups {
-            b = b.security_groups(
-                GroupIdentifier::builder()
-                    .group_id(*id)
-                    .group_name(*name)
-                    .build(),
-            );
+        for id in ["sg-b", "sg-a", "sg-b"] {
+            b = b.security_groups(GroupIdentifier::builder().group_id(id).build());
         }
-        if let Some(r) = recorded {
-            b = b.tags(Tag::builder().key(GROUP_TAG).value(r).build());
-        }
-        b.build()
-    }
-
-    #[test]
-    fn the_recorded_group_is_reported_while_it_is_attached() {
-        let both = [("sg-b", "web"), ("sg-a", "extra")];
-        assert_eq!(reported_group(&instance(&both, Some("sg-b"))), Some("sg-b"));
-        // Swapped outside infrasql: the lowest attached id, stable.
-        assert_eq!(
-            reported_group(&instance(&[("sg-c", "x"), ("sg-a", "y")], Some("sg-b"))),
-            Some("sg-a")
-        );
-        // Launched outside infrasql: no tag.
-        assert_eq!(reported_group(&instance(&both, None)), Some("sg-a"));
-        assert_eq!(reported_group(&instance(&[], None)), None);
-    }
-
-    #[test]
-    fn a_null_group_stays_null_while_the_default_group_is_attached() {
-        let default = [("sg-d", "default"), ("sg-a", "extra")];
-        assert_eq!(
-            reported_group(&instance(&default, Some(DEFAULT_GROUP))),
-            None
-        );
-        assert_eq!(
-            reported_group(&instance(&[("sg-z", "other")], Some(DEFAULT_GROUP))),
-            Some("sg-z")
-        );
+        assert_eq!(group_ids(&b.build()), vec!["sg-a", "sg-b"]);
     }
 
     #[test]
@@ -507,6 +462,7 @@ mod tests {
         assert_eq!(p.get("security_group_ids"), Some(&json!([])));
         for c in SCHEMA.columns {
             if c.kind != WriteOnly && c.name != "synced_at" {
+                // Sets included: sync writes them as join rows.
                 assert!(p.contains_key(c.name), "every listing reports {}", c.name);
             }
         }

@@ -1,14 +1,12 @@
 //! Changes made in place besides tags: the instance type and user data,
-//! which AWS accepts only on a stopped instance, and the security group
-//! (see the parent module's doc on which group a row names).
+//! which AWS accepts only on a stopped instance, and the set of security
+//! groups (one call with the whole set).
 
 use aws_sdk_ec2::primitives::Blob;
-use aws_sdk_ec2::types::{
-    AttributeValue, Filter, InstanceStateName, SecureBlobAttributeValue, Tag,
-};
+use aws_sdk_ec2::types::{AttributeValue, Filter, InstanceStateName, SecureBlobAttributeValue};
 use infrasql_provider::{ErrorClass, ProviderError};
 
-use super::{state_of, Instance, DEFAULT_GROUP, GROUP_TAG};
+use super::{state_of, Instance};
 use crate::ec2::sdk::classify;
 
 impl Instance {
@@ -91,32 +89,23 @@ impl Instance {
         }
     }
 
-    /// Attach exactly `group` (None: the VPC's default group) and record it.
-    pub(super) async fn set_group(
+    /// Attach exactly `groups` (ModifyInstanceAttribute replaces the whole
+    /// set); an empty set means the VPC's default group, as at launch.
+    pub(super) async fn set_groups(
         &self,
         region: &str,
         id: &str,
-        group: Option<&str>,
+        groups: &[String],
     ) -> Result<(), ProviderError> {
-        let group_id = match group {
-            Some(g) => g.to_owned(),
-            None => self.default_group(region, id).await?,
+        let groups = if groups.is_empty() {
+            vec![self.default_group(region, id).await?]
+        } else {
+            groups.to_vec()
         };
         let ec2 = self.clients.ec2(region).await;
         ec2.modify_instance_attribute()
             .instance_id(id)
-            .groups(group_id)
-            .send()
-            .await
-            .map_err(classify)?;
-        ec2.create_tags()
-            .resources(id)
-            .tags(
-                Tag::builder()
-                    .key(GROUP_TAG)
-                    .value(group.unwrap_or(DEFAULT_GROUP))
-                    .build(),
-            )
+            .set_groups(Some(groups))
             .send()
             .await
             .map_err(classify)?;
