@@ -1,10 +1,20 @@
 //! `aws.instance`: an EC2 instance.
 //!
-//! Changes in place: the name and tags; `instance_type` (stop, wait until
-//! stopped, ModifyInstanceAttribute, start, wait until running, as
-//! terraform does; a stopped instance is modified and left stopped); the
-//! security group (ModifyInstanceAttribute Groups = [the row's group]).
-//! Changing the image, subnet, key name or region replaces the instance.
+//! Changes in place: the name and tags; `instance_type` and
+//! `ebs_optimized` (stop, wait until stopped, ModifyInstanceAttribute,
+//! start, wait until running, as terraform does; an instance whose
+//! `desired_state` is `stopped` is modified and left stopped);
+//! `desired_state` (StopInstances or StartInstances, then wait);
+//! `monitoring` (MonitorInstances / UnmonitorInstances); the root volume's
+//! size and type (ModifyVolume, see `volume`); the security group
+//! (ModifyInstanceAttribute Groups = [the row's group]). Changing the image,
+//! subnet, key name or region replaces the instance.
+//!
+//! # `desired_state` and `state`
+//! `state` is AWS's; `desired_state` is the row's wish, `running` or
+//! `stopped`. The listing reports as `desired_state` where the instance is
+//! or is heading (pending → running, stopping → stopped), so a stop in the
+//! console is drift on `desired_state`, and a transition never is.
 //!
 //! `user_data` is write-only: it is sent base64-encoded with RunInstances and
 //! never read back. Setting it on an existing row replaces the instance's
@@ -46,6 +56,7 @@
 
 mod modify;
 mod state;
+mod volume;
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -53,8 +64,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use aws_sdk_ec2::primitives::DateTimeFormat;
 use aws_sdk_ec2::types::{
-    Filter, Instance as AwsInstance, InstanceStateName, InstanceType, ResourceType, Tag,
-    TagSpecification,
+    Filter, Instance as AwsInstance, InstanceStateName, InstanceType, MonitoringState,
+    ResourceType, RunInstancesMonitoringEnabled, Tag, TagSpecification,
 };
 use base64::Engine as _;
 use infrasql_provider::{
@@ -63,6 +74,9 @@ use infrasql_provider::{
 };
 use serde_json::{json, Value};
 
+use self::modify::StoppedAttributes;
+use self::state::DesiredState;
+use self::volume::{root_of, Root};
 use super::sdk::{all_pages, classify, deleted, missing_id, not_found};
 use super::{changed, opt_str, present, put_tags, tag_spec, update_tags};
 use crate::Clients;
@@ -71,7 +85,7 @@ pub static SCHEMA: ResourceSchema = ResourceSchema {
     schema: "aws",
     table: "instance",
     display: "instance",
-    doc: "An EC2 instance. Changing the instance type stops and restarts it; changing the image, subnet or key pair replaces it.",
+    doc: "An EC2 instance. Setting desired_state stops or starts it; changing the instance type or EBS optimization stops and restarts it (a stopped one stays stopped); the root volume grows in place; changing the image, subnet or key pair replaces it.",
     columns: &[
         Column::new(
             "instance_id",
@@ -109,6 +123,31 @@ pub static SCHEMA: ResourceSchema = ResourceSchema {
             "User data (plain text, base64-encoded for AWS): used at launch, or set to replace it (stop, modify, start); never stored",
         ),
         Column::new("tags", Desired, "Tags other than Name, as a JSON object"),
+        Column::new(
+            "desired_state",
+            Desired,
+            "running (the default) or stopped: a change starts or stops the instance; sync reports where it is or is heading (pending counts as running, stopping as stopped), so a stop outside infrasql is drift here",
+        ),
+        Column::new(
+            "root_volume_size",
+            Desired,
+            "Root volume size in GiB; NULL at launch means the image's size (then filled in); grows in place (ModifyVolume), never shrinks",
+        ),
+        Column::new(
+            "root_volume_type",
+            Desired,
+            "Root volume type (gp2, gp3, io1, io2, st1, sc1, standard); NULL at launch means the image's type (then filled in); changed in place (ModifyVolume)",
+        ),
+        Column::new(
+            "ebs_optimized",
+            Desired,
+            "EBS-optimized; NULL at launch means the type's default (then filled in); a change stops the instance, modifies it and starts it again",
+        ),
+        Column::new(
+            "monitoring",
+            Desired,
+            "Detailed (1-minute) CloudWatch monitoring; NULL at launch means off (then filled in)",
+        ),
         Column::new(
             "state",
             CloudAssigned,
@@ -215,7 +254,14 @@ fn reported_group(i: &AwsInstance) -> Option<&str> {
     groups.iter().filter_map(|g| g.group_id()).min()
 }
 
-fn props(f: &Found, region: &str) -> Props {
+/// Detailed monitoring on, or being turned on.
+fn monitored(i: &AwsInstance) -> Option<bool> {
+    i.monitoring().and_then(|m| m.state()).map(|s| {
+        matches!(s, MonitoringState::Enabled | MonitoringState::Pending)
+    })
+}
+
+fn props(f: &Found, root: &Root, region: &str) -> Props {
     let i = &f.instance;
     let mut groups: Vec<&str> = i
         .security_groups()
@@ -236,6 +282,13 @@ fn props(f: &Found, region: &str) -> Props {
     p.insert("security_group_id".into(), opt_str(reported_group(i)));
     p.insert("key_name".into(), present(i.key_name()));
     p.insert("state".into(), opt_str(state_of(i).map(|s| s.as_str())));
+    p.insert(
+        "desired_state".into(),
+        opt_str(DesiredState::of(i).map(DesiredState::as_str)),
+    );
+    root.put(&mut p);
+    p.insert("ebs_optimized".into(), json!(i.ebs_optimized()));
+    p.insert("monitoring".into(), json!(monitored(i)));
     p.insert("security_group_ids".into(), json!(groups));
     p.insert("vpc_id".into(), present(i.vpc_id()));
     p.insert(
@@ -265,8 +318,8 @@ fn props(f: &Found, region: &str) -> Props {
 
 /// What `create` and `update` report: the cloud's view, except a NULL
 /// `subnet_id` stays NULL (see the module doc).
-fn observed(f: &Found, region: &str, desired: &Props) -> Props {
-    let mut p = props(f, region);
+fn observed(f: &Found, root: &Root, region: &str, desired: &Props) -> Props {
+    let mut p = props(f, root, region);
     if desired.str("subnet_id").is_none() {
         p.insert("subnet_id".into(), Value::Null);
     }
@@ -315,28 +368,39 @@ impl Resource for Instance {
                 .send(),
         )
         .await?;
-        let mut out = Vec::new();
-        for r in &reservations {
-            for i in r.instances() {
-                // The filter already leaves them out; this also holds for an
-                // endpoint that ignores it.
-                if going_away(i) {
-                    continue;
-                }
-                let f = Found {
-                    instance: i.clone(),
-                    owner_id: r.owner_id().map(str::to_owned),
-                };
-                out.push(props(&f, region));
-            }
-        }
-        Ok(out)
+        // The filter already leaves them out; this also holds for an
+        // endpoint that ignores it.
+        let found: Vec<Found> = reservations
+            .iter()
+            .flat_map(|r| {
+                r.instances()
+                    .iter()
+                    .filter(|i| !going_away(i))
+                    .map(|i| Found {
+                        instance: i.clone(),
+                        owner_id: r.owner_id().map(str::to_owned),
+                    })
+            })
+            .collect();
+        let volumes = self
+            .root_volumes(region, found.iter().map(|f| &f.instance))
+            .await?;
+        Ok(found
+            .iter()
+            .map(|f| props(f, &root_of(&f.instance, &volumes), region))
+            .collect())
     }
 
     async fn create(&self, ctx: &ApplyContext, desired: &Props) -> Result<Props, ProviderError> {
         let image_id = desired.req_str("image_id")?;
         let instance_type = desired.str("instance_type").unwrap_or(DEFAULT_TYPE);
         let group = desired.str("security_group_id");
+        let want = desired
+            .str("desired_state")
+            .map(DesiredState::parse)
+            .transpose()?
+            .unwrap_or(DesiredState::Running);
+        let root = self.launch_mapping(&ctx.region, desired).await?;
         // The row's tags, the apply id (for crash recovery) and the group
         // the row asked for (see the module doc).
         let mut tags = tag_spec(ResourceType::Instance, desired, ctx)
@@ -363,6 +427,11 @@ impl Resource for Instance {
                         .str("user_data")
                         .map(|u| base64::engine::general_purpose::STANDARD.encode(u)),
                 )
+                .set_block_device_mappings(root.map(|m| vec![m]))
+                .set_ebs_optimized(desired.bool("ebs_optimized"))
+                .set_monitoring(desired.bool("monitoring").map(|on| {
+                    RunInstancesMonitoringEnabled::builder().enabled(on).build()
+                }))
                 .client_token(client_token(ctx))
                 .tag_specifications(
                     TagSpecification::builder()
@@ -380,8 +449,8 @@ impl Resource for Instance {
             .and_then(|i| i.instance_id())
             .ok_or_else(|| missing_id("RunInstances", "instance id"))?
             .to_owned();
-        match self.wait_running(&ctx.region, &id).await {
-            Ok(f) => Ok(observed(&f, &ctx.region, desired)),
+        match self.launched(&ctx.region, &id, want).await {
+            Ok((f, root)) => Ok(observed(&f, &root, &ctx.region, desired)),
             Err(e) => {
                 // Leave nothing half-made behind: the engine only undoes
                 // creates that succeeded.
@@ -402,22 +471,41 @@ impl Resource for Instance {
             let ec2 = self.clients.ec2(&ctx.region).await;
             update_tags(&ec2, id, before, after).await?;
         }
-        let instance_type = if changed(before, after, &["instance_type"]) {
-            Some(after.req_str("instance_type")?)
-        } else {
-            None
+        let attrs = StoppedAttributes {
+            instance_type: if changed(before, after, &["instance_type"]) {
+                Some(after.req_str("instance_type")?)
+            } else {
+                None
+            },
+            user_data: after.str("user_data"),
+            ebs_optimized: after
+                .bool("ebs_optimized")
+                .filter(|_| changed(before, after, &["ebs_optimized"])),
         };
-        let user_data = after.str("user_data");
-        if instance_type.is_some() || user_data.is_some() {
-            self.change_stopped_attributes(&ctx.region, id, instance_type, user_data)
+        let want = match after.str("desired_state") {
+            Some(s) if changed(before, after, &["desired_state"]) => {
+                Some(DesiredState::parse(s)?)
+            }
+            _ => None,
+        };
+        if !attrs.is_empty() || want.is_some() {
+            self.change_stopped_attributes(&ctx.region, id, attrs, want)
                 .await?;
         }
+        if let Some(on) = after
+            .bool("monitoring")
+            .filter(|_| changed(before, after, &["monitoring"]))
+        {
+            self.set_monitoring(&ctx.region, id, on).await?;
+        }
+        self.modify_root(&ctx.region, id, before, after).await?;
         if changed(before, after, &["security_group_id"]) {
             self.set_group(&ctx.region, id, after.str("security_group_id"))
                 .await?;
         }
         let f = self.describe(&ctx.region, id).await?;
-        Ok(observed(&f, &ctx.region, after))
+        let root = self.root(&ctx.region, &f).await?;
+        Ok(observed(&f, &root, &ctx.region, after))
     }
 
     async fn delete(
@@ -439,76 +527,4 @@ impl Resource for Instance {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use aws_sdk_ec2::types::GroupIdentifier;
-
-    fn instance(groups: &[(&str, &str)], recorded: Option<&str>) -> AwsInstance {
-        let mut b = AwsInstance::builder().instance_id("i-1");
-        for (id, name) in groups {
-            b = b.security_groups(
-                GroupIdentifier::builder()
-                    .group_id(*id)
-                    .group_name(*name)
-                    .build(),
-            );
-        }
-        if let Some(r) = recorded {
-            b = b.tags(Tag::builder().key(GROUP_TAG).value(r).build());
-        }
-        b.build()
-    }
-
-    #[test]
-    fn the_recorded_group_is_reported_while_it_is_attached() {
-        let both = [("sg-b", "web"), ("sg-a", "extra")];
-        assert_eq!(reported_group(&instance(&both, Some("sg-b"))), Some("sg-b"));
-        // Swapped outside infrasql: the lowest attached id, stable.
-        assert_eq!(
-            reported_group(&instance(&[("sg-c", "x"), ("sg-a", "y")], Some("sg-b"))),
-            Some("sg-a")
-        );
-        // Launched outside infrasql: no tag.
-        assert_eq!(reported_group(&instance(&both, None)), Some("sg-a"));
-        assert_eq!(reported_group(&instance(&[], None)), None);
-    }
-
-    #[test]
-    fn a_null_group_stays_null_while_the_default_group_is_attached() {
-        let default = [("sg-d", "default"), ("sg-a", "extra")];
-        assert_eq!(
-            reported_group(&instance(&default, Some(DEFAULT_GROUP))),
-            None
-        );
-        assert_eq!(
-            reported_group(&instance(&[("sg-z", "other")], Some(DEFAULT_GROUP))),
-            Some("sg-z")
-        );
-    }
-
-    #[test]
-    fn missing_addresses_are_null_not_empty_strings() {
-        let i = AwsInstance::builder()
-            .instance_id("i-1")
-            .public_ip_address("")
-            .public_dns_name("")
-            .private_ip_address("10.0.0.5")
-            .build();
-        let p = props(
-            &Found {
-                instance: i,
-                owner_id: Some("123".into()),
-            },
-            "us-east-1",
-        );
-        assert_eq!(p.get("public_ip_address"), Some(&Value::Null));
-        assert_eq!(p.get("public_dns_name"), Some(&Value::Null));
-        assert_eq!(p.str("private_ip_address"), Some("10.0.0.5"));
-        assert_eq!(p.get("security_group_ids"), Some(&json!([])));
-        for c in SCHEMA.columns {
-            if c.kind != WriteOnly && c.name != "synced_at" {
-                assert!(p.contains_key(c.name), "every listing reports {}", c.name);
-            }
-        }
-    }
-}
+mod tests;
