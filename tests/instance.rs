@@ -48,7 +48,11 @@ async fn desired_state_stops_and_starts_the_instance_and_a_console_stop_is_drift
     )
     .await
     .unwrap();
-    let id: String = one(&c, "select instance_id from aws.instance where name = 'web'").await;
+    let id: String = one(
+        &c,
+        "select instance_id from aws.instance where name = 'web'",
+    )
+    .await;
     assert!(id.starts_with("i-"), "{id}");
     assert_eq!(
         row_state(&c, &id).await,
@@ -128,10 +132,7 @@ async fn desired_state_stops_and_starts_the_instance_and_a_console_stop_is_drift
         "{recorded:?}"
     );
     // state is AWS's, never drift.
-    assert!(
-        !recorded.iter().any(|d| d.1 == "state"),
-        "{recorded:?}"
-    );
+    assert!(!recorded.iter().any(|d| d.1 == "state"), "{recorded:?}");
     // AWS was left as it is: adopt changes the row, not the cloud.
     assert_eq!(aws_state(&moto, &id).await, "stopped");
 }

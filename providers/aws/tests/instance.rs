@@ -695,7 +695,11 @@ async fn the_root_volume_is_sized_at_launch_and_grows_in_place_but_never_shrinks
     // The listing reports the same, with one DescribeVolumes for all.
     let before = clients.api_calls();
     let listed = instances.list("us-east-1").await.unwrap();
-    assert_eq!(clients.api_calls() - before, 2, "DescribeInstances + DescribeVolumes");
+    assert_eq!(
+        clients.api_calls() - before,
+        2,
+        "DescribeInstances + DescribeVolumes"
+    );
     assert_eq!(listed, vec![made.clone()]);
 
     // Grown and retyped in place: the same instance and volume.
@@ -748,7 +752,10 @@ async fn ebs_optimization_and_monitoring_are_set_at_launch_and_listed() {
         i.monitoring().and_then(|m| m.state()).map(|s| s.as_str()),
         Some("enabled")
     );
-    assert_eq!(instances.list("us-east-1").await.unwrap(), vec![made.clone()]);
+    assert_eq!(
+        instances.list("us-east-1").await.unwrap(),
+        vec![made.clone()]
+    );
 
     // Defaults: off, reported as false (the row's NULL is filled in).
     let plain_one = instances
@@ -766,4 +773,3 @@ async fn ebs_optimization_and_monitoring_are_set_at_launch_and_listed() {
     assert_eq!(changed.str("state"), Some("running"), "started again");
     assert_eq!(aws_instance(&ec2, &id).await.ebs_optimized(), Some(false));
 }
-

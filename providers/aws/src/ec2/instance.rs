@@ -256,9 +256,9 @@ fn reported_group(i: &AwsInstance) -> Option<&str> {
 
 /// Detailed monitoring on, or being turned on.
 fn monitored(i: &AwsInstance) -> Option<bool> {
-    i.monitoring().and_then(|m| m.state()).map(|s| {
-        matches!(s, MonitoringState::Enabled | MonitoringState::Pending)
-    })
+    i.monitoring()
+        .and_then(|m| m.state())
+        .map(|s| matches!(s, MonitoringState::Enabled | MonitoringState::Pending))
 }
 
 fn props(f: &Found, root: &Root, region: &str) -> Props {
@@ -429,9 +429,11 @@ impl Resource for Instance {
                 )
                 .set_block_device_mappings(root.map(|m| vec![m]))
                 .set_ebs_optimized(desired.bool("ebs_optimized"))
-                .set_monitoring(desired.bool("monitoring").map(|on| {
-                    RunInstancesMonitoringEnabled::builder().enabled(on).build()
-                }))
+                .set_monitoring(
+                    desired
+                        .bool("monitoring")
+                        .map(|on| RunInstancesMonitoringEnabled::builder().enabled(on).build()),
+                )
                 .client_token(client_token(ctx))
                 .tag_specifications(
                     TagSpecification::builder()
@@ -483,9 +485,7 @@ impl Resource for Instance {
                 .filter(|_| changed(before, after, &["ebs_optimized"])),
         };
         let want = match after.str("desired_state") {
-            Some(s) if changed(before, after, &["desired_state"]) => {
-                Some(DesiredState::parse(s)?)
-            }
+            Some(s) if changed(before, after, &["desired_state"]) => Some(DesiredState::parse(s)?),
             _ => None,
         };
         if !attrs.is_empty() || want.is_some() {

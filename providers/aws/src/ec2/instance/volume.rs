@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_sdk_ec2::types::{
-    BlockDeviceMapping, EbsBlockDevice, Instance as AwsInstance, Volume,
-    VolumeModificationState, VolumeType,
+    BlockDeviceMapping, EbsBlockDevice, Instance as AwsInstance, Volume, VolumeModificationState,
+    VolumeType,
 };
 use infrasql_provider::{ErrorClass, Props, PropsExt, ProviderError};
 use serde_json::{json, Value};
