@@ -237,23 +237,16 @@ impl Instance {
                 .send()
                 .await
                 .map_err(classify)?;
-            let state = out
-                .volumes_modifications()
-                .iter()
-                .filter_map(|m| m.modification_state())
-                .last()
-                .cloned();
-            match state {
+            // The latest modification: the one just asked for.
+            let latest = out.volumes_modifications().last();
+            match latest.and_then(|m| m.modification_state()) {
                 Some(VolumeModificationState::Optimizing | VolumeModificationState::Completed) => {
                     return Ok(())
                 }
                 Some(VolumeModificationState::Failed) => {
-                    let reason = out
-                        .volumes_modifications()
-                        .last()
+                    let reason = latest
                         .and_then(|m| m.status_message())
-                        .unwrap_or("no reason given")
-                        .to_owned();
+                        .unwrap_or("no reason given");
                     return Err(ProviderError::new(
                         ErrorClass::Invalid,
                         "VolumeModificationFailed",
