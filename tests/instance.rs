@@ -135,4 +135,21 @@ async fn desired_state_stops_and_starts_the_instance_and_a_console_stop_is_drift
     assert!(!recorded.iter().any(|d| d.1 == "state"), "{recorded:?}");
     // AWS was left as it is: adopt changes the row, not the cloud.
     assert_eq!(aws_state(&moto, &id).await, "stopped");
+
+    // Under revert, a start in the console is undone: stopped again.
+    c.batch_execute(
+        "INSERT INTO infra.drift_policy (table_name, policy) VALUES ('aws.instance', 'revert')",
+    )
+    .await
+    .unwrap();
+    moto.ec2()
+        .await
+        .start_instances()
+        .instance_ids(&id)
+        .send()
+        .await
+        .unwrap();
+    one::<serde_json::Value>(&c, "select infra.sync()").await;
+    assert_eq!(aws_state(&moto, &id).await, "stopped");
+    assert_eq!(row_state(&c, &id).await.1, "stopped");
 }
