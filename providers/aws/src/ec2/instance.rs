@@ -4,17 +4,11 @@
 //! `ebs_optimized` (stop, wait until stopped, ModifyInstanceAttribute,
 //! start, wait until running, as terraform does; an instance whose
 //! `desired_state` is `stopped` is modified and left stopped);
-//! `desired_state` (StopInstances or StartInstances, then wait);
+//! `desired_state` (StopInstances or StartInstances, then wait; see `state`);
 //! `monitoring` (MonitorInstances / UnmonitorInstances); the root volume's
 //! size and type (ModifyVolume, see `volume`); the security group
 //! (ModifyInstanceAttribute Groups = [the row's group]). Changing the image,
 //! subnet, key name or region replaces the instance.
-//!
-//! # `desired_state` and `state`
-//! `state` is AWS's; `desired_state` is the row's wish, `running` or
-//! `stopped`. The listing reports as `desired_state` where the instance is
-//! or is heading (pending → running, stopping → stopped), so a stop in the
-//! console is drift on `desired_state`, and a transition never is.
 //!
 //! `user_data` is write-only: it is sent base64-encoded with RunInstances and
 //! never read back. Setting it on an existing row replaces the instance's
@@ -56,6 +50,8 @@
 
 mod modify;
 mod state;
+#[cfg(test)]
+mod transitions;
 mod volume;
 
 use std::sync::Arc;
@@ -64,8 +60,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use aws_sdk_ec2::primitives::DateTimeFormat;
 use aws_sdk_ec2::types::{
-    Filter, Instance as AwsInstance, InstanceStateName, InstanceType, MonitoringState,
-    ResourceType, RunInstancesMonitoringEnabled, Tag, TagSpecification,
+    Filter, Instance as AwsInstance, InstanceStateName, InstanceType, ResourceType,
+    RunInstancesMonitoringEnabled, Tag, TagSpecification,
 };
 use base64::Engine as _;
 use infrasql_provider::{
@@ -254,14 +250,7 @@ fn reported_group(i: &AwsInstance) -> Option<&str> {
     groups.iter().filter_map(|g| g.group_id()).min()
 }
 
-/// Detailed monitoring on, or being turned on.
-fn monitored(i: &AwsInstance) -> Option<bool> {
-    i.monitoring()
-        .and_then(|m| m.state())
-        .map(|s| matches!(s, MonitoringState::Enabled | MonitoringState::Pending))
-}
-
-fn props(f: &Found, root: &Root, region: &str) -> Props {
+fn props(f: &Found, region: &str) -> Props {
     let i = &f.instance;
     let mut groups: Vec<&str> = i
         .security_groups()
@@ -286,9 +275,11 @@ fn props(f: &Found, root: &Root, region: &str) -> Props {
         "desired_state".into(),
         opt_str(DesiredState::of(i).map(DesiredState::as_str)),
     );
-    root.put(&mut p);
+    // NULL until `Root::put` says otherwise (it needs DescribeVolumes).
+    p.insert("root_volume_size".into(), Value::Null);
+    p.insert("root_volume_type".into(), Value::Null);
     p.insert("ebs_optimized".into(), json!(i.ebs_optimized()));
-    p.insert("monitoring".into(), json!(monitored(i)));
+    p.insert("monitoring".into(), json!(modify::monitored(i)));
     p.insert("security_group_ids".into(), json!(groups));
     p.insert("vpc_id".into(), present(i.vpc_id()));
     p.insert(
@@ -319,7 +310,8 @@ fn props(f: &Found, root: &Root, region: &str) -> Props {
 /// What `create` and `update` report: the cloud's view, except a NULL
 /// `subnet_id` stays NULL (see the module doc).
 fn observed(f: &Found, root: &Root, region: &str, desired: &Props) -> Props {
-    let mut p = props(f, root, region);
+    let mut p = props(f, region);
+    root.put(&mut p);
     if desired.str("subnet_id").is_none() {
         p.insert("subnet_id".into(), Value::Null);
     }
@@ -387,7 +379,11 @@ impl Resource for Instance {
             .await?;
         Ok(found
             .iter()
-            .map(|f| props(f, &root_of(&f.instance, &volumes), region))
+            .map(|f| {
+                let mut p = props(f, region);
+                root_of(&f.instance, &volumes).put(&mut p);
+                p
+            })
             .collect())
     }
 
@@ -527,4 +523,76 @@ impl Resource for Instance {
 }
 
 #[cfg(test)]
-mod tests;
+mod tests {
+    use super::*;
+    use aws_sdk_ec2::types::GroupIdentifier;
+
+    fn instance(groups: &[(&str, &str)], recorded: Option<&str>) -> AwsInstance {
+        let mut b = AwsInstance::builder().instance_id("i-1");
+        for (id, name) in groups {
+            b = b.security_groups(
+                GroupIdentifier::builder()
+                    .group_id(*id)
+                    .group_name(*name)
+                    .build(),
+            );
+        }
+        if let Some(r) = recorded {
+            b = b.tags(Tag::builder().key(GROUP_TAG).value(r).build());
+        }
+        b.build()
+    }
+
+    #[test]
+    fn the_recorded_group_is_reported_while_it_is_attached() {
+        let both = [("sg-b", "web"), ("sg-a", "extra")];
+        assert_eq!(reported_group(&instance(&both, Some("sg-b"))), Some("sg-b"));
+        // Swapped outside infrasql: the lowest attached id, stable.
+        assert_eq!(
+            reported_group(&instance(&[("sg-c", "x"), ("sg-a", "y")], Some("sg-b"))),
+            Some("sg-a")
+        );
+        // Launched outside infrasql: no tag.
+        assert_eq!(reported_group(&instance(&both, None)), Some("sg-a"));
+        assert_eq!(reported_group(&instance(&[], None)), None);
+    }
+
+    #[test]
+    fn a_null_group_stays_null_while_the_default_group_is_attached() {
+        let default = [("sg-d", "default"), ("sg-a", "extra")];
+        assert_eq!(
+            reported_group(&instance(&default, Some(DEFAULT_GROUP))),
+            None
+        );
+        assert_eq!(
+            reported_group(&instance(&[("sg-z", "other")], Some(DEFAULT_GROUP))),
+            Some("sg-z")
+        );
+    }
+
+    #[test]
+    fn missing_addresses_are_null_not_empty_strings() {
+        let i = AwsInstance::builder()
+            .instance_id("i-1")
+            .public_ip_address("")
+            .public_dns_name("")
+            .private_ip_address("10.0.0.5")
+            .build();
+        let p = props(
+            &Found {
+                instance: i,
+                owner_id: Some("123".into()),
+            },
+            "us-east-1",
+        );
+        assert_eq!(p.get("public_ip_address"), Some(&Value::Null));
+        assert_eq!(p.get("public_dns_name"), Some(&Value::Null));
+        assert_eq!(p.str("private_ip_address"), Some("10.0.0.5"));
+        assert_eq!(p.get("security_group_ids"), Some(&json!([])));
+        for c in SCHEMA.columns {
+            if c.kind != WriteOnly && c.name != "synced_at" {
+                assert!(p.contains_key(c.name), "every listing reports {}", c.name);
+            }
+        }
+    }
+}

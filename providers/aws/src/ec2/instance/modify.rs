@@ -5,13 +5,21 @@
 
 use aws_sdk_ec2::primitives::Blob;
 use aws_sdk_ec2::types::{
-    AttributeBooleanValue, AttributeValue, Filter, SecureBlobAttributeValue, Tag,
+    AttributeBooleanValue, AttributeValue, Filter, Instance as AwsInstance, MonitoringState,
+    SecureBlobAttributeValue, Tag,
 };
 use infrasql_provider::{ErrorClass, ProviderError};
 
 use super::state::{settled, DesiredState};
 use super::{Instance, DEFAULT_GROUP, GROUP_TAG};
 use crate::ec2::sdk::classify;
+
+/// Detailed monitoring on, or being turned on.
+pub(super) fn monitored(i: &AwsInstance) -> Option<bool> {
+    i.monitoring()
+        .and_then(|m| m.state())
+        .map(|s| matches!(s, MonitoringState::Enabled | MonitoringState::Pending))
+}
 
 /// Attributes AWS changes only on a stopped instance; None leaves one as it is.
 #[derive(Default)]

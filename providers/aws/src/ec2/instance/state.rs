@@ -1,6 +1,11 @@
 //! An instance's state: describe it, wait until it reaches a state, stop
 //! and start it, and the `desired_state` a row asks for. EC2 changes state
 //! in the background, so every change here is followed by polling.
+//!
+//! `state` is AWS's; `desired_state` is the row's wish, `running` or
+//! `stopped`. The listing reports as `desired_state` where the instance is
+//! or is heading (pending → running, stopping → stopped), so a stop in the
+//! console is drift on `desired_state`, and a transition never is.
 
 use std::time::Duration;
 

@@ -33,9 +33,13 @@ pub(super) enum Root {
 }
 
 impl Root {
+    /// Set the root volume's columns in `p` (the listing's props).
     pub(super) fn put(&self, p: &mut Props) {
         match self {
-            Root::Unseen => {}
+            Root::Unseen => {
+                p.remove("root_volume_size");
+                p.remove("root_volume_type");
+            }
             Root::None => {
                 p.insert("root_volume_size".into(), Value::Null);
                 p.insert("root_volume_type".into(), Value::Null);
