@@ -192,6 +192,13 @@ async fn a_database_of_the_previous_version_upgrades_in_place() {
         .unwrap()
         .to_owned();
     old_rows(&old, &vpc_id).await;
+    // An instance a sync saw stopped: it asks to stay stopped after the
+    // upgrade (0550), so the next sync is not drift on desired_state.
+    old.batch_execute(
+        "INSERT INTO aws.instance (instance_id, image_id, state) VALUES ('i-0stopped', 'ami-760aaa0f', 'stopped')",
+    )
+    .await
+    .unwrap();
     old.batch_execute(
         "INSERT INTO infra.sync_status (region, table_name, last_started, last_finished, last_error) \
          VALUES ('eu-old-1', 'aws.vpc', now(), now(), 'AuthFailure: old')",
@@ -220,6 +227,12 @@ async fn a_database_of_the_previous_version_upgrades_in_place() {
     .unwrap_or_else(|e| panic!("{e}"));
 
     assert_eq!(one::<i64>(&old, count).await, before, "no row lost");
+    let desired: String = one(
+        &old,
+        "SELECT string_agg(instance_id || ' ' || desired_state, ', ' ORDER BY instance_id) FROM aws.instance",
+    )
+    .await;
+    assert_eq!(desired, "i-0old running, i-0stopped stopped");
     // The sync status survives, with the backoff's columns (no failures
     // counted before the upgrade, nothing scheduled).
     let status: String = one(

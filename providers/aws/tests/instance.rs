@@ -22,6 +22,16 @@
 //!   check MaxResults' range (AWS: 5 to 1000).
 //! - Terminated instances stay visible until the server is reset (AWS: about
 //!   an hour).
+//! - MonitorInstances / UnmonitorInstances are not implemented (an HTTP 500
+//!   without an error code), so `monitoring` is tested at launch only; an
+//!   update that leaves it unchanged never calls them (the tests below
+//!   would fail if it did).
+//! - Without a block device mapping, an instance's volume is attached at
+//!   /dev/sda1 whatever the image's root device (/dev/xvda for `AMI`), so
+//!   such an instance has no root volume to report (NULL); AWS attaches it
+//!   on the image's root device. ModifyVolume takes effect at once
+//!   (`completed`), and the instance is never `pending` or `stopping`, so
+//!   transitions are unit-tested (`instance/tests.rs`).
 mod common;
 
 use aws_sdk_ec2::types::{Filter, Instance as AwsInstance, InstanceAttributeName, Tag};
@@ -559,4 +569,208 @@ async fn refusals_carry_the_aws_code_and_leave_no_instance_behind() {
         .await
         .unwrap_err();
     assert_eq!(err.class, ErrorClass::NotFound, "{err}");
+}
+
+/// A row of `net` without key pair or user data, with `patch` applied.
+fn plain(net: &Network, patch: serde_json::Value) -> Props {
+    let mut p = row(net);
+    p.insert("key_name".into(), json!(null));
+    p.insert("user_data".into(), json!(null));
+    for (k, v) in patch.as_object().unwrap() {
+        p.insert(k.clone(), v.clone());
+    }
+    p
+}
+
+#[tokio::test]
+async fn desired_state_stops_and_starts_in_place_and_a_stopped_launch_stays_stopped() {
+    let moto = Moto::start();
+    let ec2 = moto.ec2().await;
+    let net = network(&ec2).await;
+    let instances = Instance::new(moto.clients().await);
+
+    // Launched stopped: AWS starts every launch; the provider stops it.
+    let made = instances
+        .create(&ctx(), &plain(&net, json!({"desired_state": "stopped"})))
+        .await
+        .unwrap();
+    let id = made.str("instance_id").unwrap().to_owned();
+    assert_eq!(made.str("state"), Some("stopped"));
+    assert_eq!(made.str("desired_state"), Some("stopped"));
+    assert_eq!(state(&aws_instance(&ec2, &id).await), "stopped");
+    let listed = instances.list("us-east-1").await.unwrap();
+    assert_eq!(listed, vec![made.clone()], "the listing agrees: no drift");
+
+    // stopped → running → stopped, same instance.
+    let mut running = made.clone();
+    running.insert("desired_state".into(), json!("running"));
+    let started = instances
+        .update(&ctx(), &id, &made, &running)
+        .await
+        .unwrap();
+    assert_eq!(started.str("instance_id"), Some(id.as_str()));
+    assert_eq!(started.str("state"), Some("running"));
+    assert_eq!(started.str("desired_state"), Some("running"));
+    assert_eq!(state(&aws_instance(&ec2, &id).await), "running");
+    let mut stopped = started.clone();
+    stopped.insert("desired_state".into(), json!("stopped"));
+    let stopped_now = instances
+        .update(&ctx(), &id, &started, &stopped)
+        .await
+        .unwrap();
+    assert_eq!(stopped_now.str("state"), Some("stopped"));
+    assert_eq!(state(&aws_instance(&ec2, &id).await), "stopped");
+
+    // A type change of an instance the row wants stopped keeps it stopped.
+    let mut small = stopped_now.clone();
+    small.insert("instance_type".into(), json!("t3.small"));
+    let resized = instances
+        .update(&ctx(), &id, &stopped_now, &small)
+        .await
+        .unwrap();
+    assert_eq!(resized.str("instance_type"), Some("t3.small"));
+    assert_eq!(resized.str("state"), Some("stopped"));
+    let i = aws_instance(&ec2, &id).await;
+    assert_eq!(state(&i), "stopped");
+    assert_eq!(i.instance_type().unwrap().as_str(), "t3.small");
+
+    // A type change and a start in one update: modified while stopped,
+    // then running.
+    let mut both = resized.clone();
+    both.insert("instance_type".into(), json!("t3.medium"));
+    both.insert("desired_state".into(), json!("running"));
+    let done = instances
+        .update(&ctx(), &id, &resized, &both)
+        .await
+        .unwrap();
+    assert_eq!(done.str("instance_type"), Some("t3.medium"));
+    assert_eq!(done.str("state"), Some("running"));
+    assert_eq!(state(&aws_instance(&ec2, &id).await), "running");
+
+    // Stopped in the console: the listing reports it on desired_state.
+    ec2.stop_instances().instance_ids(&id).send().await.unwrap();
+    let listed = instances.list("us-east-1").await.unwrap();
+    assert_eq!(listed[0].str("desired_state"), Some("stopped"));
+    assert_eq!(listed[0].str("state"), Some("stopped"));
+}
+
+#[tokio::test]
+async fn the_root_volume_is_sized_at_launch_and_grows_in_place_but_never_shrinks() {
+    let moto = Moto::start();
+    let ec2 = moto.ec2().await;
+    let net = network(&ec2).await;
+    let clients = moto.clients().await;
+    let instances = Instance::new(clients.clone());
+    let made = instances
+        .create(
+            &ctx(),
+            &plain(
+                &net,
+                json!({"root_volume_size": 20, "root_volume_type": "gp3"}),
+            ),
+        )
+        .await
+        .unwrap();
+    let id = made.str("instance_id").unwrap().to_owned();
+    assert_eq!(made.get("root_volume_size"), Some(&json!(20)));
+    assert_eq!(made.str("root_volume_type"), Some("gp3"));
+    // In AWS: one volume on the image's root device (/dev/xvda for this AMI).
+    let i = aws_instance(&ec2, &id).await;
+    assert_eq!(i.root_device_name(), Some("/dev/xvda"));
+    let mapping = &i.block_device_mappings()[0];
+    assert_eq!(mapping.device_name(), Some("/dev/xvda"));
+    let volume_id = mapping.ebs().unwrap().volume_id().unwrap().to_owned();
+    let volume = |ec2: aws_sdk_ec2::Client, v: String| async move {
+        ec2.describe_volumes()
+            .volume_ids(v)
+            .send()
+            .await
+            .unwrap()
+            .volumes()[0]
+            .clone()
+    };
+    let v = volume(ec2.clone(), volume_id.clone()).await;
+    assert_eq!(v.size(), Some(20));
+    assert_eq!(v.volume_type().unwrap().as_str(), "gp3");
+
+    // The listing reports the same, with one DescribeVolumes for all.
+    let before = clients.api_calls();
+    let listed = instances.list("us-east-1").await.unwrap();
+    assert_eq!(
+        clients.api_calls() - before,
+        2,
+        "DescribeInstances + DescribeVolumes"
+    );
+    assert_eq!(listed, vec![made.clone()]);
+
+    // Grown and retyped in place: the same instance and volume.
+    let mut bigger = made.clone();
+    bigger.insert("root_volume_size".into(), json!(30));
+    bigger.insert("root_volume_type".into(), json!("gp2"));
+    let grown = instances.update(&ctx(), &id, &made, &bigger).await.unwrap();
+    assert_eq!(grown.str("instance_id"), Some(id.as_str()));
+    assert_eq!(grown.get("root_volume_size"), Some(&json!(30)));
+    assert_eq!(grown.str("root_volume_type"), Some("gp2"));
+    assert_eq!(grown.str("state"), Some("running"), "no restart");
+    let v = volume(ec2.clone(), volume_id.clone()).await;
+    assert_eq!(v.size(), Some(30));
+    assert_eq!(v.volume_type().unwrap().as_str(), "gp2");
+
+    // A shrink is refused before any call, with both sizes.
+    let mut smaller = grown.clone();
+    smaller.insert("root_volume_size".into(), json!(10));
+    let err = instances
+        .update(&ctx(), &id, &grown, &smaller)
+        .await
+        .unwrap_err();
+    assert_eq!(err.class, ErrorClass::Invalid, "{err}");
+    assert!(
+        err.message.contains("30 GiB") && err.message.contains("10 GiB"),
+        "{err}"
+    );
+    assert_eq!(volume(ec2.clone(), volume_id).await.size(), Some(30));
+}
+
+#[tokio::test]
+async fn ebs_optimization_and_monitoring_are_set_at_launch_and_listed() {
+    let moto = Moto::start();
+    let ec2 = moto.ec2().await;
+    let net = network(&ec2).await;
+    let instances = Instance::new(moto.clients().await);
+    let made = instances
+        .create(
+            &ctx(),
+            &plain(&net, json!({"ebs_optimized": true, "monitoring": true})),
+        )
+        .await
+        .unwrap();
+    let id = made.str("instance_id").unwrap().to_owned();
+    assert_eq!(made.get("ebs_optimized"), Some(&json!(true)));
+    assert_eq!(made.get("monitoring"), Some(&json!(true)));
+    let i = aws_instance(&ec2, &id).await;
+    assert_eq!(i.ebs_optimized(), Some(true));
+    assert_eq!(
+        i.monitoring().and_then(|m| m.state()).map(|s| s.as_str()),
+        Some("enabled")
+    );
+    assert_eq!(
+        instances.list("us-east-1").await.unwrap(),
+        vec![made.clone()]
+    );
+
+    // Defaults: off, reported as false (the row's NULL is filled in).
+    let plain_one = instances
+        .create(&ctx(), &plain(&net, json!({})))
+        .await
+        .unwrap();
+    assert_eq!(plain_one.get("ebs_optimized"), Some(&json!(false)));
+    assert_eq!(plain_one.get("monitoring"), Some(&json!(false)));
+
+    // EBS optimization off in place: stop, modify, start.
+    let mut off = made.clone();
+    off.insert("ebs_optimized".into(), json!(false));
+    let changed = instances.update(&ctx(), &id, &made, &off).await.unwrap();
+    assert_eq!(changed.get("ebs_optimized"), Some(&json!(false)));
+    assert_eq!(changed.str("state"), Some("running"), "started again");
+    assert_eq!(aws_instance(&ec2, &id).await.ebs_optimized(), Some(false));
 }

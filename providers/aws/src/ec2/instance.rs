@@ -1,10 +1,14 @@
 //! `aws.instance`: an EC2 instance.
 //!
-//! Changes in place: the name and tags; `instance_type` (stop, wait until
-//! stopped, ModifyInstanceAttribute, start, wait until running, as
-//! terraform does; a stopped instance is modified and left stopped); the
-//! set of security groups (ModifyInstanceAttribute Groups = the whole set).
-//! Changing the image, subnet, key name or region replaces the instance.
+//! Changes in place: the name and tags; `instance_type` and
+//! `ebs_optimized` (stop, wait until stopped, ModifyInstanceAttribute,
+//! start, wait until running, as terraform does; an instance whose
+//! `desired_state` is `stopped` is modified and left stopped);
+//! `desired_state` (StopInstances or StartInstances, then wait; see `state`);
+//! `monitoring` (MonitorInstances / UnmonitorInstances); the root volume's
+//! size and type (ModifyVolume, see `volume`); the set of security
+//! groups (ModifyInstanceAttribute Groups = the whole set). Changing the image,
+//! subnet, key name or region replaces the instance.
 //!
 //! `user_data` is write-only: it is sent base64-encoded with RunInstances and
 //! never read back. Setting it on an existing row replaces the instance's
@@ -36,6 +40,9 @@
 
 mod modify;
 mod state;
+#[cfg(test)]
+mod transitions;
+mod volume;
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -44,7 +51,7 @@ use async_trait::async_trait;
 use aws_sdk_ec2::primitives::DateTimeFormat;
 use aws_sdk_ec2::types::{
     Filter, Instance as AwsInstance, InstanceStateName, InstanceType, ResourceType,
-    TagSpecification,
+    RunInstancesMonitoringEnabled, TagSpecification,
 };
 use base64::Engine as _;
 use infrasql_provider::{
@@ -53,6 +60,9 @@ use infrasql_provider::{
 };
 use serde_json::{json, Value};
 
+use self::modify::StoppedAttributes;
+use self::state::DesiredState;
+use self::volume::{root_of, Root};
 use super::sdk::{all_pages, classify, deleted, missing_id, not_found};
 use super::{changed, opt_str, present, put_tags, tag_spec, update_tags};
 use crate::Clients;
@@ -61,7 +71,7 @@ pub static SCHEMA: ResourceSchema = ResourceSchema {
     schema: "aws",
     table: "instance",
     display: "instance",
-    doc: "An EC2 instance. Changing the instance type stops and restarts it; changing the image, subnet or key pair replaces it.",
+    doc: "An EC2 instance. Setting desired_state stops or starts it; changing the instance type or EBS optimization stops and restarts it (a stopped one stays stopped); the root volume grows in place; changing the image, subnet or key pair replaces it.",
     columns: &[
         Column::new(
             "instance_id",
@@ -93,6 +103,31 @@ pub static SCHEMA: ResourceSchema = ResourceSchema {
             "User data (plain text, base64-encoded for AWS): used at launch, or set to replace it (stop, modify, start); never stored",
         ),
         Column::new("tags", Desired, "Tags other than Name, as a JSON object"),
+        Column::new(
+            "desired_state",
+            Desired,
+            "running (the default) or stopped: a change starts or stops the instance; sync reports where it is or is heading (pending counts as running, stopping as stopped), so a stop outside infrasql is drift here",
+        ),
+        Column::new(
+            "root_volume_size",
+            Desired,
+            "Root volume size in GiB; NULL at launch means the image's size (then filled in); grows in place (ModifyVolume), never shrinks",
+        ),
+        Column::new(
+            "root_volume_type",
+            Desired,
+            "Root volume type (gp2, gp3, io1, io2, st1, sc1, standard); NULL at launch means the image's type (then filled in); changed in place (ModifyVolume)",
+        ),
+        Column::new(
+            "ebs_optimized",
+            Desired,
+            "EBS-optimized; NULL at launch means the type's default (then filled in); a change stops the instance, modifies it and starts it again",
+        ),
+        Column::new(
+            "monitoring",
+            Desired,
+            "Detailed (1-minute) CloudWatch monitoring; NULL at launch means off (then filled in)",
+        ),
         Column::new(
             "state",
             CloudAssigned,
@@ -221,6 +256,15 @@ fn props(f: &Found, region: &str) -> Props {
     p.insert("subnet_id".into(), present(i.subnet_id()));
     p.insert("key_name".into(), present(i.key_name()));
     p.insert("state".into(), opt_str(state_of(i).map(|s| s.as_str())));
+    p.insert(
+        "desired_state".into(),
+        opt_str(DesiredState::of(i).map(DesiredState::as_str)),
+    );
+    // NULL until `Root::put` says otherwise (it needs DescribeVolumes).
+    p.insert("root_volume_size".into(), Value::Null);
+    p.insert("root_volume_type".into(), Value::Null);
+    p.insert("ebs_optimized".into(), json!(i.ebs_optimized()));
+    p.insert("monitoring".into(), json!(modify::monitored(i)));
     p.insert("security_group_ids".into(), json!(groups));
     p.insert("vpc_id".into(), present(i.vpc_id()));
     p.insert(
@@ -250,8 +294,9 @@ fn props(f: &Found, region: &str) -> Props {
 
 /// What `create` and `update` report: the cloud's view, except a NULL
 /// `subnet_id` stays NULL (see the module doc).
-fn observed(f: &Found, region: &str, desired: &Props) -> Props {
+fn observed(f: &Found, root: &Root, region: &str, desired: &Props) -> Props {
     let mut p = props(f, region);
+    root.put(&mut p);
     if desired.str("subnet_id").is_none() {
         p.insert("subnet_id".into(), Value::Null);
     }
@@ -306,22 +351,31 @@ impl Resource for Instance {
                 .send(),
         )
         .await?;
-        let mut out = Vec::new();
-        for r in &reservations {
-            for i in r.instances() {
-                // The filter already leaves them out; this also holds for an
-                // endpoint that ignores it.
-                if going_away(i) {
-                    continue;
-                }
-                let f = Found {
-                    instance: i.clone(),
-                    owner_id: r.owner_id().map(str::to_owned),
-                };
-                out.push(props(&f, region));
-            }
-        }
-        Ok(out)
+        // The filter already leaves them out; this also holds for an
+        // endpoint that ignores it.
+        let found: Vec<Found> = reservations
+            .iter()
+            .flat_map(|r| {
+                r.instances()
+                    .iter()
+                    .filter(|i| !going_away(i))
+                    .map(|i| Found {
+                        instance: i.clone(),
+                        owner_id: r.owner_id().map(str::to_owned),
+                    })
+            })
+            .collect();
+        let volumes = self
+            .root_volumes(region, found.iter().map(|f| &f.instance))
+            .await?;
+        Ok(found
+            .iter()
+            .map(|f| {
+                let mut p = props(f, region);
+                root_of(&f.instance, &volumes).put(&mut p);
+                p
+            })
+            .collect())
     }
 
     async fn create(&self, ctx: &ApplyContext, desired: &Props) -> Result<Props, ProviderError> {
@@ -330,6 +384,12 @@ impl Resource for Instance {
         // The whole set in the one launch call: never the default group
         // when the rows name others. Empty: AWS attaches the default group.
         let groups = wanted_groups(desired).filter(|g| !g.is_empty());
+        let want = desired
+            .str("desired_state")
+            .map(DesiredState::parse)
+            .transpose()?
+            .unwrap_or(DesiredState::Running);
+        let root = self.launch_mapping(&ctx.region, desired).await?;
         // The row's tags and the apply id (for crash recovery).
         let tags = tag_spec(ResourceType::Instance, desired, ctx)
             .tags()
@@ -349,6 +409,13 @@ impl Resource for Instance {
                         .str("user_data")
                         .map(|u| base64::engine::general_purpose::STANDARD.encode(u)),
                 )
+                .set_block_device_mappings(root.map(|m| vec![m]))
+                .set_ebs_optimized(desired.bool("ebs_optimized"))
+                .set_monitoring(
+                    desired
+                        .bool("monitoring")
+                        .map(|on| RunInstancesMonitoringEnabled::builder().enabled(on).build()),
+                )
                 .client_token(client_token(ctx))
                 .tag_specifications(
                     TagSpecification::builder()
@@ -366,8 +433,8 @@ impl Resource for Instance {
             .and_then(|i| i.instance_id())
             .ok_or_else(|| missing_id("RunInstances", "instance id"))?
             .to_owned();
-        match self.wait_running(&ctx.region, &id).await {
-            Ok(f) => Ok(observed(&f, &ctx.region, desired)),
+        match self.launched(&ctx.region, &id, want).await {
+            Ok((f, root)) => Ok(observed(&f, &root, &ctx.region, desired)),
             Err(e) => {
                 // Leave nothing half-made behind: the engine only undoes
                 // creates that succeeded.
@@ -388,16 +455,32 @@ impl Resource for Instance {
             let ec2 = self.clients.ec2(&ctx.region).await;
             update_tags(&ec2, id, before, after).await?;
         }
-        let instance_type = if changed(before, after, &["instance_type"]) {
-            Some(after.req_str("instance_type")?)
-        } else {
-            None
+        let attrs = StoppedAttributes {
+            instance_type: if changed(before, after, &["instance_type"]) {
+                Some(after.req_str("instance_type")?)
+            } else {
+                None
+            },
+            user_data: after.str("user_data"),
+            ebs_optimized: after
+                .bool("ebs_optimized")
+                .filter(|_| changed(before, after, &["ebs_optimized"])),
         };
-        let user_data = after.str("user_data");
-        if instance_type.is_some() || user_data.is_some() {
-            self.change_stopped_attributes(&ctx.region, id, instance_type, user_data)
+        let want = match after.str("desired_state") {
+            Some(s) if changed(before, after, &["desired_state"]) => Some(DesiredState::parse(s)?),
+            _ => None,
+        };
+        if !attrs.is_empty() || want.is_some() {
+            self.change_stopped_attributes(&ctx.region, id, attrs, want)
                 .await?;
         }
+        if let Some(on) = after
+            .bool("monitoring")
+            .filter(|_| changed(before, after, &["monitoring"]))
+        {
+            self.set_monitoring(&ctx.region, id, on).await?;
+        }
+        self.modify_root(&ctx.region, id, before, after).await?;
         // Only a set the engine hands over is applied: an update that does
         // not carry it (a type change) leaves the groups alone.
         if let Some(groups) = wanted_groups(after) {
@@ -406,7 +489,8 @@ impl Resource for Instance {
             }
         }
         let f = self.describe(&ctx.region, id).await?;
-        Ok(observed(&f, &ctx.region, after))
+        let root = self.root(&ctx.region, &f).await?;
+        Ok(observed(&f, &root, &ctx.region, after))
     }
 
     async fn delete(

@@ -1,26 +1,50 @@
-//! Changes made in place besides tags: the instance type and user data,
-//! which AWS accepts only on a stopped instance, and the set of security
-//! groups (one call with the whole set).
+//! Changes made in place besides tags: the instance type, EBS optimization
+//! and user data, which AWS accepts only on a stopped instance (with the
+//! running state the row asks for), and the set of security groups (one
+//! call with the whole set).
 
 use aws_sdk_ec2::primitives::Blob;
-use aws_sdk_ec2::types::{AttributeValue, Filter, InstanceStateName, SecureBlobAttributeValue};
+use aws_sdk_ec2::types::{
+    AttributeBooleanValue, AttributeValue, Filter, Instance as AwsInstance, MonitoringState,
+    SecureBlobAttributeValue,
+};
 use infrasql_provider::{ErrorClass, ProviderError};
 
-use super::{state_of, Instance};
+use super::state::{settled, DesiredState};
+use super::Instance;
 use crate::ec2::sdk::classify;
 
+/// Detailed monitoring on, or being turned on.
+pub(super) fn monitored(i: &AwsInstance) -> Option<bool> {
+    i.monitoring()
+        .and_then(|m| m.state())
+        .map(|s| matches!(s, MonitoringState::Enabled | MonitoringState::Pending))
+}
+
+/// Attributes AWS changes only on a stopped instance; None leaves one as it is.
+#[derive(Default)]
+pub(super) struct StoppedAttributes<'a> {
+    pub instance_type: Option<&'a str>,
+    pub user_data: Option<&'a str>,
+    pub ebs_optimized: Option<bool>,
+}
+
+impl StoppedAttributes<'_> {
+    pub(super) fn is_empty(&self) -> bool {
+        self.instance_type.is_none() && self.user_data.is_none() && self.ebs_optimized.is_none()
+    }
+}
+
 impl Instance {
-    /// Attributes AWS changes only on a stopped instance; one call each, as
-    /// ModifyInstanceAttribute takes one attribute at a time.
+    /// One call each, as ModifyInstanceAttribute takes one attribute at a time.
     async fn modify_stopped(
         &self,
         region: &str,
         id: &str,
-        instance_type: Option<&str>,
-        user_data: Option<&str>,
+        attrs: &StoppedAttributes<'_>,
     ) -> Result<(), ProviderError> {
         let ec2 = self.clients.ec2(region).await;
-        if let Some(t) = instance_type {
+        if let Some(t) = attrs.instance_type {
             ec2.modify_instance_attribute()
                 .instance_id(id)
                 .instance_type(AttributeValue::builder().value(t).build())
@@ -28,7 +52,15 @@ impl Instance {
                 .await
                 .map_err(classify)?;
         }
-        if let Some(data) = user_data {
+        if let Some(on) = attrs.ebs_optimized {
+            ec2.modify_instance_attribute()
+                .instance_id(id)
+                .ebs_optimized(AttributeBooleanValue::builder().value(on).build())
+                .send()
+                .await
+                .map_err(classify)?;
+        }
+        if let Some(data) = attrs.user_data {
             // A blob: the SDK base64-encodes it, as the API requires.
             ec2.modify_instance_attribute()
                 .instance_id(id)
@@ -44,48 +76,84 @@ impl Instance {
         Ok(())
     }
 
-    /// Change the instance type and/or user data: stop if running, modify,
-    /// start again if it was running. Nothing happens (no restart) when the
-    /// instance already has the type and no user data is given.
+    /// Change attributes AWS accepts only on a stopped instance, and/or its
+    /// running state. `want` is the state the row asks for when it changed
+    /// (`desired_state`), else None: then an instance that was running is
+    /// started again after the change, and a stopped one stays stopped.
+    /// Nothing happens (no restart) when the instance already has the
+    /// attributes and the state.
     pub(super) async fn change_stopped_attributes(
         &self,
         region: &str,
         id: &str,
-        instance_type: Option<&str>,
-        user_data: Option<&str>,
+        attrs: StoppedAttributes<'_>,
+        want: Option<DesiredState>,
     ) -> Result<(), ProviderError> {
-        let mut current = self.describe(region, id).await?;
-        let instance_type = instance_type
-            .filter(|t| current.instance.instance_type().map(|c| c.as_str()) != Some(*t));
-        if instance_type.is_none() && user_data.is_none() {
-            return Ok(());
-        }
-        if state_of(&current.instance) == Some(&InstanceStateName::Pending) {
-            current = self.wait_running(region, id).await?;
-        }
-        let restart = match state_of(&current.instance) {
-            Some(InstanceStateName::Running) => {
-                self.stop(region, id).await?;
-                true
-            }
-            Some(InstanceStateName::Stopping) => {
-                self.wait_for(region, id, InstanceStateName::Stopped)
-                    .await?;
-                false
-            }
-            _ => false,
+        let current = self.describe(region, id).await?;
+        let i = &current.instance;
+        let attrs = StoppedAttributes {
+            instance_type: attrs
+                .instance_type
+                .filter(|t| i.instance_type().map(|c| c.as_str()) != Some(*t)),
+            user_data: attrs.user_data,
+            ebs_optimized: attrs
+                .ebs_optimized
+                .filter(|on| i.ebs_optimized() != Some(*on)),
         };
-        let modified = self
-            .modify_stopped(region, id, instance_type, user_data)
-            .await;
-        if restart {
-            // Start again even if the change failed: never leave a running
-            // instance stopped.
-            let started = self.start(region, id).await;
-            modified?;
-            started
+        let now = DesiredState::of(i);
+        if attrs.is_empty() {
+            return match want {
+                Some(w) if Some(w) != now || !settled(i) => self.reach(region, id, w).await,
+                _ => Ok(()),
+            };
+        }
+        let was_running = now == Some(DesiredState::Running);
+        self.reach(region, id, DesiredState::Stopped).await?;
+        let modified = self.modify_stopped(region, id, &attrs).await;
+        let end = match (&modified, want) {
+            // A failed change leaves the instance as it was.
+            (Err(_), _) | (Ok(()), None) => {
+                if was_running {
+                    DesiredState::Running
+                } else {
+                    DesiredState::Stopped
+                }
+            }
+            (Ok(()), Some(w)) => w,
+        };
+        // Start again even if the change failed: never leave a running
+        // instance stopped.
+        let reached = match end {
+            DesiredState::Running => self.start(region, id).await,
+            DesiredState::Stopped => Ok(()),
+        };
+        modified?;
+        reached
+    }
+
+    /// Detailed monitoring on or off; AWS changes it on a running or
+    /// stopped instance alike.
+    pub(super) async fn set_monitoring(
+        &self,
+        region: &str,
+        id: &str,
+        on: bool,
+    ) -> Result<(), ProviderError> {
+        let ec2 = self.clients.ec2(region).await;
+        if on {
+            ec2.monitor_instances()
+                .instance_ids(id)
+                .send()
+                .await
+                .map(drop)
+                .map_err(classify)
         } else {
-            modified
+            ec2.unmonitor_instances()
+                .instance_ids(id)
+                .send()
+                .await
+                .map(drop)
+                .map_err(classify)
         }
     }
 

@@ -1,12 +1,18 @@
 //! An instance's state: describe it, wait until it reaches a state, stop
-//! and start it. EC2 changes state in the background, so every change here
-//! is followed by polling.
+//! and start it, and the `desired_state` a row asks for. EC2 changes state
+//! in the background, so every change here is followed by polling.
+//!
+//! `state` is AWS's; `desired_state` is the row's wish, `running` or
+//! `stopped`. The listing reports as `desired_state` where the instance is
+//! or is heading (pending → running, stopping → stopped), so a stop in the
+//! console is drift on `desired_state`, and a transition never is.
 
 use std::time::Duration;
 
-use aws_sdk_ec2::types::InstanceStateName;
+use aws_sdk_ec2::types::{Instance as AwsInstance, InstanceStateName};
 use infrasql_provider::{ErrorClass, ProviderError};
 
+use super::volume::Root;
 use super::{going_away, gone, state_of, Found, Instance};
 use crate::ec2::sdk::{class_of, classify, described, if_found};
 
@@ -17,6 +23,51 @@ const WAIT_POLLS: u32 = 600;
 /// Polls during which a just-launched instance may still be unknown to
 /// DescribeInstances (EC2 is eventually consistent).
 const UNSEEN_POLLS: u32 = 15;
+
+/// The state a row asks for (`desired_state`): an instance on its way to
+/// one counts as there, so a transition is never drift.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum DesiredState {
+    Running,
+    Stopped,
+}
+
+impl DesiredState {
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            DesiredState::Running => "running",
+            DesiredState::Stopped => "stopped",
+        }
+    }
+
+    pub(super) fn parse(s: &str) -> Result<DesiredState, ProviderError> {
+        match s {
+            "running" => Ok(DesiredState::Running),
+            "stopped" => Ok(DesiredState::Stopped),
+            other => Err(ProviderError::invalid(format!(
+                "desired_state must be running or stopped, not {other:?}"
+            ))),
+        }
+    }
+
+    /// Where the instance is or is heading: pending → running, stopping →
+    /// stopped; None for shutting-down and terminated.
+    pub(super) fn of(i: &AwsInstance) -> Option<DesiredState> {
+        match state_of(i)? {
+            InstanceStateName::Pending | InstanceStateName::Running => Some(DesiredState::Running),
+            InstanceStateName::Stopping | InstanceStateName::Stopped => Some(DesiredState::Stopped),
+            _ => None,
+        }
+    }
+}
+
+/// Not in a transition (pending, stopping).
+pub(super) fn settled(i: &AwsInstance) -> bool {
+    !matches!(
+        state_of(i),
+        Some(InstanceStateName::Pending | InstanceStateName::Stopping)
+    )
+}
 
 impl Instance {
     /// The instance as AWS reports it; NotFound when AWS does not know it.
@@ -128,5 +179,57 @@ impl Instance {
                 .map_err(classify)?;
         }
         self.wait_running(region, id).await.map(drop)
+    }
+
+    /// A just-launched instance once it is running, stopped again when the
+    /// row asks for `stopped` (AWS launches nothing stopped), with its root
+    /// volume.
+    pub(super) async fn launched(
+        &self,
+        region: &str,
+        id: &str,
+        want: DesiredState,
+    ) -> Result<(Found, Root), ProviderError> {
+        let mut found = self.wait_running(region, id).await?;
+        if want == DesiredState::Stopped {
+            self.stop(region, id).await?;
+            found = self.describe(region, id).await?;
+        }
+        let root = self.root(region, &found).await?;
+        Ok((found, root))
+    }
+
+    /// Bring the instance to `want` and wait until it is there. A pending
+    /// instance is waited for before a stop (AWS cannot stop it yet), a
+    /// stopping one before a start.
+    pub(super) async fn reach(
+        &self,
+        region: &str,
+        id: &str,
+        want: DesiredState,
+    ) -> Result<(), ProviderError> {
+        let found = self.describe(region, id).await?;
+        match (want, state_of(&found.instance)) {
+            (DesiredState::Running, Some(InstanceStateName::Running))
+            | (DesiredState::Stopped, Some(InstanceStateName::Stopped)) => Ok(()),
+            (DesiredState::Running, Some(InstanceStateName::Pending)) => {
+                self.wait_running(region, id).await.map(drop)
+            }
+            (DesiredState::Stopped, Some(InstanceStateName::Stopping)) => self
+                .wait_for(region, id, InstanceStateName::Stopped)
+                .await
+                .map(drop),
+            (DesiredState::Running, Some(InstanceStateName::Stopping)) => {
+                self.wait_for(region, id, InstanceStateName::Stopped)
+                    .await?;
+                self.start(region, id).await
+            }
+            (DesiredState::Stopped, Some(InstanceStateName::Pending)) => {
+                self.wait_running(region, id).await?;
+                self.stop(region, id).await
+            }
+            (DesiredState::Running, _) => self.start(region, id).await,
+            (DesiredState::Stopped, _) => self.stop(region, id).await,
+        }
     }
 }
