@@ -12,6 +12,15 @@
 //!   in reverse order, and nothing of the last phase has run.
 //! - If a delete fails, the first phase is undone as well; deletes already
 //!   done cannot be undone and are reported as such.
+//! - A stop (cancel, timeout) is handled like a failure: no step starts
+//!   after it, waits for readiness and creates in flight are abandoned (an
+//!   abandoned create is recovery's to find by its tag), updates and
+//!   deletes in flight are let finish, and what was done is undone.
+//! - A create counts as done when AWS accepted it; unless `infra.wait =
+//!   'accepted'`, the step then waits for the resource to be ready
+//!   (`Resource::ready`), and one that never gets ready is undone.
+
+mod wait;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -24,6 +33,24 @@ use tokio::sync::mpsc;
 
 use super::journal::{Journal, JournalError};
 use super::plan::{Action, Plan, Step};
+use super::settings::WaitMode;
+use super::stop::{self, Stop, StopReason};
+
+/// What steers an apply from outside: when to stop, what to wait for.
+pub struct Control {
+    pub stop: Stop,
+    pub wait: WaitMode,
+}
+
+impl Control {
+    /// Never stopped, waits until ready (the sync loop's reverts).
+    pub fn unattended() -> Self {
+        Control {
+            stop: stop::never(),
+            wait: WaitMode::Ready,
+        }
+    }
+}
 
 pub type Resources = HashMap<String, Arc<dyn Resource>>;
 
@@ -34,6 +61,9 @@ pub enum StepError {
     Cloud(ProviderError),
     /// infrasql could not journal the step, so it did not make the call.
     Journal(JournalError),
+    /// The apply was stopped. `in_call`: while AWS was carrying out the
+    /// step's call, whose outcome is then unknown.
+    Stopped { reason: StopReason, in_call: bool },
 }
 
 impl std::fmt::Display for StepError {
@@ -41,6 +71,7 @@ impl std::fmt::Display for StepError {
         match self {
             StepError::Cloud(e) => e.fmt(f),
             StepError::Journal(e) => e.fmt(f),
+            StepError::Stopped { reason, .. } => reason.fmt(f),
         }
     }
 }
@@ -81,12 +112,24 @@ pub struct ApplyFailure {
     pub not_undone: Vec<String>,
 }
 
-/// Run the plan. Progress lines go to `progress` as they happen.
+/// Run the plan, never stopped, waiting until created resources are ready.
+/// Progress lines go to `progress` as they happen.
 pub async fn apply(
     plan: &Plan,
     resources: &Resources,
     journal: &Journal<'_>,
     progress: &mpsc::UnboundedSender<String>,
+) -> Result<Applied, ApplyFailure> {
+    apply_with(plan, resources, journal, progress, &Control::unattended()).await
+}
+
+/// Run the plan as `control` says.
+pub async fn apply_with(
+    plan: &Plan,
+    resources: &Resources,
+    journal: &Journal<'_>,
+    progress: &mpsc::UnboundedSender<String>,
+    control: &Control,
 ) -> Result<Applied, ApplyFailure> {
     let mut applied = Applied::default();
     let first: Vec<&Step> = plan.steps.iter().filter(|s| !s.last_phase).collect();
@@ -98,6 +141,7 @@ pub async fn apply(
         resources,
         journal,
         progress,
+        control,
         &mut applied,
         &mut completed,
     )
@@ -111,12 +155,26 @@ pub async fn apply(
             not_undone,
         });
     }
+    // A stop while the last first-phase steps (updates, which are let
+    // finish) ran still undoes them; once deletes ran it is too late.
+    let stopped = control.stop.borrow().clone();
+    if let (Some(reason), Some(s)) = (stopped, first.last()) {
+        let (undone, not_undone) = undo(plan, &completed, resources, journal, progress).await;
+        let in_call = false;
+        return Err(ApplyFailure {
+            step: (*s).clone(),
+            error: StepError::Stopped { reason, in_call },
+            undone,
+            not_undone,
+        });
+    }
     let mut deleted: Vec<(usize, Props)> = Vec::new();
     if let Err((step, error)) = run_phase(
         &last,
         resources,
         journal,
         progress,
+        control,
         &mut applied,
         &mut deleted,
     )
@@ -165,6 +223,7 @@ async fn run_phase(
     resources: &Resources,
     journal: &Journal<'_>,
     progress: &mpsc::UnboundedSender<String>,
+    control: &Control,
     applied: &mut Applied,
     completed: &mut Vec<(usize, Props)>,
 ) -> Result<(), (Step, StepError)> {
@@ -182,6 +241,20 @@ async fn run_phase(
                     .all(|d| done.contains(d) || !in_phase.contains(d))
             });
             pending = rest;
+            // Stopped: nothing new starts; the first step that would have
+            // carries the reason unless one in flight does.
+            let stopped = control.stop.borrow().clone();
+            let ready = match stopped {
+                Some(reason) => {
+                    if let Some(s) = ready.first() {
+                        let in_call = false;
+                        failure = Some(((*s).clone(), StepError::Stopped { reason, in_call }));
+                    }
+                    pending.clear();
+                    Vec::new()
+                }
+                None => ready,
+            };
             for s in ready {
                 let resource = resources
                     .get(&s.table)
@@ -201,6 +274,7 @@ async fn run_phase(
                         after.as_ref(),
                         &journal,
                         &progress,
+                        control,
                     )
                     .await;
                     (step, r)
@@ -224,7 +298,12 @@ async fn run_phase(
                 }
                 completed.push((step.step, props.unwrap_or_default()));
             }
-            Err(e) => {
+            Err((e, created)) => {
+                // Created, but stopped or failed while waiting for it to
+                // be ready: undone like any completed create.
+                if let Some(p) = created {
+                    completed.push((step.step, p));
+                }
                 if failure.is_none() {
                     failure = Some((step, e));
                 }
@@ -237,6 +316,10 @@ async fn run_phase(
     }
 }
 
+/// Why a step failed and, for a create that AWS carried out before the
+/// failure (while waiting for readiness), what it created.
+type StepFailure = (StepError, Option<Props>);
+
 /// One cloud action; returns the observed props for non-deletes.
 async fn run_step(
     s: &Step,
@@ -244,56 +327,114 @@ async fn run_step(
     after: Option<&Props>,
     journal: &Journal<'_>,
     progress: &mpsc::UnboundedSender<String>,
-) -> Result<Option<Props>, StepError> {
+    control: &Control,
+) -> Result<Option<Props>, StepFailure> {
     let what = s.describe();
     journal
         .step_started(s, r)
         .await
-        .map_err(StepError::Journal)?;
+        .map_err(|e| (StepError::Journal(e), None))?;
     let _ = progress.send(format!("step {}: started {what}", s.step));
     let t = Instant::now();
     let c = ctx(s, journal);
     let empty = Props::new();
-    let result = match (s.action, s.last_phase) {
-        (Action::Create, _) | (Action::Replace, false) | (Action::RecreateCreate, _) => {
-            r.create(&c, after.unwrap_or(&empty)).await.map(Some)
+    let creates = matches!(
+        (s.action, s.last_phase),
+        (Action::Create, _) | (Action::Replace, false) | (Action::RecreateCreate, _)
+    );
+    let call = async {
+        match (s.action, s.last_phase) {
+            _ if creates => r.create(&c, after.unwrap_or(&empty)).await.map(Some),
+            (Action::Update, _) => r
+                .update(
+                    &c,
+                    &s.id,
+                    s.before.as_ref().unwrap_or(&empty),
+                    after.unwrap_or(&empty),
+                )
+                .await
+                .map(Some),
+            _ => r
+                .delete(&c, &s.id, s.before.as_ref().unwrap_or(&empty))
+                .await
+                .map(|_| None),
         }
-        (Action::Update, _) => r
-            .update(
-                &c,
-                &s.id,
-                s.before.as_ref().unwrap_or(&empty),
-                after.unwrap_or(&empty),
-            )
-            .await
-            .map(Some),
-        (Action::Delete, _) | (Action::Replace, true) | (Action::RecreateDelete, _) => r
-            .delete(&c, &s.id, s.before.as_ref().unwrap_or(&empty))
-            .await
-            .map(|_| None),
+    };
+    // A create in flight may be abandoned (its tag lets recovery find what
+    // it made); an update or a delete half-done would leave the resource in
+    // a state nobody knows, so it is let finish and undone after.
+    let label = match &s.name {
+        Some(n) => format!("{} \"{n}\"", s.table),
+        None => format!("{} {}", s.table, s.id),
+    };
+    let still = |secs| format!("step {}: still waiting for AWS on {label} ({secs} s)", s.step);
+    let stop = creates.then_some(&control.stop);
+    let result = match wait::watched(call, stop, progress, still).await {
+        Ok(r) => r,
+        Err(reason) => {
+            let why = format!("{reason} while AWS was carrying out the call");
+            journal
+                .step_finished(s.step, "failed", None, None, Some(why.clone()))
+                .await;
+            let _ = progress.send(format!("step {}: {why}", s.step));
+            let in_call = true;
+            return Err((StepError::Stopped { reason, in_call }, None));
+        }
     };
     let ms = t.elapsed().as_millis();
-    match &result {
-        Ok(props) => {
-            let idc = r.schema().id_column();
-            let new_id = props
-                .as_ref()
-                .and_then(|p| p.get(idc))
-                .and_then(Value::as_str);
-            journal
-                .step_finished(s.step, "done", new_id, storable(r, props.as_ref()), None)
-                .await;
-            let id = new_id.map(|i| format!(" as {i}")).unwrap_or_default();
-            let _ = progress.send(format!("step {}: done{id} in {ms} ms", s.step));
-        }
+    let props = match result {
+        Ok(props) => props,
         Err(e) => {
             journal
                 .step_finished(s.step, "failed", None, None, Some(e.to_string()))
                 .await;
             let _ = progress.send(format!("step {}: failed after {ms} ms: {e}", s.step));
+            return Err((StepError::Cloud(e), None));
         }
+    };
+    let idc = r.schema().id_column();
+    let new_id = props
+        .as_ref()
+        .and_then(|p| p.get(idc))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    journal
+        .step_finished(
+            s.step,
+            "done",
+            new_id.as_deref(),
+            storable(r, props.as_ref()),
+            None,
+        )
+        .await;
+    let id = new_id
+        .as_deref()
+        .map(|i| format!(" as {i}"))
+        .unwrap_or_default();
+    let _ = progress.send(format!("step {}: done{id} in {ms} ms", s.step));
+    match (creates, control.wait, props, new_id) {
+        (true, WaitMode::Ready, Some(created), Some(id)) => {
+            match wait::until_ready(r, &c, &id, &created, &control.stop, progress).await {
+                Ok(Ok(now)) => {
+                    if t.elapsed() >= wait::PROGRESS_EVERY {
+                        let secs = t.elapsed().as_secs();
+                        let _ = progress.send(format!("step {}: {id} is ready ({secs} s)", s.step));
+                    }
+                    Ok(Some(now.unwrap_or(created)))
+                }
+                Ok(Err(e)) => {
+                    let _ = progress.send(format!("step {}: {id} did not get ready: {e}", s.step));
+                    Err((StepError::Cloud(e), Some(created)))
+                }
+                Err(reason) => {
+                    let _ = progress.send(format!("step {}: {reason} while waiting for {id}", s.step));
+                    let in_call = false;
+                    Err((StepError::Stopped { reason, in_call }, Some(created)))
+                }
+            }
+        }
+        (_, _, props, _) => Ok(props),
     }
-    result.map_err(StepError::Cloud)
 }
 
 /// Undo completed first-phase steps, newest first.

@@ -1,8 +1,9 @@
 //! EC2 instances against moto.
 //!
 //! moto quirks (moto 5.2), where real AWS differs:
-//! - An instance is `running` as soon as RunInstances has answered (AWS:
-//!   `pending` for tens of seconds); stop, start and terminate are instant
+//! - DescribeInstances reports an instance `running` as soon as
+//!   RunInstances has answered (AWS: `pending` for tens of seconds), so
+//!   the first `ready` poll says ready; stop, start and terminate are instant
 //!   too, so every wait passes on its first poll.
 //! - An instance launched without security groups gets none (AWS attaches
 //!   the VPC's default group).
@@ -28,7 +29,7 @@ use aws_sdk_ec2::types::{Filter, Instance as AwsInstance, InstanceAttributeName,
 use base64::Engine as _;
 use common::{ctx, props, Moto};
 use infrasql_aws::ec2::instance::Instance;
-use infrasql_provider::{ErrorClass, Props, PropsExt, Resource};
+use infrasql_provider::{ErrorClass, Props, PropsExt, Readiness, Resource};
 use serde_json::json;
 
 const AMI: &str = "ami-760aaa0f";
@@ -167,9 +168,15 @@ async fn an_instance_is_launched_listed_changed_in_place_and_terminated() {
         .unwrap();
     let instances = Instance::new(moto.clients().await);
 
-    let made = instances.create(&ctx(), &row(&net)).await.unwrap();
-    let id = made.str("instance_id").unwrap().to_owned();
+    let launched = instances.create(&ctx(), &row(&net)).await.unwrap();
+    let id = launched.str("instance_id").unwrap().to_owned();
     assert!(id.starts_with("i-"), "{id}");
+    // create returns once AWS accepted the launch; the engine waits for
+    // `running` through `ready`.
+    let made = match instances.ready(&ctx(), &id, &launched).await.unwrap() {
+        Readiness::Ready(Some(p)) => p,
+        other => panic!("moto's instance is running at once: {other:?}"),
+    };
     assert_eq!(made.str("state"), Some("running"));
     assert_eq!(made.str("image_id"), Some(AMI));
     assert_eq!(made.str("instance_type"), Some("t3.micro"));

@@ -58,8 +58,8 @@ use aws_sdk_ec2::types::{
 };
 use base64::Engine as _;
 use infrasql_provider::{
-    ApplyContext, Column, ColumnKind::*, Props, PropsExt, ProviderError, ReplaceOrder, Resource,
-    ResourceSchema,
+    ApplyContext, Column, ColumnKind::*, Props, PropsExt, ProviderError, Readiness, ReplaceOrder,
+    Resource, ResourceSchema,
 };
 use serde_json::{json, Value};
 
@@ -374,21 +374,28 @@ impl Resource for Instance {
                 .await
                 .map_err(classify)?
         };
-        let id = launched
+        // Readiness (`running`) is the engine's to wait for (`ready`), so it
+        // can report progress, stop on a cancel and skip the wait under
+        // `infra.wait = 'accepted'`.
+        let instance = launched
             .instances()
             .first()
-            .and_then(|i| i.instance_id())
-            .ok_or_else(|| missing_id("RunInstances", "instance id"))?
-            .to_owned();
-        match self.wait_running(&ctx.region, &id).await {
-            Ok(f) => Ok(observed(&f, &ctx.region, desired)),
-            Err(e) => {
-                // Leave nothing half-made behind: the engine only undoes
-                // creates that succeeded.
-                let _ = self.delete(ctx, &id, desired).await;
-                Err(e)
-            }
-        }
+            .filter(|i| i.instance_id().is_some())
+            .ok_or_else(|| missing_id("RunInstances", "instance id"))?;
+        let f = Found {
+            instance: instance.clone(),
+            owner_id: launched.owner_id().map(str::to_owned),
+        };
+        Ok(observed(&f, &ctx.region, desired))
+    }
+
+    async fn ready(
+        &self,
+        ctx: &ApplyContext,
+        id: &str,
+        created: &Props,
+    ) -> Result<Readiness, ProviderError> {
+        self.readiness(&ctx.region, id, created).await
     }
 
     async fn update(
