@@ -111,10 +111,7 @@ async fn a_slow_create_sends_progress_at_most_ten_seconds_apart() {
     let t = Instant::now();
     c.batch_execute(VPC).await.unwrap();
     let done = Instant::now();
-    assert!(
-        done - t >= Duration::from_secs(25),
-        "the create was slow"
-    );
+    assert!(done - t >= Duration::from_secs(25), "the create was slow");
     let mut at = vec![t];
     let mut lines = Vec::new();
     while let Ok((when, m)) = rx.try_recv() {
@@ -128,7 +125,9 @@ async fn a_slow_create_sends_progress_at_most_ten_seconds_apart() {
         "a gap of {widest:?} between notices: {lines:#?}"
     );
     assert!(
-        lines.iter().any(|l| l.contains("step 1: still waiting for AWS on aws.vpc \"slow\"")),
+        lines
+            .iter()
+            .any(|l| l.contains("step 1: still waiting for AWS on aws.vpc \"slow\"")),
         "{lines:#?}"
     );
 }
@@ -157,7 +156,11 @@ async fn a_cancel_request_stops_a_slow_create_and_undoes_it() {
     assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
     let db = e.as_db_error().unwrap();
     assert!(db.message().contains("canceled"), "{}", db.message());
-    assert!(db.detail().unwrap_or("").contains("abandoned"), "{:?}", db.detail());
+    assert!(
+        db.detail().unwrap_or("").contains("abandoned"),
+        "{:?}",
+        db.detail()
+    );
     assert_ne!(apply_status(&c, &id).await, "running");
     let n: i64 = c
         .query_one("SELECT count(*) FROM aws.vpc", &[])
@@ -204,14 +207,21 @@ async fn infra_cancel_apply_from_another_session_stops_the_wait_and_undoes_the_c
     let e = r.expect_err("the COMMIT was cancelled");
     assert_eq!(sqlstate(&e).as_deref(), Some("57014"), "{e:?}");
     let detail = e.as_db_error().unwrap().detail().unwrap_or("").to_owned();
-    assert!(detail.contains("Undone: deleted aws.instance i-"), "{detail}");
+    assert!(
+        detail.contains("Undone: deleted aws.instance i-"),
+        "{detail}"
+    );
     assert_eq!(apply_status(&other, &id).await, "failed");
     let out = moto.ec2().await.describe_instances().send().await.unwrap();
     let states: Vec<String> = out
         .reservations()
         .iter()
         .flat_map(|r| r.instances())
-        .filter_map(|i| i.state().and_then(|s| s.name()).map(|n| n.as_str().to_owned()))
+        .filter_map(|i| {
+            i.state()
+                .and_then(|s| s.name())
+                .map(|n| n.as_str().to_owned())
+        })
         .collect();
     assert!(states.iter().all(|s| s == "terminated"), "{states:?}");
     drop(c);
@@ -237,13 +247,19 @@ async fn apply_timeout_stops_a_slow_create_like_a_cancel() {
             .times(1)
             .with(Effect::Delay(Duration::from_secs(10))),
     );
-    c.batch_execute("SET infra.apply_timeout = '2s'").await.unwrap();
+    c.batch_execute("SET infra.apply_timeout = '2s'")
+        .await
+        .unwrap();
     let t = Instant::now();
     let e = c.batch_execute(VPC).await.expect_err("timed out");
     assert!(t.elapsed() < Duration::from_secs(8), "{:?}", t.elapsed());
     assert_eq!(sqlstate(&e).as_deref(), Some("57014"), "{e:?}");
     let db = e.as_db_error().unwrap();
-    assert!(db.message().contains("infra.apply_timeout"), "{}", db.message());
+    assert!(
+        db.message().contains("infra.apply_timeout"),
+        "{}",
+        db.message()
+    );
     let id = apply_id(&mut rx).await;
     assert_ne!(apply_status(&c, &id).await, "running");
     assert_eq!(no_vpcs_left(&moto).await, Vec::<String>::new());
@@ -271,7 +287,9 @@ async fn wait_accepted_returns_before_the_instance_is_ready() {
     let c = s.connect().await;
     proxy.arm(Fault::on("DescribeInstances").with(Effect::Delay(Duration::from_secs(30))));
     proxy.reset_log();
-    c.batch_execute("SET infra.wait = 'accepted'").await.unwrap();
+    c.batch_execute("SET infra.wait = 'accepted'")
+        .await
+        .unwrap();
     let t = Instant::now();
     c.batch_execute("INSERT INTO aws.instance (name, image_id) VALUES ('w', 'ami-760aaa0f')")
         .await

@@ -417,7 +417,8 @@ impl Engine {
         let resources = self.resources.clone();
         let plan_for_task = plan.clone();
         let task_id = apply_id.clone();
-        let (stop, watcher) = stop::watch(steer.signal, steer.timeout, db.clone(), apply_id.clone());
+        let (stop, watcher) =
+            stop::watch(steer.signal, steer.timeout, db.clone(), apply_id.clone());
         let control = apply::Control {
             stop,
             wait: steer.wait,
@@ -454,13 +455,14 @@ impl Engine {
                 // Not finished while part of the undo failed, or while a
                 // create whose answer was lost may have happened after all:
                 // recovery then settles it from the journal and the tags.
-                let maybe_created = matches!(
-                    (f.step.action, f.step.last_phase),
-                    (Action::Create | Action::RecreateCreate, _) | (Action::Replace, false)
-                ) && matches!(
-                    &f.error,
-                    StepError::Cloud(e) if e.class == ErrorClass::Retryable
-                ) || matches!(&f.error, StepError::Stopped { in_call: true, .. });
+                let maybe_created =
+                    matches!(
+                        (f.step.action, f.step.last_phase),
+                        (Action::Create | Action::RecreateCreate, _) | (Action::Replace, false)
+                    ) && matches!(
+                        &f.error,
+                        StepError::Cloud(e) if e.class == ErrorClass::Retryable
+                    ) || matches!(&f.error, StepError::Stopped { in_call: true, .. });
                 let status = if f.not_undone.is_empty() && !maybe_created {
                     ApplyStatus::Failed
                 } else {

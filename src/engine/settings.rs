@@ -249,9 +249,21 @@ mod tests {
         assert_eq!(parse_duration("90"), Some(s(90)));
         assert_eq!(parse_duration("1h 30min"), Some(s(5400)));
         assert_eq!(parse_duration("1.5 hours"), Some(s(5400)));
-        assert_eq!(parse_duration("250ms"), Some(std::time::Duration::from_millis(250)));
+        assert_eq!(
+            parse_duration("250ms"),
+            Some(std::time::Duration::from_millis(250))
+        );
         assert_eq!(parse_duration("0"), Some(s(0)));
-        for bad in ["", " ", "min", "5 fortnights", "-5s", "1e3s", "5s-", "1..2s"] {
+        for bad in [
+            "",
+            " ",
+            "min",
+            "5 fortnights",
+            "-5s",
+            "1e3s",
+            "5s-",
+            "1..2s",
+        ] {
             assert_eq!(parse_duration(bad), None, "{bad:?}");
         }
     }
