@@ -337,24 +337,32 @@ async fn undo(
             .and_then(Value::as_str)
             .unwrap_or(&s.id)
             .to_owned();
-        let (line, result) = match s.action {
-            Action::Create | Action::Replace | Action::RecreateCreate => (
-                format!("deleted {} {new_id} (created by this commit)", s.table),
-                r.delete(&c, &new_id, observed).await,
-            ),
-            Action::Update => (
-                format!("restored {} {}", s.table, s.id),
-                r.update(
-                    &c,
-                    &s.id,
-                    observed,
-                    s.before.as_ref().expect("updates have a before"),
-                )
-                .await
-                .map(drop),
-            ),
-            Action::RecreateDelete => recreate(s, r.as_ref(), journal).await,
-            Action::Delete => continue,
+        let call = async {
+            match s.action {
+                Action::Create | Action::Replace | Action::RecreateCreate => Some((
+                    format!("deleted {} {new_id} (created by this commit)", s.table),
+                    r.delete(&c, &new_id, observed).await,
+                )),
+                Action::Update => Some((
+                    format!("restored {} {}", s.table, s.id),
+                    r.update(
+                        &c,
+                        &s.id,
+                        observed,
+                        s.before.as_ref().expect("updates have a before"),
+                    )
+                    .await
+                    .map(drop),
+                )),
+                Action::RecreateDelete => Some(recreate(s, r.as_ref(), journal).await),
+                Action::Delete => None,
+            }
+        };
+        // An undo is never stopped, but a long one (an instance's
+        // termination) still reports progress.
+        let still = |secs| format!("undo step {}: still waiting for AWS ({secs} s)", s.step);
+        let Some((line, result)) = wait::reporting(call, progress, still).await else {
+            continue;
         };
         match result {
             Ok(()) => {

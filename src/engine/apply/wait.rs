@@ -32,6 +32,18 @@ pub async fn watched<F: Future>(
     every(PROGRESS_EVERY, fut, stop, progress, |d| line(d.as_secs())).await
 }
 
+/// [`watched`] without a stop: runs `fut` to its end.
+pub async fn reporting<F: Future>(
+    fut: F,
+    progress: &mpsc::UnboundedSender<String>,
+    line: impl Fn(u64) -> String,
+) -> F::Output {
+    match watched(fut, None, progress, line).await {
+        Ok(out) => out,
+        Err(reason) => unreachable!("a wait without a stop was stopped: {reason}"),
+    }
+}
+
 /// [`watched`], reporting every `period`.
 async fn every<F: Future>(
     period: Duration,
