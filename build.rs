@@ -3,7 +3,11 @@
 use std::fmt::Write as _;
 
 fn main() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schema");
+    // Read at run time: `env!` would bake in where the build script was
+    // first compiled, and a copied target/ (a second worktree) would then
+    // embed the other checkout's schema.
+    let root = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let dir = std::path::Path::new(&root).join("schema");
     println!("cargo:rerun-if-changed={}", dir.display());
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .expect("schema/ exists")

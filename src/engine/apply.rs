@@ -12,10 +12,19 @@
 //!   in reverse order, and nothing of the last phase has run.
 //! - If a delete fails, the first phase is undone as well; deletes already
 //!   done cannot be undone and are reported as such.
+//! - A stop (cancel, timeout) is handled like a failure: no step starts
+//!   after it, waits for readiness and creates in flight are abandoned (an
+//!   abandoned create is recovery's to find by its tag), updates and
+//!   deletes in flight are let finish, and what was done is undone.
+//! - A create counts as done when AWS accepted it; unless `infra.wait =
+//!   'accepted'`, the step then waits for the resource to be ready
+//!   (`Resource::ready`), and one that never gets ready is undone.
+
+mod step;
+mod wait;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use infrasql_provider::{ApplyContext, ColumnKind, Props, ProviderError, Resource};
@@ -24,6 +33,25 @@ use tokio::sync::mpsc;
 
 use super::journal::{Journal, JournalError};
 use super::plan::{Action, Plan, Step};
+use super::settings::WaitMode;
+use super::stop::{self, Stop, StopReason};
+use step::run_step;
+
+/// What steers an apply from outside: when to stop, what to wait for.
+pub struct Control {
+    pub stop: Stop,
+    pub wait: WaitMode,
+}
+
+impl Control {
+    /// Never stopped, waits until ready (the sync loop's reverts).
+    pub fn unattended() -> Self {
+        Control {
+            stop: stop::never(),
+            wait: WaitMode::Ready,
+        }
+    }
+}
 
 pub type Resources = HashMap<String, Arc<dyn Resource>>;
 
@@ -34,6 +62,9 @@ pub enum StepError {
     Cloud(ProviderError),
     /// infrasql could not journal the step, so it did not make the call.
     Journal(JournalError),
+    /// The apply was stopped. `in_call`: while AWS was carrying out the
+    /// step's call, whose outcome is then unknown.
+    Stopped { reason: StopReason, in_call: bool },
 }
 
 impl std::fmt::Display for StepError {
@@ -41,6 +72,7 @@ impl std::fmt::Display for StepError {
         match self {
             StepError::Cloud(e) => e.fmt(f),
             StepError::Journal(e) => e.fmt(f),
+            StepError::Stopped { reason, .. } => reason.fmt(f),
         }
     }
 }
@@ -81,12 +113,24 @@ pub struct ApplyFailure {
     pub not_undone: Vec<String>,
 }
 
-/// Run the plan. Progress lines go to `progress` as they happen.
+/// Run the plan, never stopped, waiting until created resources are ready.
+/// Progress lines go to `progress` as they happen.
 pub async fn apply(
     plan: &Plan,
     resources: &Resources,
     journal: &Journal<'_>,
     progress: &mpsc::UnboundedSender<String>,
+) -> Result<Applied, ApplyFailure> {
+    apply_with(plan, resources, journal, progress, &Control::unattended()).await
+}
+
+/// Run the plan as `control` says.
+pub async fn apply_with(
+    plan: &Plan,
+    resources: &Resources,
+    journal: &Journal<'_>,
+    progress: &mpsc::UnboundedSender<String>,
+    control: &Control,
 ) -> Result<Applied, ApplyFailure> {
     let mut applied = Applied::default();
     let first: Vec<&Step> = plan.steps.iter().filter(|s| !s.last_phase).collect();
@@ -98,6 +142,7 @@ pub async fn apply(
         resources,
         journal,
         progress,
+        control,
         &mut applied,
         &mut completed,
     )
@@ -111,12 +156,26 @@ pub async fn apply(
             not_undone,
         });
     }
+    // A stop while the last first-phase steps (updates, which are let
+    // finish) ran still undoes them; once deletes ran it is too late.
+    let stopped = control.stop.borrow().clone();
+    if let (Some(reason), Some(s)) = (stopped, first.last()) {
+        let (undone, not_undone) = undo(plan, &completed, resources, journal, progress).await;
+        let in_call = false;
+        return Err(ApplyFailure {
+            step: (*s).clone(),
+            error: StepError::Stopped { reason, in_call },
+            undone,
+            not_undone,
+        });
+    }
     let mut deleted: Vec<(usize, Props)> = Vec::new();
     if let Err((step, error)) = run_phase(
         &last,
         resources,
         journal,
         progress,
+        control,
         &mut applied,
         &mut deleted,
     )
@@ -176,6 +235,7 @@ async fn run_phase(
     resources: &Resources,
     journal: &Journal<'_>,
     progress: &mpsc::UnboundedSender<String>,
+    control: &Control,
     applied: &mut Applied,
     completed: &mut Vec<(usize, Props)>,
 ) -> Result<(), (Step, StepError)> {
@@ -193,6 +253,20 @@ async fn run_phase(
                     .all(|d| done.contains(d) || !in_phase.contains(d))
             });
             pending = rest;
+            // Stopped: nothing new starts; the first step that would have
+            // carries the reason unless one in flight does.
+            let stopped = control.stop.borrow().clone();
+            let ready = match stopped {
+                Some(reason) => {
+                    if let Some(s) = ready.first() {
+                        let in_call = false;
+                        failure = Some(((*s).clone(), StepError::Stopped { reason, in_call }));
+                    }
+                    pending.clear();
+                    Vec::new()
+                }
+                None => ready,
+            };
             for s in ready {
                 let resource = resources
                     .get(&s.table)
@@ -212,6 +286,7 @@ async fn run_phase(
                         after.as_ref(),
                         &journal,
                         &progress,
+                        control,
                     )
                     .await;
                     (step, r)
@@ -235,7 +310,12 @@ async fn run_phase(
                 }
                 completed.push((step.step, props.unwrap_or_default()));
             }
-            Err(e) => {
+            Err((e, created)) => {
+                // Created, but stopped or failed while waiting for it to
+                // be ready: undone like any completed create.
+                if let Some(p) = created {
+                    completed.push((step.step, p));
+                }
                 if failure.is_none() {
                     failure = Some((step, e));
                 }
@@ -246,65 +326,6 @@ async fn run_phase(
         Some(f) => Err(f),
         None => Ok(()),
     }
-}
-
-/// One cloud action; returns the observed props for non-deletes.
-async fn run_step(
-    s: &Step,
-    r: &dyn Resource,
-    after: Option<&Props>,
-    journal: &Journal<'_>,
-    progress: &mpsc::UnboundedSender<String>,
-) -> Result<Option<Props>, StepError> {
-    let what = s.describe();
-    journal
-        .step_started(s, r)
-        .await
-        .map_err(StepError::Journal)?;
-    let _ = progress.send(format!("step {}: started {what}", s.step));
-    let t = Instant::now();
-    let c = ctx(s, journal);
-    let empty = Props::new();
-    let result = match (s.action, s.last_phase) {
-        (Action::Create, _) | (Action::Replace, false) | (Action::RecreateCreate, _) => {
-            r.create(&c, after.unwrap_or(&empty)).await.map(Some)
-        }
-        (Action::Update, _) => r
-            .update(
-                &c,
-                &s.id,
-                s.before.as_ref().unwrap_or(&empty),
-                after.unwrap_or(&empty),
-            )
-            .await
-            .map(Some),
-        (Action::Delete, _) | (Action::Replace, true) | (Action::RecreateDelete, _) => r
-            .delete(&c, &s.id, s.before.as_ref().unwrap_or(&empty))
-            .await
-            .map(|_| None),
-    };
-    let ms = t.elapsed().as_millis();
-    match &result {
-        Ok(props) => {
-            let idc = r.schema().id_column();
-            let new_id = props
-                .as_ref()
-                .and_then(|p| p.get(idc))
-                .and_then(Value::as_str);
-            journal
-                .step_finished(s.step, "done", new_id, storable(r, props.as_ref()), None)
-                .await;
-            let id = new_id.map(|i| format!(" as {i}")).unwrap_or_default();
-            let _ = progress.send(format!("step {}: done{id} in {ms} ms", s.step));
-        }
-        Err(e) => {
-            journal
-                .step_finished(s.step, "failed", None, None, Some(e.to_string()))
-                .await;
-            let _ = progress.send(format!("step {}: failed after {ms} ms: {e}", s.step));
-        }
-    }
-    result.map_err(StepError::Cloud)
 }
 
 /// Undo completed first-phase steps, newest first.
@@ -327,24 +348,32 @@ async fn undo(
             .and_then(Value::as_str)
             .unwrap_or(&s.id)
             .to_owned();
-        let (line, result) = match s.action {
-            Action::Create | Action::Replace | Action::RecreateCreate => (
-                format!("deleted {} {new_id} (created by this commit)", s.table),
-                r.delete(&c, &new_id, observed).await,
-            ),
-            Action::Update => (
-                format!("restored {} {}", s.table, s.id),
-                r.update(
-                    &c,
-                    &s.id,
-                    observed,
-                    s.before.as_ref().expect("updates have a before"),
-                )
-                .await
-                .map(drop),
-            ),
-            Action::RecreateDelete => recreate(s, r.as_ref(), journal).await,
-            Action::Delete => continue,
+        let call = async {
+            match s.action {
+                Action::Create | Action::Replace | Action::RecreateCreate => Some((
+                    format!("deleted {} {new_id} (created by this commit)", s.table),
+                    r.delete(&c, &new_id, observed).await,
+                )),
+                Action::Update => Some((
+                    format!("restored {} {}", s.table, s.id),
+                    r.update(
+                        &c,
+                        &s.id,
+                        observed,
+                        s.before.as_ref().expect("updates have a before"),
+                    )
+                    .await
+                    .map(drop),
+                )),
+                Action::RecreateDelete => Some(recreate(s, r.as_ref(), journal).await),
+                Action::Delete => None,
+            }
+        };
+        // An undo is never stopped, but a long one (an instance's
+        // termination) still reports progress.
+        let still = |secs| format!("undo step {}: still waiting for AWS ({secs} s)", s.step);
+        let Some((line, result)) = wait::reporting(call, progress, still).await else {
+            continue;
         };
         match result {
             Ok(()) => {

@@ -35,10 +35,33 @@ use super::hook::{CommitContext, CommitHook, HookError, Verdict};
 use super::journal::{ApplyId, ApplyStatus, Journal, JournalError, Origin};
 use super::plan::{self, Action, Plan};
 use super::report::Report;
-use super::settings;
+use super::settings::{self, WaitMode};
+use super::stop::{self, StopReason};
 use crate::store::engine_db::EngineDb;
 
 mod sets;
+
+/// What the session asked of this apply besides the plan.
+struct Steer {
+    signal: super::hook::CancelSignal,
+    wait: WaitMode,
+    timeout: Option<std::time::Duration>,
+}
+
+/// A COMMIT whose apply was stopped: PostgreSQL's own code for a canceled
+/// statement, so drivers treat it as they treat a canceled query.
+fn stopped_report(reason: &StopReason, apply_id: &ApplyId) -> Report {
+    let report = Report::error(
+        errors::QUERY_CANCELED,
+        format!("COMMIT {reason}: apply {apply_id} was stopped and undone"),
+    );
+    match reason {
+        StopReason::Timeout(_) => report.with_hint(
+            "Raise infra.apply_timeout, or SET infra.wait = 'accepted' so COMMIT returns once AWS has accepted the requests.",
+        ),
+        _ => report,
+    }
+}
 
 pub struct Engine {
     resources: Resources,
@@ -279,6 +302,18 @@ impl CommitHook for Engine {
             return Ok(Verdict::Commit);
         }
         check_deferred(ctx).await?;
+        let wait = settings::wait_setting(ctx).await?;
+        let timeout = settings::timeout_setting(ctx).await?;
+        // The session is idle in its transaction while infrasql waits on
+        // AWS, possibly for many minutes: a managed PostgreSQL's
+        // idle_in_transaction_session_timeout must not end it meanwhile.
+        ctx.query("SET LOCAL idle_in_transaction_session_timeout = 0")
+            .await?;
+        let steer = Steer {
+            signal: ctx.cancel_signal(),
+            wait,
+            timeout,
+        };
         let started = Instant::now();
         let user = ctx.query("SELECT session_user").await?;
         let user = user.first().and_then(|r| r[0].clone()).unwrap_or_default();
@@ -293,7 +328,7 @@ impl CommitHook for Engine {
             .await
             .map_err(journal_failed)?;
         let result = self
-            .apply_and_write_back(ctx, plan, journal, db.clone(), started)
+            .apply_and_write_back(ctx, plan, journal, db.clone(), started, steer)
             .await;
         journal.release().await;
         result
@@ -374,6 +409,7 @@ impl Engine {
         journal: Journal<'_>,
         db: Arc<tokio_postgres::Client>,
         started: Instant,
+        steer: Steer,
     ) -> Result<Verdict, HookError> {
         let apply_id = journal.id().clone();
         ctx.notice(&format!(
@@ -390,17 +426,24 @@ impl Engine {
         let resources = self.resources.clone();
         let plan_for_task = plan.clone();
         let task_id = apply_id.clone();
+        let (stop, watcher) =
+            stop::watch(steer.signal, steer.timeout, db.clone(), apply_id.clone());
+        let control = apply::Control {
+            stop,
+            wait: steer.wait,
+        };
         let task = tokio::spawn(async move {
             let journal = Journal::resume(&db, &task_id);
-            apply::apply(&plan_for_task, &resources, &journal, &tx).await
+            apply::apply_with(&plan_for_task, &resources, &journal, &tx, &control).await
         });
         while let Some(line) = rx.recv().await {
             // A client that went away must not stop the apply half-way.
             let _ = ctx.notice(&format!("infrasql: {line}")).await;
         }
-        let outcome = task
-            .await
-            .map_err(|e| hook_err(errors::INTERNAL, format!("apply task failed: {e}")))?;
+        let outcome = task.await;
+        watcher.abort();
+        let outcome =
+            outcome.map_err(|e| hook_err(errors::INTERNAL, format!("apply task failed: {e}")))?;
 
         match outcome {
             Ok(applied) => {
@@ -421,10 +464,14 @@ impl Engine {
                 // Not finished while part of the undo failed, or while a
                 // create whose answer was lost may have happened after all:
                 // recovery then settles it from the journal and the tags.
-                let maybe_created = matches!(
-                    (f.step.action, f.step.last_phase),
-                    (Action::Create | Action::RecreateCreate, _) | (Action::Replace, false)
-                ) && matches!(&f.error, StepError::Cloud(e) if e.class == ErrorClass::Retryable);
+                let maybe_created =
+                    matches!(
+                        (f.step.action, f.step.last_phase),
+                        (Action::Create | Action::RecreateCreate, _) | (Action::Replace, false)
+                    ) && matches!(
+                        &f.error,
+                        StepError::Cloud(e) if e.class == ErrorClass::Retryable
+                    ) || matches!(&f.error, StepError::Stopped { in_call: true, .. });
                 let status = if f.not_undone.is_empty() && !maybe_created {
                     ApplyStatus::Failed
                 } else {
@@ -457,6 +504,13 @@ impl Engine {
                 } else {
                     let _ = write!(detail, "Undone: {}.", f.undone.join("; "));
                 }
+                if let StepError::Stopped { in_call: true, .. } = &f.error {
+                    let _ = write!(
+                        detail,
+                        " The {verb} of {} {} was abandoned while AWS was carrying it out; infrasql deletes what it made (see infra.apply).",
+                        f.step.table, f.step.id
+                    );
+                }
                 if !f.not_undone.is_empty() {
                     let _ = write!(
                         detail,
@@ -485,6 +539,7 @@ impl Engine {
                         ),
                     )
                     .with_hint(errors::INFRASQL_FAILED_HINT),
+                    StepError::Stopped { reason, .. } => stopped_report(reason, &apply_id),
                 }
                 .with_detail(detail);
                 Err(HookError(report))

@@ -21,6 +21,9 @@
 //! | 42704 | `UNKNOWN_SETTING` | an `infra.*` setting that does not exist |
 //! | 25P01 | `NO_ACTIVE_TRANSACTION` | `COMMIT AND CHAIN` of an implicit transaction (PostgreSQL refuses it too; infrasql's wrapper is a real block, so it must say so itself) |
 //! | 40001 and other database errors | | the transaction could not commit after the apply: the database's own SQLSTATE, so drivers retry as they would; recovery makes AWS equal the committed rows |
+//! | 57014 | `QUERY_CANCELED` | a COMMIT whose apply was stopped by a cancel request (CancelRequest, `infra.cancel_apply`) or `infra.apply_timeout`, and undone |
+//! | 42704 | | `infra.cancel_apply` of an apply that does not exist (raised by the database) |
+//! | 42501 | | `infra.cancel_apply` of another role's apply (raised by the database) |
 //! | IX900 | `INFRASQL_FAILED` | infrasql's own database failed (its apply journal could not be written): nothing further was applied in AWS |
 //! | XX000 | `INTERNAL` | infrasql failed internally (the apply task died); also a backend error that carried no code |
 //!
@@ -54,6 +57,7 @@ pub const BAD_SETTING_VALUE: &str = "22023";
 pub const UNKNOWN_SETTING: &str = "42704";
 pub const NO_ACTIVE_TRANSACTION: &str = "25P01";
 pub const INTERNAL: &str = "XX000";
+pub const QUERY_CANCELED: &str = "57014";
 
 pub const PROTOCOL_VIOLATION: &str = "08P01";
 pub const UNSUPPORTED_CONNECTION: &str = "0A000";

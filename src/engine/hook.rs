@@ -14,9 +14,52 @@
 //!   error and the backend transaction is rolled back.
 //! - Notices the hook sends reach the client before the COMMIT's answer.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
+use tokio::sync::watch;
 
 use super::report::Report;
+
+/// A session's cancel request, as the hook sees it: the wire raises it when
+/// the client sends a CancelRequest (Ctrl-C in psql, JDBC's
+/// `Statement.cancel()`), the apply under way stops. The backend cannot be
+/// cancelled instead: it is idle in its transaction while infrasql waits
+/// on AWS.
+#[derive(Clone)]
+pub struct CancelSignal(Arc<watch::Sender<bool>>);
+
+impl Default for CancelSignal {
+    fn default() -> Self {
+        CancelSignal(Arc::new(watch::channel(false).0))
+    }
+}
+
+impl std::fmt::Debug for CancelSignal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CancelSignal({})", self.is_raised())
+    }
+}
+
+impl CancelSignal {
+    pub fn raise(&self) {
+        self.0.send_replace(true);
+    }
+    /// Forget an earlier request: a cancel sent while no COMMIT ran must
+    /// not stop the next one.
+    pub fn clear(&self) {
+        self.0.send_replace(false);
+    }
+    pub fn is_raised(&self) -> bool {
+        *self.0.borrow()
+    }
+    /// Resolves once the signal is raised.
+    pub async fn raised(&self) {
+        let mut rx = self.0.subscribe();
+        // The sender lives in `self`, so `wait_for` cannot fail.
+        let _ = rx.wait_for(|v| *v).await;
+    }
+}
 
 /// One row of a hook query, as text.
 pub type TextRow = Vec<Option<String>>;
@@ -38,6 +81,10 @@ pub trait CommitContext: Send {
     /// True when the transaction ends with PREPARE TRANSACTION, not COMMIT.
     fn two_phase(&self) -> bool {
         false
+    }
+    /// The session's cancel request (never raised by default).
+    fn cancel_signal(&self) -> CancelSignal {
+        CancelSignal::default()
     }
 }
 

@@ -9,6 +9,7 @@
 //! - `errors`: failure class → SQLSTATE (every SQLSTATE infrasql writes).
 //! - `report`: an error or notice for the user, as PostgreSQL's fields.
 //! - `settings`: `infra.*` session settings, parsed strictly.
+//! - `stop`: what stops an apply (cancel request, `infra.cancel_apply`, timeout).
 pub mod apply;
 pub mod commit;
 pub mod converge;
@@ -20,4 +21,5 @@ pub mod recover;
 pub mod registry;
 pub mod report;
 pub mod settings;
+pub mod stop;
 pub mod sync;

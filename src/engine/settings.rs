@@ -20,13 +20,83 @@ use super::report::Report;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SettingKind {
     Bool,
+    /// `ready` or `accepted` (`infra.wait`).
+    Wait,
+    /// A duration such as `30min`, `90s` or `1h 30min`; `0` is none.
+    Duration,
+}
+
+impl SettingKind {
+    /// What the setting takes, for a HINT.
+    pub fn takes(self) -> &'static str {
+        match self {
+            SettingKind::Bool => "on or off (or another PostgreSQL boolean spelling)",
+            SettingKind::Wait => "ready or accepted",
+            SettingKind::Duration => {
+                "a duration such as 90s, 30min or 1h (units ms, s, min, h, d; a bare number is seconds; 0 is none)"
+            }
+        }
+    }
 }
 
 /// Every `infra.*` setting there is; any other `infra.` name is refused.
 pub const SETTINGS: &[(&str, SettingKind)] = &[
     ("infra.dry_run", SettingKind::Bool),
     ("infra.allow_replace", SettingKind::Bool),
+    ("infra.wait", SettingKind::Wait),
+    ("infra.apply_timeout", SettingKind::Duration),
 ];
+
+/// What a COMMIT waits for (`infra.wait`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WaitMode {
+    /// Until every created resource is ready (an instance `running`).
+    #[default]
+    Ready,
+    /// Until AWS has accepted every request; the sync loop fills in the
+    /// final state.
+    Accepted,
+}
+
+pub fn parse_wait(v: &str) -> Option<WaitMode> {
+    match v.to_ascii_lowercase().as_str() {
+        "ready" => Some(WaitMode::Ready),
+        "accepted" => Some(WaitMode::Accepted),
+        _ => None,
+    }
+}
+
+/// A duration as a sequence of number-unit pairs (`1h 30min`, `90s`,
+/// `2.5min`); a bare number is seconds, as in a PostgreSQL interval. `0`
+/// (in any unit) is `Some(ZERO)`; the caller reads it as "no limit".
+pub fn parse_duration(v: &str) -> Option<std::time::Duration> {
+    let mut rest = v.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let n_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let number: f64 = rest[..n_end].parse().ok()?;
+        rest = rest[n_end..].trim_start();
+        let u_end = rest
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(rest.len());
+        let seconds = match rest[..u_end].to_ascii_lowercase().as_str() {
+            "ms" | "msec" | "msecs" | "millisecond" | "milliseconds" => 0.001,
+            "" | "s" | "sec" | "secs" | "second" | "seconds" => 1.0,
+            "min" | "mins" | "minute" | "minutes" => 60.0,
+            "h" | "hour" | "hours" => 3600.0,
+            "d" | "day" | "days" => 86400.0,
+            _ => return None,
+        };
+        total += number * seconds;
+        rest = rest[u_end..].trim_start();
+    }
+    (total.is_finite() && total < 1e9).then(|| std::time::Duration::from_secs_f64(total))
+}
 
 pub fn kind_of(name: &str) -> Option<SettingKind> {
     SETTINGS
@@ -60,6 +130,12 @@ pub fn check(name: &str, value: &str) -> Result<(), String> {
         Some(SettingKind::Bool) => parse_bool(value)
             .map(drop)
             .ok_or_else(|| format!("parameter \"{name}\" requires a Boolean value")),
+        Some(SettingKind::Wait) => parse_wait(value)
+            .map(drop)
+            .ok_or_else(|| format!("invalid value for parameter \"{name}\": \"{value}\"")),
+        Some(SettingKind::Duration) => parse_duration(value)
+            .map(drop)
+            .ok_or_else(|| format!("invalid value for parameter \"{name}\": \"{value}\"")),
     }
 }
 
@@ -73,31 +149,62 @@ pub fn sqlstate(name: &str) -> &'static str {
     }
 }
 
-/// Read a boolean `infra.*` setting in the client's transaction. Unset
-/// (NULL, or empty after a RESET without a database default) is `false`;
-/// anything PostgreSQL would not accept as a boolean is an error.
-pub async fn bool_setting(ctx: &mut dyn CommitContext, name: &str) -> Result<bool, HookError> {
-    debug_assert_eq!(kind_of(name), Some(SettingKind::Bool));
+/// The raw text of an `infra.*` setting in the client's transaction; empty
+/// when unset (NULL, or empty after a RESET without a database default).
+async fn raw_setting(ctx: &mut dyn CommitContext, name: &str) -> Result<String, HookError> {
     let rows = ctx
         .query(&format!(
             "SELECT current_setting({}, true)",
             super::commit::literal(name)
         ))
         .await?;
-    let v = rows.first().and_then(|r| r[0].clone()).unwrap_or_default();
+    Ok(rows.first().and_then(|r| r[0].clone()).unwrap_or_default())
+}
+
+/// A value `set_config()` smuggled past the check at SET: refused before
+/// any AWS call.
+fn bad_value(name: &str, v: &str, kind: SettingKind) -> HookError {
+    HookError(
+        Report::error(
+            errors::BAD_SETTING_VALUE,
+            format!("invalid value for parameter \"{name}\": \"{v}\""),
+        )
+        .with_detail("Nothing was applied.")
+        .with_hint(format!("{name} takes {}.", kind.takes())),
+    )
+}
+
+/// Read a boolean `infra.*` setting in the client's transaction. Unset
+/// is `false`; anything PostgreSQL would not accept as a boolean is an error.
+pub async fn bool_setting(ctx: &mut dyn CommitContext, name: &str) -> Result<bool, HookError> {
+    debug_assert_eq!(kind_of(name), Some(SettingKind::Bool));
+    let v = raw_setting(ctx, name).await?;
     if v.is_empty() {
         return Ok(false);
     }
-    parse_bool(&v).ok_or_else(|| {
-        HookError(
-            Report::error(
-                errors::BAD_SETTING_VALUE,
-                format!("invalid value for parameter \"{name}\": \"{v}\""),
-            )
-            .with_detail("Nothing was applied.")
-            .with_hint("Use on or off (or any PostgreSQL boolean spelling)."),
-        )
-    })
+    parse_bool(&v).ok_or_else(|| bad_value(name, &v, SettingKind::Bool))
+}
+
+/// `infra.wait`; unset is `ready`.
+pub async fn wait_setting(ctx: &mut dyn CommitContext) -> Result<WaitMode, HookError> {
+    let v = raw_setting(ctx, "infra.wait").await?;
+    if v.is_empty() {
+        return Ok(WaitMode::default());
+    }
+    parse_wait(&v).ok_or_else(|| bad_value("infra.wait", &v, SettingKind::Wait))
+}
+
+/// `infra.apply_timeout`; unset or zero is no limit (`None`).
+pub async fn timeout_setting(
+    ctx: &mut dyn CommitContext,
+) -> Result<Option<std::time::Duration>, HookError> {
+    let name = "infra.apply_timeout";
+    let v = raw_setting(ctx, name).await?;
+    if v.is_empty() {
+        return Ok(None);
+    }
+    let d = parse_duration(&v).ok_or_else(|| bad_value(name, &v, SettingKind::Duration))?;
+    Ok((!d.is_zero()).then_some(d))
 }
 
 #[cfg(test)]
@@ -127,5 +234,37 @@ mod tests {
         assert!(check("infra.dryrun", "on").is_err());
         assert_eq!(sqlstate("infra.dryrun"), "42704");
         assert_eq!(sqlstate("infra.dry_run"), "22023");
+        assert!(check("infra.wait", "accepted").is_ok());
+        assert!(check("infra.wait", "READY").is_ok());
+        assert!(check("infra.wait", "soon").is_err());
+        assert!(check("infra.apply_timeout", "30min").is_ok());
+        assert!(check("infra.apply_timeout", "30 parsecs").is_err());
+    }
+
+    #[test]
+    fn durations_in_postgres_units() {
+        let s = std::time::Duration::from_secs;
+        assert_eq!(parse_duration("30min"), Some(s(1800)));
+        assert_eq!(parse_duration("90s"), Some(s(90)));
+        assert_eq!(parse_duration("90"), Some(s(90)));
+        assert_eq!(parse_duration("1h 30min"), Some(s(5400)));
+        assert_eq!(parse_duration("1.5 hours"), Some(s(5400)));
+        assert_eq!(
+            parse_duration("250ms"),
+            Some(std::time::Duration::from_millis(250))
+        );
+        assert_eq!(parse_duration("0"), Some(s(0)));
+        for bad in [
+            "",
+            " ",
+            "min",
+            "5 fortnights",
+            "-5s",
+            "1e3s",
+            "5s-",
+            "1..2s",
+        ] {
+            assert_eq!(parse_duration(bad), None, "{bad:?}");
+        }
     }
 }

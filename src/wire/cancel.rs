@@ -1,11 +1,14 @@
 //! infrasql's own BackendKeyData, mapped to the backend session's key.
 //!
 //! Clients get keys that infrasql made up, so a client can never cancel a
-//! session it does not own by guessing backend pids.
+//! session it does not own by guessing backend pids. A cancel request also
+//! raises the session's [`CancelSignal`]: during a COMMIT's apply the
+//! backend is idle in its transaction, so only infrasql can stop the apply.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use crate::engine::hook::CancelSignal;
 use crate::store::BackendAddr;
 
 #[derive(Debug, Clone)]
@@ -13,6 +16,8 @@ pub struct BackendKey {
     pub addr: BackendAddr,
     pub pid: i32,
     pub secret: Vec<u8>,
+    /// Stops the session's apply under way, if any.
+    pub apply: CancelSignal,
 }
 
 #[derive(Clone, Default)]
@@ -30,10 +35,12 @@ impl CancelRegistry {
                 break k;
             }
         };
+        let apply = key.apply.clone();
         map.insert(ours, key);
         CancelGuard {
             registry: self.clone(),
             key: ours,
+            apply,
         }
     }
 
@@ -50,6 +57,8 @@ impl CancelRegistry {
 pub struct CancelGuard {
     registry: CancelRegistry,
     pub key: (i32, i32),
+    /// The session's side of its cancel requests.
+    pub apply: CancelSignal,
 }
 
 impl Drop for CancelGuard {

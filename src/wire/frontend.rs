@@ -233,6 +233,9 @@ impl Frontend {
         let secret = (&packet[12..16]).get_i32();
         // Unknown keys are ignored silently, as PostgreSQL does.
         if let Some(key) = self.cancels.lookup(pid, secret) {
+            // Stops a COMMIT's apply; the backend's cancel below stops a
+            // running statement (each is a no-op when the other applies).
+            key.apply.raise();
             if let Err(e) = backend::cancel(&key.addr, key.pid, &key.secret).await {
                 tracing::warn!("cancel request to backend failed: {e}");
             }

@@ -37,7 +37,7 @@ use super::protocol::{
 };
 use super::stream::{BoxRead, BoxWrite};
 use crate::engine::errors;
-use crate::engine::hook::{CommitContext, CommitHook, HookError, TextRow, Verdict};
+use crate::engine::hook::{CancelSignal, CommitContext, CommitHook, HookError, TextRow, Verdict};
 use crate::engine::report::Report;
 
 mod driver;
@@ -138,6 +138,8 @@ pub struct SessionParts {
     pub backend_out: BoxWrite,
     pub status: TxStatus,
     pub hook: Arc<dyn CommitHook>,
+    /// Raised by the client's cancel requests (`wire::cancel`).
+    pub cancel: CancelSignal,
     pub shutdown: watch::Receiver<bool>,
 }
 
@@ -183,6 +185,7 @@ pub async fn run(parts: SessionParts) -> Result<(), SessionEnd> {
         client_eof: false,
         copy_open: false,
         hook: parts.hook,
+        cancel: parts.cancel,
         shutdown: parts.shutdown,
     };
     let result = driver.run().await;
@@ -237,5 +240,7 @@ struct Driver {
     /// An extended COPY FROM went out and no CopyDone or CopyFail since.
     copy_open: bool,
     hook: Arc<dyn CommitHook>,
+    /// The client's cancel requests, for the hook's apply.
+    cancel: CancelSignal,
     shutdown: watch::Receiver<bool>,
 }

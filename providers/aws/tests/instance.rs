@@ -1,8 +1,9 @@
 //! EC2 instances against moto.
 //!
 //! moto quirks (moto 5.2), where real AWS differs:
-//! - An instance is `running` as soon as RunInstances has answered (AWS:
-//!   `pending` for tens of seconds); stop, start and terminate are instant
+//! - DescribeInstances reports an instance `running` as soon as
+//!   RunInstances has answered (AWS: `pending` for tens of seconds), so
+//!   the first `ready` poll says ready; stop, start and terminate are instant
 //!   too, so every wait passes on its first poll.
 //! - An instance launched without security groups gets none (AWS attaches
 //!   the VPC's default group).
@@ -38,7 +39,7 @@ use aws_sdk_ec2::types::{Filter, Instance as AwsInstance, InstanceAttributeName,
 use base64::Engine as _;
 use common::{ctx, props, Moto};
 use infrasql_aws::ec2::instance::Instance;
-use infrasql_provider::{ErrorClass, Props, PropsExt, Resource};
+use infrasql_provider::{ErrorClass, Props, PropsExt, Readiness, Resource};
 use serde_json::json;
 
 const AMI: &str = "ami-760aaa0f";
@@ -177,9 +178,15 @@ async fn an_instance_is_launched_listed_changed_in_place_and_terminated() {
         .unwrap();
     let instances = Instance::new(moto.clients().await);
 
-    let made = instances.create(&ctx(), &row(&net)).await.unwrap();
-    let id = made.str("instance_id").unwrap().to_owned();
+    let launched = instances.create(&ctx(), &row(&net)).await.unwrap();
+    let id = launched.str("instance_id").unwrap().to_owned();
     assert!(id.starts_with("i-"), "{id}");
+    // create returns once AWS accepted the launch; the engine waits for
+    // `running` through `ready`.
+    let made = match instances.ready(&ctx(), &id, &launched).await.unwrap() {
+        Readiness::Ready(Some(p)) => p,
+        other => panic!("moto's instance is running at once: {other:?}"),
+    };
     assert_eq!(made.str("state"), Some("running"));
     assert_eq!(made.str("image_id"), Some(AMI));
     assert_eq!(made.str("instance_type"), Some("t3.micro"));
@@ -582,6 +589,16 @@ fn plain(net: &Network, patch: serde_json::Value) -> Props {
     p
 }
 
+/// Launch and wait until ready, as the engine does under `infra.wait = 'ready'`.
+async fn launch_ready(instances: &Instance, desired: &Props) -> Props {
+    let launched = instances.create(&ctx(), desired).await.unwrap();
+    let id = launched.str("instance_id").unwrap().to_owned();
+    match instances.ready(&ctx(), &id, &launched).await.unwrap() {
+        Readiness::Ready(Some(p)) => p,
+        other => panic!("moto's instance is ready at once: {other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn desired_state_stops_and_starts_in_place_and_a_stopped_launch_stays_stopped() {
     let moto = Moto::start();
@@ -590,10 +607,11 @@ async fn desired_state_stops_and_starts_in_place_and_a_stopped_launch_stays_stop
     let instances = Instance::new(moto.clients().await);
 
     // Launched stopped: AWS starts every launch; the provider stops it.
-    let made = instances
-        .create(&ctx(), &plain(&net, json!({"desired_state": "stopped"})))
-        .await
-        .unwrap();
+    let made = launch_ready(
+        &instances,
+        &plain(&net, json!({"desired_state": "stopped"})),
+    )
+    .await;
     let id = made.str("instance_id").unwrap().to_owned();
     assert_eq!(made.str("state"), Some("stopped"));
     assert_eq!(made.str("desired_state"), Some("stopped"));
@@ -661,16 +679,14 @@ async fn the_root_volume_is_sized_at_launch_and_grows_in_place_but_never_shrinks
     let net = network(&ec2).await;
     let clients = moto.clients().await;
     let instances = Instance::new(clients.clone());
-    let made = instances
-        .create(
-            &ctx(),
-            &plain(
-                &net,
-                json!({"root_volume_size": 20, "root_volume_type": "gp3"}),
-            ),
-        )
-        .await
-        .unwrap();
+    let made = launch_ready(
+        &instances,
+        &plain(
+            &net,
+            json!({"root_volume_size": 20, "root_volume_type": "gp3"}),
+        ),
+    )
+    .await;
     let id = made.str("instance_id").unwrap().to_owned();
     assert_eq!(made.get("root_volume_size"), Some(&json!(20)));
     assert_eq!(made.str("root_volume_type"), Some("gp3"));
@@ -737,13 +753,11 @@ async fn ebs_optimization_and_monitoring_are_set_at_launch_and_listed() {
     let ec2 = moto.ec2().await;
     let net = network(&ec2).await;
     let instances = Instance::new(moto.clients().await);
-    let made = instances
-        .create(
-            &ctx(),
-            &plain(&net, json!({"ebs_optimized": true, "monitoring": true})),
-        )
-        .await
-        .unwrap();
+    let made = launch_ready(
+        &instances,
+        &plain(&net, json!({"ebs_optimized": true, "monitoring": true})),
+    )
+    .await;
     let id = made.str("instance_id").unwrap().to_owned();
     assert_eq!(made.get("ebs_optimized"), Some(&json!(true)));
     assert_eq!(made.get("monitoring"), Some(&json!(true)));
@@ -759,10 +773,7 @@ async fn ebs_optimization_and_monitoring_are_set_at_launch_and_listed() {
     );
 
     // Defaults: off, reported as false (the row's NULL is filled in).
-    let plain_one = instances
-        .create(&ctx(), &plain(&net, json!({})))
-        .await
-        .unwrap();
+    let plain_one = launch_ready(&instances, &plain(&net, json!({}))).await;
     assert_eq!(plain_one.get("ebs_optimized"), Some(&json!(false)));
     assert_eq!(plain_one.get("monitoring"), Some(&json!(false)));
 

@@ -364,6 +364,29 @@ pub trait Resource: Send + Sync {
         id: &str,
         current: &Props,
     ) -> Result<(), ProviderError>;
+    /// Whether a resource `create` returned (`created`) is ready for use.
+    /// One look, no waiting: the engine polls with backoff, reports
+    /// progress while it waits and can stop waiting (a cancel, a timeout,
+    /// `infra.wait = 'accepted'`). Types that are ready once created keep
+    /// this default.
+    async fn ready(
+        &self,
+        _ctx: &ApplyContext,
+        _id: &str,
+        _created: &Props,
+    ) -> Result<Readiness, ProviderError> {
+        Ok(Readiness::Ready(None))
+    }
+}
+
+/// The answer of [`Resource::ready`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Readiness {
+    /// Ready; with the resource as the cloud now reports it, or `None` when
+    /// what `create` returned still holds.
+    Ready(Option<Props>),
+    /// Not yet; `status` is the cloud's word for where it is (`pending`).
+    Pending { status: String },
 }
 
 /// Helpers for reading props.

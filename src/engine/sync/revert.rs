@@ -47,6 +47,8 @@ impl Syncer {
         let applied = result.map_err(|f| match f.error {
             StepError::Cloud(e) => SyncError::Cloud(e),
             StepError::Journal(e) => SyncError::Journal(e),
+            // Nothing stops a revert (`Control::unattended`).
+            StepError::Stopped { reason, .. } => unreachable!("a revert was stopped: {reason}"),
         })?;
         // A re-created resource has a new id: the row follows it.
         let idc = self.resources[table].schema().id_column();

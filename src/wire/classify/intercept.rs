@@ -118,7 +118,7 @@ fn refuse_bad_setting(stmt: &str) -> Option<String> {
     let message = outcome.err()?;
     let known: Vec<&str> = settings::SETTINGS.iter().map(|(n, _)| *n).collect();
     let hint = match settings::kind_of(&name) {
-        Some(_) => format!("{name} takes on or off (or another PostgreSQL boolean spelling)."),
+        Some(kind) => format!("{name} takes {}.", kind.takes()),
         None => format!("infrasql's settings are {}.", known.join(", ")),
     };
     Some(format!(

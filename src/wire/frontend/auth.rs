@@ -109,6 +109,7 @@ impl Frontend {
                         addr: self.backend.clone(),
                         pid,
                         secret: body[4..].to_vec(),
+                        apply: Default::default(),
                     });
                     let mut kb = BytesMut::new();
                     encode_backend_key(g.key.0, g.key.1, &mut kb);
@@ -147,6 +148,7 @@ impl Frontend {
                             backend_out: b_out,
                             status,
                             hook: self.hook.clone(),
+                            cancel: guard.apply.clone(),
                             shutdown: rx,
                         },
                         guard,

@@ -153,6 +153,8 @@ impl Driver {
         two_phase: bool,
     ) -> Result<Result<Verdict, Report>, SessionEnd> {
         let hook = self.hook.clone();
+        // Only a cancel request sent during this COMMIT stops its apply.
+        self.cancel.clear();
         let mut ctx = HookCtx {
             driver: self,
             implicit,
@@ -239,5 +241,9 @@ impl CommitContext for HookCtx<'_> {
 
     fn two_phase(&self) -> bool {
         self.two_phase
+    }
+
+    fn cancel_signal(&self) -> CancelSignal {
+        self.driver.cancel.clone()
     }
 }

@@ -55,8 +55,8 @@ use aws_sdk_ec2::types::{
 };
 use base64::Engine as _;
 use infrasql_provider::{
-    ApplyContext, Column, ColumnKind::*, MemberSet, Props, PropsExt, ProviderError, ReplaceOrder,
-    Resource, ResourceSchema,
+    ApplyContext, Column, ColumnKind::*, MemberSet, Props, PropsExt, ProviderError, Readiness,
+    ReplaceOrder, Resource, ResourceSchema,
 };
 use serde_json::{json, Value};
 
@@ -427,21 +427,43 @@ impl Resource for Instance {
                 .await
                 .map_err(classify)?
         };
-        let id = launched
+        // Readiness (`running`) is the engine's to wait for (`ready`), so it
+        // can report progress, stop on a cancel and skip the wait under
+        // `infra.wait = 'accepted'`.
+        let instance = launched
             .instances()
             .first()
-            .and_then(|i| i.instance_id())
-            .ok_or_else(|| missing_id("RunInstances", "instance id"))?
-            .to_owned();
-        match self.launched(&ctx.region, &id, want).await {
-            Ok((f, root)) => Ok(observed(&f, &root, &ctx.region, desired)),
-            Err(e) => {
-                // Leave nothing half-made behind: the engine only undoes
-                // creates that succeeded.
-                let _ = self.delete(ctx, &id, desired).await;
-                Err(e)
-            }
+            .filter(|i| i.instance_id().is_some())
+            .ok_or_else(|| missing_id("RunInstances", "instance id"))?;
+        if want == DesiredState::Stopped {
+            // AWS launches nothing stopped: the stop is part of the create,
+            // and it needs the instance running first.
+            let id = instance.instance_id().unwrap_or_default().to_owned();
+            return match self.launched(&ctx.region, &id, want).await {
+                Ok((f, root)) => Ok(observed(&f, &root, &ctx.region, desired)),
+                Err(e) => {
+                    // Leave nothing half-made behind: the engine only undoes
+                    // creates that succeeded.
+                    let _ = self.delete(ctx, &id, desired).await;
+                    Err(e)
+                }
+            };
         }
+        let f = Found {
+            instance: instance.clone(),
+            owner_id: launched.owner_id().map(str::to_owned),
+        };
+        // The root volume may not be attached yet: `ready` reports it.
+        Ok(observed(&f, &Root::Unseen, &ctx.region, desired))
+    }
+
+    async fn ready(
+        &self,
+        ctx: &ApplyContext,
+        id: &str,
+        created: &Props,
+    ) -> Result<Readiness, ProviderError> {
+        self.readiness(&ctx.region, id, created).await
     }
 
     async fn update(

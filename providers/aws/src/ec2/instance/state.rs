@@ -10,10 +10,10 @@
 use std::time::Duration;
 
 use aws_sdk_ec2::types::{Instance as AwsInstance, InstanceStateName};
-use infrasql_provider::{ErrorClass, ProviderError};
+use infrasql_provider::{ErrorClass, Props, ProviderError, Readiness};
 
 use super::volume::Root;
-use super::{going_away, gone, state_of, Found, Instance};
+use super::{going_away, gone, observed, state_of, Found, Instance};
 use crate::ec2::sdk::{class_of, classify, described, if_found};
 
 /// Polls, 1 s apart, before giving up on a state: instances start in tens of
@@ -111,21 +111,7 @@ impl Instance {
             match self.find(region, id).await? {
                 Some(f) if state_of(&f.instance) == Some(&want) => return Ok(Some(f)),
                 Some(f) if want != InstanceStateName::Terminated && going_away(&f.instance) => {
-                    let reason = f.instance.state_reason();
-                    let code = reason
-                        .and_then(|r| r.code())
-                        .unwrap_or("InstanceTerminated")
-                        .to_owned();
-                    let message = format!(
-                        "instance {id} is {} instead of {}: {}",
-                        state_of(&f.instance).map(|s| s.as_str()).unwrap_or("gone"),
-                        want.as_str(),
-                        reason
-                            .and_then(|r| r.message())
-                            .or(f.instance.state_transition_reason())
-                            .unwrap_or("no reason given")
-                    );
-                    return Err(ProviderError::new(class_of(&code), code, message));
+                    return Err(went_away(id, &f, &want));
                 }
                 Some(f) => last = state_of(&f.instance).map(|s| s.as_str().to_owned()),
                 None if want == InstanceStateName::Terminated => return Ok(None),
@@ -142,6 +128,38 @@ impl Instance {
                 last.as_deref().unwrap_or("unknown")
             ),
         ))
+    }
+
+    /// One look for the engine's readiness wait after a launch: `running`
+    /// is ready; an instance that is shutting down or terminated will never
+    /// be, and says why. Not yet visible is pending (EC2 is eventually
+    /// consistent just after RunInstances).
+    pub(super) async fn readiness(
+        &self,
+        region: &str,
+        id: &str,
+        created: &Props,
+    ) -> Result<Readiness, ProviderError> {
+        // A create that asked for `stopped` stopped it already.
+        let want = match created.get("desired_state").and_then(|v| v.as_str()) {
+            Some("stopped") => InstanceStateName::Stopped,
+            _ => InstanceStateName::Running,
+        };
+        Ok(match self.find(region, id).await? {
+            Some(f) if state_of(&f.instance) == Some(&want) => {
+                let root = self.root(region, &f).await?;
+                Readiness::Ready(Some(observed(&f, &root, region, created)))
+            }
+            Some(f) if going_away(&f.instance) => return Err(went_away(id, &f, &want)),
+            Some(f) => Readiness::Pending {
+                status: state_of(&f.instance)
+                    .map(|s| s.as_str().to_owned())
+                    .unwrap_or_else(|| "unknown".into()),
+            },
+            None => Readiness::Pending {
+                status: "not visible yet".into(),
+            },
+        })
     }
 
     pub(super) async fn wait_running(
@@ -232,4 +250,23 @@ impl Instance {
             (DesiredState::Stopped, _) => self.stop(region, id).await,
         }
     }
+}
+
+/// The error for an instance that went away while infrasql waited for `want`.
+fn went_away(id: &str, f: &Found, want: &InstanceStateName) -> ProviderError {
+    let reason = f.instance.state_reason();
+    let code = reason
+        .and_then(|r| r.code())
+        .unwrap_or("InstanceTerminated")
+        .to_owned();
+    let message = format!(
+        "instance {id} is {} instead of {}: {}",
+        state_of(&f.instance).map(|s| s.as_str()).unwrap_or("gone"),
+        want.as_str(),
+        reason
+            .and_then(|r| r.message())
+            .or(f.instance.state_transition_reason())
+            .unwrap_or("no reason given")
+    );
+    ProviderError::new(class_of(&code), code, message)
 }
