@@ -47,20 +47,6 @@ fn vpc_filter(id: &str) -> Filter {
     Filter::builder().name("vpc-id").values(id).build()
 }
 
-/// Non-default VPCs in AWS.
-async fn aws_vpcs(moto: &Moto) -> Vec<String> {
-    let ec2 = moto.ec2().await;
-    ec2.describe_vpcs()
-        .send()
-        .await
-        .unwrap()
-        .vpcs()
-        .iter()
-        .filter(|v| v.is_default() != Some(true))
-        .filter_map(|v| v.vpc_id().map(str::to_owned))
-        .collect()
-}
-
 /// A client that also collects NOTICE messages.
 async fn connect_with_notices(
     s: &TestServer,
@@ -273,7 +259,7 @@ async fn a_full_network_in_one_transaction_exists_in_aws_and_then_goes_away() {
     )
     .await
     .unwrap();
-    assert!(aws_vpcs(&moto).await.is_empty());
+    assert!(moto.vpcs().await.is_empty());
     assert!(ec2
         .describe_key_pairs()
         .send()
@@ -435,7 +421,7 @@ async fn an_instance_is_launched_into_a_new_network_and_terminated_with_it() {
         i.state().and_then(|s| s.name()).map(|n| n.as_str()),
         Some("terminated")
     );
-    assert!(aws_vpcs(&moto).await.is_empty());
+    assert!(moto.vpcs().await.is_empty());
     // A filter on a VPC that is gone matches nothing: an empty answer, not an error.
     let groups = ec2
         .describe_security_groups()
@@ -559,10 +545,7 @@ async fn a_failed_commit_undoes_everything_in_aws_and_in_the_tables() {
         "{detail}"
     );
 
-    assert!(
-        aws_vpcs(&moto).await.is_empty(),
-        "the VPC was deleted again"
-    );
+    assert!(moto.vpcs().await.is_empty(), "the VPC was deleted again");
     let ec2 = moto.ec2().await;
     let subnets = ec2.describe_subnets().send().await.unwrap();
     assert!(
@@ -633,13 +616,13 @@ async fn dry_run_shows_the_plan_and_applies_nothing() {
             .any(|l| l.contains("2. + create aws.subnet \"x\"")),
         "{lines:#?}"
     );
-    assert!(aws_vpcs(&moto).await.is_empty());
+    assert!(moto.vpcs().await.is_empty());
     assert_eq!(one::<i64>(&c, "select count(*) from aws.vpc").await, 0);
     // Autocommit statements are dry too.
     c.batch_execute("INSERT INTO aws.vpc (name, cidr_block) VALUES ('dry2', '10.4.0.0/16')")
         .await
         .unwrap();
-    assert!(aws_vpcs(&moto).await.is_empty());
+    assert!(moto.vpcs().await.is_empty());
     assert_eq!(one::<i64>(&c, "select count(*) from aws.vpc").await, 0);
 }
 
@@ -702,7 +685,7 @@ async fn infra_plan_previews_the_transaction_as_rows() {
     c.batch_execute("ROLLBACK").await.unwrap();
     // Outside a transaction the plan is empty, and nothing was applied.
     assert_eq!(one::<i64>(&c, "select count(*) from infra.plan").await, 0);
-    assert_eq!(aws_vpcs(&moto).await, vec![old_id]);
+    assert_eq!(moto.vpcs().await, vec![old_id]);
 }
 
 #[tokio::test]
@@ -721,7 +704,7 @@ async fn concurrent_sessions_commit_disjoint_changes_and_serialise_on_one_row() 
     );
     ra.unwrap();
     rb.unwrap();
-    assert_eq!(aws_vpcs(&moto).await.len(), 2);
+    assert_eq!(moto.vpcs().await.len(), 2);
 
     // Same row: the second UPDATE waits for the first COMMIT's row lock.
     a.batch_execute("BEGIN; UPDATE aws.vpc SET tags = '{\"by\": \"a\"}' WHERE name = 'a'")
@@ -804,7 +787,7 @@ async fn cloud_assigned_columns_are_read_only_and_bad_values_fail_before_any_aws
     assert_eq!(sqlstate(&e).as_deref(), Some("428C9"));
     assert!(e.as_db_error().unwrap().message().contains("owner_id"));
 
-    let calls_before = aws_vpcs(&moto).await.len();
+    let calls_before = moto.vpcs().await.len();
     for (sql, code) in [
         ("INSERT INTO aws.vpc (cidr_block) VALUES ('not a cidr')", "22P02"),
         ("INSERT INTO aws.vpc (cidr_block) VALUES ('10.0.0.0/8')", "23514"),
@@ -822,7 +805,7 @@ async fn cloud_assigned_columns_are_read_only_and_bad_values_fail_before_any_aws
         assert_eq!(sqlstate(&e).as_deref(), Some(code), "{sql}: {e:?}");
     }
     assert_eq!(
-        aws_vpcs(&moto).await.len(),
+        moto.vpcs().await.len(),
         calls_before,
         "no AWS call was made"
     );
@@ -839,7 +822,7 @@ async fn autocommit_applies_and_bypassing_infrasql_is_refused_by_the_database() 
     )
     .await
     .unwrap();
-    assert_eq!(aws_vpcs(&moto).await.len(), 1);
+    assert_eq!(moto.vpcs().await.len(), 1);
     let id: String = one(&c, "select vpc_id from aws.vpc").await;
     assert!(id.starts_with("vpc-"));
 
@@ -868,7 +851,7 @@ async fn autocommit_applies_and_bypassing_infrasql_is_refused_by_the_database() 
     assert_eq!(sqlstate(&e).as_deref(), Some("42501"), "{e:?}");
     direct.batch_execute("ROLLBACK").await.ok();
     assert_eq!(one::<i64>(&c, "select count(*) from aws.vpc").await, 1);
-    assert_eq!(aws_vpcs(&moto).await.len(), 1);
+    assert_eq!(moto.vpcs().await.len(), 1);
 }
 
 #[tokio::test]
@@ -946,7 +929,7 @@ async fn an_apply_lost_in_a_crash_is_found_by_its_journal_and_tag_and_undone() {
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    let left = aws_vpcs(&moto).await;
+    let left = moto.vpcs().await;
     assert!(!left.contains(&orphan), "the orphaned VPC was deleted");
     assert_eq!(left.len(), 1, "the committed VPC stays: {left:?}");
     let action: String = one(

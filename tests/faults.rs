@@ -26,16 +26,6 @@ fn start() -> (Moto, FaultProxy, TestServer) {
     (moto, proxy, server)
 }
 
-/// Non-default VPCs in AWS.
-async fn aws_vpcs(moto: &Moto) -> Vec<String> {
-    let out = moto.ec2().await.describe_vpcs().send().await.unwrap();
-    out.vpcs()
-        .iter()
-        .filter(|v| v.is_default() != Some(true))
-        .filter_map(|v| v.vpc_id().map(str::to_owned))
-        .collect()
-}
-
 /// Non-default subnets in AWS.
 async fn aws_subnets(moto: &Moto) -> Vec<String> {
     let out = moto.ec2().await.describe_subnets().send().await.unwrap();
@@ -127,7 +117,7 @@ async fn a_create_that_outlasts_the_sdk_retries_fails_the_commit_and_is_undone()
     assert_eq!(proxy.forwarded("CreateSubnet"), 0);
     assert_eq!(proxy.forwarded("CreateVpc"), 1);
     assert!(proxy.forwarded("DeleteVpc") >= 1, "the VPC was undone");
-    assert!(aws_vpcs(&moto).await.is_empty(), "no VPC left in AWS");
+    assert!(moto.vpcs().await.is_empty(), "no VPC left in AWS");
     assert!(aws_subnets(&moto).await.is_empty());
     assert_eq!(one::<i64>(&c, "SELECT count(*) FROM aws.vpc").await, 0);
     assert_eq!(one::<i64>(&c, "SELECT count(*) FROM aws.subnet").await, 0);
@@ -139,7 +129,7 @@ async fn a_create_that_outlasts_the_sdk_retries_fails_the_commit_and_is_undone()
     // The faults left armed do not stop later work once cleared.
     proxy.clear();
     c.batch_execute(VPC_AND_SUBNET).await.unwrap();
-    assert_eq!(aws_vpcs(&moto).await.len(), 1);
+    assert_eq!(moto.vpcs().await.len(), 1);
 }
 
 /// Issue 8: an undo that fails is journaled and retried by recovery until
@@ -167,7 +157,7 @@ async fn an_undo_that_fails_is_retried_by_recovery_until_the_cloud_matches_the_r
         1,
         "the VPC is still in AWS, tagged with its apply"
     );
-    assert_eq!(aws_vpcs(&moto).await, left);
+    assert_eq!(moto.vpcs().await, left);
 
     // AWS answers again: recovery (every few seconds, with backoff) finishes
     // the undo, and the apply keeps the outcome its COMMIT reported.
@@ -183,7 +173,7 @@ async fn an_undo_that_fails_is_retried_by_recovery_until_the_cloud_matches_the_r
     assert!(proxy.forwarded("DeleteVpc") >= 1);
     assert!(vpcs_tagged(&moto, &apply_id).await.is_empty());
     assert!(
-        aws_vpcs(&moto).await.is_empty(),
+        moto.vpcs().await.is_empty(),
         "no VPC created by infrasql is left"
     );
     assert!(aws_subnets(&moto).await.is_empty());
@@ -214,7 +204,7 @@ async fn a_delete_whose_answer_is_lost_still_commits() {
     assert_eq!(deletes[0].status, None, "the first answer was lost");
     assert_eq!(deletes[1].status, Some(400), "InvalidSubnetID.NotFound");
     assert!(aws_subnets(&moto).await.is_empty());
-    assert!(aws_vpcs(&moto).await.is_empty());
+    assert!(moto.vpcs().await.is_empty());
     assert_eq!(one::<i64>(&c, "SELECT count(*) FROM aws.subnet").await, 0);
     assert_eq!(one::<i64>(&c, "SELECT count(*) FROM aws.vpc").await, 0);
 }
@@ -253,5 +243,5 @@ async fn an_undo_that_needs_a_person_is_shown_as_attention() {
     let (status, error) = settled_beyond(&c, &apply_id, &["attention", "undoing"]).await;
     assert_eq!(status, "failed", "error: {error:?}");
     assert!(vpcs_tagged(&moto, &apply_id).await.is_empty());
-    assert!(aws_vpcs(&moto).await.is_empty());
+    assert!(moto.vpcs().await.is_empty());
 }

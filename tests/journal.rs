@@ -6,16 +6,6 @@ mod common;
 
 use common::{one, sqlstate, Moto, TestServer};
 
-async fn aws_vpcs(moto: &Moto) -> usize {
-    let ec2 = moto.ec2().await;
-    let out = ec2.describe_vpcs().send().await.unwrap();
-    // moto starts with the default VPC.
-    out.vpcs()
-        .iter()
-        .filter(|v| v.is_default() != Some(true))
-        .count()
-}
-
 /// Make writes to `table` fail the way a full disk or a broken constraint
 /// would: with a database error infrasql did not cause.
 async fn break_table(engine: &tokio_postgres::Client, table: &str) {
@@ -61,13 +51,13 @@ async fn a_journal_that_cannot_start_fails_the_commit_as_infrasqls_own_failure()
         db.message()
     );
     assert!(db.detail().unwrap_or("").contains("Nothing was applied"));
-    assert_eq!(aws_vpcs(&moto).await, 0, "nothing reached AWS");
+    assert_eq!(moto.vpcs().await.len(), 0, "nothing reached AWS");
     assert_eq!(one::<i64>(&c, "SELECT count(*) FROM aws.vpc").await, 0);
 
     // Once the database is mended, the same session commits.
     mend_table(&engine, "infra.apply").await;
     c.batch_execute(INSERT_VPC).await.unwrap();
-    assert_eq!(aws_vpcs(&moto).await, 1);
+    assert_eq!(moto.vpcs().await.len(), 1);
 }
 
 #[tokio::test]
@@ -95,7 +85,7 @@ async fn a_step_that_cannot_be_journaled_is_not_sent_to_aws() {
         "{:?}",
         db.hint()
     );
-    assert_eq!(aws_vpcs(&moto).await, 0, "the step was never sent");
+    assert_eq!(moto.vpcs().await.len(), 0, "the step was never sent");
     assert_eq!(one::<i64>(&c, "SELECT count(*) FROM aws.vpc").await, 0);
     let status: String = one(&engine, "SELECT status FROM infra.apply").await;
     assert_eq!(status, "failed");

@@ -67,22 +67,12 @@ async fn step_started(rx: &mut UnboundedReceiver<(Instant, String)>) {
     }
 }
 
-/// Non-default VPCs in AWS.
-async fn aws_vpcs(moto: &Moto) -> Vec<String> {
-    let out = moto.ec2().await.describe_vpcs().send().await.unwrap();
-    out.vpcs()
-        .iter()
-        .filter(|v| v.is_default() != Some(true))
-        .filter_map(|v| v.vpc_id().map(str::to_owned))
-        .collect()
-}
-
 /// Wait (up to 60 s) until AWS holds no VPC of ours: recovery deletes what
 /// an abandoned create made, by its tag.
 async fn no_vpcs_left(moto: &Moto) -> Vec<String> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let left = aws_vpcs(moto).await;
+        let left = moto.vpcs().await;
         if left.is_empty() || Instant::now() > deadline {
             return left;
         }
@@ -319,7 +309,7 @@ async fn a_short_idle_in_transaction_timeout_does_not_end_a_waiting_commit() {
     c.batch_execute(&format!("BEGIN; {VPC}; COMMIT"))
         .await
         .unwrap();
-    assert_eq!(aws_vpcs(&moto).await.len(), 1);
+    assert_eq!(moto.vpcs().await.len(), 1);
     let n: i64 = c
         .query_one("SELECT count(*) FROM aws.vpc WHERE name = 'slow'", &[])
         .await

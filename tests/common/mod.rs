@@ -33,6 +33,16 @@ impl Moto {
         .await;
         clients.ec2("us-east-1").await.client.clone()
     }
+
+    /// The VPCs in AWS other than moto's default one, by id.
+    pub async fn vpcs(&self) -> Vec<String> {
+        let out = self.ec2().await.describe_vpcs().send().await.unwrap();
+        out.vpcs()
+            .iter()
+            .filter(|v| v.is_default() != Some(true))
+            .filter_map(|v| v.vpc_id().map(str::to_owned))
+            .collect()
+    }
 }
 
 impl std::ops::Deref for Moto {
