@@ -24,21 +24,22 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
-use infrasql_provider::{ColumnKind, ErrorClass, Props, ResourceSchema};
+use infrasql_provider::{ColumnKind, Props, ResourceSchema};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
-use super::apply::{self, Resources, StepError};
+use super::apply::{self, Resources};
 use super::errors;
 use super::hook::{CommitContext, CommitHook, HookError, Verdict};
 use super::journal::{ApplyId, ApplyStatus, Journal, JournalError, Origin};
 use super::plan::{self, Action, Plan};
 use super::report::Report;
 use super::settings::{self, WaitMode};
-use super::stop::{self, StopReason};
+use super::stop;
 use crate::store::engine_db::EngineDb;
 
+mod refusal;
 mod sets;
 
 /// What the session asked of this apply besides the plan.
@@ -46,21 +47,6 @@ struct Steer {
     signal: super::hook::CancelSignal,
     wait: WaitMode,
     timeout: Option<std::time::Duration>,
-}
-
-/// A COMMIT whose apply was stopped: PostgreSQL's own code for a canceled
-/// statement, so drivers treat it as they treat a canceled query.
-fn stopped_report(reason: &StopReason, apply_id: &ApplyId) -> Report {
-    let report = Report::error(
-        errors::QUERY_CANCELED,
-        format!("COMMIT {reason}: apply {apply_id} was stopped and undone"),
-    );
-    match reason {
-        StopReason::Timeout(_) => report.with_hint(
-            "Raise infra.apply_timeout, or SET infra.wait = 'accepted' so COMMIT returns once AWS has accepted the requests.",
-        ),
-        _ => report,
-    }
 }
 
 pub struct Engine {
@@ -461,18 +447,7 @@ impl Engine {
                 Ok(Verdict::Commit)
             }
             Err(f) => {
-                // Not finished while part of the undo failed, or while a
-                // create whose answer was lost may have happened after all:
-                // recovery then settles it from the journal and the tags.
-                let maybe_created =
-                    matches!(
-                        (f.step.action, f.step.last_phase),
-                        (Action::Create | Action::RecreateCreate, _) | (Action::Replace, false)
-                    ) && matches!(
-                        &f.error,
-                        StepError::Cloud(e) if e.class == ErrorClass::Retryable
-                    ) || matches!(&f.error, StepError::Stopped { in_call: true, .. });
-                let status = if f.not_undone.is_empty() && !maybe_created {
+                let status = if refusal::settled_now(&f) {
                     ApplyStatus::Failed
                 } else {
                     ApplyStatus::Undoing
@@ -483,66 +458,7 @@ impl Engine {
                     .get(&f.step.table)
                     .map(|r| r.schema().display)
                     .unwrap_or("resource");
-                let verb = match (f.step.action, f.step.last_phase) {
-                    (Action::Create, _)
-                    | (Action::Replace, false)
-                    | (Action::RecreateCreate, _) => "create",
-                    (Action::Update, _) => "update",
-                    (Action::Delete, _) | (Action::Replace, true) | (Action::RecreateDelete, _) => {
-                        "delete"
-                    }
-                };
-                let name = f
-                    .step
-                    .name
-                    .as_deref()
-                    .map(|n| format!(" \"{n}\""))
-                    .unwrap_or_default();
-                let mut detail = String::new();
-                if f.undone.is_empty() {
-                    detail.push_str("Nothing had to be undone.");
-                } else {
-                    let _ = write!(detail, "Undone: {}.", f.undone.join("; "));
-                }
-                if let StepError::Stopped { in_call: true, .. } = &f.error {
-                    let _ = write!(
-                        detail,
-                        " The {verb} of {} {} was abandoned while AWS was carrying it out; infrasql deletes what it made (see infra.apply).",
-                        f.step.table, f.step.id
-                    );
-                }
-                if !f.not_undone.is_empty() {
-                    let _ = write!(
-                        detail,
-                        " Not undone yet: {}; infrasql keeps retrying (see infra.apply).",
-                        f.not_undone.join("; ")
-                    );
-                }
-                let _ = write!(
-                    detail,
-                    " Apply {apply_id} is journaled in infra.apply_action."
-                );
-                let report = match &f.error {
-                    StepError::Cloud(e) => Report::error(
-                        errors::sqlstate(e.class),
-                        format!(
-                            "AWS refused to {verb} {display}{name} ({} {}): {}: {}",
-                            f.step.table, f.step.id, e.code, e.message
-                        ),
-                    )
-                    .with_hint(errors::hint(e.class)),
-                    StepError::Journal(e) => Report::error(
-                        errors::INFRASQL_FAILED,
-                        format!(
-                            "infrasql could not {verb} {display}{name} ({} {}): {e}",
-                            f.step.table, f.step.id
-                        ),
-                    )
-                    .with_hint(errors::INFRASQL_FAILED_HINT),
-                    StepError::Stopped { reason, .. } => stopped_report(reason, &apply_id),
-                }
-                .with_detail(detail);
-                Err(HookError(report))
+                Err(HookError(refusal::report(&f, display, &apply_id)))
             }
         }
     }
