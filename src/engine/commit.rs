@@ -11,8 +11,8 @@
 //! - When COMMIT fails, what the apply did is undone (reverse order), the
 //!   transaction is rolled back, and the error names the resource, AWS's
 //!   error code and message, and (in DETAIL) what was undone.
-//! - Write-only values are used for the call and then set to NULL; they are
-//!   never journaled, planned, logged or sent in a notice.
+//! - Write-only values never rest in a row ([`secrets`]): they are used for
+//!   the call and never journaled, planned, logged or sent in a notice.
 //!
 //! # Caveats
 //! - Deletes run last and cannot be undone; if one fails, earlier deletes of
@@ -40,6 +40,7 @@ use super::stop;
 use crate::store::engine_db::EngineDb;
 
 mod refusal;
+mod secrets;
 mod sets;
 
 /// What the session asked of this apply besides the plan.
@@ -137,10 +138,11 @@ impl Engine {
                     _ => None,
                 })
         };
-        let raw: Vec<_> = rows
+        let mut raw: Vec<_> = rows
             .iter()
             .map(|r| (r[0].clone().unwrap_or_default(), parse(&r[1]), parse(&r[2])))
             .collect();
+        secrets::restore(&mut raw, &secrets::held(ctx).await?);
         let changes =
             plan::net_changes(raw.clone(), |t| self.schemas.get(t).map(|s| s.id_column()));
         // Join-table rows are folded into their owners' steps.
@@ -170,7 +172,9 @@ impl Engine {
     }
 
     /// Write the cloud's values into the row; the provisional id becomes the
-    /// real one (foreign keys follow by ON UPDATE CASCADE); secrets are nulled.
+    /// real one (foreign keys follow by ON UPDATE CASCADE). Write-only
+    /// columns are NULL already ([`secrets`]); they are set so again in
+    /// case the trigger was dropped.
     fn write_back_sql(&self, table: &str, old_id: &str, observed: &Props) -> Option<String> {
         let schema = self.schemas.get(table)?;
         let mut sets = Vec::new();

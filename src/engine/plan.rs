@@ -23,7 +23,7 @@ mod show;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use infrasql_provider::{ColumnKind, Props, ResourceSchema};
+use infrasql_provider::{ColumnKind, Props, ResourceSchema, ROW_KEY};
 use serde_json::{json, Value};
 
 pub use replace::{
@@ -185,13 +185,18 @@ pub fn net_changes(
     let mut net: HashMap<(String, String), RowChange> = HashMap::new();
     for (table, old, new) in raw {
         let Some(idc) = id_col(&table) else { continue };
-        let id = new
-            .as_ref()
-            .or(old.as_ref())
-            .and_then(|p| p.get(idc))
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
+        // Rows are followed by their row key, which never changes: the AWS
+        // id does (a chosen name renamed in the transaction). Rows made
+        // without one (unit tests) fall back on the AWS id.
+        let row = new.as_ref().or(old.as_ref());
+        let id = match row.and_then(|p| p.get(ROW_KEY.name)) {
+            Some(k) if !k.is_null() => format!("row {k}"),
+            _ => row
+                .and_then(|p| p.get(idc))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+        };
         let key = (table.clone(), id);
         match net.get_mut(&key) {
             Some(c) => c.after = new,

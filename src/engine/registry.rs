@@ -115,12 +115,16 @@ fn check(
 }
 
 /// What each kind means: the docs' legend, and part of the column comments.
-const KINDS: [(ColumnKind, &str); 6] = [
+const KINDS: [(ColumnKind, &str); 7] = [
     (
         ColumnKind::RowKey,
         "the row's own key: never changes, never sent to AWS",
     ),
     (ColumnKind::Identity, "provisional until AWS assigns the id"),
+    (
+        ColumnKind::Name,
+        "the id, chosen by the user: an UPDATE renames in place where AWS allows it",
+    ),
     (ColumnKind::Desired, "changed in place"),
     (
         ColumnKind::ReplaceOnChange,

@@ -22,16 +22,24 @@ impl Moto {
         Moto(infrasql_moto::Moto::start())
     }
 
-    /// A raw EC2 client on the same endpoint, to check AWS independently of infrasql.
-    pub async fn ec2(&self) -> infrasql_aws::aws_sdk_ec2::Client {
-        let clients = infrasql_aws::Clients::new(&infrasql_aws::AwsSettings {
+    async fn clients(&self) -> infrasql_aws::Clients {
+        infrasql_aws::Clients::new(&infrasql_aws::AwsSettings {
             endpoint_url: Some(self.url.clone()),
             static_credentials: Some(("testing".into(), "testing".into())),
             region: Some("us-east-1".into()),
             max_concurrency: None,
         })
-        .await;
-        clients.ec2("us-east-1").await.client.clone()
+        .await
+    }
+
+    /// A raw EC2 client on the same endpoint, to check AWS independently of infrasql.
+    pub async fn ec2(&self) -> infrasql_aws::aws_sdk_ec2::Client {
+        self.clients().await.ec2("us-east-1").await.client.clone()
+    }
+
+    /// A raw RDS client on the same endpoint.
+    pub async fn rds(&self) -> infrasql_aws::aws_sdk_rds::Client {
+        self.clients().await.rds("us-east-1").await.client.clone()
     }
 
     /// The VPCs in AWS other than moto's default one, by id.

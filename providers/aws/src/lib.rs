@@ -1,4 +1,5 @@
-//! The AWS provider: one module per resource type under `ec2/`.
+//! The AWS provider: one module per resource type, under `ec2/` (aws-sdk-ec2)
+//! and `rds/` (aws-sdk-rds); [`sdk`] holds what both do with an SDK's answers.
 //!
 //! Credentials and region come from `aws-config`'s standard chain (env,
 //! profile, SSO, IMDS...). infrasql never stores credentials. One SDK client
@@ -6,6 +7,8 @@
 //! most `max_concurrency` operations run at once per region.
 
 pub mod ec2;
+pub mod rds;
+pub(crate) mod sdk;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,6 +33,7 @@ pub struct AwsSettings {
 
 struct Regional {
     ec2: aws_sdk_ec2::Client,
+    rds: aws_sdk_rds::Client,
     limit: Arc<Semaphore>,
 }
 
@@ -47,6 +51,7 @@ pub struct Clients {
 #[derive(Debug)]
 struct CountCalls(Arc<AtomicU64>);
 
+// Both SDKs re-export the one smithy interceptor trait, so one impl serves both.
 impl aws_sdk_ec2::config::Intercept for CountCalls {
     fn name(&self) -> &'static str {
         "infrasql-count-calls"
@@ -64,18 +69,21 @@ impl aws_sdk_ec2::config::Intercept for CountCalls {
     }
 }
 
-/// A client plus a concurrency permit for one operation.
-pub struct Ec2 {
-    pub client: aws_sdk_ec2::Client,
+/// An SDK client plus a concurrency permit for one operation.
+pub struct Permitted<C> {
+    pub client: C,
     _permit: OwnedSemaphorePermit,
 }
 
-impl std::ops::Deref for Ec2 {
-    type Target = aws_sdk_ec2::Client;
+impl<C> std::ops::Deref for Permitted<C> {
+    type Target = C;
     fn deref(&self) -> &Self::Target {
         &self.client
     }
 }
+
+pub type Ec2 = Permitted<aws_sdk_ec2::Client>;
+pub type Rds = Permitted<aws_sdk_rds::Client>;
 
 impl Clients {
     pub async fn new(settings: &AwsSettings) -> Clients {
@@ -120,8 +128,13 @@ impl Clients {
                     .region(Region::new(region.to_owned()))
                     .interceptor(CountCalls(self.calls.clone()))
                     .build();
+                let rds = aws_sdk_rds::config::Builder::from(&self.sdk)
+                    .region(Region::new(region.to_owned()))
+                    .interceptor(CountCalls(self.calls.clone()))
+                    .build();
                 Arc::new(Regional {
                     ec2: aws_sdk_ec2::Client::from_conf(conf),
+                    rds: aws_sdk_rds::Client::from_conf(rds),
                     limit: Arc::new(Semaphore::new(self.max_concurrency)),
                 })
             })
@@ -131,14 +144,25 @@ impl Clients {
     /// The EC2 client for `region`, once a concurrency slot is free.
     pub async fn ec2(&self, region: &str) -> Ec2 {
         let r = self.regional(region);
+        Self::permitted(&r, r.ec2.clone()).await
+    }
+
+    /// The RDS client for `region`, once a concurrency slot is free (the
+    /// slots of a region are shared by both services).
+    pub async fn rds(&self, region: &str) -> Rds {
+        let r = self.regional(region);
+        Self::permitted(&r, r.rds.clone()).await
+    }
+
+    async fn permitted<C>(r: &Regional, client: C) -> Permitted<C> {
         let permit = r
             .limit
             .clone()
             .acquire_owned()
             .await
             .expect("semaphore never closed");
-        Ec2 {
-            client: r.ec2.clone(),
+        Permitted {
+            client,
             _permit: permit,
         }
     }
@@ -146,6 +170,9 @@ impl Clients {
 
 /// Every AWS resource type infrasql manages.
 pub fn resources(clients: Arc<Clients>) -> Vec<Arc<dyn Resource>> {
-    ec2::resources(clients)
+    let mut all = ec2::resources(clients.clone());
+    all.extend(rds::resources(clients));
+    all
 }
 pub use aws_sdk_ec2;
+pub use aws_sdk_rds;

@@ -28,6 +28,12 @@ pub enum ColumnKind {
     RowKey,
     /// The resource's id: provisional until AWS assigns the real one.
     Identity,
+    /// The resource's id when the user chooses it (an RDS identifier, a
+    /// DB subnet group's name): written on INSERT, never provisional. An
+    /// UPDATE of it renames the resource in place where AWS can (the
+    /// provider's `update` sees the old name in `before`); a type AWS
+    /// cannot rename refuses the change in its schema file.
+    Name,
     /// Desired state that can be changed in place.
     Desired,
     /// Desired state whose change forces a replace (create new, delete old).
@@ -47,6 +53,7 @@ impl ColumnKind {
         match self {
             ColumnKind::RowKey => "row_key",
             ColumnKind::Identity => "identity",
+            ColumnKind::Name => "name",
             ColumnKind::Desired => "desired",
             ColumnKind::ReplaceOnChange => "replace",
             ColumnKind::CloudAssigned => "cloud",
@@ -58,7 +65,8 @@ impl ColumnKind {
     pub fn is_desired(self) -> bool {
         matches!(
             self,
-            ColumnKind::Desired
+            ColumnKind::Name
+                | ColumnKind::Desired
                 | ColumnKind::ReplaceOnChange
                 | ColumnKind::WriteOnly
                 | ColumnKind::Set
@@ -199,7 +207,7 @@ impl ResourceSchema {
     pub fn id_column(&self) -> &'static str {
         self.columns
             .iter()
-            .find(|c| c.kind == ColumnKind::Identity)
+            .find(|c| matches!(c.kind, ColumnKind::Identity | ColumnKind::Name))
             .map(|c| c.name)
             .expect("every resource schema has an identity column")
     }

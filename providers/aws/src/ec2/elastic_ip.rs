@@ -14,8 +14,8 @@ use infrasql_provider::{
 };
 use serde_json::json;
 
-use super::sdk::{classify, deleted, described, if_found, missing_id, not_found};
 use super::{changed, opt_str, present, put_tags, tag_spec, update_tags};
+use crate::sdk::{classify, deleted, described, if_found, missing_id, not_found};
 use crate::Clients;
 
 pub static SCHEMA: ResourceSchema = ResourceSchema {

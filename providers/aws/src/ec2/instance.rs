@@ -63,8 +63,8 @@ use serde_json::{json, Value};
 use self::modify::StoppedAttributes;
 use self::state::DesiredState;
 use self::volume::{root_of, Root};
-use super::sdk::{all_pages, classify, deleted, missing_id, not_found};
 use super::{changed, opt_str, present, put_tags, tag_spec, update_tags};
+use crate::sdk::{all_pages, classify, deleted, missing_id, not_found};
 use crate::Clients;
 
 pub static SCHEMA: ResourceSchema = ResourceSchema {

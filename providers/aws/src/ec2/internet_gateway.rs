@@ -15,10 +15,10 @@ use infrasql_provider::{
 };
 use serde_json::json;
 
-use super::sdk::{
+use super::{changed, opt_str, put_tags, tag_spec, update_tags};
+use crate::sdk::{
     all_pages, classify, deleted, described, if_found, ignore_not_found, missing_id, not_found,
 };
-use super::{changed, opt_str, put_tags, tag_spec, update_tags};
 use crate::Clients;
 
 pub static SCHEMA: ResourceSchema = ResourceSchema {

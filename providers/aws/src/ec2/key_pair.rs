@@ -20,8 +20,8 @@ use infrasql_provider::{
 };
 use serde_json::{json, Value};
 
-use super::sdk::{classify, deleted, described, if_found, missing_id, not_found};
 use super::{changed, opt_str, split_tags, tag_spec, update_tags};
+use crate::sdk::{classify, deleted, described, if_found, missing_id, not_found};
 use crate::Clients;
 
 pub static SCHEMA: ResourceSchema = ResourceSchema {

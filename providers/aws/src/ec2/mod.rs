@@ -9,7 +9,7 @@ pub mod key_pair;
 pub mod route;
 pub mod route_table;
 pub mod route_table_association;
-mod sdk;
+
 pub mod security_group;
 pub mod security_group_rule;
 pub mod subnet;
@@ -22,8 +22,8 @@ use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
 use infrasql_provider::{ApplyContext, Props, ProviderError, Resource, APPLY_TAG};
 use serde_json::{json, Value};
 
+use crate::sdk::classify;
 use crate::Clients;
-use sdk::classify;
 
 pub fn resources(clients: Arc<Clients>) -> Vec<Arc<dyn Resource>> {
     vec![

@@ -23,8 +23,8 @@ use infrasql_provider::{
 use serde_json::json;
 
 use super::route_table::{describe_route_table, route_tables};
-use super::sdk::{classify, deleted};
 use super::{changed, opt_str};
+use crate::sdk::{classify, deleted};
 use crate::Clients;
 
 pub static SCHEMA: ResourceSchema = ResourceSchema {

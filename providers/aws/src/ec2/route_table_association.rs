@@ -25,7 +25,7 @@ use serde_json::json;
 
 use super::opt_str;
 use super::route_table::route_tables;
-use super::sdk::{classify, deleted, missing_id, not_found};
+use crate::sdk::{classify, deleted, missing_id, not_found};
 use crate::Clients;
 
 pub static SCHEMA: ResourceSchema = ResourceSchema {

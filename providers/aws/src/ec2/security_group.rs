@@ -15,8 +15,8 @@ use infrasql_provider::{
 };
 use serde_json::json;
 
-use super::sdk::{all_pages, classify, deleted, described, missing_id, not_found};
 use super::{changed, opt_str, put_tags, tag_spec, update_tags};
+use crate::sdk::{all_pages, classify, deleted, described, missing_id, not_found};
 use crate::Clients;
 
 pub static SCHEMA: ResourceSchema = ResourceSchema {

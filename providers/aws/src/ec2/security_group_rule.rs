@@ -24,8 +24,8 @@ use infrasql_provider::{
 };
 use serde_json::{json, Value};
 
-use super::sdk::{all_pages, classify, deleted, described, if_found, missing_id, not_found};
 use super::{changed, opt_str, present, put_tags, tag_spec, update_tags};
+use crate::sdk::{all_pages, classify, deleted, described, if_found, missing_id, not_found};
 use crate::Clients;
 
 pub static SCHEMA: ResourceSchema = ResourceSchema {

@@ -37,6 +37,11 @@ impl Moto {
     pub async fn ec2(&self) -> aws_sdk_ec2::Client {
         self.clients().await.ec2("us-east-1").await.client.clone()
     }
+
+    /// A raw RDS client on the same endpoint.
+    pub async fn rds(&self) -> infrasql_aws::aws_sdk_rds::Client {
+        self.clients().await.rds("us-east-1").await.client.clone()
+    }
 }
 
 impl std::ops::Deref for Moto {

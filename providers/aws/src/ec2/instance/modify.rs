@@ -12,7 +12,7 @@ use infrasql_provider::{ErrorClass, ProviderError};
 
 use super::state::{settled, DesiredState};
 use super::Instance;
-use crate::ec2::sdk::classify;
+use crate::sdk::classify;
 
 /// Detailed monitoring on, or being turned on.
 pub(super) fn monitored(i: &AwsInstance) -> Option<bool> {

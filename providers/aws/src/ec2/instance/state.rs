@@ -14,7 +14,7 @@ use infrasql_provider::{ErrorClass, Props, ProviderError, Readiness};
 
 use super::volume::Root;
 use super::{going_away, gone, observed, state_of, Found, Instance};
-use crate::ec2::sdk::{class_of, classify, described, if_found};
+use crate::sdk::{class_of, classify, described, if_found};
 
 /// Polls, 1 s apart, before giving up on a state: instances start in tens of
 /// seconds but can take minutes to stop or terminate (terraform's default

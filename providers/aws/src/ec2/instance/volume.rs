@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use super::{Found, Instance};
 use crate::ec2::changed;
-use crate::ec2::sdk::{all_pages, classify};
+use crate::sdk::{all_pages, classify};
 
 /// Polls, 1 s apart, for a volume modification to take effect.
 const MODIFY_POLLS: u32 = 300;

@@ -1,0 +1,120 @@
+//! RDS resource types (aws-sdk-rds) and what they share: tags here; the
+//! shapes of SDK answers (errors, pages, deletes) in [`crate::sdk`], as for
+//! EC2.
+//!
+//! RDS resources are named by the user (`db_instance_identifier`...), so
+//! their identity columns are [`ColumnKind::Name`](infrasql_provider::ColumnKind::Name):
+//! never provisional. Tags are addressed by ARN, and there is no `Name` tag.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use aws_sdk_rds::types::Tag;
+use infrasql_provider::{ApplyContext, Props, ProviderError, Resource, APPLY_TAG};
+use serde_json::Value;
+
+use crate::sdk::classify;
+use crate::Clients;
+
+pub fn resources(_clients: Arc<Clients>) -> Vec<Arc<dyn Resource>> {
+    vec![]
+}
+
+/// The `tags` column from AWS tags; infrasql's own tags are hidden, except
+/// the apply id, which recovery reads from the listing (not a column).
+pub(crate) fn put_tags(props: &mut Props, tags: &[Tag]) {
+    let mut rest = serde_json::Map::new();
+    for t in tags {
+        let (Some(k), v) = (t.key(), t.value().unwrap_or("")) else {
+            continue;
+        };
+        if k == APPLY_TAG {
+            props.insert(APPLY_TAG.into(), Value::String(v.to_owned()));
+        } else if !k.starts_with("infrasql:") {
+            rest.insert(k.to_owned(), Value::String(v.to_owned()));
+        }
+    }
+    props.insert("tags".into(), Value::Object(rest));
+}
+
+/// The tags a row asks for.
+pub(crate) fn desired_tags(props: &Props) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    if let Some(Value::Object(m)) = props.get("tags") {
+        for (k, v) in m {
+            let v = match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            out.insert(k.clone(), v);
+        }
+    }
+    out
+}
+
+/// Tags for a create call: the row's tags plus the apply id.
+pub(crate) fn create_tags(props: &Props, ctx: &ApplyContext) -> Vec<Tag> {
+    desired_tags(props)
+        .into_iter()
+        .chain([(APPLY_TAG.to_owned(), ctx.apply_id.clone())])
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect()
+}
+
+/// Bring the tags of the resource `arn` from `before` to `after`.
+pub(crate) async fn update_tags(
+    rds: &aws_sdk_rds::Client,
+    arn: &str,
+    before: &Props,
+    after: &Props,
+) -> Result<(), ProviderError> {
+    let old = desired_tags(before);
+    let new = desired_tags(after);
+    let removed: Vec<String> = old
+        .keys()
+        .filter(|k| !new.contains_key(*k))
+        .cloned()
+        .collect();
+    let changed: Vec<Tag> = new
+        .iter()
+        .filter(|(k, v)| old.get(*k) != Some(v))
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect();
+    if !removed.is_empty() {
+        rds.remove_tags_from_resource()
+            .resource_name(arn)
+            .set_tag_keys(Some(removed))
+            .send()
+            .await
+            .map_err(classify)?;
+    }
+    if !changed.is_empty() {
+        rds.add_tags_to_resource()
+            .resource_name(arn)
+            .set_tags(Some(changed))
+            .send()
+            .await
+            .map_err(classify)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_apply_tag_is_kept_out_of_the_tags_column() {
+        let mut p = Props::new();
+        put_tags(
+            &mut p,
+            &[
+                Tag::builder().key("env").value("prod").build(),
+                Tag::builder().key(APPLY_TAG).value("a1").build(),
+            ],
+        );
+        assert_eq!(p["tags"], json!({"env": "prod"}));
+        assert_eq!(p[APPLY_TAG], json!("a1"));
+    }
+}
