@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod config;
 pub mod engine;
+pub mod logging;
 pub mod playground;
 pub mod server;
 pub mod store;

@@ -23,24 +23,6 @@ fn start() -> (Moto, FaultProxy, TestServer) {
     (moto, proxy, server)
 }
 
-/// A client whose NOTICEs arrive on a channel with the moment they came.
-async fn connect_with_notices(s: &TestServer) -> (Client, UnboundedReceiver<(Instant, String)>) {
-    let (client, mut conn) = tokio_postgres::connect(&s.conn_string(), NoTls)
-        .await
-        .unwrap();
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        let mut stream = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
-        use futures_util::StreamExt;
-        while let Some(Ok(m)) = stream.next().await {
-            if let AsyncMessage::Notice(n) = m {
-                let _ = tx.send((Instant::now(), n.message().to_owned()));
-            }
-        }
-    });
-    (client, rx)
-}
-
 /// The apply id from the COMMIT's first NOTICE (`applying ... (apply-…)`),
 /// awaited.
 async fn apply_id(rx: &mut UnboundedReceiver<(Instant, String)>) -> String {
@@ -92,7 +74,7 @@ const VPC: &str = "INSERT INTO aws.vpc (name, cidr_block) VALUES ('slow', '10.9.
 #[tokio::test]
 async fn a_slow_create_sends_progress_at_most_ten_seconds_apart() {
     let (_moto, proxy, s) = start();
-    let (c, mut rx) = connect_with_notices(&s).await;
+    let (c, mut rx) = s.connect_with_notices().await;
     proxy.arm(
         Fault::on("CreateVpc")
             .times(1)
@@ -125,7 +107,7 @@ async fn a_slow_create_sends_progress_at_most_ten_seconds_apart() {
 #[tokio::test]
 async fn a_cancel_request_stops_a_slow_create_and_undoes_it() {
     let (moto, proxy, s) = start();
-    let (c, mut rx) = connect_with_notices(&s).await;
+    let (c, mut rx) = s.connect_with_notices().await;
     proxy.arm(
         Fault::on("CreateVpc")
             .times(1)
@@ -168,7 +150,7 @@ async fn a_cancel_request_stops_a_slow_create_and_undoes_it() {
 #[tokio::test]
 async fn infra_cancel_apply_from_another_session_stops_the_wait_and_undoes_the_create() {
     let (moto, proxy, s) = start();
-    let (c, mut rx) = connect_with_notices(&s).await;
+    let (c, mut rx) = s.connect_with_notices().await;
     // The launch is answered at once; the wait for `running` is slow.
     proxy.arm(Fault::on("DescribeInstances").with(Effect::Delay(Duration::from_secs(60))));
     let commit = tokio::spawn(async move {
@@ -231,7 +213,7 @@ async fn infra_cancel_apply_refuses_what_is_not_there() {
 #[tokio::test]
 async fn apply_timeout_stops_a_slow_create_like_a_cancel() {
     let (moto, proxy, s) = start();
-    let (c, mut rx) = connect_with_notices(&s).await;
+    let (c, mut rx) = s.connect_with_notices().await;
     proxy.arm(
         Fault::on("CreateVpc")
             .times(1)

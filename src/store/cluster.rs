@@ -292,7 +292,22 @@ impl Cluster {
             ("port".into(), PORT.to_string()),
             ("password_encryption".into(), "scram-sha-256".into()),
         ];
-        for (k, v) in fixed.iter().cloned().chain(self.settings.iter().cloned()) {
+        // A statement's text can hold a secret (`INSERT ... master_user_password`):
+        // PostgreSQL's log never gets it, whatever `--pg-option` says, so
+        // these come last. Errors are still logged, without the statement.
+        let never_log_statements = [
+            ("log_min_error_statement".to_string(), "panic".to_string()),
+            ("log_statement".into(), "none".into()),
+            ("log_min_duration_statement".into(), "-1".into()),
+            ("log_min_duration_sample".into(), "-1".into()),
+            ("log_parameter_max_length_on_error".into(), "0".into()),
+        ];
+        for (k, v) in fixed
+            .iter()
+            .cloned()
+            .chain(self.settings.iter().cloned())
+            .chain(never_log_statements)
+        {
             cmd.arg("-c").arg(format!("{k}={v}"));
         }
         cmd.current_dir(&pgdata)

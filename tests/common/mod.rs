@@ -117,6 +117,20 @@ impl TestServer {
     /// Start on an existing (or new) data dir; Err carries stderr when the
     /// server exits before listening.
     pub fn start_in(data: &Path, extra: &[&str]) -> Result<Self, String> {
+        Self::start_in_env(data, extra, &[])
+    }
+
+    /// A server whose AWS is `moto`, with extra environment (`INFRASQL_LOG`).
+    pub fn start_on_env(moto: &Moto, env: &[(&str, &str)]) -> Self {
+        let tmp = temp_dir();
+        let data = tmp.path().join("data");
+        let args = ["--aws-endpoint-url", &moto.url, "--sync-interval", "0"];
+        let mut s = Self::start_in_env(&data, &args, env).unwrap_or_else(|e| panic!("{e}"));
+        s._tmp = Some(tmp);
+        s
+    }
+
+    pub fn start_in_env(data: &Path, extra: &[&str], env: &[(&str, &str)]) -> Result<Self, String> {
         let stderr_log = data.with_extension("stderr.log");
         let log = std::fs::File::create(&stderr_log).unwrap();
         let mut child = Command::new(bin())
@@ -131,6 +145,7 @@ impl TestServer {
             .env("AWS_SECRET_ACCESS_KEY", "testing")
             .env("AWS_REGION", "us-east-1")
             .env_remove("AWS_PROFILE")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
@@ -219,6 +234,30 @@ impl TestServer {
         connect(&self.conn_string())
             .await
             .expect("connect through infrasql")
+    }
+
+    /// A connection through infrasql whose NOTICEs arrive on the receiver,
+    /// each with the moment it came.
+    pub async fn connect_with_notices(
+        &self,
+    ) -> (
+        tokio_postgres::Client,
+        tokio::sync::mpsc::UnboundedReceiver<(std::time::Instant, String)>,
+    ) {
+        let (client, mut conn) = tokio_postgres::connect(&self.conn_string(), tokio_postgres::NoTls)
+            .await
+            .expect("connect through infrasql");
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            use futures_util::StreamExt;
+            let mut stream = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
+            while let Some(Ok(m)) = stream.next().await {
+                if let tokio_postgres::AsyncMessage::Notice(n) = m {
+                    let _ = tx.send((std::time::Instant::now(), n.message().to_owned()));
+                }
+            }
+        });
+        (client, rx)
     }
 
     pub async fn connect_direct(&self) -> tokio_postgres::Client {

@@ -1,0 +1,218 @@
+//! Secrets never rest (issue #10): a write-only value (an instance's user
+//! data, a database's master password) is used for the AWS call and found
+//! nowhere afterwards: not in a full `pg_dump`, not in the write-ahead log,
+//! not in a NOTICE or an error, not in infrasql's log at trace level, not in
+//! PostgreSQL's own log. Each search has a positive control: a marker
+//! written in the same transactions (a tag) is found where rows go, so a
+//! search that could not see the secret would fail the test.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{Moto, TestServer};
+
+/// A value no other test or log line would contain.
+fn distinctive(what: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{what}Zq{nanos:09}xQ")
+}
+
+fn pg_bin() -> PathBuf {
+    if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
+        let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        if dir.join("pg_dump").exists() {
+            return dir;
+        }
+    }
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("PostgreSQL's binaries")
+        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+        .filter(|p| p.join("pg_dump").exists())
+        .collect();
+    found.sort();
+    found.pop().expect("pg_dump")
+}
+
+/// Everything the embedded cluster holds, as `pg_dump` writes it (as the
+/// engine role, which owns the infra schema and its journal).
+fn pg_dump(s: &TestServer) -> String {
+    let pw = std::fs::read_to_string(s.data.join("engine.password")).unwrap();
+    let out = Command::new(pg_bin().join("pg_dump"))
+        .args(["-h"])
+        .arg(s.data.join("pgdata"))
+        .args(["-p", "5432", "-U", "infrasql_engine", "-d", "infrasql"])
+        .env("PGPASSWORD", pw.trim())
+        .output()
+        .expect("run pg_dump");
+    assert!(
+        out.status.success(),
+        "pg_dump failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The raw bytes of every WAL segment: what a replica or a backup gets.
+/// Raw, not `pg_waldump`'s summary, which does not print tuple data.
+fn wal_bytes(s: &TestServer) -> Vec<u8> {
+    let dir = s.data.join("pgdata").join("pg_wal");
+    let mut all = Vec::new();
+    for e in std::fs::read_dir(&dir).unwrap().flatten() {
+        if e.file_type().unwrap().is_file() {
+            all.extend(std::fs::read(e.path()).unwrap());
+        }
+    }
+    assert!(!all.is_empty(), "no WAL in {}", dir.display());
+    all
+}
+
+fn contains(hay: &[u8], needle: &str) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_default()
+}
+
+/// Search every place a secret could rest or leak; `marker` must be found
+/// where rows go (the dump and the WAL).
+fn assert_found_nowhere(s: &TestServer, secrets: &[String], marker: &str, said: &[String]) {
+    let dump = pg_dump(s);
+    let wal = wal_bytes(s);
+    assert!(dump.contains(marker), "the control marker is not in the dump");
+    assert!(contains(&wal, marker), "the control marker is not in the WAL");
+    let server_log = s.stderr();
+    assert!(
+        server_log.contains("TRACE"),
+        "the server did not log at trace level"
+    );
+    let pg_log = read(&s.data.join("postgres.log"));
+    if std::env::var("SECRETS_DEBUG").is_ok() {
+        std::fs::write("/tmp/secrets-server.log", &server_log).unwrap();
+    }
+    for secret in secrets {
+        assert!(!dump.contains(secret.as_str()), "{secret} is in pg_dump");
+        assert!(!contains(&wal, secret), "{secret} is in the WAL");
+        assert!(
+            !server_log.contains(secret.as_str()),
+            "{secret} is in infrasql's trace log"
+        );
+        assert!(!pg_log.contains(secret.as_str()), "{secret} is in PostgreSQL's log");
+        for m in said {
+            assert!(!m.contains(secret.as_str()), "{secret} was told to the client: {m}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn user_data_is_used_for_the_launch_and_rests_nowhere() {
+    use base64::Engine as _;
+    use infrasql_aws::aws_sdk_ec2::types::InstanceAttributeName;
+    let moto = Moto::start();
+    let s = TestServer::start_on_env(&moto, &[("INFRASQL_LOG", "trace")]);
+    let (c, mut notices) = s.connect_with_notices().await;
+    let marker = distinctive("marker");
+    let first = distinctive("userdataone");
+    let second = distinctive("userdatatwo");
+    let failed = distinctive("userdatafailed");
+    let mut said = Vec::new();
+
+    c.batch_execute(&format!(
+        "BEGIN;
+         INSERT INTO aws.vpc (name, cidr_block, tags) VALUES ('app', '10.41.0.0/16', '{{\"m\": \"{marker}\"}}');
+         INSERT INTO aws.subnet (name, vpc_id, cidr_block, availability_zone)
+           SELECT 'app-a', vpc_id, '10.41.1.0/24', 'us-east-1a' FROM aws.vpc WHERE name = 'app';
+         INSERT INTO aws.instance (name, image_id, instance_type, subnet_id, user_data)
+           SELECT 'web-1', 'ami-760aaa0f', 't3.micro', subnet_id, '{first}'
+           FROM aws.subnet WHERE name = 'app-a';"
+    ))
+    .await
+    .unwrap();
+    // Before COMMIT the row already holds NULL, and the plan says (secret).
+    let row = c
+        .query_one(
+            "SELECT user_data, (SELECT changes::text FROM infra.plan WHERE \"table\" = 'aws.instance') \
+             FROM aws.instance WHERE name = 'web-1'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, Option<String>>(0), None);
+    let plan: String = row.get(1);
+    assert!(plan.contains("(secret)"), "{plan}");
+    c.batch_execute("COMMIT").await.unwrap();
+
+    // AWS got it.
+    let id: String = c
+        .query_one("SELECT instance_id FROM aws.instance WHERE name = 'web-1'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let attr = moto
+        .ec2()
+        .await
+        .describe_instance_attribute()
+        .instance_id(&id)
+        .attribute(InstanceAttributeName::UserData)
+        .send()
+        .await
+        .unwrap();
+    let sent = base64::engine::general_purpose::STANDARD
+        .decode(attr.user_data().and_then(|v| v.value()).unwrap())
+        .unwrap();
+    assert_eq!(String::from_utf8(sent).unwrap(), first);
+
+    // Changed in place, then a launch AWS refuses, with a secret each.
+    c.batch_execute(&format!(
+        "UPDATE aws.instance SET user_data = '{second}' WHERE name = 'web-1'"
+    ))
+    .await
+    .unwrap();
+    // A subnet deleted behind infrasql's back (sync is off, its row stays):
+    // AWS refuses a launch into it.
+    c.batch_execute(
+        "INSERT INTO aws.subnet (name, vpc_id, cidr_block, availability_zone)
+           SELECT 'gone', vpc_id, '10.41.2.0/24', 'us-east-1a' FROM aws.vpc WHERE name = 'app'",
+    )
+    .await
+    .unwrap();
+    let gone: String = c
+        .query_one("SELECT subnet_id FROM aws.subnet WHERE name = 'gone'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    moto.ec2().await.delete_subnet().subnet_id(gone).send().await.unwrap();
+    let refused = c
+        .batch_execute(&format!(
+            "INSERT INTO aws.instance (name, image_id, instance_type, subnet_id, user_data)
+               SELECT 'bad', 'ami-760aaa0f', 't3.micro', subnet_id, '{failed}'
+               FROM aws.subnet WHERE name = 'gone'"
+        ))
+        .await
+        .expect_err("AWS refuses a launch into a deleted subnet");
+    assert_eq!(common::sqlstate(&refused).as_deref().map(|s| &s[..2]), Some("IX"), "{refused:?}");
+    said.push(format!("{refused:?}"));
+    // A statement PostgreSQL itself refuses, with a secret in its text: the
+    // error is logged, the statement is not (log_min_error_statement).
+    let in_statement = distinctive("statementsecret");
+    let e = c
+        .batch_execute(&format!(
+            "UPDATE aws.instance SET user_data = '{in_statement}' WHERE name = 'web-1' AND 1/0 = 1"
+        ))
+        .await
+        .expect_err("division by zero");
+    said.push(format!("{e:?}"));
+    while let Ok((_, m)) = notices.try_recv() {
+        said.push(m);
+    }
+    assert_found_nowhere(&s, &[first, second, failed, in_statement], &marker, &said);
+    assert!(
+        read(&s.data.join("postgres.log")).contains("division by zero"),
+        "PostgreSQL's log has its errors"
+    );
+}
