@@ -62,7 +62,9 @@ mod tests {
             (true, tracing::Level::TRACE) => {
                 tracing::enabled!(target: "aws_smithy_runtime::client", tracing::Level::TRACE)
             }
-            (true, _) => tracing::enabled!(target: "aws_smithy_runtime::client", tracing::Level::DEBUG),
+            (true, _) => {
+                tracing::enabled!(target: "aws_smithy_runtime::client", tracing::Level::DEBUG)
+            }
             (false, _) => tracing::enabled!(target: "infrasql::engine", tracing::Level::TRACE),
         })
     }

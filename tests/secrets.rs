@@ -84,8 +84,14 @@ fn read(p: &Path) -> String {
 fn assert_found_nowhere(s: &TestServer, secrets: &[String], marker: &str, said: &[String]) {
     let dump = pg_dump(s);
     let wal = wal_bytes(s);
-    assert!(dump.contains(marker), "the control marker is not in the dump");
-    assert!(contains(&wal, marker), "the control marker is not in the WAL");
+    assert!(
+        dump.contains(marker),
+        "the control marker is not in the dump"
+    );
+    assert!(
+        contains(&wal, marker),
+        "the control marker is not in the WAL"
+    );
     let server_log = s.stderr();
     assert!(
         server_log.contains("TRACE"),
@@ -102,9 +108,15 @@ fn assert_found_nowhere(s: &TestServer, secrets: &[String], marker: &str, said: 
             !server_log.contains(secret.as_str()),
             "{secret} is in infrasql's trace log"
         );
-        assert!(!pg_log.contains(secret.as_str()), "{secret} is in PostgreSQL's log");
+        assert!(
+            !pg_log.contains(secret.as_str()),
+            "{secret} is in PostgreSQL's log"
+        );
         for m in said {
-            assert!(!m.contains(secret.as_str()), "{secret} was told to the client: {m}");
+            assert!(
+                !m.contains(secret.as_str()),
+                "{secret} was told to the client: {m}"
+            );
         }
     }
 }
@@ -149,7 +161,10 @@ async fn user_data_is_used_for_the_launch_and_rests_nowhere() {
 
     // AWS got it.
     let id: String = c
-        .query_one("SELECT instance_id FROM aws.instance WHERE name = 'web-1'", &[])
+        .query_one(
+            "SELECT instance_id FROM aws.instance WHERE name = 'web-1'",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);
@@ -186,7 +201,13 @@ async fn user_data_is_used_for_the_launch_and_rests_nowhere() {
         .await
         .unwrap()
         .get(0);
-    moto.ec2().await.delete_subnet().subnet_id(gone).send().await.unwrap();
+    moto.ec2()
+        .await
+        .delete_subnet()
+        .subnet_id(gone)
+        .send()
+        .await
+        .unwrap();
     let refused = c
         .batch_execute(&format!(
             "INSERT INTO aws.instance (name, image_id, instance_type, subnet_id, user_data)
@@ -195,7 +216,11 @@ async fn user_data_is_used_for_the_launch_and_rests_nowhere() {
         ))
         .await
         .expect_err("AWS refuses a launch into a deleted subnet");
-    assert_eq!(common::sqlstate(&refused).as_deref().map(|s| &s[..2]), Some("IX"), "{refused:?}");
+    assert_eq!(
+        common::sqlstate(&refused).as_deref().map(|s| &s[..2]),
+        Some("IX"),
+        "{refused:?}"
+    );
     said.push(format!("{refused:?}"));
     // A statement PostgreSQL itself refuses, with a secret in its text: the
     // error is logged, the statement is not (log_min_error_statement).

@@ -244,9 +244,10 @@ impl TestServer {
         tokio_postgres::Client,
         tokio::sync::mpsc::UnboundedReceiver<(std::time::Instant, String)>,
     ) {
-        let (client, mut conn) = tokio_postgres::connect(&self.conn_string(), tokio_postgres::NoTls)
-            .await
-            .expect("connect through infrasql");
+        let (client, mut conn) =
+            tokio_postgres::connect(&self.conn_string(), tokio_postgres::NoTls)
+                .await
+                .expect("connect through infrasql");
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         tokio::spawn(async move {
             use futures_util::StreamExt;

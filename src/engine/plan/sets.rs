@@ -121,12 +121,36 @@ pub fn fold_sets(
         let (jt, owner) = key;
         let Some(s) = sets.get(jt) else { continue };
         let now = &current[key].members;
-        // Undo the transaction's changes, newest first.
+        let idc = s.owner.id_column();
+        let owner_table = s.owner_table();
+        let prop = s.column.name.to_owned();
+        let id_of = |r: &Option<Props>| {
+            r.as_ref()
+                .and_then(|r| r.get(idc))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
+        let existing = changes.iter_mut().find(|c| {
+            c.table == owner_table && id_of(&c.after).or(id_of(&c.before)).as_deref() == Some(owner)
+        });
+        // A renamed owner (a chosen name changed in this transaction): its
+        // join rows followed by ON UPDATE CASCADE, and those under the old
+        // name are the same memberships, not a removal and an addition.
+        let mut aliases = vec![owner.clone()];
+        if let Some(old) = existing.as_ref().and_then(|c| id_of(&c.before)) {
+            if old != *owner {
+                aliases.push(old);
+            }
+        }
         let mut before = now.clone();
         for (_, old, new) in raw.iter().rev().filter(|(t, _, _)| t == jt) {
             let member_of = |r: &Option<Props>| {
                 r.as_ref()
-                    .filter(|r| r.get(s.set.owner).and_then(Value::as_str) == Some(owner))
+                    .filter(|r| {
+                        r.get(s.set.owner)
+                            .and_then(Value::as_str)
+                            .is_some_and(|o| aliases.iter().any(|a| a == o))
+                    })
                     .and_then(|r| r.get(s.set.member).and_then(Value::as_str))
                     .map(str::to_owned)
             };
@@ -137,18 +161,6 @@ pub fn fold_sets(
                 before.insert(m);
             }
         }
-        let idc = s.owner.id_column();
-        let owner_table = s.owner_table();
-        let prop = s.column.name.to_owned();
-        let existing = changes.iter_mut().find(|c| {
-            c.table == owner_table
-                && c.after
-                    .as_ref()
-                    .or(c.before.as_ref())
-                    .and_then(|r| r.get(idc))
-                    .and_then(Value::as_str)
-                    == Some(owner)
-        });
         match existing {
             Some(c) => {
                 if let Some(a) = c.after.as_mut() {

@@ -257,6 +257,35 @@ fn changes_net_per_row_within_a_transaction() {
 }
 
 #[test]
+fn a_row_renamed_in_its_own_transaction_is_followed_by_its_row_key() {
+    // A chosen name (ColumnKind::Name) inserted, then renamed, then renamed
+    // back on an existing row: one change per row, whatever its AWS id did.
+    let raw = vec![
+        (
+            "aws.db".to_string(),
+            None,
+            Some(p(json!({"id": 1, "db_id": "a"}))),
+        ),
+        (
+            "aws.db".to_string(),
+            Some(p(json!({"id": 1, "db_id": "a"}))),
+            Some(p(json!({"id": 1, "db_id": "b"}))),
+        ),
+        (
+            "aws.db".to_string(),
+            Some(p(json!({"id": 2, "db_id": "x"}))),
+            Some(p(json!({"id": 2, "db_id": "y"}))),
+        ),
+    ];
+    let net = net_changes(raw, |_| Some("db_id"));
+    assert_eq!(net.len(), 2);
+    assert!(net[0].before.is_none());
+    assert_eq!(net[0].after.as_ref().unwrap()["db_id"], json!("b"));
+    assert_eq!(net[1].before.as_ref().unwrap()["db_id"], json!("x"));
+    assert_eq!(net[1].after.as_ref().unwrap()["db_id"], json!("y"));
+}
+
+#[test]
 fn unknown_tables_are_refused() {
     let c = ins("aws.nope", json!({"x": 1}));
     assert_eq!(

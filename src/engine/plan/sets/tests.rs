@@ -190,3 +190,27 @@ fn a_server_created_and_deleted_in_one_transaction_plans_nothing() {
     let current = now("pending-s-1", &[], None);
     assert!(fold_sets(Vec::new(), &raw, &sets, &current).is_empty());
 }
+
+#[test]
+fn a_renamed_owner_keeps_its_members_through_the_cascade() {
+    let schemas = all();
+    let sets = sets_by_join_table(&schemas);
+    // The owner's name changed s-1 → s-2; ON UPDATE CASCADE moved its join row.
+    let changes = vec![RowChange {
+        table: "aws.server".into(),
+        before: Some(p(json!({"server_id": "s-1", "name": "web"}))),
+        after: Some(p(json!({"server_id": "s-2", "name": "web"}))),
+    }];
+    let raw = vec![(
+        "aws.server_group".to_string(),
+        Some(p(json!({"server_id": "s-1", "group_id": "sg-a"}))),
+        Some(p(json!({"server_id": "s-2", "group_id": "sg-a"}))),
+    )];
+    let mut current = now("s-2", &["sg-a"], Some(json!({"server_id": "s-2"})));
+    current.extend(now("s-1", &[], None));
+    let folded = fold_sets(changes, &raw, &sets, &current);
+    assert_eq!(folded.len(), 1, "no change for the old name");
+    let c = &folded[0];
+    assert_eq!(c.before.as_ref().unwrap()["group_ids"], json!(["sg-a"]));
+    assert_eq!(c.after.as_ref().unwrap()["group_ids"], json!(["sg-a"]));
+}
