@@ -205,6 +205,16 @@ async fn a_subnet_group_and_a_parameter_group_with_two_parameters_are_one_commit
         assert!(db.hint().is_some_and(|h| h.contains("INSERT")), "{db:?}");
     }
 
+    // RDS keeps names in lower case: another spelling is refused at once.
+    let e = c
+        .batch_execute(
+            "INSERT INTO aws.db_parameter_group (db_parameter_group_name, family, description) \
+             VALUES ('App-PG', 'postgres16', 'x')",
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e).as_deref(), Some("23514"), "{e}");
+
     // DELETE resets that one parameter, not the group.
     proxy.arm(Fault::on("ResetDBParameterGroup").with(Effect::Answer(reset_answer("app-pg"))));
     c.batch_execute("DELETE FROM aws.db_parameter WHERE parameter_name = 'max_connections'")
