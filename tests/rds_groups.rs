@@ -345,3 +345,42 @@ async fn sync_agrees_with_the_committed_groups_and_adopts_a_parameter_set_in_the
         "the two committed parameters are still rows"
     );
 }
+
+#[tokio::test]
+async fn a_subnet_group_with_subnets_of_two_vpcs_is_refused_at_the_statement() {
+    let moto = Moto::start();
+    let s = TestServer::start_on(&moto, &[]);
+    let c = s.connect().await;
+    c.batch_execute(
+        "BEGIN;
+         INSERT INTO aws.vpc (name, cidr_block) VALUES ('a', '10.81.0.0/16'), ('b', '10.82.0.0/16');
+         INSERT INTO aws.subnet (name, vpc_id, cidr_block, availability_zone)
+           SELECT 'in-' || name, vpc_id, replace(cidr_block::text, '0.0/16', '1.0/24')::cidr, 'us-east-1a'
+           FROM aws.vpc;
+         INSERT INTO aws.db_subnet_group (db_subnet_group_name, description) VALUES ('mixed', 'x');
+         INSERT INTO aws.db_subnet_group_subnet (db_subnet_group_name, subnet_id)
+           SELECT 'mixed', subnet_id FROM aws.subnet WHERE name = 'in-a';",
+    )
+    .await
+    .unwrap();
+    let e = c
+        .batch_execute(
+            "INSERT INTO aws.db_subnet_group_subnet (db_subnet_group_name, subnet_id)
+             SELECT 'mixed', subnet_id FROM aws.subnet WHERE name = 'in-b'",
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e).as_deref(), Some("23514"), "{e}");
+    let db = e.as_db_error().unwrap();
+    assert!(
+        db.message()
+            .starts_with("DB subnet group mixed: subnet \"in-b\""),
+        "{}",
+        db.message()
+    );
+    assert!(
+        db.detail().is_some_and(|d| d.contains("different VPCs")),
+        "{db:?}"
+    );
+    c.batch_execute("ROLLBACK").await.unwrap();
+}
