@@ -384,3 +384,58 @@ async fn a_subnet_group_with_subnets_of_two_vpcs_is_refused_at_the_statement() {
     );
     c.batch_execute("ROLLBACK").await.unwrap();
 }
+
+#[tokio::test]
+async fn a_new_description_replaces_a_parameter_group_unless_parameters_use_it() {
+    let moto = Moto::start();
+    let s = TestServer::start_on(&moto, &[]);
+    let c = s.connect().await;
+    c.batch_execute(
+        "INSERT INTO aws.db_parameter_group (db_parameter_group_name, family, description)
+         VALUES ('solo', 'postgres16', 'first')",
+    )
+    .await
+    .unwrap();
+
+    // AWS cannot change a description: the group is deleted and created
+    // again under its name (delete first: the name would collide).
+    c.batch_execute("UPDATE aws.db_parameter_group SET description = 'second'")
+        .await
+        .unwrap();
+    let groups = moto
+        .rds()
+        .await
+        .describe_db_parameter_groups()
+        .send()
+        .await
+        .unwrap();
+    let described: Vec<(String, String)> = groups
+        .db_parameter_groups()
+        .iter()
+        .map(|g| {
+            (
+                g.db_parameter_group_name().unwrap().to_owned(),
+                g.description().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(described, [("solo".to_owned(), "second".to_owned())]);
+
+    // With a parameter row it would leave the parameter behind: refused
+    // before any AWS call.
+    c.batch_execute(
+        "INSERT INTO aws.db_parameter (db_parameter_group_name, parameter_name, parameter_value)
+         VALUES ('solo', 'work_mem', '1024')",
+    )
+    .await
+    .unwrap();
+    let e = c
+        .batch_execute("UPDATE aws.db_parameter_group SET description = 'third'")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e).as_deref(), Some("2BP01"), "{e}");
+    assert_eq!(
+        one::<String>(&c, "SELECT description FROM aws.db_parameter_group").await,
+        "second"
+    );
+}
