@@ -16,8 +16,18 @@ use serde_json::Value;
 use crate::sdk::classify;
 use crate::Clients;
 
-pub fn resources(_clients: Arc<Clients>) -> Vec<Arc<dyn Resource>> {
-    vec![]
+pub mod db_parameter;
+pub mod db_parameter_group;
+pub mod db_subnet_group;
+
+pub fn resources(clients: Arc<Clients>) -> Vec<Arc<dyn Resource>> {
+    vec![
+        Arc::new(db_subnet_group::DbSubnetGroupType::new(clients.clone())),
+        Arc::new(db_parameter_group::DbParameterGroupType::new(
+            clients.clone(),
+        )),
+        Arc::new(db_parameter::DbParameterType::new(clients)),
+    ]
 }
 
 /// The `tags` column from AWS tags; infrasql's own tags are hidden, except
