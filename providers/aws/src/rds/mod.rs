@@ -16,8 +16,10 @@ use serde_json::Value;
 use crate::sdk::classify;
 use crate::Clients;
 
-pub fn resources(_clients: Arc<Clients>) -> Vec<Arc<dyn Resource>> {
-    vec![]
+pub mod db_instance;
+
+pub fn resources(clients: Arc<Clients>) -> Vec<Arc<dyn Resource>> {
+    vec![Arc::new(db_instance::DbInstance::new(clients))]
 }
 
 /// The `tags` column from AWS tags; infrasql's own tags are hidden, except
