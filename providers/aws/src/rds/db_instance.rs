@@ -365,6 +365,9 @@ impl Resource for DbInstance {
         id: &str,
         current: &Props,
     ) -> Result<(), ProviderError> {
+        // The database `current` describes: the engine names the delete
+        // half of a replace that also renames by the row's new name.
+        let id = current.str("db_instance_identifier").unwrap_or(id);
         let choice = final_snapshot(id, current).ok_or_else(|| {
             ProviderError::invalid(format!(
                 "DB instance {id}: set skip_final_snapshot or final_snapshot_identifier (and COMMIT) before deleting it"
