@@ -5,6 +5,8 @@
 -- The identifier is chosen by the user, so it is the id from INSERT on.
 -- AWS keeps identifiers in lower case, hence the CHECK: a mixed-case name
 -- would come back from the listing as another name.
+-- A group left NULL is AWS's default: written back as NULL at COMMIT (the
+-- default group need not be a row yet), and sync then adopts it.
 -- apply_immediately, skip_final_snapshot and final_snapshot_identifier are
 -- the user's instructions, not AWS state: the listing never reports them.
 CREATE TABLE aws.db_instance (
@@ -21,6 +23,10 @@ CREATE TABLE aws.db_instance (
     master_username             text CHECK (char_length(master_username) BETWEEN 1 AND 128),
     master_user_password        text,
     manage_master_user_password boolean,
+    db_subnet_group_name        text
+                                REFERENCES aws.db_subnet_group (db_subnet_group_name) ON UPDATE CASCADE,
+    db_parameter_group_name     text
+                                REFERENCES aws.db_parameter_group (db_parameter_group_name) ON UPDATE CASCADE,
     publicly_accessible         boolean,
     multi_az                    boolean,
     backup_retention_period     integer CHECK (backup_retention_period BETWEEN 0 AND 35),
@@ -44,6 +50,8 @@ CREATE TABLE aws.db_instance (
     -- AWS refuses both at once (InvalidParameterCombination).
     CHECK (NOT (master_user_password IS NOT NULL AND manage_master_user_password))
 );
+CREATE INDEX db_instance_db_subnet_group_name ON aws.db_instance (db_subnet_group_name);
+CREATE INDEX db_instance_db_parameter_group_name ON aws.db_instance (db_parameter_group_name);
 SELECT infra.manage('aws.db_instance');
 
 CREATE TABLE aws.db_instance_security_group (

@@ -17,9 +17,15 @@ use crate::sdk::classify;
 use crate::Clients;
 
 pub mod db_instance;
+pub mod db_parameter_group;
+pub mod db_subnet_group;
 
 pub fn resources(clients: Arc<Clients>) -> Vec<Arc<dyn Resource>> {
-    vec![Arc::new(db_instance::DbInstance::new(clients))]
+    vec![
+        Arc::new(db_subnet_group::DbSubnetGroupType::new(clients.clone())),
+        Arc::new(db_parameter_group::DbParameterGroupType::new(clients.clone())),
+        Arc::new(db_instance::DbInstance::new(clients)),
+    ]
 }
 
 /// The `tags` column from AWS tags; infrasql's own tags are hidden, except
