@@ -109,10 +109,17 @@ async fn a_database_carries_its_endpoint_changes_in_place_and_is_renamed_in_plac
         .await
         .unwrap();
     let address: Option<String> = r.get(0);
-    assert!(address.is_some_and(|a| !a.is_empty()), "the row carries the endpoint");
+    assert!(
+        address.is_some_and(|a| !a.is_empty()),
+        "the row carries the endpoint"
+    );
     assert!(r.get::<_, Option<i32>>(1).is_some());
     assert_eq!(r.get::<_, Option<String>>(2).as_deref(), Some("available"));
-    assert_eq!(r.get::<_, Option<String>>(4), None, "the password never rests");
+    assert_eq!(
+        r.get::<_, Option<String>>(4),
+        None,
+        "the password never rests"
+    );
     assert_eq!(proxy.calls("CreateDBInstance"), 1);
     assert_eq!(aws_groups(&moto, "shop").await, vec![g1.clone()]);
 
@@ -151,7 +158,10 @@ async fn a_database_carries_its_endpoint_changes_in_place_and_is_renamed_in_plac
     )
     .await
     .unwrap();
-    assert!(aws_db(&moto, "shop").await.is_none(), "the old name is gone");
+    assert!(
+        aws_db(&moto, "shop").await.is_none(),
+        "the old name is gone"
+    );
     let db = aws_db(&moto, "store").await.expect("renamed in AWS");
     assert_eq!(db.dbi_resource_id(), Some(resource.as_str()));
     assert_eq!(proxy.calls("CreateDBInstance"), 1, "a rename is no replace");
@@ -197,7 +207,10 @@ async fn an_engine_change_replaces_only_with_the_opt_in_and_a_new_identifier() {
     assert_eq!(sqlstate(&e).as_deref(), Some("55000"), "{e:?}");
     assert!(e.to_string().contains("allow_replace") || refusal(&e).2.contains("allow_replace"));
     assert_eq!(rds_writes(&proxy), writes, "nothing sent to AWS");
-    assert_eq!(aws_db(&moto, "shop").await.unwrap().engine(), Some("postgres"));
+    assert_eq!(
+        aws_db(&moto, "shop").await.unwrap().engine(),
+        Some("postgres")
+    );
 
     // With it: the new database, then the old one deleted.
     c.batch_execute(
@@ -207,8 +220,13 @@ async fn an_engine_change_replaces_only_with_the_opt_in_and_a_new_identifier() {
     )
     .await
     .unwrap();
-    assert!(aws_db(&moto, "shop").await.is_none(), "the old one is deleted");
-    let new = aws_db(&moto, "shop-mysql").await.expect("the new one exists");
+    assert!(
+        aws_db(&moto, "shop").await.is_none(),
+        "the old one is deleted"
+    );
+    let new = aws_db(&moto, "shop-mysql")
+        .await
+        .expect("the new one exists");
     assert_eq!(new.engine(), Some("mysql"));
     let engine: String = one(&c, "SELECT engine FROM aws.db_instance").await;
     assert_eq!(engine, "mysql");
@@ -252,7 +270,10 @@ async fn deleting_needs_a_final_snapshot_choice_and_deletion_protection_off() {
     )
     .await
     .unwrap();
-    assert_eq!(aws_db(&moto, "shop").await.unwrap().deletion_protection(), Some(true));
+    assert_eq!(
+        aws_db(&moto, "shop").await.unwrap().deletion_protection(),
+        Some(true)
+    );
     let writes = rds_writes(&proxy);
     let e = c
         .batch_execute("DELETE FROM aws.db_instance")
@@ -268,7 +289,9 @@ async fn deleting_needs_a_final_snapshot_choice_and_deletion_protection_off() {
     c.batch_execute("UPDATE aws.db_instance SET deletion_protection = false")
         .await
         .unwrap();
-    c.batch_execute("DELETE FROM aws.db_instance").await.unwrap();
+    c.batch_execute("DELETE FROM aws.db_instance")
+        .await
+        .unwrap();
     assert!(aws_db(&moto, "shop").await.is_none());
     assert_eq!(proxy.calls("DeleteDBInstance"), 1);
     let snaps = moto
@@ -337,9 +360,11 @@ async fn a_class_changed_in_the_console_is_adopted_reverted_or_reported() {
     assert_eq!(one::<i64>(&c, &drift("reverted")).await, 1);
 
     // report: the row keeps its value, the drift stays open.
-    c.batch_execute("UPDATE infra.drift_policy SET policy = 'report' WHERE table_name = 'aws.db_instance'")
-        .await
-        .unwrap();
+    c.batch_execute(
+        "UPDATE infra.drift_policy SET policy = 'report' WHERE table_name = 'aws.db_instance'",
+    )
+    .await
+    .unwrap();
     console("db.t3.xlarge").await;
     let _: serde_json::Value = one(&c, "SELECT infra.sync()").await;
     assert_eq!(row_class(&c).await, "db.t3.large");
@@ -407,7 +432,11 @@ async fn two_transactions_adding_groups_to_one_database_both_take_effect() {
 
     let mut want = vec![g1, g2, g3];
     want.sort();
-    assert_eq!(aws_groups(&moto, "shop").await, want, "neither change is lost");
+    assert_eq!(
+        aws_groups(&moto, "shop").await,
+        want,
+        "neither change is lost"
+    );
 }
 
 #[tokio::test]
@@ -451,8 +480,14 @@ async fn the_full_stack_in_one_transaction_carries_the_endpoint() {
     assert!(r.get::<_, Option<String>>(0).is_some_and(|a| !a.is_empty()));
     assert!(r.get::<_, Option<i32>>(1).is_some());
     assert_eq!(r.get::<_, Option<String>>(2).as_deref(), Some("shop-net"));
-    assert_eq!(r.get::<_, Option<String>>(3).as_deref(), Some("shop-params"));
-    assert!(r.get::<_, Option<String>>(4).is_some(), "AWS keeps the password");
+    assert_eq!(
+        r.get::<_, Option<String>>(3).as_deref(),
+        Some("shop-params")
+    );
+    assert!(
+        r.get::<_, Option<String>>(4).is_some(),
+        "AWS keeps the password"
+    );
 
     let db = aws_db(&moto, "shop").await.unwrap();
     assert_eq!(

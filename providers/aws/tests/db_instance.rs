@@ -82,7 +82,10 @@ async fn a_database_is_created_ready_listed_modified_renamed_and_deleted_with_a_
     let before = committed(&before, &modified);
     let mut told = before.clone();
     told.insert("final_snapshot_identifier".into(), json!("shop-last"));
-    assert_eq!(p.update(&ctx(), "shop", &before, &told).await.unwrap(), Props::new());
+    assert_eq!(
+        p.update(&ctx(), "shop", &before, &told).await.unwrap(),
+        Props::new()
+    );
 
     // A rename: the engine passes the new name, `before` holds the old.
     let mut renamed = told.clone();

@@ -25,11 +25,11 @@
 //! unasked. The delete waits until AWS no longer lists the database, so a
 //! subnet group deleted after it in the same plan is no longer in use.
 
+mod delete;
 mod modify;
 mod observe;
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use aws_sdk_rds::types::DbInstance as AwsDbInstance;
@@ -41,7 +41,7 @@ use infrasql_provider::{
 use self::modify::{wanted_groups, Modification};
 use self::observe::props;
 use super::{create_tags, update_tags};
-use crate::sdk::{all_pages, classify, deleted, described, if_found, missing_id, not_found};
+use crate::sdk::{all_pages, classify, described, missing_id, not_found};
 use crate::Clients;
 
 pub static SCHEMA: ResourceSchema = ResourceSchema {
@@ -188,8 +188,6 @@ pub static SCHEMA: ResourceSchema = ResourceSchema {
 
 /// DescribeDBInstances page size: AWS's maximum, for the fewest calls per sync.
 const PAGE_SIZE: i32 = 100;
-/// How long a delete waits for the database to go (AWS takes minutes).
-const DELETE_WAIT: Duration = Duration::from_secs(60 * 60);
 
 pub struct DbInstance {
     clients: Arc<Clients>,
@@ -229,33 +227,6 @@ fn observed(db: &AwsDbInstance, region: &str, row: &Props) -> Props {
 
 fn gone(id: &str) -> ProviderError {
     not_found(&SCHEMA, "DBInstanceNotFound", id)
-}
-
-/// How a delete ends: with a snapshot of this name, or none.
-#[derive(Debug, PartialEq)]
-enum FinalSnapshot {
-    Keep(String),
-    Skip,
-}
-
-/// The row's choice; `None` when the props came from a row that made none
-/// (the schema's trigger refuses that DELETE, so this is a second guard).
-fn final_snapshot(id: &str, current: &Props) -> Option<FinalSnapshot> {
-    if let Some(name) = current.str("final_snapshot_identifier") {
-        return Some(FinalSnapshot::Keep(name.to_owned()));
-    }
-    match current.bool("skip_final_snapshot") {
-        Some(true) => Some(FinalSnapshot::Skip),
-        Some(false) => None,
-        // Not a row (see the module doc): keep everything.
-        None => {
-            let secs = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
-            Some(FinalSnapshot::Keep(format!("{id}-final-{secs}")))
-        }
-    }
 }
 
 #[async_trait]
@@ -391,78 +362,20 @@ impl Resource for DbInstance {
         id: &str,
         current: &Props,
     ) -> Result<(), ProviderError> {
-        // The database `current` describes: the engine names the delete
-        // half of a replace that also renames by the row's new name.
-        let id = current.str("db_instance_identifier").unwrap_or(id);
-        let choice = final_snapshot(id, current).ok_or_else(|| {
-            ProviderError::invalid(format!(
-                "DB instance {id}: set skip_final_snapshot or final_snapshot_identifier (and COMMIT) before deleting it"
-            ))
-        })?;
-        {
-            let rds = self.clients.rds(&ctx.region).await;
-            let call = rds.delete_db_instance().db_instance_identifier(id);
-            let call = match choice {
-                FinalSnapshot::Keep(name) => call
-                    .skip_final_snapshot(false)
-                    .final_db_snapshot_identifier(name),
-                FinalSnapshot::Skip => call.skip_final_snapshot(true),
-            };
-            deleted(call.send().await)?;
-        }
-        // Until it is gone, its subnet group and security groups are in use.
-        let mut pause = Duration::from_secs(1);
-        let start = std::time::Instant::now();
-        while if_found(self.describe(&ctx.region, id).await)?.is_some() {
-            if start.elapsed() > DELETE_WAIT {
-                return Err(ProviderError::new(
-                    infrasql_provider::ErrorClass::Retryable,
-                    "DeleteTimedOut",
-                    format!("DB instance {id} was still being deleted after an hour"),
-                ));
-            }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_secs(10));
-        }
-        Ok(())
+        self.delete_with_choice(&ctx.region, id, current).await
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    fn row(v: serde_json::Value) -> Props {
-        v.as_object().unwrap().clone()
-    }
-
-    #[test]
-    fn the_final_snapshot_follows_the_rows_choice() {
-        let keep = row(json!({"skip_final_snapshot": false, "final_snapshot_identifier": "last"}));
-        assert_eq!(
-            final_snapshot("shop", &keep),
-            Some(FinalSnapshot::Keep("last".into()))
-        );
-        let skip = row(json!({"skip_final_snapshot": true, "final_snapshot_identifier": null}));
-        assert_eq!(final_snapshot("shop", &skip), Some(FinalSnapshot::Skip));
-        let neither =
-            row(json!({"skip_final_snapshot": false, "final_snapshot_identifier": null}));
-        assert_eq!(final_snapshot("shop", &neither), None);
-    }
-
-    #[test]
-    fn a_delete_not_made_from_a_row_keeps_a_snapshot() {
-        match final_snapshot("shop", &Props::new()) {
-            Some(FinalSnapshot::Keep(name)) => assert!(name.starts_with("shop-final-"), "{name}"),
-            other => panic!("{other:?}"),
-        }
-    }
 
     #[test]
     fn every_column_but_the_instructions_and_the_password_is_listed() {
         let p = props(
-            &AwsDbInstance::builder().db_instance_identifier("shop").build(),
+            &AwsDbInstance::builder()
+                .db_instance_identifier("shop")
+                .build(),
             "us-east-1",
         );
         for c in SCHEMA.columns {

@@ -23,7 +23,9 @@ pub mod db_subnet_group;
 pub fn resources(clients: Arc<Clients>) -> Vec<Arc<dyn Resource>> {
     vec![
         Arc::new(db_subnet_group::DbSubnetGroupType::new(clients.clone())),
-        Arc::new(db_parameter_group::DbParameterGroupType::new(clients.clone())),
+        Arc::new(db_parameter_group::DbParameterGroupType::new(
+            clients.clone(),
+        )),
         Arc::new(db_instance::DbInstance::new(clients)),
     ]
 }

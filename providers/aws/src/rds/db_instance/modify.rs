@@ -25,7 +25,9 @@ fn new_str(before: &Props, after: &Props, key: &str) -> Option<String> {
 }
 
 fn new_bool(before: &Props, after: &Props, key: &str) -> Option<bool> {
-    differs(before, after, key).then(|| after.bool(key)).flatten()
+    differs(before, after, key)
+        .then(|| after.bool(key))
+        .flatten()
 }
 
 fn new_i32(before: &Props, after: &Props, key: &str) -> Option<i32> {
@@ -132,10 +134,14 @@ mod tests {
 
     #[test]
     fn only_what_changed_is_sent() {
-        let before = row(json!({"db_instance_identifier": "shop", "db_instance_class": "db.t3.micro",
-            "allocated_storage": 20, "multi_az": false, "vpc_security_group_ids": ["sg-1"]}));
-        let after = row(json!({"db_instance_identifier": "shop", "db_instance_class": "db.t3.large",
-            "allocated_storage": 20, "multi_az": false, "vpc_security_group_ids": ["sg-1"]}));
+        let before = row(
+            json!({"db_instance_identifier": "shop", "db_instance_class": "db.t3.micro",
+            "allocated_storage": 20, "multi_az": false, "vpc_security_group_ids": ["sg-1"]}),
+        );
+        let after = row(
+            json!({"db_instance_identifier": "shop", "db_instance_class": "db.t3.large",
+            "allocated_storage": 20, "multi_az": false, "vpc_security_group_ids": ["sg-1"]}),
+        );
         let m = Modification::between("shop", &before, &after);
         assert_eq!(
             m,
@@ -154,8 +160,10 @@ mod tests {
             Modification::between("store", &before, &renamed).new_identifier,
             Some("store".into())
         );
-        let told = row(json!({"db_instance_identifier": "shop", "apply_immediately": false,
-            "skip_final_snapshot": true}));
+        let told = row(
+            json!({"db_instance_identifier": "shop", "apply_immediately": false,
+            "skip_final_snapshot": true}),
+        );
         assert!(Modification::between("shop", &before, &told).is_empty());
     }
 

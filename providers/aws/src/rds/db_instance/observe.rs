@@ -52,7 +52,10 @@ fn pending(p: &PendingModifiedValues) -> Map<String, Value> {
     put("engine", text(p.engine()));
     put("engine_version", text(p.engine_version()));
     put("multi_az", json!(p.multi_az()));
-    put("backup_retention_period", json!(p.backup_retention_period()));
+    put(
+        "backup_retention_period",
+        json!(p.backup_retention_period()),
+    );
     put("db_subnet_group_name", text(p.db_subnet_group_name()));
     put("db_instance_identifier", text(p.db_instance_identifier()));
     put("endpoint_port", json!(p.port()));
@@ -79,7 +82,10 @@ const PENDING_AS_VALUE: &[&str] = &[
 /// The row AWS reports for `db`, in `region`.
 pub(crate) fn props(db: &DbInstance, region: &str) -> Props {
     let mut p = Props::new();
-    p.insert("db_instance_identifier".into(), text(db.db_instance_identifier()));
+    p.insert(
+        "db_instance_identifier".into(),
+        text(db.db_instance_identifier()),
+    );
     p.insert("region".into(), json!(region));
     p.insert("engine".into(), text(db.engine()));
     p.insert("engine_version".into(), text(db.engine_version()));
@@ -92,7 +98,10 @@ pub(crate) fn props(db: &DbInstance, region: &str) -> Props {
         "manage_master_user_password".into(),
         json!(db.master_user_secret().is_some()),
     );
-    p.insert("publicly_accessible".into(), json!(db.publicly_accessible()));
+    p.insert(
+        "publicly_accessible".into(),
+        json!(db.publicly_accessible()),
+    );
     p.insert("multi_az".into(), json!(db.multi_az()));
     p.insert(
         "backup_retention_period".into(),
@@ -120,7 +129,10 @@ pub(crate) fn props(db: &DbInstance, region: &str) -> Props {
         "endpoint_address".into(),
         text(endpoint.and_then(|e| e.address())),
     );
-    p.insert("endpoint_port".into(), json!(endpoint.and_then(|e| e.port())));
+    p.insert(
+        "endpoint_port".into(),
+        json!(endpoint.and_then(|e| e.port())),
+    );
     p.insert("status".into(), text(db.db_instance_status()));
     p.insert("arn".into(), text(db.db_instance_arn()));
     p.insert("resource_id".into(), text(db.dbi_resource_id()));
@@ -136,7 +148,10 @@ pub(crate) fn props(db: &DbInstance, region: &str) -> Props {
         "master_user_secret_arn".into(),
         text(db.master_user_secret().and_then(|s| s.secret_arn())),
     );
-    let queued = db.pending_modified_values().map(pending).unwrap_or_default();
+    let queued = db
+        .pending_modified_values()
+        .map(pending)
+        .unwrap_or_default();
     for k in PENDING_AS_VALUE {
         if let Some(v) = queued.get(*k) {
             p.insert((*k).to_owned(), v.clone());
