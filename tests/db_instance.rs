@@ -459,6 +459,8 @@ async fn the_full_stack_in_one_transaction_carries_the_endpoint() {
            SELECT 'shop-net', subnet_id FROM aws.subnet WHERE name IN ('db-a', 'db-b');
          INSERT INTO aws.db_parameter_group (db_parameter_group_name, family, description)
            VALUES ('shop-params', 'postgres16', 'shop');
+         INSERT INTO aws.db_parameter (db_parameter_group_name, parameter_name, parameter_value)
+           VALUES ('shop-params', 'work_mem', '8192'), ('shop-params', 'log_min_duration_statement', '500');
          INSERT INTO aws.db_instance (db_instance_identifier, engine, db_instance_class, allocated_storage,
              master_username, manage_master_user_password, db_subnet_group_name, db_parameter_group_name)
            VALUES ('shop', 'postgres', 'db.t3.micro', 20, 'admin', true, 'shop-net', 'shop-params');
@@ -501,4 +503,34 @@ async fn the_full_stack_in_one_transaction_carries_the_endpoint() {
     );
     let sg = group_id(&c, "db").await;
     assert_eq!(aws_groups(&moto, "shop").await, vec![sg]);
+    let params = moto
+        .rds()
+        .await
+        .describe_db_parameters()
+        .db_parameter_group_name("shop-params")
+        .send()
+        .await
+        .unwrap();
+    let mut set: Vec<(String, String)> = params
+        .parameters()
+        .iter()
+        .filter(|p| {
+            ["work_mem", "log_min_duration_statement"].contains(&p.parameter_name().unwrap_or(""))
+        })
+        .map(|p| {
+            (
+                p.parameter_name().unwrap_or("").to_owned(),
+                p.parameter_value().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    set.sort();
+    assert_eq!(
+        set,
+        vec![
+            ("log_min_duration_statement".to_owned(), "500".to_owned()),
+            ("work_mem".to_owned(), "8192".to_owned())
+        ],
+        "the instance's parameter group carries the two parameters"
+    );
 }

@@ -135,7 +135,9 @@ pub fn error_of(protocol: Protocol, effect: &Effect) -> Option<(u16, String, Str
             code,
             message,
         } => return Some((*status, code.clone(), message.clone())),
-        Effect::Delay(_) | Effect::ResetBefore | Effect::ResetAfter => return None,
+        Effect::Delay(_) | Effect::ResetBefore | Effect::ResetAfter | Effect::Answer(_) => {
+            return None
+        }
     };
     Some((status, code.to_owned(), message.to_owned()))
 }

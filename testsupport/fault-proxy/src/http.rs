@@ -143,6 +143,11 @@ async fn handle(shared: &Shared, client: &Upstream, req: &Request) -> Option<Vec
     let (i, delay, effect) = shared.arrive(&id, &req.body);
     let answer = match &effect {
         Some(Effect::ResetBefore) => None,
+        Some(Effect::Answer(body)) => Some(Response {
+            status: 200,
+            headers: vec![("content-type".into(), answer_type(id.protocol).to_vec())],
+            body: Bytes::from(body.clone()),
+        }),
         None | Some(Effect::ResetAfter) | Some(Effect::Delay(_)) => {
             let resp = match forward(&shared.upstream, client, req).await {
                 Ok(r) => {
@@ -175,6 +180,15 @@ async fn handle(shared: &Shared, client: &Upstream, req: &Request) -> Option<Vec
     tokio::time::sleep(delay).await;
     shared.state().calls[i].status = answer.as_ref().map(|r| r.status);
     answer.map(|r| encode(&r, req.method.eq_ignore_ascii_case("HEAD")))
+}
+
+/// The content type of a successful answer in `protocol`'s format.
+fn answer_type(protocol: aws::Protocol) -> &'static [u8] {
+    match protocol {
+        aws::Protocol::Json => b"application/x-amz-json-1.1",
+        aws::Protocol::RestXml => b"application/xml",
+        aws::Protocol::Ec2 | aws::Protocol::Query => b"text/xml",
+    }
 }
 
 async fn forward(upstream: &str, client: &Upstream, req: &Request) -> Result<Response, String> {

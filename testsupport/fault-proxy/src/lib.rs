@@ -67,6 +67,12 @@ pub enum Effect {
     /// Forward to moto, drop its answer, reset the client's connection: the
     /// call took effect but the client cannot know.
     ResetAfter,
+    /// Answer 200 with this body (XML for the query protocols) instead of
+    /// moto, which never sees the call: AWS's answer to an action moto does
+    /// not implement (moto 5.2.1 has no ResetDBParameterGroup), so the
+    /// code that sends it still runs against the real SDK, and the test
+    /// reads what was sent from [`FaultProxy::log`].
+    Answer(String),
 }
 
 /// A rule: which calls (by action and position), and what happens to them.
