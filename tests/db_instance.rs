@@ -146,6 +146,33 @@ async fn a_database_carries_its_endpoint_changes_in_place_and_is_renamed_in_plac
     .await
     .unwrap();
     assert_eq!(rds_writes(&proxy), writes, "no AWS call for instructions");
+    // Queued for the maintenance window: AWS is told so. (moto applies a
+    // change at once whatever ApplyImmediately says, and reports nothing
+    // pending, so the queued values themselves are unit-tested only.)
+    c.batch_execute("UPDATE aws.db_instance SET db_instance_class = 'db.t3.medium'")
+        .await
+        .unwrap();
+    let modify = proxy
+        .log()
+        .into_iter()
+        .filter(|call| call.action == "ModifyDBInstance")
+        .last()
+        .unwrap();
+    assert!(
+        modify.body.contains("ApplyImmediately=false"),
+        "{}",
+        modify.body
+    );
+    assert!(
+        modify.body.contains("DBInstanceClass=db.t3.medium"),
+        "{}",
+        modify.body
+    );
+    assert!(
+        !modify.body.contains("AllocatedStorage"),
+        "only what changed: {}",
+        modify.body
+    );
     c.batch_execute("UPDATE aws.db_instance SET apply_immediately = true")
         .await
         .unwrap();
