@@ -155,8 +155,8 @@ async fn a_database_carries_its_endpoint_changes_in_place_and_is_renamed_in_plac
     let modify = proxy
         .log()
         .into_iter()
-        .filter(|call| call.action == "ModifyDBInstance")
-        .last()
+        .rev()
+        .find(|call| call.action == "ModifyDBInstance")
         .unwrap();
     assert!(
         modify.body.contains("ApplyImmediately=false"),
