@@ -53,6 +53,13 @@ CREATE TABLE aws.db_instance (
 CREATE INDEX db_instance_db_subnet_group_name ON aws.db_instance (db_subnet_group_name);
 CREATE INDEX db_instance_db_parameter_group_name ON aws.db_instance (db_parameter_group_name);
 SELECT infra.manage('aws.db_instance');
+-- Its groups in its own region (0530's check): AWS would say they do not exist.
+CREATE TRIGGER infrasql_local_region_subnet_group BEFORE INSERT OR UPDATE ON aws.db_instance
+    FOR EACH ROW EXECUTE FUNCTION infra.check_same_region(
+        'db_subnet_group_name', 'aws.db_subnet_group', 'db_subnet_group_name');
+CREATE TRIGGER infrasql_local_region_parameter_group BEFORE INSERT OR UPDATE ON aws.db_instance
+    FOR EACH ROW EXECUTE FUNCTION infra.check_same_region(
+        'db_parameter_group_name', 'aws.db_parameter_group', 'db_parameter_group_name');
 
 CREATE TABLE aws.db_instance_security_group (
     id                     bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

@@ -530,6 +530,16 @@ async fn the_full_stack_in_one_transaction_carries_the_endpoint() {
     );
     let sg = group_id(&c, "db").await;
     assert_eq!(aws_groups(&moto, "shop").await, vec![sg]);
+    // A group of another region is refused at the statement.
+    let e = c
+        .batch_execute(
+            "INSERT INTO aws.db_instance (db_instance_identifier, region, engine, db_instance_class, \
+             allocated_storage, master_username, db_subnet_group_name) \
+             VALUES ('far', 'eu-west-1', 'postgres', 'db.t3.micro', 20, 'admin', 'shop-net')",
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e).as_deref(), Some("23514"), "{e:?}");
     let params = moto
         .rds()
         .await
