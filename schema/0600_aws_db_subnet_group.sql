@@ -38,3 +38,50 @@ COMMENT ON COLUMN aws.db_subnet_group_subnet.id IS 'The row''s own key, assigned
 COMMENT ON COLUMN aws.db_subnet_group_subnet.db_subnet_group_name IS 'The DB subnet group (its rows go when it is deleted)';
 COMMENT ON COLUMN aws.db_subnet_group_subnet.subnet_id IS 'A subnet of the group';
 SELECT infra.manage_set('aws.db_subnet_group_subnet', 'aws.db_subnet_group', 'db_subnet_group_name');
+
+-- What AWS would refuse for certain, per join row at the statement (as
+-- 0560 does for an instance's groups): a subnet of another region than the
+-- group, or of another VPC than the group's other subnets. They see the
+-- rows as the statement leaves them; the engine's writes report what
+-- exists and are not checked.
+CREATE FUNCTION infra.check_db_subnet_group_subnet() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
+DECLARE
+    grp   record;
+    sub   record;
+    other record;
+BEGIN
+    IF infra.is_engine() OR infra.is_sealed() THEN
+        RETURN NEW;
+    END IF;
+    SELECT g.region INTO grp
+      FROM aws.db_subnet_group g WHERE g.db_subnet_group_name = NEW.db_subnet_group_name;
+    SELECT s.name, s.region, s.vpc_id INTO sub
+      FROM aws.subnet s WHERE s.subnet_id = NEW.subnet_id;
+    IF grp.region IS NOT NULL AND sub.region IS NOT NULL AND grp.region <> sub.region THEN
+        RAISE EXCEPTION 'DB subnet group %: it is in region %, but % is in region %',
+                NEW.db_subnet_group_name, grp.region,
+                infra.label('subnet', sub.name, NEW.subnet_id), sub.region
+            USING ERRCODE = '23514',
+                  DETAIL = 'AWS resources use only resources of their own region; AWS would answer that it does not exist.',
+                  HINT = format('Choose a subnet of region %s.', grp.region);
+    END IF;
+    SELECT s.name, s.subnet_id, s.vpc_id INTO other
+      FROM aws.db_subnet_group_subnet j JOIN aws.subnet s ON s.subnet_id = j.subnet_id
+     WHERE j.db_subnet_group_name = NEW.db_subnet_group_name AND j.id <> NEW.id
+       AND s.vpc_id <> sub.vpc_id
+     ORDER BY j.id LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'DB subnet group %: % is in VPC %, but % is in VPC %',
+                NEW.db_subnet_group_name,
+                infra.label('subnet', sub.name, NEW.subnet_id), sub.vpc_id,
+                infra.label('subnet', other.name, other.subnet_id), other.vpc_id
+            USING ERRCODE = '23514',
+                  DETAIL = 'AWS refuses a DB subnet group whose subnets belong to different VPCs.',
+                  HINT = format('Choose subnets of one VPC (%s has the group''s other subnets).', other.vpc_id);
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER infrasql_local_subnet BEFORE INSERT OR UPDATE ON aws.db_subnet_group_subnet
+    FOR EACH ROW EXECUTE FUNCTION infra.check_db_subnet_group_subnet();

@@ -345,3 +345,97 @@ async fn sync_agrees_with_the_committed_groups_and_adopts_a_parameter_set_in_the
         "the two committed parameters are still rows"
     );
 }
+
+#[tokio::test]
+async fn a_subnet_group_with_subnets_of_two_vpcs_is_refused_at_the_statement() {
+    let moto = Moto::start();
+    let s = TestServer::start_on(&moto, &[]);
+    let c = s.connect().await;
+    c.batch_execute(
+        "BEGIN;
+         INSERT INTO aws.vpc (name, cidr_block) VALUES ('a', '10.81.0.0/16'), ('b', '10.82.0.0/16');
+         INSERT INTO aws.subnet (name, vpc_id, cidr_block, availability_zone)
+           SELECT 'in-' || name, vpc_id, replace(cidr_block::text, '0.0/16', '1.0/24')::cidr, 'us-east-1a'
+           FROM aws.vpc;
+         INSERT INTO aws.db_subnet_group (db_subnet_group_name, description) VALUES ('mixed', 'x');
+         INSERT INTO aws.db_subnet_group_subnet (db_subnet_group_name, subnet_id)
+           SELECT 'mixed', subnet_id FROM aws.subnet WHERE name = 'in-a';",
+    )
+    .await
+    .unwrap();
+    let e = c
+        .batch_execute(
+            "INSERT INTO aws.db_subnet_group_subnet (db_subnet_group_name, subnet_id)
+             SELECT 'mixed', subnet_id FROM aws.subnet WHERE name = 'in-b'",
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e).as_deref(), Some("23514"), "{e}");
+    let db = e.as_db_error().unwrap();
+    assert!(
+        db.message()
+            .starts_with("DB subnet group mixed: subnet \"in-b\""),
+        "{}",
+        db.message()
+    );
+    assert!(
+        db.detail().is_some_and(|d| d.contains("different VPCs")),
+        "{db:?}"
+    );
+    c.batch_execute("ROLLBACK").await.unwrap();
+}
+
+#[tokio::test]
+async fn a_new_description_replaces_a_parameter_group_unless_parameters_use_it() {
+    let moto = Moto::start();
+    let s = TestServer::start_on(&moto, &[]);
+    let c = s.connect().await;
+    c.batch_execute(
+        "INSERT INTO aws.db_parameter_group (db_parameter_group_name, family, description)
+         VALUES ('solo', 'postgres16', 'first')",
+    )
+    .await
+    .unwrap();
+
+    // AWS cannot change a description: the group is deleted and created
+    // again under its name (delete first: the name would collide).
+    c.batch_execute("UPDATE aws.db_parameter_group SET description = 'second'")
+        .await
+        .unwrap();
+    let groups = moto
+        .rds()
+        .await
+        .describe_db_parameter_groups()
+        .send()
+        .await
+        .unwrap();
+    let described: Vec<(String, String)> = groups
+        .db_parameter_groups()
+        .iter()
+        .map(|g| {
+            (
+                g.db_parameter_group_name().unwrap().to_owned(),
+                g.description().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(described, [("solo".to_owned(), "second".to_owned())]);
+
+    // With a parameter row it would leave the parameter behind: refused
+    // before any AWS call.
+    c.batch_execute(
+        "INSERT INTO aws.db_parameter (db_parameter_group_name, parameter_name, parameter_value)
+         VALUES ('solo', 'work_mem', '1024')",
+    )
+    .await
+    .unwrap();
+    let e = c
+        .batch_execute("UPDATE aws.db_parameter_group SET description = 'third'")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e).as_deref(), Some("2BP01"), "{e}");
+    assert_eq!(
+        one::<String>(&c, "SELECT description FROM aws.db_parameter_group").await,
+        "second"
+    );
+}

@@ -147,8 +147,8 @@ impl Resource for DbParameterType {
 
     /// For every group in the region, its user-set parameters, all pages:
     /// one DescribeDBParameterGroups page per 100 groups plus at least one
-    /// DescribeDBParameters per group. A group deleted between the two
-    /// calls has no parameters left.
+    /// DescribeDBParameters per group the user can modify. A group deleted
+    /// between the two calls has no parameters left.
     async fn list(&self, region: &str) -> Result<Vec<Props>, ProviderError> {
         let rds = self.clients.rds(region).await;
         let groups = all_pages(
@@ -159,7 +159,14 @@ impl Resource for DbParameterType {
         )
         .await?;
         let mut out = Vec::new();
-        for name in groups.iter().filter_map(|g| g.db_parameter_group_name()) {
+        // AWS's own `default.*` groups cannot be modified, so they hold no
+        // user parameters: no call for them (user names cannot contain a
+        // period).
+        let modifiable = groups
+            .iter()
+            .filter_map(|g| g.db_parameter_group_name())
+            .filter(|n| !n.starts_with("default."));
+        for name in modifiable {
             let params = if_found(
                 all_pages(
                     rds.describe_db_parameters()
