@@ -16,6 +16,7 @@ use serde_json::Value;
 use crate::sdk::classify;
 use crate::Clients;
 
+pub mod db_instance;
 pub mod db_parameter;
 pub mod db_parameter_group;
 pub mod db_subnet_group;
@@ -26,7 +27,8 @@ pub fn resources(clients: Arc<Clients>) -> Vec<Arc<dyn Resource>> {
         Arc::new(db_parameter_group::DbParameterGroupType::new(
             clients.clone(),
         )),
-        Arc::new(db_parameter::DbParameterType::new(clients)),
+        Arc::new(db_parameter::DbParameterType::new(clients.clone())),
+        Arc::new(db_instance::DbInstance::new(clients)),
     ]
 }
 
