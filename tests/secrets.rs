@@ -11,7 +11,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{Moto, TestServer};
+use common::{sqlstate, Moto, TestServer};
+use infrasql_fault_proxy::FaultProxy;
 
 /// A value no other test or log line would contain.
 fn distinctive(what: &str) -> String {
@@ -126,7 +127,7 @@ async fn user_data_is_used_for_the_launch_and_rests_nowhere() {
     use base64::Engine as _;
     use infrasql_aws::aws_sdk_ec2::types::InstanceAttributeName;
     let moto = Moto::start();
-    let s = TestServer::start_on_env(&moto, &[("INFRASQL_LOG", "trace")]);
+    let s = TestServer::start_at_env(&moto.url, &[("INFRASQL_LOG", "trace")]);
     let (c, mut notices) = s.connect_with_notices().await;
     let marker = distinctive("marker");
     let first = distinctive("userdataone");
@@ -240,4 +241,95 @@ async fn user_data_is_used_for_the_launch_and_rests_nowhere() {
         read(&s.data.join("postgres.log")).contains("division by zero"),
         "PostgreSQL's log has its errors"
     );
+}
+
+#[tokio::test]
+async fn a_database_password_is_used_for_create_and_modify_and_rests_nowhere() {
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(&moto.url);
+    let s = TestServer::start_at_env(&proxy.url, &[("INFRASQL_LOG", "trace")]);
+    let (c, mut notices) = s.connect_with_notices().await;
+    let marker = distinctive("marker");
+    let first = distinctive("PwCreate");
+    let second = distinctive("PwModify");
+    let failed = distinctive("PwFailed");
+    let mut said = Vec::new();
+
+    c.batch_execute(&format!(
+        "BEGIN;
+         INSERT INTO aws.db_instance (db_instance_identifier, engine, db_instance_class,
+             allocated_storage, master_username, master_user_password, skip_final_snapshot, tags)
+           VALUES ('vault', 'postgres', 'db.t3.micro', 20, 'admin', '{first}', true,
+                   '{{\"m\": \"{marker}\"}}');"
+    ))
+    .await
+    .unwrap();
+    let row = c
+        .query_one(
+            "SELECT master_user_password, (SELECT changes::text FROM infra.plan) \
+             FROM aws.db_instance WHERE db_instance_identifier = 'vault'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, Option<String>>(0), None, "the row never holds it");
+    let plan: String = row.get(1);
+    assert!(plan.contains("(secret)"), "{plan}");
+    c.batch_execute("COMMIT").await.unwrap();
+
+    // A new password, changed in place.
+    c.batch_execute(&format!(
+        "UPDATE aws.db_instance SET master_user_password = '{second}' \
+         WHERE db_instance_identifier = 'vault'"
+    ))
+    .await
+    .unwrap();
+
+    // AWS got each one, in the call that needed it.
+    let sent = |action: &str| -> Vec<String> {
+        proxy
+            .log()
+            .into_iter()
+            .filter(|call| call.action == action)
+            .map(|call| call.body)
+            .collect()
+    };
+    let creates = sent("CreateDBInstance");
+    assert_eq!(creates.len(), 1);
+    assert!(creates[0].contains(&format!("MasterUserPassword={first}")));
+    let modifies = sent("ModifyDBInstance");
+    assert_eq!(modifies.len(), 1);
+    assert!(modifies[0].contains(&format!("MasterUserPassword={second}")));
+
+    // A create AWS refuses: the identifier is taken behind infrasql's back.
+    moto.rds()
+        .await
+        .create_db_instance()
+        .db_instance_identifier("taken")
+        .engine("postgres")
+        .db_instance_class("db.t3.micro")
+        .allocated_storage(20)
+        .master_username("admin")
+        .master_user_password("not-the-secret")
+        .send()
+        .await
+        .unwrap();
+    let refused = c
+        .batch_execute(&format!(
+            "INSERT INTO aws.db_instance (db_instance_identifier, engine, db_instance_class,
+                 allocated_storage, master_username, master_user_password)
+               VALUES ('taken', 'postgres', 'db.t3.micro', 20, 'admin', '{failed}')"
+        ))
+        .await
+        .expect_err("AWS refuses an identifier in use");
+    assert_eq!(sqlstate(&refused).as_deref().map(|s| &s[..2]), Some("IX"), "{refused:?}");
+    said.push(format!("{refused:?}"));
+    assert!(
+        sent("CreateDBInstance").iter().any(|b| b.contains(&failed)),
+        "the refused create carried its password"
+    );
+    while let Ok((_, m)) = notices.try_recv() {
+        said.push(m);
+    }
+    assert_found_nowhere(&s, &[first, second, failed], &marker, &said);
 }

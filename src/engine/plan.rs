@@ -266,6 +266,14 @@ struct Draft {
 }
 
 impl Draft {
+    /// The AWS id of the row before the transaction, if it existed.
+    fn before_id(&self) -> Option<&str> {
+        self.change
+            .before
+            .as_ref()
+            .and_then(|b| b.get(self.schema.id_column()))
+            .and_then(Value::as_str)
+    }
     fn row(&self) -> &Props {
         self.change
             .after
@@ -391,7 +399,9 @@ pub fn plan(
     let deleted_by_id: HashMap<&str, Node> = last
         .iter()
         .map(|&n| match n {
-            Node::Main(i) | Node::DeleteHalf(i) => (drafts[i].id.as_str(), n),
+            Node::Main(i) | Node::DeleteHalf(i) => {
+                (drafts[i].before_id().unwrap_or(&drafts[i].id), n)
+            }
         })
         .collect();
     // A parent's delete waits for the deletes of rows that referenced it.
@@ -493,12 +503,24 @@ fn make_step(
     depends_on: Vec<usize>,
     last_phase: bool,
 ) -> Step {
-    let row = d.row();
+    // A delete (or the delete half of a replace) acts on the resource as
+    // it is: the row before the transaction, whose id and region may differ
+    // from the new row's (a replace that also renames, or moves region).
+    let deletes = matches!(action, Action::Delete | Action::RecreateDelete)
+        || (action == Action::Replace && last_phase);
+    let row = match (&d.change.before, deletes) {
+        (Some(b), true) => b,
+        _ => d.row(),
+    };
+    let id = match deletes {
+        true => d.before_id().unwrap_or(&d.id).to_owned(),
+        false => d.id.clone(),
+    };
     Step {
         step: n,
         action,
         table: d.change.table.clone(),
-        id: d.id.clone(),
+        id,
         name: row.get("name").and_then(Value::as_str).map(str::to_owned),
         region: row
             .get("region")

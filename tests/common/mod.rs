@@ -120,11 +120,12 @@ impl TestServer {
         Self::start_in_env(data, extra, &[])
     }
 
-    /// A server whose AWS is `moto`, with extra environment (`INFRASQL_LOG`).
-    pub fn start_on_env(moto: &Moto, env: &[(&str, &str)]) -> Self {
+    /// A server whose AWS endpoint is `url` (moto, or a fault proxy in
+    /// front of it), with extra environment (`INFRASQL_LOG`).
+    pub fn start_at_env(url: &str, env: &[(&str, &str)]) -> Self {
         let tmp = temp_dir();
         let data = tmp.path().join("data");
-        let args = ["--aws-endpoint-url", &moto.url, "--sync-interval", "0"];
+        let args = ["--aws-endpoint-url", url, "--sync-interval", "0"];
         let mut s = Self::start_in_env(&data, &args, env).unwrap_or_else(|e| panic!("{e}"));
         s._tmp = Some(tmp);
         s

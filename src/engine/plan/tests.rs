@@ -286,6 +286,28 @@ fn a_row_renamed_in_its_own_transaction_is_followed_by_its_row_key() {
 }
 
 #[test]
+fn the_delete_half_of_a_replace_names_the_old_resource_and_region() {
+    // A replace that also renames (a chosen name) and moves region: the
+    // create half makes the new one, the delete half removes the old one.
+    let c = upd(
+        "aws.vpc",
+        json!({"vpc_id": "old-db", "region": "us-east-1", "cidr_block": "10.0.0.0/16"}),
+        json!({"vpc_id": "new-db", "region": "eu-west-1", "cidr_block": "10.1.0.0/16"}),
+    );
+    let p = plan(&[c], &schemas()).unwrap();
+    let create = p.steps.iter().find(|s| !s.last_phase).unwrap();
+    let delete = p.steps.iter().find(|s| s.last_phase).unwrap();
+    assert_eq!(
+        (create.id.as_str(), create.region.as_str()),
+        ("new-db", "eu-west-1")
+    );
+    assert_eq!(
+        (delete.id.as_str(), delete.region.as_str()),
+        ("old-db", "us-east-1")
+    );
+}
+
+#[test]
 fn unknown_tables_are_refused() {
     let c = ins("aws.nope", json!({"x": 1}));
     assert_eq!(
