@@ -233,6 +233,20 @@ async fn a_database_of_the_previous_version_upgrades_in_place() {
     )
     .await;
     assert_eq!(desired, "i-0old running, i-0stopped stopped");
+    // 0580: every table managed before it keeps its secrets out of its rows.
+    let unguarded: Vec<String> = old
+        .query(
+            "SELECT DISTINCT g.tgrelid::regclass::text FROM pg_trigger g \
+             WHERE g.tgname = 'infrasql_guard' AND NOT EXISTS (SELECT 1 FROM pg_trigger k \
+                 WHERE k.tgrelid = g.tgrelid AND k.tgname = 'infrasql_keep_secret')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(unguarded.is_empty(), "{unguarded:?}");
     // The sync status survives, with the backoff's columns (no failures
     // counted before the upgrade, nothing scheduled).
     let status: String = one(
