@@ -16,8 +16,14 @@ use serde_json::Value;
 use crate::sdk::classify;
 use crate::Clients;
 
-pub fn resources(_clients: Arc<Clients>) -> Vec<Arc<dyn Resource>> {
-    vec![]
+pub mod db_cluster;
+pub mod db_snapshot;
+
+pub fn resources(clients: Arc<Clients>) -> Vec<Arc<dyn Resource>> {
+    vec![
+        Arc::new(db_cluster::DbCluster::new(clients.clone())),
+        Arc::new(db_snapshot::DbSnapshot::new(clients)),
+    ]
 }
 
 /// The `tags` column from AWS tags; infrasql's own tags are hidden, except

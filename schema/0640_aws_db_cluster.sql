@@ -1,0 +1,121 @@
+-- aws.db_cluster (Aurora): see providers/aws/src/rds/db_cluster.rs for
+-- column kinds. apply_immediately, skip_final_snapshot and
+-- final_snapshot_identifier are the user's instructions: never listed, so
+-- they never drift, and an UPDATE of only them makes no call.
+CREATE TABLE aws.db_cluster (
+    db_cluster_identifier       text NOT NULL UNIQUE
+                                CHECK (db_cluster_identifier ~ '^[a-z][a-z0-9]*(-[a-z0-9]+)*$'
+                                       AND char_length(db_cluster_identifier) <= 63),
+    region                      text NOT NULL DEFAULT infra.default_region(),
+    engine                      text NOT NULL DEFAULT 'aurora-postgresql'
+                                CHECK (engine IN ('aurora-postgresql', 'aurora-mysql')),
+    engine_version              text,
+    master_username             text,
+    master_user_password        text,
+    manage_master_user_password boolean NOT NULL DEFAULT false,
+    db_subnet_group_name        text,
+    port                        integer CHECK (port BETWEEN 1150 AND 65535),
+    backup_retention_period     integer CHECK (backup_retention_period BETWEEN 1 AND 35),
+    deletion_protection         boolean NOT NULL DEFAULT false,
+    storage_encrypted           boolean NOT NULL DEFAULT false,
+    database_name               text,
+    apply_immediately           boolean NOT NULL DEFAULT true,
+    skip_final_snapshot         boolean NOT NULL DEFAULT false,
+    final_snapshot_identifier   text CHECK (char_length(final_snapshot_identifier) BETWEEN 1 AND 255),
+    tags                        jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(tags) = 'object'),
+    endpoint                    text,
+    reader_endpoint             text,
+    status                      text,
+    arn                         text,
+    resource_id                 text,
+    master_user_secret_arn      text,
+    create_time                 timestamptz,
+    synced_at                   timestamptz
+);
+SELECT infra.manage('aws.db_cluster');
+
+CREATE TABLE aws.db_cluster_security_group (
+    id                    bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    db_cluster_identifier text NOT NULL
+                          REFERENCES aws.db_cluster (db_cluster_identifier)
+                          ON UPDATE CASCADE ON DELETE CASCADE,
+    group_id              text NOT NULL
+                          REFERENCES aws.security_group (group_id) ON UPDATE CASCADE,
+    UNIQUE (db_cluster_identifier, group_id)
+);
+CREATE INDEX db_cluster_security_group_group_id ON aws.db_cluster_security_group (group_id);
+COMMENT ON TABLE aws.db_cluster_security_group IS 'The VPC security groups of each DB cluster, one row per group (the set vpc_security_group_ids of aws.db_cluster): INSERT or DELETE a row to attach or detach a group in place; rows inserted with the cluster in one transaction make one CreateDBCluster with every group';
+COMMENT ON COLUMN aws.db_cluster_security_group.id IS 'The row''s own key, assigned by the database';
+COMMENT ON COLUMN aws.db_cluster_security_group.db_cluster_identifier IS 'The DB cluster (its rows go when it is deleted)';
+COMMENT ON COLUMN aws.db_cluster_security_group.group_id IS 'A security group attached to it';
+SELECT infra.manage_set('aws.db_cluster_security_group', 'aws.db_cluster', 'db_cluster_identifier');
+
+-- Deleting a cluster (or replacing it, which deletes the old one) needs an
+-- explicit choice about its data, and deletion protection off: refused
+-- here, before COMMIT and so before any AWS call, naming the column to set.
+-- The commit path deletes with the row as it was before the transaction
+-- (its first change's old row), so a choice made earlier in the same
+-- transaction would not reach AWS: only a committed choice counts, and the
+-- error says so. Not for the engine (sync's writes, undo), nor for a row
+-- created in this transaction (nothing exists in AWS yet).
+CREATE FUNCTION infra.check_db_cluster_delete() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
+DECLARE
+    first record;
+    was   jsonb := to_jsonb(OLD);
+    now_  jsonb := to_jsonb(OLD);
+    what  text;
+BEGIN
+    IF infra.is_engine() THEN
+        RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+    END IF;
+    IF TG_OP = 'UPDATE' THEN
+        now_ := to_jsonb(NEW);
+        what := 'replacing';
+    ELSE
+        what := 'deleting';
+    END IF;
+    SELECT c.op, c.old_row INTO first FROM infra.change c
+     WHERE c.xid = pg_current_xact_id() AND c.table_name = 'aws.db_cluster'
+       AND coalesce(c.old_row, c.new_row) ->> 'id' = OLD.id::text
+     ORDER BY c.seq LIMIT 1;
+    IF first.op = 'I' THEN
+        RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+    ELSIF first.op IS NOT NULL THEN
+        was := first.old_row;
+    END IF;
+    IF (was ->> 'deletion_protection')::boolean THEN
+        RAISE EXCEPTION 'DB cluster %: % it is refused while deletion protection is on', OLD.db_cluster_identifier, what
+            USING ERRCODE = '55000',
+                  DETAIL = 'AWS refuses to delete a DB cluster with deletion protection on; nothing was sent to AWS.',
+                  HINT = format('UPDATE aws.db_cluster SET deletion_protection = false WHERE db_cluster_identifier = %L and COMMIT first%s.',
+                                OLD.db_cluster_identifier,
+                                CASE WHEN NOT (now_ ->> 'deletion_protection')::boolean
+                                     THEN ' (turning it off in the same transaction does not count: the change must be made before the delete)' ELSE '' END);
+    END IF;
+    IF NOT coalesce((was ->> 'skip_final_snapshot')::boolean, false)
+       AND was ->> 'final_snapshot_identifier' IS NULL THEN
+        RAISE EXCEPTION 'DB cluster %: % it needs a choice about its data: skip_final_snapshot or final_snapshot_identifier', OLD.db_cluster_identifier, what
+            USING ERRCODE = '55000',
+                  DETAIL = 'Neither column is set, so the cluster''s data would be lost without a decision; nothing was sent to AWS.',
+                  HINT = format('UPDATE aws.db_cluster SET final_snapshot_identifier = ''<snapshot name>'' (or skip_final_snapshot = true) WHERE db_cluster_identifier = %L and COMMIT first%s.',
+                                OLD.db_cluster_identifier,
+                                CASE WHEN coalesce((now_ ->> 'skip_final_snapshot')::boolean, false)
+                                       OR now_ ->> 'final_snapshot_identifier' IS NOT NULL
+                                     THEN ' (a choice made in the same transaction does not count: the commit path deletes with the row as it was before it)' ELSE '' END);
+    END IF;
+    RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+END
+$$;
+CREATE TRIGGER infrasql_check_delete BEFORE DELETE ON aws.db_cluster
+    FOR EACH ROW EXECUTE FUNCTION infra.check_db_cluster_delete();
+-- A change of a replace-on-change column deletes the old cluster too.
+CREATE TRIGGER infrasql_check_replace BEFORE UPDATE ON aws.db_cluster
+    FOR EACH ROW
+    WHEN (OLD.region IS DISTINCT FROM NEW.region
+          OR OLD.engine IS DISTINCT FROM NEW.engine
+          OR OLD.master_username IS DISTINCT FROM NEW.master_username
+          OR OLD.db_subnet_group_name IS DISTINCT FROM NEW.db_subnet_group_name
+          OR OLD.storage_encrypted IS DISTINCT FROM NEW.storage_encrypted
+          OR OLD.database_name IS DISTINCT FROM NEW.database_name)
+    EXECUTE FUNCTION infra.check_db_cluster_delete();
