@@ -267,3 +267,44 @@ async fn deletion_protection_refuses_the_delete_before_any_aws_call() {
         .unwrap();
     assert!(clusters(&moto).await.is_empty());
 }
+
+#[tokio::test]
+async fn sync_lists_snapshots_taken_outside_infrasql_and_those_of_deleted_instances() {
+    let moto = Moto::start();
+    raw_instance(&moto, "billing").await;
+    let rds = moto.rds().await;
+    rds.create_db_snapshot()
+        .db_instance_identifier("billing")
+        .db_snapshot_identifier("billing-console")
+        .send()
+        .await
+        .unwrap();
+    // The instance goes, its final snapshot stays.
+    rds.delete_db_instance()
+        .db_instance_identifier("billing")
+        .final_db_snapshot_identifier("billing-final")
+        .send()
+        .await
+        .unwrap();
+    let s = TestServer::start_on(&moto, &[]);
+    let c = s.connect().await;
+    one::<serde_json::Value>(&c, "SELECT infra.sync('aws.db_snapshot')").await;
+    let rows: Vec<String> = c
+        .query(
+            "SELECT db_snapshot_identifier || ' ' || db_instance_identifier || ' ' || snapshot_type
+               FROM aws.db_snapshot ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            "billing-console billing manual".to_owned(),
+            "billing-final billing manual".to_owned()
+        ]
+    );
+}
