@@ -13,7 +13,7 @@ CREATE TABLE aws.db_cluster (
     master_username             text,
     master_user_password        text,
     manage_master_user_password boolean NOT NULL DEFAULT false,
-    db_subnet_group_name        text,
+    db_subnet_group_name        text REFERENCES aws.db_subnet_group (db_subnet_group_name) ON UPDATE CASCADE,
     port                        integer CHECK (port BETWEEN 1150 AND 65535),
     backup_retention_period     integer CHECK (backup_retention_period BETWEEN 1 AND 35),
     deletion_protection         boolean NOT NULL DEFAULT false,

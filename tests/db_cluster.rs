@@ -91,15 +91,23 @@ async fn an_inserted_snapshot_is_taken_and_a_deleted_one_removed() {
     assert_eq!(left, 0);
 }
 
-/// A VPC, a security group and a cluster in it with that group, in one
-/// transaction.
+/// A VPC with two subnets in two zones, a DB subnet group of them, a
+/// security group and a cluster in that subnet group with that group, in
+/// one transaction.
 const CLUSTER: &str = "
 BEGIN;
 INSERT INTO aws.vpc (name, cidr_block) VALUES ('db', '10.80.0.0/16');
+INSERT INTO aws.subnet (name, vpc_id, cidr_block, availability_zone)
+  SELECT 'db-' || z, vpc_id, ('10.80.' || n || '.0/24')::cidr, 'us-east-1' || z
+    FROM aws.vpc, (VALUES ('a', 1), ('b', 2)) AS zones (z, n);
+INSERT INTO aws.db_subnet_group (db_subnet_group_name, description) VALUES ('ledger-net', 'ledger subnets');
+INSERT INTO aws.db_subnet_group_subnet (db_subnet_group_name, subnet_id)
+  SELECT 'ledger-net', subnet_id FROM aws.subnet;
 INSERT INTO aws.security_group (group_name, description, vpc_id)
   SELECT 'ledger-db', 'ledger database', vpc_id FROM aws.vpc;
-INSERT INTO aws.db_cluster (db_cluster_identifier, engine, master_username, master_user_password, database_name)
-  VALUES ('ledger', 'aurora-postgresql', 'ledger_admin', 'a-long-secret', 'ledger');
+INSERT INTO aws.db_cluster (db_cluster_identifier, engine, master_username, master_user_password,
+                            database_name, db_subnet_group_name)
+  VALUES ('ledger', 'aurora-postgresql', 'ledger_admin', 'a-long-secret', 'ledger', 'ledger-net');
 INSERT INTO aws.db_cluster_security_group (db_cluster_identifier, group_id)
   SELECT 'ledger', group_id FROM aws.security_group WHERE group_name = 'ledger-db';
 COMMIT;";
@@ -111,7 +119,8 @@ async fn delete_error(c: &Client) -> tokio_postgres::Error {
 }
 
 #[tokio::test]
-async fn a_cluster_with_a_security_group_is_created_and_deleted_with_a_final_snapshot() {
+async fn a_cluster_with_a_subnet_group_and_a_security_group_is_created_and_deleted_with_a_final_snapshot(
+) {
     let moto = Moto::start();
     let s = TestServer::start_on(&moto, &[]);
     let c = s.connect().await;
@@ -146,6 +155,26 @@ async fn a_cluster_with_a_security_group_is_created_and_deleted_with_a_final_sna
         format!("available 5432 true {}", made.endpoint().unwrap()),
         "the password never rests in the row"
     );
+    assert_eq!(made.db_subnet_group(), Some("ledger-net"));
+    // Sync finds the rows as AWS has them: nothing changes, no drift (the
+    // first round imports without drift records, the second would record).
+    for _ in 0..2 {
+        one::<serde_json::Value>(&c, "SELECT infra.sync()").await;
+    }
+    let drift: i64 = one(
+        &c,
+        "SELECT count(*) FROM infra.drift WHERE table_name LIKE 'aws.db_%'",
+    )
+    .await;
+    assert_eq!(drift, 0);
+    let kept: String = one(
+        &c,
+        "SELECT db_subnet_group_name || ' ' || count(g.group_id)
+           FROM aws.db_cluster c JOIN aws.db_cluster_security_group g USING (db_cluster_identifier)
+          WHERE db_cluster_identifier = 'ledger' GROUP BY db_subnet_group_name",
+    )
+    .await;
+    assert_eq!(kept, "ledger-net 1");
 
     // Neither choice: refused at the statement, nothing sent.
     let e = delete_error(&c).await;

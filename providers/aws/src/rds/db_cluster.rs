@@ -74,9 +74,10 @@ pub static SCHEMA: ResourceSchema = ResourceSchema {
             Desired,
             "Whether AWS keeps the master password in Secrets Manager (master_user_secret_arn); changed in place",
         ),
-        Column::new(
+        Column::reference(
             "db_subnet_group_name",
             ReplaceOnChange,
+            "db_subnet_group",
             "The DB subnet group (its subnets' VPC is the cluster's); NULL means the default VPC's",
         ),
         Column::member_set(

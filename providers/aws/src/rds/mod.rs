@@ -17,10 +17,16 @@ use crate::sdk::classify;
 use crate::Clients;
 
 pub mod db_cluster;
+pub mod db_parameter_group;
 pub mod db_snapshot;
+pub mod db_subnet_group;
 
 pub fn resources(clients: Arc<Clients>) -> Vec<Arc<dyn Resource>> {
     vec![
+        Arc::new(db_subnet_group::DbSubnetGroupType::new(clients.clone())),
+        Arc::new(db_parameter_group::DbParameterGroupType::new(
+            clients.clone(),
+        )),
         Arc::new(db_cluster::DbCluster::new(clients.clone())),
         Arc::new(db_snapshot::DbSnapshot::new(clients)),
     ]
