@@ -104,9 +104,17 @@ BEGIN
                                        OR now_ ->> 'final_snapshot_identifier' IS NOT NULL
                                      THEN ' (a choice made in the same transaction does not count: the commit path deletes with the row as it was before it)' ELSE '' END);
     END IF;
+    IF TG_OP = 'UPDATE' AND NEW.db_cluster_identifier = OLD.db_cluster_identifier THEN
+        RAISE EXCEPTION 'DB cluster %: a change of region, engine, master_username, db_subnet_group_name, storage_encrypted or database_name replaces it, and the new one needs another identifier',
+                OLD.db_cluster_identifier
+            USING ERRCODE = '55000',
+                  DETAIL = 'The new cluster is created before the old one is deleted, and AWS refuses two DB clusters with one identifier.',
+                  HINT = 'Set a new db_cluster_identifier in the same UPDATE.';
+    END IF;
     RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
 END
 $$;
+COMMENT ON FUNCTION infra.check_db_cluster_delete() IS 'Refuses, before any AWS call, the delete (or replace) of a DB cluster with deletion protection on or without a committed final-snapshot choice';
 CREATE TRIGGER infrasql_check_delete BEFORE DELETE ON aws.db_cluster
     FOR EACH ROW EXECUTE FUNCTION infra.check_db_cluster_delete();
 -- A change of a replace-on-change column deletes the old cluster too.
@@ -119,3 +127,70 @@ CREATE TRIGGER infrasql_check_replace BEFORE UPDATE ON aws.db_cluster
           OR OLD.storage_encrypted IS DISTINCT FROM NEW.storage_encrypted
           OR OLD.database_name IS DISTINCT FROM NEW.database_name)
     EXECUTE FUNCTION infra.check_db_cluster_delete();
+
+-- Instances join a cluster through db_instance.db_cluster_identifier
+-- (CreateDBInstance's DBClusterIdentifier; a change replaces the instance).
+ALTER TABLE aws.db_instance ADD COLUMN db_cluster_identifier text
+    REFERENCES aws.db_cluster (db_cluster_identifier) ON UPDATE CASCADE;
+CREATE INDEX db_instance_db_cluster_identifier ON aws.db_instance (db_cluster_identifier);
+
+-- 0630's refusal, with what a cluster member changes: its data is the
+-- cluster's (AWS takes no final snapshot of a member), so deleting one
+-- needs no final-snapshot choice; and a new cluster replaces it.
+CREATE OR REPLACE FUNCTION infra.check_db_instance_removal() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
+DECLARE
+    first record;
+    b     jsonb := to_jsonb(OLD);
+    what  text;
+BEGIN
+    IF infra.is_engine() OR infra.is_sealed() THEN
+        RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+    END IF;
+    IF TG_OP = 'UPDATE' THEN
+        IF NEW.engine IS NOT DISTINCT FROM OLD.engine
+           AND NEW.master_username IS NOT DISTINCT FROM OLD.master_username
+           AND NEW.storage_encrypted IS NOT DISTINCT FROM OLD.storage_encrypted
+           AND NEW.region IS NOT DISTINCT FROM OLD.region
+           AND NEW.db_cluster_identifier IS NOT DISTINCT FROM OLD.db_cluster_identifier THEN
+            RETURN NEW;
+        END IF;
+    END IF;
+    SELECT c.op, c.old_row INTO first
+      FROM infra.change c
+     WHERE c.xid = pg_current_xact_id_if_assigned()
+       AND c.table_name = 'aws.db_instance'
+       AND coalesce(c.old_row, c.new_row) -> 'id' = b -> 'id'
+     ORDER BY c.seq LIMIT 1;
+    IF first.op = 'I' THEN
+        RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+    ELSIF first.op IS NOT NULL THEN
+        b := first.old_row;
+    END IF;
+    what := CASE WHEN TG_OP = 'DELETE' THEN 'deleted'
+                 ELSE 'replaced (the old database is deleted)' END;
+    IF (b ->> 'deletion_protection')::boolean THEN
+        RAISE EXCEPTION 'DB instance % has deletion protection on, so it cannot be %',
+                b ->> 'db_instance_identifier', what
+            USING ERRCODE = '55000',
+                  DETAIL = 'AWS refuses to delete a DB instance while deletion_protection is on.',
+                  HINT = 'UPDATE aws.db_instance SET deletion_protection = false and COMMIT first, then delete it.';
+    END IF;
+    IF NOT (b ->> 'skip_final_snapshot')::boolean AND b ->> 'final_snapshot_identifier' IS NULL
+       AND b ->> 'db_cluster_identifier' IS NULL THEN
+        RAISE EXCEPTION 'DB instance % cannot be % without a choice about its final snapshot',
+                b ->> 'db_instance_identifier', what
+            USING ERRCODE = '55000',
+                  DETAIL = 'Deleting a database loses its data unless a final snapshot is taken; infrasql does not choose for you.',
+                  HINT = 'UPDATE aws.db_instance SET final_snapshot_identifier = ''<snapshot name>'' (keep a snapshot) or SET skip_final_snapshot = true (no snapshot), and COMMIT first.';
+    END IF;
+    IF TG_OP = 'UPDATE' AND NEW.db_instance_identifier = OLD.db_instance_identifier THEN
+        RAISE EXCEPTION 'DB instance %: a change of engine, master_username, storage_encrypted, region or db_cluster_identifier replaces it, and the new one needs another identifier',
+                OLD.db_instance_identifier
+            USING ERRCODE = '55000',
+                  DETAIL = 'The new database is created before the old one is deleted, and AWS refuses two DB instances with one identifier.',
+                  HINT = 'Set a new db_instance_identifier in the same UPDATE.';
+    END IF;
+    RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+END
+$$;

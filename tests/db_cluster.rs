@@ -337,3 +337,80 @@ async fn sync_lists_snapshots_taken_outside_infrasql_and_those_of_deleted_instan
         ]
     );
 }
+
+#[tokio::test]
+async fn a_cluster_with_one_instance_is_created_and_deleted() {
+    let moto = Moto::start();
+    let s = TestServer::start_on(&moto, &[]);
+    let c = s.connect().await;
+    c.batch_execute(
+        "BEGIN;
+         INSERT INTO aws.db_cluster (db_cluster_identifier, engine, master_username, master_user_password,
+                                     skip_final_snapshot)
+           VALUES ('ledger', 'aurora-postgresql', 'ledger_admin', 'a-long-secret', true);
+         INSERT INTO aws.db_instance (db_instance_identifier, engine, db_instance_class, db_cluster_identifier)
+           VALUES ('ledger-1', 'aurora-postgresql', 'db.r6g.large', 'ledger');
+         COMMIT;",
+    )
+    .await
+    .unwrap();
+    let rds = moto.rds().await;
+    let out = rds
+        .describe_db_clusters()
+        .db_cluster_identifier("ledger")
+        .send()
+        .await
+        .unwrap();
+    let members: Vec<&str> = out.db_clusters()[0]
+        .db_cluster_members()
+        .iter()
+        .filter_map(|m| m.db_instance_identifier())
+        .collect();
+    assert_eq!(members, vec!["ledger-1"], "the instance joined the cluster");
+    let out = rds
+        .describe_db_instances()
+        .db_instance_identifier("ledger-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        out.db_instances()[0].db_cluster_identifier(),
+        Some("ledger")
+    );
+
+    // The listing reads the membership back: no drift of the cluster or of
+    // the membership (the instance's NULL parameter group is adopted as
+    // AWS's default, one drift row of db_instance's own).
+    for _ in 0..2 {
+        one::<serde_json::Value>(&c, "SELECT infra.sync()").await;
+    }
+    let row: String = one(
+        &c,
+        "SELECT db_cluster_identifier || ' ' || status FROM aws.db_instance
+          WHERE db_instance_identifier = 'ledger-1'",
+    )
+    .await;
+    assert_eq!(row, "ledger available");
+    let drift: String = one(
+        &c,
+        "SELECT coalesce(string_agg(table_name || ' ' || kind || ' ' || coalesce(field, '') || ' ' || coalesce(known_value::text, '') || ' -> ' || coalesce(actual_value::text, ''), '; '), '')
+           FROM infra.drift
+          WHERE table_name LIKE 'aws.db_cluster%' OR field = 'db_cluster_identifier'",
+    )
+    .await;
+    assert_eq!(drift, "");
+
+    // The member needs no final-snapshot choice (the cluster holds the
+    // data); both go in one transaction, the instance first.
+    c.batch_execute(
+        "BEGIN;
+         DELETE FROM aws.db_instance WHERE db_instance_identifier = 'ledger-1';
+         DELETE FROM aws.db_cluster WHERE db_cluster_identifier = 'ledger';
+         COMMIT;",
+    )
+    .await
+    .unwrap();
+    assert!(clusters(&moto).await.is_empty());
+    let left = rds.describe_db_instances().send().await.unwrap();
+    assert!(left.db_instances().is_empty(), "{left:?}");
+}

@@ -17,6 +17,7 @@ use crate::sdk::classify;
 use crate::Clients;
 
 pub mod db_cluster;
+pub mod db_instance;
 pub mod db_parameter_group;
 pub mod db_snapshot;
 pub mod db_subnet_group;
@@ -27,6 +28,7 @@ pub fn resources(clients: Arc<Clients>) -> Vec<Arc<dyn Resource>> {
         Arc::new(db_parameter_group::DbParameterGroupType::new(
             clients.clone(),
         )),
+        Arc::new(db_instance::DbInstance::new(clients.clone())),
         Arc::new(db_cluster::DbCluster::new(clients.clone())),
         Arc::new(db_snapshot::DbSnapshot::new(clients)),
     ]
