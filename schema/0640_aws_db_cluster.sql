@@ -129,14 +129,34 @@ CREATE TRIGGER infrasql_check_replace BEFORE UPDATE ON aws.db_cluster
     EXECUTE FUNCTION infra.check_db_cluster_delete();
 
 -- Instances join a cluster through db_instance.db_cluster_identifier
--- (CreateDBInstance's DBClusterIdentifier; a change replaces the instance).
+-- (CreateDBInstance's DBClusterIdentifier). A rename of the cluster reaches
+-- it by ON UPDATE CASCADE (AWS renames the membership itself: no call);
+-- AWS cannot move an instance to another cluster, so a change made by the
+-- user is refused at the statement. A cascade runs inside the foreign
+-- key's own trigger, so its update arrives here one trigger level deeper.
 ALTER TABLE aws.db_instance ADD COLUMN db_cluster_identifier text
     REFERENCES aws.db_cluster (db_cluster_identifier) ON UPDATE CASCADE;
 CREATE INDEX db_instance_db_cluster_identifier ON aws.db_instance (db_cluster_identifier);
+CREATE FUNCTION infra.refuse_cluster_move() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+BEGIN
+    IF NEW.db_cluster_identifier IS DISTINCT FROM OLD.db_cluster_identifier
+       AND pg_trigger_depth() = 1 AND NOT infra.is_engine() THEN
+        RAISE EXCEPTION 'DB instance %: db_cluster_identifier cannot be changed', OLD.db_instance_identifier
+            USING ERRCODE = '428C9',
+                  DETAIL = 'AWS has no call that moves a DB instance into another cluster (or out of one).',
+                  HINT = 'INSERT a new DB instance with the other db_cluster_identifier and DELETE this one.';
+    END IF;
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION infra.refuse_cluster_move() IS 'Refuses a user''s change of a DB instance''s cluster (a rename of the cluster, by cascade, passes)';
+CREATE TRIGGER infrasql_fixed_cluster BEFORE UPDATE OF db_cluster_identifier ON aws.db_instance
+    FOR EACH ROW EXECUTE FUNCTION infra.refuse_cluster_move();
 
 -- 0630's refusal, with what a cluster member changes: its data is the
 -- cluster's (AWS takes no final snapshot of a member), so deleting one
--- needs no final-snapshot choice; and a new cluster replaces it.
+-- needs no final-snapshot choice.
 CREATE OR REPLACE FUNCTION infra.check_db_instance_removal() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
 DECLARE
@@ -151,8 +171,7 @@ BEGIN
         IF NEW.engine IS NOT DISTINCT FROM OLD.engine
            AND NEW.master_username IS NOT DISTINCT FROM OLD.master_username
            AND NEW.storage_encrypted IS NOT DISTINCT FROM OLD.storage_encrypted
-           AND NEW.region IS NOT DISTINCT FROM OLD.region
-           AND NEW.db_cluster_identifier IS NOT DISTINCT FROM OLD.db_cluster_identifier THEN
+           AND NEW.region IS NOT DISTINCT FROM OLD.region THEN
             RETURN NEW;
         END IF;
     END IF;
@@ -185,7 +204,7 @@ BEGIN
                   HINT = 'UPDATE aws.db_instance SET final_snapshot_identifier = ''<snapshot name>'' (keep a snapshot) or SET skip_final_snapshot = true (no snapshot), and COMMIT first.';
     END IF;
     IF TG_OP = 'UPDATE' AND NEW.db_instance_identifier = OLD.db_instance_identifier THEN
-        RAISE EXCEPTION 'DB instance %: a change of engine, master_username, storage_encrypted, region or db_cluster_identifier replaces it, and the new one needs another identifier',
+        RAISE EXCEPTION 'DB instance %: a change of engine, master_username, storage_encrypted or region replaces it, and the new one needs another identifier',
                 OLD.db_instance_identifier
             USING ERRCODE = '55000',
                   DETAIL = 'The new database is created before the old one is deleted, and AWS refuses two DB instances with one identifier.',

@@ -339,7 +339,7 @@ async fn sync_lists_snapshots_taken_outside_infrasql_and_those_of_deleted_instan
 }
 
 #[tokio::test]
-async fn a_cluster_with_one_instance_is_created_and_deleted() {
+async fn a_cluster_with_one_instance_is_created_renamed_and_deleted() {
     let moto = Moto::start();
     let s = TestServer::start_on(&moto, &[]);
     let c = s.connect().await;
@@ -400,12 +400,40 @@ async fn a_cluster_with_one_instance_is_created_and_deleted() {
     .await;
     assert_eq!(drift, "");
 
+    // AWS cannot move an instance to another cluster: refused at once.
+    let e = c
+        .batch_execute(
+            "UPDATE aws.db_instance SET db_cluster_identifier = NULL
+              WHERE db_instance_identifier = 'ledger-1'",
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e).as_deref(), Some("428C9"), "{e}");
+
+    // A rename of the cluster is made in place; the member's row follows
+    // by cascade, which makes no call of its own (AWS renames the
+    // membership; moto does not, so only the rows and the cluster are
+    // checked here).
+    c.batch_execute(
+        "UPDATE aws.db_cluster SET db_cluster_identifier = 'ledger-v2'
+          WHERE db_cluster_identifier = 'ledger'",
+    )
+    .await
+    .unwrap();
+    assert_eq!(clusters(&moto).await, vec!["ledger-v2".to_owned()]);
+    let member: String = one(
+        &c,
+        "SELECT db_cluster_identifier FROM aws.db_instance WHERE db_instance_identifier = 'ledger-1'",
+    )
+    .await;
+    assert_eq!(member, "ledger-v2");
+
     // The member needs no final-snapshot choice (the cluster holds the
     // data); both go in one transaction, the instance first.
     c.batch_execute(
         "BEGIN;
          DELETE FROM aws.db_instance WHERE db_instance_identifier = 'ledger-1';
-         DELETE FROM aws.db_cluster WHERE db_cluster_identifier = 'ledger';
+         DELETE FROM aws.db_cluster WHERE db_cluster_identifier = 'ledger-v2';
          COMMIT;",
     )
     .await

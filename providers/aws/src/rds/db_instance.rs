@@ -105,11 +105,15 @@ pub static SCHEMA: ResourceSchema = ResourceSchema {
             "db_parameter_group",
             "The DB parameter group; NULL means the engine's default group (sync fills in which); changed in place (some parameters need a reboot, which infrasql does not do)",
         ),
+        // Desired, not replace: a rename of the cluster reaches the row by
+        // ON UPDATE CASCADE, and AWS renames the membership itself, so that
+        // change makes no call. Moving an instance to another cluster is
+        // refused in schema/0640 (AWS has no such call).
         Column::reference(
             "db_cluster_identifier",
-            ReplaceOnChange,
+            Desired,
             "db_cluster",
-            "The Aurora DB cluster it joins (its engine must be the cluster's; the cluster holds the data, so its delete takes no final snapshot); NULL for a standalone instance",
+            "The Aurora DB cluster it joins, set at INSERT (its engine must be the cluster's; the cluster holds the data, so its delete takes no final snapshot); NULL for a standalone instance; follows a rename of the cluster, and cannot be changed otherwise",
         ),
         Column::member_set(
             "vpc_security_group_ids",
