@@ -272,7 +272,11 @@ async fn a_database_password_is_used_for_create_and_modify_and_rests_nowhere() {
         )
         .await
         .unwrap();
-    assert_eq!(row.get::<_, Option<String>>(0), None, "the row never holds it");
+    assert_eq!(
+        row.get::<_, Option<String>>(0),
+        None,
+        "the row never holds it"
+    );
     let plan: String = row.get(1);
     assert!(plan.contains("(secret)"), "{plan}");
     c.batch_execute("COMMIT").await.unwrap();
@@ -322,7 +326,11 @@ async fn a_database_password_is_used_for_create_and_modify_and_rests_nowhere() {
         ))
         .await
         .expect_err("AWS refuses an identifier in use");
-    assert_eq!(sqlstate(&refused).as_deref().map(|s| &s[..2]), Some("IX"), "{refused:?}");
+    assert_eq!(
+        sqlstate(&refused).as_deref().map(|s| &s[..2]),
+        Some("IX"),
+        "{refused:?}"
+    );
     said.push(format!("{refused:?}"));
     assert!(
         sent("CreateDBInstance").iter().any(|b| b.contains(&failed)),

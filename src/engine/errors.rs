@@ -13,7 +13,7 @@
 //! | IX010 | `INVALID_PLAN` | the plan is invalid (cycle, unmanaged table) |
 //! | 2BP01 | `DEPENDENTS_EXIST` | a replace while other rows still use the resource (PostgreSQL's "dependent objects still exist") |
 //! | 55000 | `WOULD_LOSE_DATA` | a replace that would destroy data, without `infra.allow_replace` |
-//! | 55000 | | a DELETE (or replace) of a DB instance with deletion protection on, or without `skip_final_snapshot` / `final_snapshot_identifier` set (raised by the database at the statement, `schema/0630_aws_db_instance.sql`) |
+//! | 55000 | | a DELETE (or replace) of a DB instance or DB cluster with deletion protection on, or without a committed `skip_final_snapshot` / `final_snapshot_identifier` (raised by the database at the statement, before any AWS call: `schema/0630_aws_db_instance.sql`, `schema/0640_aws_db_cluster.sql`) |
 //! | IX100 | `BYPASSED_INFRASQL` | a change to a resource table (or a join table of one) bypassed infrasql (raised by the database) |
 //! | 428C9 | | a cloud-assigned column was written (raised by the database) |
 //! | 23514 | | a value AWS would refuse, found at the statement (raised by the database, `schema/0530_local_checks.sql`, `schema/0560_instance_security_group.sql`) |

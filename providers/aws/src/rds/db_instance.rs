@@ -105,6 +105,16 @@ pub static SCHEMA: ResourceSchema = ResourceSchema {
             "db_parameter_group",
             "The DB parameter group; NULL means the engine's default group (sync fills in which); changed in place (some parameters need a reboot, which infrasql does not do)",
         ),
+        // Desired, not replace: a rename of the cluster reaches the row by
+        // ON UPDATE CASCADE, and AWS renames the membership itself, so that
+        // change makes no call. Moving an instance to another cluster is
+        // refused in schema/0640 (AWS has no such call).
+        Column::reference(
+            "db_cluster_identifier",
+            Desired,
+            "db_cluster",
+            "The Aurora DB cluster it joins, set at INSERT (its engine must be the cluster's; the cluster holds the data, so its delete takes no final snapshot); NULL for a standalone instance; follows a rename of the cluster, and cannot be changed otherwise",
+        ),
         Column::member_set(
             "vpc_security_group_ids",
             "security_group",
@@ -273,6 +283,7 @@ impl Resource for DbInstance {
                 .set_db_parameter_group_name(
                     desired.str("db_parameter_group_name").map(str::to_owned),
                 )
+                .set_db_cluster_identifier(desired.str("db_cluster_identifier").map(str::to_owned))
                 // The whole set in the one create call; empty: the default group.
                 .set_vpc_security_group_ids(wanted_groups(desired).filter(|g| !g.is_empty()))
                 .set_publicly_accessible(desired.bool("publicly_accessible"))
@@ -362,7 +373,7 @@ impl Resource for DbInstance {
         id: &str,
         current: &Props,
     ) -> Result<(), ProviderError> {
-        self.delete_with_choice(&ctx.region, id, current).await
+        self.delete_with_choice(ctx, id, current).await
     }
 }
 

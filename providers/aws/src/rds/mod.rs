@@ -16,9 +16,11 @@ use serde_json::Value;
 use crate::sdk::classify;
 use crate::Clients;
 
+pub mod db_cluster;
 pub mod db_instance;
 pub mod db_parameter;
 pub mod db_parameter_group;
+pub mod db_snapshot;
 pub mod db_subnet_group;
 
 pub fn resources(clients: Arc<Clients>) -> Vec<Arc<dyn Resource>> {
@@ -28,8 +30,46 @@ pub fn resources(clients: Arc<Clients>) -> Vec<Arc<dyn Resource>> {
             clients.clone(),
         )),
         Arc::new(db_parameter::DbParameterType::new(clients.clone())),
-        Arc::new(db_instance::DbInstance::new(clients)),
+        Arc::new(db_instance::DbInstance::new(clients.clone())),
+        Arc::new(db_cluster::DbCluster::new(clients.clone())),
+        Arc::new(db_snapshot::DbSnapshot::new(clients)),
     ]
+}
+
+/// How a database's delete ends: with a final snapshot of this name, or none.
+#[derive(Debug, PartialEq)]
+pub(crate) enum FinalSnapshot {
+    Keep(String),
+    Skip,
+}
+
+/// The final-snapshot choice a row made (`skip_final_snapshot`,
+/// `final_snapshot_identifier`); `None` when it made none (the schema's
+/// trigger refuses that DELETE, so this is a second guard). Props that are
+/// not a row (an undo, recovery, sync's revert: listings carry no
+/// instructions) keep a snapshot, unless the apply `apply_id` made the
+/// database: undoing its own create, there is no data of the user's to keep.
+pub(crate) fn final_snapshot(id: &str, current: &Props, apply_id: &str) -> Option<FinalSnapshot> {
+    if let Some(name) = current
+        .get("final_snapshot_identifier")
+        .and_then(Value::as_str)
+    {
+        return Some(FinalSnapshot::Keep(name.to_owned()));
+    }
+    match current.get("skip_final_snapshot").and_then(Value::as_bool) {
+        Some(true) => Some(FinalSnapshot::Skip),
+        Some(false) => None,
+        None if current.get(APPLY_TAG).and_then(Value::as_str) == Some(apply_id) => {
+            Some(FinalSnapshot::Skip)
+        }
+        None => {
+            let secs = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            Some(FinalSnapshot::Keep(format!("{id}-final-{secs}")))
+        }
+    }
 }
 
 /// The `tags` column from AWS tags; infrasql's own tags are hidden, except

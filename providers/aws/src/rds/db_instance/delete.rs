@@ -1,54 +1,39 @@
 //! Deleting a DB instance: with the final snapshot its row chose, then
 //! waiting until AWS no longer lists it.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use infrasql_provider::{ErrorClass, Props, PropsExt, ProviderError};
+use infrasql_provider::{ApplyContext, ErrorClass, Props, PropsExt, ProviderError};
 
+use super::super::FinalSnapshot;
 use super::DbInstance;
 use crate::sdk::{deleted, if_found};
 
 /// How long a delete waits for the database to go (AWS takes minutes).
 const DELETE_WAIT: Duration = Duration::from_secs(60 * 60);
 
-/// How a delete ends: with a snapshot of this name, or none.
-#[derive(Debug, PartialEq)]
-enum FinalSnapshot {
-    Keep(String),
-    Skip,
-}
-
-/// The row's choice; `None` when the props came from a row that made none
-/// (the schema's trigger refuses that DELETE, so this is a second guard).
-fn final_snapshot(id: &str, current: &Props) -> Option<FinalSnapshot> {
-    if let Some(name) = current.str("final_snapshot_identifier") {
-        return Some(FinalSnapshot::Keep(name.to_owned()));
+/// The row's choice, or none for a cluster member: its data is the
+/// cluster's, and AWS takes no final snapshot of it (and refuses
+/// FinalDBSnapshotIdentifier).
+fn final_snapshot(id: &str, current: &Props, apply_id: &str) -> Option<FinalSnapshot> {
+    if current.str("db_cluster_identifier").is_some() {
+        return Some(FinalSnapshot::Skip);
     }
-    match current.bool("skip_final_snapshot") {
-        Some(true) => Some(FinalSnapshot::Skip),
-        Some(false) => None,
-        // Not a row (see the module doc): keep everything.
-        None => {
-            let secs = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
-            Some(FinalSnapshot::Keep(format!("{id}-final-{secs}")))
-        }
-    }
+    super::super::final_snapshot(id, current, apply_id)
 }
 
 impl DbInstance {
     pub(super) async fn delete_with_choice(
         &self,
-        region: &str,
+        ctx: &ApplyContext,
         id: &str,
         current: &Props,
     ) -> Result<(), ProviderError> {
+        let region = ctx.region.as_str();
         // The database `current` describes: the engine names the delete
         // half of a replace that also renames by the row's new name.
         let id = current.str("db_instance_identifier").unwrap_or(id);
-        let choice = final_snapshot(id, current).ok_or_else(|| {
+        let choice = final_snapshot(id, current, &ctx.apply_id).ok_or_else(|| {
             ProviderError::invalid(format!(
                 "DB instance {id}: set skip_final_snapshot or final_snapshot_identifier (and COMMIT) before deleting it"
             ))
@@ -85,6 +70,7 @@ impl DbInstance {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use infrasql_provider::APPLY_TAG;
     use serde_json::json;
 
     fn row(v: serde_json::Value) -> Props {
@@ -95,20 +81,43 @@ mod tests {
     fn the_final_snapshot_follows_the_rows_choice() {
         let keep = row(json!({"skip_final_snapshot": false, "final_snapshot_identifier": "last"}));
         assert_eq!(
-            final_snapshot("shop", &keep),
+            final_snapshot("shop", &keep, "a1"),
             Some(FinalSnapshot::Keep("last".into()))
         );
         let skip = row(json!({"skip_final_snapshot": true, "final_snapshot_identifier": null}));
-        assert_eq!(final_snapshot("shop", &skip), Some(FinalSnapshot::Skip));
+        assert_eq!(
+            final_snapshot("shop", &skip, "a1"),
+            Some(FinalSnapshot::Skip)
+        );
         let neither = row(json!({"skip_final_snapshot": false, "final_snapshot_identifier": null}));
-        assert_eq!(final_snapshot("shop", &neither), None);
+        assert_eq!(final_snapshot("shop", &neither, "a1"), None);
     }
 
     #[test]
     fn a_delete_not_made_from_a_row_keeps_a_snapshot() {
-        match final_snapshot("shop", &Props::new()) {
+        match final_snapshot("shop", &Props::new(), "a1") {
             Some(FinalSnapshot::Keep(name)) => assert!(name.starts_with("shop-final-"), "{name}"),
             other => panic!("{other:?}"),
         }
+        // Made by this very apply (an undo of its create): nothing to keep.
+        let made = row(json!({APPLY_TAG: "a1"}));
+        assert_eq!(
+            final_snapshot("shop", &made, "a1"),
+            Some(FinalSnapshot::Skip)
+        );
+        let other = row(json!({APPLY_TAG: "a0"}));
+        assert!(matches!(
+            final_snapshot("shop", &other, "a1"),
+            Some(FinalSnapshot::Keep(_))
+        ));
+    }
+
+    #[test]
+    fn a_cluster_member_takes_no_final_snapshot() {
+        let member = row(json!({"db_cluster_identifier": "c1", "skip_final_snapshot": false}));
+        assert_eq!(
+            final_snapshot("shop", &member, "a1"),
+            Some(FinalSnapshot::Skip)
+        );
     }
 }

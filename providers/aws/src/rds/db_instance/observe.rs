@@ -124,6 +124,10 @@ pub(crate) fn props(db: &DbInstance, region: &str) -> Props {
                 .and_then(|g| g.db_parameter_group_name()),
         ),
     );
+    p.insert(
+        "db_cluster_identifier".into(),
+        text(db.db_cluster_identifier()),
+    );
     let endpoint = db.endpoint();
     p.insert(
         "endpoint_address".into(),
