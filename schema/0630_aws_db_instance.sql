@@ -77,72 +77,90 @@ COMMENT ON COLUMN aws.db_instance_security_group.db_instance_identifier IS 'The 
 COMMENT ON COLUMN aws.db_instance_security_group.group_id IS 'A VPC security group attached to it';
 SELECT infra.manage_set('aws.db_instance_security_group', 'aws.db_instance', 'db_instance_identifier');
 
--- What AWS would refuse, or what would lose data, when a database goes
--- away: a DELETE, or an UPDATE that forces a replace (the old database is
--- deleted). Refused at the statement, before any AWS call.
+-- What AWS would refuse, or what would lose data, when a database (a DB
+-- instance here, a DB cluster in 0640) goes away: a DELETE, or an UPDATE of
+-- a column that replaces it (the old one is deleted; the trigger's WHEN
+-- clause names those columns). Refused at the statement, before any AWS
+-- call, naming the column to set.
 --
 -- The commit path deletes with the row as it was before the transaction
 -- (the netted change's before image), so that is the row checked here: a
--- choice made by an UPDATE earlier in the same transaction does not reach
--- DeleteDBInstance, and the error says to COMMIT it first. A row inserted
--- in this transaction never reached AWS: nothing to refuse.
--- Skipped for the engine (sync deletes the rows of vanished databases) and
--- for the sealed commit path.
-CREATE FUNCTION infra.check_db_instance_removal() RETURNS trigger
+-- choice made earlier in the same transaction would not reach AWS, and the
+-- error says to COMMIT it first. A row inserted in this transaction never
+-- reached AWS: nothing to refuse. Skipped for the engine (sync deletes the
+-- rows of vanished databases) and for the sealed commit path.
+-- Arguments: what AWS calls it, its name column, and (optional) a column
+-- whose value exempts it from the final-snapshot choice (an instance in a
+-- cluster: its data is the cluster's).
+CREATE FUNCTION infra.check_db_removal() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
 DECLARE
-    first record;
-    b     jsonb := to_jsonb(OLD);
-    what  text;
+    kind    text := TG_ARGV[0];
+    namecol text := TG_ARGV[1];
+    member  text := TG_ARGV[2];
+    tbl     text := TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME;
+    first   record;
+    was     jsonb := to_jsonb(OLD);
+    now_    jsonb := CASE WHEN TG_OP = 'UPDATE' THEN to_jsonb(NEW) ELSE to_jsonb(OLD) END;
+    name    text := to_jsonb(OLD) ->> TG_ARGV[1];
+    what    text := CASE WHEN TG_OP = 'DELETE' THEN 'deleted'
+                         ELSE 'replaced (the old one is deleted)' END;
 BEGIN
     IF infra.is_engine() OR infra.is_sealed() THEN
         RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
     END IF;
-    IF TG_OP = 'UPDATE' THEN
-        IF NEW.engine IS NOT DISTINCT FROM OLD.engine
-           AND NEW.master_username IS NOT DISTINCT FROM OLD.master_username
-           AND NEW.storage_encrypted IS NOT DISTINCT FROM OLD.storage_encrypted
-           AND NEW.region IS NOT DISTINCT FROM OLD.region THEN
-            RETURN NEW;
-        END IF;
-    END IF;
     SELECT c.op, c.old_row INTO first
       FROM infra.change c
      WHERE c.xid = pg_current_xact_id_if_assigned()
-       AND c.table_name = 'aws.db_instance'
-       AND coalesce(c.old_row, c.new_row) -> 'id' = b -> 'id'
+       AND c.table_name = tbl
+       AND coalesce(c.old_row, c.new_row) -> 'id' = was -> 'id'
      ORDER BY c.seq LIMIT 1;
     IF first.op = 'I' THEN
         RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
     ELSIF first.op IS NOT NULL THEN
-        b := first.old_row;
+        was := first.old_row;
     END IF;
-    what := CASE WHEN TG_OP = 'DELETE' THEN 'deleted'
-                 ELSE 'replaced (the old database is deleted)' END;
-    IF (b ->> 'deletion_protection')::boolean THEN
-        RAISE EXCEPTION 'DB instance % has deletion protection on, so it cannot be %',
-                b ->> 'db_instance_identifier', what
+    IF coalesce((was ->> 'deletion_protection')::boolean, false) THEN
+        RAISE EXCEPTION '% %: deletion protection is on, so it cannot be %', kind, name, what
             USING ERRCODE = '55000',
-                  DETAIL = 'AWS refuses to delete a DB instance while deletion_protection is on.',
-                  HINT = 'UPDATE aws.db_instance SET deletion_protection = false and COMMIT first, then delete it.';
+                  DETAIL = format('AWS refuses to delete a %s while deletion_protection is on; nothing was sent to AWS.', kind),
+                  HINT = format('UPDATE %s SET deletion_protection = false WHERE %I = %L and COMMIT first, then delete it%s.',
+                                tbl, namecol, name,
+                                CASE WHEN NOT coalesce((now_ ->> 'deletion_protection')::boolean, false)
+                                     THEN ' (turning it off in the same transaction does not count: the delete uses the row as it was before it)'
+                                     ELSE '' END);
     END IF;
-    IF NOT (b ->> 'skip_final_snapshot')::boolean AND b ->> 'final_snapshot_identifier' IS NULL THEN
-        RAISE EXCEPTION 'DB instance % cannot be % without a choice about its final snapshot',
-                b ->> 'db_instance_identifier', what
+    IF NOT coalesce((was ->> 'skip_final_snapshot')::boolean, false)
+       AND was ->> 'final_snapshot_identifier' IS NULL
+       AND (member IS NULL OR was ->> member IS NULL) THEN
+        RAISE EXCEPTION '% % cannot be % without a choice about its data: skip_final_snapshot or final_snapshot_identifier',
+                kind, name, what
             USING ERRCODE = '55000',
-                  DETAIL = 'Deleting a database loses its data unless a final snapshot is taken; infrasql does not choose for you.',
-                  HINT = 'UPDATE aws.db_instance SET final_snapshot_identifier = ''<snapshot name>'' (keep a snapshot) or SET skip_final_snapshot = true (no snapshot), and COMMIT first.';
+                  DETAIL = 'Deleting a database loses its data unless a final snapshot is taken; infrasql does not choose for you, and nothing was sent to AWS.',
+                  HINT = format('UPDATE %s SET final_snapshot_identifier = ''<snapshot name>'' (keep a snapshot) or skip_final_snapshot = true (none) WHERE %I = %L, and COMMIT first%s.',
+                                tbl, namecol, name,
+                                CASE WHEN coalesce((now_ ->> 'skip_final_snapshot')::boolean, false)
+                                       OR now_ ->> 'final_snapshot_identifier' IS NOT NULL
+                                     THEN ' (a choice made in the same transaction does not count: the delete uses the row as it was before it)'
+                                     ELSE '' END);
     END IF;
-    IF TG_OP = 'UPDATE' AND NEW.db_instance_identifier = OLD.db_instance_identifier THEN
-        RAISE EXCEPTION 'DB instance %: a change of engine, master_username, storage_encrypted or region replaces it, and the new one needs another identifier',
-                OLD.db_instance_identifier
+    IF TG_OP = 'UPDATE' AND now_ ->> namecol = name THEN
+        RAISE EXCEPTION '% %: this change replaces it, and the new one needs another name', kind, name
             USING ERRCODE = '55000',
-                  DETAIL = 'The new database is created before the old one is deleted, and AWS refuses two DB instances with one identifier.',
-                  HINT = 'Set a new db_instance_identifier in the same UPDATE.';
+                  DETAIL = format('The new %s is created before the old one is deleted, and AWS refuses two with one name.', kind),
+                  HINT = format('Set a new %I in the same UPDATE.', namecol);
     END IF;
     RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
 END
 $$;
-CREATE TRIGGER infrasql_db_instance_removal BEFORE UPDATE OR DELETE ON aws.db_instance
-    FOR EACH ROW EXECUTE FUNCTION infra.check_db_instance_removal();
-COMMENT ON FUNCTION infra.check_db_instance_removal() IS 'Refuses, before any AWS call, the delete (or replace) of a DB instance with deletion protection on or without a final-snapshot choice';
+COMMENT ON FUNCTION infra.check_db_removal() IS 'Refuses, before any AWS call, the delete (or replace) of a database with deletion protection on or without a committed final-snapshot choice';
+CREATE TRIGGER infrasql_db_delete BEFORE DELETE ON aws.db_instance
+    FOR EACH ROW EXECUTE FUNCTION infra.check_db_removal('DB instance', 'db_instance_identifier');
+-- A change of a replace-on-change column deletes the old database too.
+CREATE TRIGGER infrasql_db_replace BEFORE UPDATE ON aws.db_instance
+    FOR EACH ROW
+    WHEN (OLD.engine IS DISTINCT FROM NEW.engine
+          OR OLD.master_username IS DISTINCT FROM NEW.master_username
+          OR OLD.storage_encrypted IS DISTINCT FROM NEW.storage_encrypted
+          OR OLD.region IS DISTINCT FROM NEW.region)
+    EXECUTE FUNCTION infra.check_db_removal('DB instance', 'db_instance_identifier');

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use common::{sqlstate, Moto, TestServer};
 use infrasql_fault_proxy::{Effect, Fault, FaultProxy};
 use tokio::sync::mpsc::UnboundedReceiver;
-use tokio_postgres::{AsyncMessage, Client, NoTls};
+use tokio_postgres::{Client, NoTls};
 
 /// moto, the proxy in front of it, and infrasql using the proxy as AWS.
 fn start() -> (Moto, FaultProxy, TestServer) {
