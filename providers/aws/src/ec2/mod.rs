@@ -1,6 +1,6 @@
 //! EC2 resource types and what they share: tags, names and property values
 //! here; the shapes of SDK calls (errors, pages, describe by id, delete) in
-//! [`sdk`].
+//! [`crate::sdk`].
 
 pub mod elastic_ip;
 pub mod instance;
