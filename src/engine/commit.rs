@@ -159,6 +159,12 @@ impl Engine {
             facts.allow_replace = settings::bool_setting(ctx, "infra.allow_replace").await?;
         }
         plan::check_replaces(&planned, &self.schemas, &facts).map_err(plan_error)?;
+        if planned.steps.iter().any(|s| s.action == Action::Delete)
+            && !settings::bool_setting(ctx, "infra.allow_mass_delete").await?
+        {
+            let max = settings::max_deletes_setting(ctx).await?;
+            plan::check_mass_delete(&planned, max).map_err(plan_error)?;
+        }
         Ok(Some(planned))
     }
 

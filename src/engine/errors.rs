@@ -14,6 +14,7 @@
 //! | 2BP01 | `DEPENDENTS_EXIST` | a replace while other rows still use the resource (PostgreSQL's "dependent objects still exist") |
 //! | 55000 | `WOULD_LOSE_DATA` | a replace that would destroy data, without `infra.allow_replace` |
 //! | 55000 | | a DELETE (or replace) of a DB instance or DB cluster with deletion protection on, or without a committed `skip_final_snapshot` / `final_snapshot_identifier` (raised by the database at the statement, before any AWS call: `schema/0630_aws_db_instance.sql`, `schema/0640_aws_db_cluster.sql`) |
+//! | 55000 | `MASS_DELETE_REFUSED` | a COMMIT that deletes more than `infra.max_deletes` resources, without `infra.allow_mass_delete` |
 //! | IX100 | `BYPASSED_INFRASQL` | a change to a resource table (or a join table of one) bypassed infrasql (raised by the database) |
 //! | 428C9 | | a cloud-assigned column was written (raised by the database) |
 //! | 23514 | | a value AWS would refuse, found at the statement (raised by the database, `schema/0530_local_checks.sql`, `schema/0560_instance_security_group.sql`) |
@@ -52,6 +53,7 @@ pub const AWS_UNAVAILABLE: &str = "IX005";
 pub const INVALID_PLAN: &str = "IX010";
 pub const DEPENDENTS_EXIST: &str = "2BP01";
 pub const WOULD_LOSE_DATA: &str = "55000";
+pub const MASS_DELETE_REFUSED: &str = "55000";
 pub const BYPASSED_INFRASQL: &str = "IX100";
 pub const TWO_PHASE_REFUSED: &str = "0A000";
 pub const BAD_SETTING_VALUE: &str = "22023";

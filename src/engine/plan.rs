@@ -17,6 +17,7 @@
 //! [`replace`] decides whether a replace may run at all (dependents, data
 //! that would be lost); [`show`] renders the plan for NOTICEs and rows.
 
+mod guard;
 mod replace;
 mod sets;
 mod show;
@@ -26,6 +27,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use infrasql_provider::{ColumnKind, Props, ResourceSchema, ROW_KEY};
 use serde_json::{json, Value};
 
+pub use guard::check_mass_delete;
 pub use replace::{
     check_replaces, dependents_from, dependents_query, needs_consent, replaced, Dependent, Facts,
 };
@@ -145,6 +147,13 @@ pub enum PlanError {
         detail: String,
         hint: String,
     },
+    /// More deletes than `infra.max_deletes`, without `infra.allow_mass_delete`.
+    #[error("{message}")]
+    MassDelete {
+        message: String,
+        detail: String,
+        hint: String,
+    },
 }
 
 impl PlanError {
@@ -155,21 +164,22 @@ impl PlanError {
             PlanError::UnknownTable(_) | PlanError::Cycle(_) => super::errors::INVALID_PLAN,
             PlanError::Dependents { .. } => super::errors::DEPENDENTS_EXIST,
             PlanError::WouldLoseData { .. } => super::errors::WOULD_LOSE_DATA,
+            PlanError::MassDelete { .. } => super::errors::MASS_DELETE_REFUSED,
         }
     }
     pub fn detail(&self) -> Option<&str> {
         match self {
-            PlanError::Dependents { detail, .. } | PlanError::WouldLoseData { detail, .. } => {
-                Some(detail)
-            }
+            PlanError::Dependents { detail, .. }
+            | PlanError::WouldLoseData { detail, .. }
+            | PlanError::MassDelete { detail, .. } => Some(detail),
             _ => None,
         }
     }
     pub fn hint(&self) -> Option<&str> {
         match self {
-            PlanError::Dependents { hint, .. } | PlanError::WouldLoseData { hint, .. } => {
-                Some(hint)
-            }
+            PlanError::Dependents { hint, .. }
+            | PlanError::WouldLoseData { hint, .. }
+            | PlanError::MassDelete { hint, .. } => Some(hint),
             _ => None,
         }
     }

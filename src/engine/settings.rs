@@ -24,6 +24,8 @@ pub enum SettingKind {
     Wait,
     /// A duration such as `30min`, `90s` or `1h 30min`; `0` is none.
     Duration,
+    /// A whole number, 0 or more (`infra.max_deletes`).
+    Count,
 }
 
 impl SettingKind {
@@ -35,6 +37,7 @@ impl SettingKind {
             SettingKind::Duration => {
                 "a duration such as 90s, 30min or 1h (units ms, s, min, h, d; a bare number is seconds; 0 is none)"
             }
+            SettingKind::Count => "a whole number, 0 or more",
         }
     }
 }
@@ -45,7 +48,17 @@ pub const SETTINGS: &[(&str, SettingKind)] = &[
     ("infra.allow_replace", SettingKind::Bool),
     ("infra.wait", SettingKind::Wait),
     ("infra.apply_timeout", SettingKind::Duration),
+    ("infra.max_deletes", SettingKind::Count),
+    ("infra.allow_mass_delete", SettingKind::Bool),
 ];
+
+/// `infra.max_deletes` when unset.
+pub const DEFAULT_MAX_DELETES: u64 = 10;
+
+/// A count as PostgreSQL's integer input would take it, 0 or more.
+pub fn parse_count(v: &str) -> Option<u64> {
+    v.trim().parse::<u64>().ok()
+}
 
 /// What a COMMIT waits for (`infra.wait`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -136,6 +149,9 @@ pub fn check(name: &str, value: &str) -> Result<(), String> {
         Some(SettingKind::Duration) => parse_duration(value)
             .map(drop)
             .ok_or_else(|| format!("invalid value for parameter \"{name}\": \"{value}\"")),
+        Some(SettingKind::Count) => parse_count(value)
+            .map(drop)
+            .ok_or_else(|| format!("invalid value for parameter \"{name}\": \"{value}\"")),
     }
 }
 
@@ -207,6 +223,16 @@ pub async fn timeout_setting(
     Ok((!d.is_zero()).then_some(d))
 }
 
+/// `infra.max_deletes`; unset is [`DEFAULT_MAX_DELETES`].
+pub async fn max_deletes_setting(ctx: &mut dyn CommitContext) -> Result<u64, HookError> {
+    let name = "infra.max_deletes";
+    let v = raw_setting(ctx, name).await?;
+    if v.is_empty() {
+        return Ok(DEFAULT_MAX_DELETES);
+    }
+    parse_count(&v).ok_or_else(|| bad_value(name, &v, SettingKind::Count))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -239,6 +265,10 @@ mod tests {
         assert!(check("infra.wait", "soon").is_err());
         assert!(check("infra.apply_timeout", "30min").is_ok());
         assert!(check("infra.apply_timeout", "30 parsecs").is_err());
+        assert!(check("infra.max_deletes", "25").is_ok());
+        assert!(check("infra.max_deletes", "-1").is_err());
+        assert!(check("infra.max_deletes", "many").is_err());
+        assert!(check("infra.allow_mass_delete", "on").is_ok());
     }
 
     #[test]
