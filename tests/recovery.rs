@@ -19,7 +19,7 @@ use infrasql_fault_proxy::{Effect, FaultProxy};
 
 /// Wait until `sql` (one boolean) is true; panics after 60 s.
 async fn until(c: &tokio_postgres::Client, sql: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         if one::<bool>(c, sql).await {
             return;
@@ -145,7 +145,10 @@ async fn a_failed_commit_racing_a_successful_one_never_undoes_it() {
         let (status, taken): (String, Option<String>) = (row.get(0), row.get(1));
         assert_eq!(taken.as_deref(), Some(refused.as_str()), "round {round}");
         // Done, or already undone by recovery.
-        assert!(["done", "undone"].contains(&status.as_str()), "round {round}: {status}");
+        assert!(
+            ["done", "undone"].contains(&status.as_str()),
+            "round {round}: {status}"
+        );
 
         // At once, another change to the same resource commits.
         c.batch_execute(&format!(
@@ -183,7 +186,13 @@ async fn a_failed_commit_racing_a_successful_one_never_undoes_it() {
             &format!("SELECT status FROM infra.apply WHERE apply_id = '{failed_apply}'"),
         )
         .await;
-        assert_eq!(status, "failed", "round {round}");
+        // PostgreSQL detects the write skew either at the write-back (the
+        // COMMIT is refused: `failed`) or at the backend's COMMIT itself
+        // (the COMMIT was lost after the apply: `recovered`); both settle.
+        assert!(
+            ["failed", "recovered"].contains(&status.as_str()),
+            "round {round}: {status}"
+        );
     }
 }
 
