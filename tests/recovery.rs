@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use common::{one, sqlstate, Moto, TestServer};
 use infrasql_fault_proxy::{Effect, FaultProxy};
 
-/// Wait until `sql` (one boolean) is true; panics after 60 s.
+/// Wait until `sql` (one boolean) is true; panics after 120 s (recovery retries a busy row).
 async fn until(c: &tokio_postgres::Client, sql: &str) {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
