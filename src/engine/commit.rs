@@ -39,6 +39,7 @@ use super::settings::{self, WaitMode};
 use super::stop;
 use crate::store::engine_db::EngineDb;
 
+mod policy;
 mod refusal;
 mod secrets;
 mod sets;
@@ -210,6 +211,21 @@ impl Engine {
         ))
     }
 
+    /// Every committed policy judges the plan, before any AWS call.
+    async fn check_policies(
+        &self,
+        ctx: &mut dyn CommitContext,
+        plan: &Plan,
+        dry_run: bool,
+    ) -> Result<(), HookError> {
+        let db = self.journal_db().await?;
+        let policies = policy::load(&db)
+            .await
+            .map_err(|e| journal_failed(JournalError::from(e)))?;
+        let touched = policy::touched(plan, &self.schemas);
+        policy::check(ctx, &policies, plan, &touched, dry_run).await
+    }
+
     /// The engine's shared connection, which the apply journal writes on.
     async fn journal_db(&self) -> Result<Arc<tokio_postgres::Client>, HookError> {
         self.db
@@ -281,6 +297,9 @@ impl CommitHook for Engine {
             ));
         }
         let dry_run = settings::bool_setting(ctx, "infra.dry_run").await?;
+        if !plan.is_empty() {
+            self.check_policies(ctx, &plan, dry_run).await?;
+        }
         if dry_run {
             ctx.notice(&format!("infrasql: dry run: plan: {}", plan.summary()))
                 .await?;

@@ -16,6 +16,8 @@
 //! | 55000 | | a DELETE (or replace) of a DB instance or DB cluster with deletion protection on, or without a committed `skip_final_snapshot` / `final_snapshot_identifier` (raised by the database at the statement, before any AWS call: `schema/0630_aws_db_instance.sql`, `schema/0640_aws_db_cluster.sql`) |
 //! | 55000 | `MASS_DELETE_REFUSED` | a COMMIT that deletes more than `infra.max_deletes` resources, without `infra.allow_mass_delete` |
 //! | IX100 | `BYPASSED_INFRASQL` | a change to a resource table (or a join table of one) bypassed infrasql (raised by the database) |
+//! | IX200 | `POLICY_DENIED` | a `deny` policy (`infra.policy`) returned a resource the transaction creates, changes or deletes; checked at COMMIT before any AWS call |
+//! | IX201 | `POLICY_FAILED` | a policy's query failed at COMMIT (or has no `resource_id` column): the COMMIT is refused, nothing applied |
 //! | 428C9 | | a cloud-assigned column was written (raised by the database) |
 //! | 23514 | | a value AWS would refuse, found at the statement (raised by the database, `schema/0530_local_checks.sql`, `schema/0560_instance_security_group.sql`) |
 //! | 0A000 | `TWO_PHASE_REFUSED` | PREPARE TRANSACTION of a transaction that changes resource tables |
@@ -55,6 +57,8 @@ pub const DEPENDENTS_EXIST: &str = "2BP01";
 pub const WOULD_LOSE_DATA: &str = "55000";
 pub const MASS_DELETE_REFUSED: &str = "55000";
 pub const BYPASSED_INFRASQL: &str = "IX100";
+pub const POLICY_DENIED: &str = "IX200";
+pub const POLICY_FAILED: &str = "IX201";
 pub const TWO_PHASE_REFUSED: &str = "0A000";
 pub const BAD_SETTING_VALUE: &str = "22023";
 pub const UNKNOWN_SETTING: &str = "42704";
