@@ -257,7 +257,13 @@ async fn check_deferred(ctx: &mut dyn CommitContext) -> Result<(), HookError> {
 impl CommitHook for Engine {
     async fn before_commit(&self, ctx: &mut dyn CommitContext) -> Result<Verdict, HookError> {
         let Some(plan) = self.plan(ctx).await? else {
-            return Ok(Verdict::Commit);
+            // A plan-only session commits nothing, not even rows outside
+            // the resource tables.
+            return Ok(if ctx.plan_only() {
+                Verdict::Rollback
+            } else {
+                Verdict::Commit
+            });
         };
         if ctx.two_phase() && !plan.is_empty() {
             // PREPARE TRANSACTION hands the outcome to an outside
@@ -274,7 +280,8 @@ impl CommitHook for Engine {
                 .with_hint("Use COMMIT for transactions that change aws.* tables."),
             ));
         }
-        let dry_run = settings::bool_setting(ctx, "infra.dry_run").await?;
+        // Plan-only is the connection's, not a setting the SQL could reset.
+        let dry_run = ctx.plan_only() || settings::bool_setting(ctx, "infra.dry_run").await?;
         if dry_run {
             ctx.notice(&format!("infrasql: dry run: plan: {}", plan.summary()))
                 .await?;
