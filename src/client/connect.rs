@@ -37,13 +37,13 @@ pub fn config(url: Option<&str>, extra_options: &str) -> anyhow::Result<Config> 
 fn from_env() -> Config {
     let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     let mut cfg = Config::new();
-    cfg.host(&var("PGHOST").unwrap_or_else(|| "localhost".into()));
+    cfg.host(var("PGHOST").unwrap_or_else(|| "localhost".into()));
     if let Some(p) = var("PGPORT").and_then(|p| p.parse().ok()) {
         cfg.port(p);
     }
     let user = var("PGUSER").or_else(|| var("USER")).unwrap_or_default();
     cfg.user(&user);
-    cfg.dbname(&var("PGDATABASE").unwrap_or(user));
+    cfg.dbname(var("PGDATABASE").unwrap_or(user));
     if let Some(pw) = var("PGPASSWORD") {
         cfg.password(pw);
     }
