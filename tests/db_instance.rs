@@ -233,10 +233,7 @@ async fn an_engine_change_replaces_only_with_the_opt_in_and_a_new_identifier() {
         .unwrap_err();
     assert_eq!(sqlstate(&e).as_deref(), Some("55000"), "{e:?}");
     let (_, message, hint) = refusal(&e);
-    assert!(
-        hint.contains("SET infra.allow_replace = on"),
-        "{message} / {hint}"
-    );
+    assert!(hint.contains("SET infra.allow_replace = on"), "{message} / {hint}");
     assert_eq!(rds_writes(&proxy), writes, "nothing sent to AWS");
     assert_eq!(
         aws_db(&moto, "shop").await.unwrap().engine(),
