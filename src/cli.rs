@@ -1,8 +1,11 @@
 //! Command-line entry points.
 
+use std::process::ExitCode;
+
 use clap::{Parser, Subcommand};
 use tokio::signal::unix::{signal, SignalKind};
 
+use crate::client::render::Format;
 use crate::config::{ServeArgs, ServeConfig};
 
 #[derive(Debug, Parser)]
@@ -25,22 +28,50 @@ pub enum Command {
     /// Print the reference of every resource table (Markdown), generated
     /// from the providers' descriptions.
     Docs,
+    /// Run SQL files in one transaction of a plan-only session on a
+    /// running infrasql, print the plan and roll back; nothing is applied.
+    /// Exit code: 0 no changes, 2 changes, 1 error.
+    Plan(PlanArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PlanArgs {
+    /// SQL files, or directories whose *.sql files run in name order.
+    #[arg(required = true)]
+    pub files: Vec<std::path::PathBuf>,
+    /// Connection URL or key=value string; without it the PG* variables
+    /// and ~/.pgpass are used, as libpq does.
+    #[arg(long)]
+    pub url: Option<String>,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
 }
 
 /// Settings are resolved before the runtime exists, because one of them
 /// sizes it.
-pub fn run(cli: Cli) -> anyhow::Result<()> {
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => {
             let cfg = args.resolve()?;
-            runtime(cfg.worker_threads)?.block_on(serve(cfg))
+            runtime(cfg.worker_threads)?.block_on(serve(cfg))?;
         }
         Command::Docs => {
             let index = runtime(1)?.block_on(resource_index());
             print!("{}", crate::engine::registry::docs(&index));
-            Ok(())
+        }
+        Command::Plan(args) => {
+            let view =
+                runtime(1)?.block_on(crate::client::plan::run(args.url.as_deref(), &args.files))?;
+            print!("{}", crate::client::render::render(&view, args.format));
+            // Terraform's -detailed-exitcode: 2 says there is something to apply.
+            return Ok(if view.has_changes() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            });
         }
     }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {

@@ -3,6 +3,7 @@
 //! Data flows one way: [`wire`] → [`engine`] → providers. [`store`] owns the
 //! backend PostgreSQL. See docs/architecture.md.
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod engine;
 pub mod logging;

@@ -6,7 +6,7 @@ fn main() -> std::process::ExitCode {
         return std::process::ExitCode::FAILURE;
     }
     match infrasql::cli::run(infrasql::cli::Cli::parse()) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("infrasql: {e:#}");
             std::process::ExitCode::FAILURE

@@ -279,7 +279,13 @@ async fn check_deferred(ctx: &mut dyn CommitContext) -> Result<(), HookError> {
 impl CommitHook for Engine {
     async fn before_commit(&self, ctx: &mut dyn CommitContext) -> Result<Verdict, HookError> {
         let Some(plan) = self.plan(ctx).await? else {
-            return Ok(Verdict::Commit);
+            // A plan-only session commits nothing, not even rows outside
+            // the resource tables.
+            return Ok(if ctx.plan_only() {
+                Verdict::Rollback
+            } else {
+                Verdict::Commit
+            });
         };
         if ctx.two_phase() && !plan.is_empty() {
             // PREPARE TRANSACTION hands the outcome to an outside
@@ -296,7 +302,8 @@ impl CommitHook for Engine {
                 .with_hint("Use COMMIT for transactions that change aws.* tables."),
             ));
         }
-        let dry_run = settings::bool_setting(ctx, "infra.dry_run").await?;
+        // Plan-only is the connection's, not a setting the SQL could reset.
+        let dry_run = ctx.plan_only() || settings::bool_setting(ctx, "infra.dry_run").await?;
         if !plan.is_empty() {
             self.check_policies(ctx, &plan, dry_run).await?;
         }

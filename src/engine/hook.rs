@@ -82,6 +82,11 @@ pub trait CommitContext: Send {
     fn two_phase(&self) -> bool {
         false
     }
+    /// True when the client connected in plan-only mode: the hook must
+    /// roll back every transaction, whatever the session's settings say.
+    fn plan_only(&self) -> bool {
+        false
+    }
     /// The session's cancel request (never raised by default).
     fn cancel_signal(&self) -> CancelSignal {
         CancelSignal::default()

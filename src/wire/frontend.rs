@@ -4,12 +4,15 @@
 //!
 //! - `negotiate`: SSLRequest/TLS, GSSENCRequest, the startup packet.
 //! - `auth`: the SCRAM relay up to the first ReadyForQuery.
+//! - `mode`: infrasql's own connection mode (plan-only), read from and
+//!   removed from the startup packet.
 //!
 //! Authentication is relayed: the backend PostgreSQL runs SCRAM-SHA-256
 //! against its own roles and infrasql passes the exchange through, so no
 //! password or verifier ever lives in infrasql.
 
 mod auth;
+pub mod mode;
 mod negotiate;
 
 use std::net::SocketAddr;
@@ -152,6 +155,14 @@ impl Frontend {
             }
             Opening::Refused => return Ok(None),
         };
+        let (mode, packet) = match mode::take_mode(&packet) {
+            Ok(taken) => taken,
+            Err(message) => {
+                conn.fatal(Report::fatal(errors::BAD_SETTING_VALUE, message))
+                    .await;
+                return Ok(None);
+            }
+        };
         let user = match self.check_startup(&packet) {
             Ok(user) => user,
             Err(report) => {
@@ -173,7 +184,7 @@ impl Frontend {
         };
         b_out.write_all(&packet).await?;
         b_out.flush().await?;
-        self.relay_auth(conn, b_in, b_out, &user).await
+        self.relay_auth(conn, b_in, b_out, &user, mode).await
     }
 
     /// What infrasql refuses before the backend sees the startup packet: a

@@ -141,6 +141,9 @@ pub struct SessionParts {
     /// Raised by the client's cancel requests (`wire::cancel`).
     pub cancel: CancelSignal,
     pub shutdown: watch::Receiver<bool>,
+    /// The client connected in plan-only mode (`frontend::mode`): every
+    /// COMMIT is a dry run, for the whole session.
+    pub plan_only: bool,
 }
 
 /// Run the session until either side goes away.
@@ -187,6 +190,7 @@ pub async fn run(parts: SessionParts) -> Result<(), SessionEnd> {
         hook: parts.hook,
         cancel: parts.cancel,
         shutdown: parts.shutdown,
+        plan_only: parts.plan_only,
     };
     let result = driver.run().await;
     if !matches!(result, Err(SessionEnd::BackendGone)) {
@@ -243,4 +247,6 @@ struct Driver {
     /// The client's cancel requests, for the hook's apply.
     cancel: CancelSignal,
     shutdown: watch::Receiver<bool>,
+    /// Set at startup and never cleared: the session cannot leave it.
+    plan_only: bool,
 }

@@ -33,6 +33,7 @@ impl Frontend {
         mut b_in: BoxRead,
         mut b_out: BoxWrite,
         user: &str,
+        mode: super::mode::Mode,
     ) -> std::io::Result<Option<(SessionParts, CancelGuard)>> {
         let (mut c_in, mut c_out) = conn.into_split();
         let mut cbuf = BytesMut::new();
@@ -150,6 +151,7 @@ impl Frontend {
                             hook: self.hook.clone(),
                             cancel: guard.apply.clone(),
                             shutdown: rx,
+                            plan_only: mode == super::mode::Mode::PlanOnly,
                         },
                         guard,
                     )));

@@ -243,6 +243,10 @@ impl CommitContext for HookCtx<'_> {
         self.two_phase
     }
 
+    fn plan_only(&self) -> bool {
+        self.driver.plan_only
+    }
+
     fn cancel_signal(&self) -> CancelSignal {
         self.driver.cancel.clone()
     }

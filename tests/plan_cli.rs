@@ -1,0 +1,173 @@
+//! `infrasql plan`: the real binary against a real server on moto. Exit
+//! codes, the three formats, the failing line, secrets, and that SQL
+//! trying to leave the plan-only session applies nothing.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::{Moto, TestServer};
+
+fn plan(s: &TestServer, args: &[&str]) -> Output {
+    Command::new(common::bin())
+        .arg("plan")
+        .args(["--url", &s.conn_string()])
+        .args(args)
+        .output()
+        .expect("run infrasql plan")
+}
+
+fn write(dir: &Path, name: &str, sql: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, sql).unwrap();
+    p.display().to_string()
+}
+
+const VPC: &str = "INSERT INTO aws.vpc (name, cidr_block) VALUES ('pr', '10.60.0.0/16');\n";
+
+#[tokio::test]
+async fn exit_codes_and_formats() {
+    let moto = Moto::start();
+    let s = TestServer::start_on(&moto, &[]);
+    let dir = common::temp_dir();
+
+    let empty = write(dir.path(), "empty.sql", "SELECT 1;\n");
+    let o = plan(&s, &[&empty]);
+    assert_eq!(o.status.code(), Some(0), "{}", common::stderr(&o));
+    assert!(common::stdout(&o).contains("0 to create, 0 to update, 0 to replace, 0 to delete"));
+
+    let f = write(dir.path(), "vpc.sql", VPC);
+    let o = plan(&s, &[&f]);
+    assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
+    let out = common::stdout(&o);
+    assert!(
+        out.contains("+ create aws.vpc pr ((known after apply), us-east-1)"),
+        "{out}"
+    );
+    assert!(out.contains("cidr_block: 10.60.0.0/16"), "{out}");
+
+    let o = plan(&s, &["--format", "markdown", &f]);
+    assert_eq!(o.status.code(), Some(2));
+    let md = common::stdout(&o);
+    assert_eq!(
+        md.lines().next(),
+        Some("**Plan:** 1 to create, 0 to update, 0 to replace, 0 to delete"),
+        "{md}"
+    );
+    assert!(md.contains("### `aws.vpc`"), "{md}");
+    assert!(
+        md.contains("| create | pr | (known after apply) | us-east-1 |"),
+        "{md}"
+    );
+
+    let o = plan(&s, &["--format", "json", &f]);
+    assert_eq!(o.status.code(), Some(2));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON output");
+    let changes = j["resource_changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 1, "{j}");
+    let c = &changes[0];
+    assert_eq!(c["table"], "aws.vpc");
+    assert_eq!(c["name"], "pr");
+    assert_eq!(c["region"], "us-east-1");
+    assert_eq!(c["id"], "(known after apply)");
+    assert_eq!(c["change"]["actions"], serde_json::json!(["create"]));
+    assert_eq!(c["change"]["before"], serde_json::Value::Null);
+    assert_eq!(c["change"]["after"]["cidr_block"], "10.60.0.0/16");
+    assert!(c["change"].get("replace_reason").is_some(), "{j}");
+
+    // Nothing of it was applied.
+    assert!(moto.vpcs().await.is_empty());
+    let db = s.connect().await;
+    assert_eq!(
+        common::one::<i64>(&db, "SELECT count(*) FROM aws.vpc").await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn an_error_names_the_file_and_line() {
+    let moto = Moto::start();
+    let s = TestServer::start_on(&moto, &[]);
+    let dir = common::temp_dir();
+    let f = write(
+        dir.path(),
+        "bad.sql",
+        &format!("{VPC}\n-- the next one is wrong\nINSERT INTO aws.vpc (name, cidr_block)\n  VALUES ('x', 'not a cidr');\n"),
+    );
+    let o = plan(&s, &[&f]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = common::stderr(&o);
+    assert!(err.contains(&format!("{f}:5: 22P02")), "{err}");
+    assert!(moto.vpcs().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_secret_is_shown_as_sensitive() {
+    let moto = Moto::start();
+    let s = TestServer::start_on(&moto, &[]);
+    let dir = common::temp_dir();
+    let f = write(
+        dir.path(),
+        "web.sql",
+        "INSERT INTO aws.instance (name, image_id, instance_type, user_data)
+           VALUES ('web', 'ami-760aaa0f', 't3.micro', 'topsecretuserdata');\n",
+    );
+    for format in ["table", "markdown", "json"] {
+        let o = plan(&s, &["--format", format, &f]);
+        assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
+        let out = common::stdout(&o);
+        assert!(out.contains("(sensitive)"), "{format}: {out}");
+        assert!(!out.contains("topsecretuserdata"), "{format}: {out}");
+    }
+}
+
+#[tokio::test]
+async fn sql_cannot_leave_the_plan_only_session() {
+    let moto = Moto::start();
+    let s = TestServer::start_on(&moto, &[]);
+    let dir = common::temp_dir();
+    let attempts = [
+        format!("{VPC}COMMIT;\n"),
+        format!("SET infra.dry_run = off;\n{VPC}COMMIT;\n"),
+        format!("RESET ALL;\n{VPC}COMMIT;\n"),
+        // After the file's COMMIT, an autocommit statement.
+        format!("COMMIT;\nRESET ALL;\nSET infra.dry_run = off;\n{VPC}"),
+        format!("ROLLBACK;\nBEGIN;\nSET LOCAL infra.dry_run = off;\n{VPC}END;\n"),
+    ];
+    for (i, sql) in attempts.iter().enumerate() {
+        let f = write(dir.path(), &format!("escape{i}.sql"), sql);
+        let o = plan(&s, &[&f]);
+        assert_ne!(o.status.code(), Some(1), "{sql}: {}", common::stderr(&o));
+    }
+    assert!(moto.vpcs().await.is_empty());
+    let db = s.connect().await;
+    assert_eq!(
+        common::one::<i64>(&db, "SELECT count(*) FROM aws.vpc").await,
+        0
+    );
+    // A normal session still applies.
+    db.batch_execute(VPC).await.unwrap();
+    assert_eq!(moto.vpcs().await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_directory_runs_its_files_in_name_order() {
+    let moto = Moto::start();
+    let s = TestServer::start_on(&moto, &[]);
+    let dir = common::temp_dir();
+    write(dir.path(), "01_vpc.sql", VPC);
+    write(
+        dir.path(),
+        "02_subnet.sql",
+        "INSERT INTO aws.subnet (name, vpc_id, cidr_block, availability_zone)
+           SELECT 'pr-a', vpc_id, '10.60.1.0/24', 'us-east-1a' FROM aws.vpc WHERE name = 'pr';\n",
+    );
+    let o = plan(&s, &[&dir.path().display().to_string()]);
+    assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
+    assert!(
+        common::stdout(&o).contains("2 to create"),
+        "{}",
+        common::stdout(&o)
+    );
+}
