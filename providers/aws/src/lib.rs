@@ -9,6 +9,7 @@
 pub mod ec2;
 pub mod rds;
 pub(crate) mod sdk;
+mod tags;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -76,16 +76,7 @@ pub(crate) fn put_tags(props: &mut Props, tags: &[Tag]) {
 
 /// The tags a row asks for: its `tags` object plus `Name`.
 pub(crate) fn desired_tags(props: &Props) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    if let Some(Value::Object(m)) = props.get("tags") {
-        for (k, v) in m {
-            let v = match v {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            out.insert(k.clone(), v);
-        }
-    }
+    let mut out = crate::tags::tags_column(props);
     if let Some(Value::String(n)) = props.get("name") {
         out.insert("Name".into(), n.clone());
     }
@@ -109,16 +100,13 @@ pub(crate) async fn update_tags(
     before: &Props,
     after: &Props,
 ) -> Result<(), ProviderError> {
-    let old = desired_tags(before);
-    let new = desired_tags(after);
-    let removed: Vec<Tag> = old
-        .keys()
-        .filter(|k| !new.contains_key(*k))
+    let (removed, changed) = crate::tags::tag_changes(&desired_tags(before), &desired_tags(after));
+    let removed: Vec<Tag> = removed
+        .into_iter()
         .map(|k| Tag::builder().key(k).build())
         .collect();
-    let changed: Vec<Tag> = new
-        .iter()
-        .filter(|(k, v)| old.get(*k) != Some(v))
+    let changed: Vec<Tag> = changed
+        .into_iter()
         .map(|(k, v)| Tag::builder().key(k).value(v).build())
         .collect();
     if !removed.is_empty() {

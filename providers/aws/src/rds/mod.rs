@@ -89,19 +89,9 @@ pub(crate) fn put_tags(props: &mut Props, tags: &[Tag]) {
     props.insert("tags".into(), Value::Object(rest));
 }
 
-/// The tags a row asks for.
+/// The tags a row asks for (RDS has no `Name` tag).
 pub(crate) fn desired_tags(props: &Props) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    if let Some(Value::Object(m)) = props.get("tags") {
-        for (k, v) in m {
-            let v = match v {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            out.insert(k.clone(), v);
-        }
-    }
-    out
+    crate::tags::tags_column(props)
 }
 
 /// Tags for a create call: the row's tags plus the apply id.
@@ -120,16 +110,9 @@ pub(crate) async fn update_tags(
     before: &Props,
     after: &Props,
 ) -> Result<(), ProviderError> {
-    let old = desired_tags(before);
-    let new = desired_tags(after);
-    let removed: Vec<String> = old
-        .keys()
-        .filter(|k| !new.contains_key(*k))
-        .cloned()
-        .collect();
-    let changed: Vec<Tag> = new
-        .iter()
-        .filter(|(k, v)| old.get(*k) != Some(v))
+    let (removed, changed) = crate::tags::tag_changes(&desired_tags(before), &desired_tags(after));
+    let changed: Vec<Tag> = changed
+        .into_iter()
         .map(|(k, v)| Tag::builder().key(k).value(v).build())
         .collect();
     if !removed.is_empty() {

@@ -1,0 +1,60 @@
+//! The `tags` column and what a change of it asks of AWS, for every service:
+//! each service's module builds its own SDK tag types from these.
+
+use std::collections::BTreeMap;
+
+use infrasql_provider::Props;
+use serde_json::Value;
+
+/// The row's `tags` object as text keys and values (a non-string value is
+/// taken as its JSON text).
+pub(crate) fn tags_column(props: &Props) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    if let Some(Value::Object(m)) = props.get("tags") {
+        for (k, v) in m {
+            let v = match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            out.insert(k.clone(), v);
+        }
+    }
+    out
+}
+
+/// From `old` to `new`: the keys to remove, and the tags to add or change.
+pub(crate) fn tag_changes(
+    old: &BTreeMap<String, String>,
+    new: &BTreeMap<String, String>,
+) -> (Vec<String>, Vec<(String, String)>) {
+    let removed = old
+        .keys()
+        .filter(|k| !new.contains_key(*k))
+        .cloned()
+        .collect();
+    let changed = new
+        .iter()
+        .filter(|(k, v)| old.get(*k) != Some(v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    (removed, changed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn removed_keys_and_new_or_changed_values() {
+        let p = |v: Value| v.as_object().unwrap().clone();
+        let old = tags_column(&p(json!({"tags": {"a": "1", "b": "2", "n": 3}})));
+        let new = tags_column(&p(json!({"tags": {"b": "2", "c": "3", "n": 4}})));
+        let (removed, changed) = tag_changes(&old, &new);
+        assert_eq!(removed, vec!["a"]);
+        assert_eq!(
+            changed,
+            vec![("c".into(), "3".into()), ("n".into(), "4".into())]
+        );
+    }
+}
