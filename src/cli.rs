@@ -30,7 +30,8 @@ pub enum Command {
     Docs,
     /// Run SQL files in one transaction of a plan-only session on a
     /// running infrasql, print the plan and roll back; nothing is applied.
-    /// Exit code: 0 no changes, 2 changes, 1 error.
+    /// Exit code: 0 no changes, 2 changes, 1 error or a policy that would
+    /// refuse the COMMIT.
     Plan(PlanArgs),
 }
 
@@ -63,8 +64,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let view =
                 runtime(1)?.block_on(crate::client::plan::run(args.url.as_deref(), &args.files))?;
             print!("{}", crate::client::render::render(&view, args.format));
-            // Terraform's -detailed-exitcode: 2 says there is something to apply.
-            return Ok(if view.has_changes() {
+            // Terraform's -detailed-exitcode: 2 says there is something to
+            // apply; a policy that would refuse the COMMIT is an error.
+            return Ok(if crate::client::verdict::refused(&view.verdicts) {
+                ExitCode::FAILURE
+            } else if view.has_changes() {
                 ExitCode::from(2)
             } else {
                 ExitCode::SUCCESS

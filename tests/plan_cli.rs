@@ -171,3 +171,73 @@ async fn a_directory_runs_its_files_in_name_order() {
         common::stdout(&o)
     );
 }
+
+/// The committed policies judge the plan as COMMIT would: a deny is shown
+/// in every format and exits 1, a warn is shown and does not, and a file
+/// that deletes the policy cannot silence it.
+#[tokio::test]
+async fn policies_are_shown_and_a_deny_exits_1() {
+    let moto = Moto::start();
+    let s = TestServer::start_on(&moto, &[]);
+    let db = s.connect().await;
+    db.batch_execute(
+        "INSERT INTO infra.policy (name, message, query) VALUES ('vpc-owner',
+           'every VPC needs an owner tag',
+           $$SELECT vpc_id AS resource_id, name FROM aws.vpc WHERE NOT tags ? 'owner'$$);
+         INSERT INTO infra.policy (name, severity, message, query) VALUES ('vpc-size', 'warn',
+           'prefer /20 or smaller', $$SELECT vpc_id AS resource_id FROM aws.vpc WHERE cidr_block::text LIKE '%/16'$$);",
+    )
+    .await
+    .unwrap();
+    let dir = common::temp_dir();
+    let untagged = write(dir.path(), "untagged.sql", VPC);
+    let o = plan(&s, &[&untagged]);
+    assert_eq!(o.status.code(), Some(1), "{}", common::stderr(&o));
+    let out = common::stdout(&o);
+    assert!(
+        out.contains("! policy vpc-owner (deny): every VPC needs an owner tag"),
+        "{out}"
+    );
+    assert!(out.contains("! policy vpc-size (warn)"), "{out}");
+    assert!(out.contains("COMMIT would be refused"), "{out}");
+
+    let o = plan(&s, &["--format", "markdown", &untagged]);
+    assert_eq!(o.status.code(), Some(1));
+    let md = common::stdout(&o);
+    assert!(md.contains("### Policies"), "{md}");
+    assert!(md.contains("| vpc-owner | deny | every VPC needs an owner tag |"), "{md}");
+
+    let o = plan(&s, &["--format", "json", &untagged]);
+    assert_eq!(o.status.code(), Some(1));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON output");
+    let results = j["policy_results"].as_array().expect("policy_results");
+    let deny = results
+        .iter()
+        .find(|r| r["policy"] == "vpc-owner")
+        .expect("the deny");
+    assert_eq!(deny["refuses"], true);
+    assert_eq!(deny["offending"]["name"], "pr");
+
+    // Tagged: only the warning; the plan has changes.
+    let tagged = write(
+        dir.path(),
+        "tagged.sql",
+        "INSERT INTO aws.vpc (name, cidr_block, tags) VALUES ('pr', '10.60.0.0/16', '{\"owner\": \"me\"}');\n",
+    );
+    let o = plan(&s, &[&tagged]);
+    assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
+    let out = common::stdout(&o);
+    assert!(out.contains("! policy vpc-size (warn)"), "{out}");
+    assert!(!out.contains("vpc-owner"), "{out}");
+
+    // The file cannot edit the policies that judge it.
+    let sneaky = write(
+        dir.path(),
+        "sneaky.sql",
+        &format!("DELETE FROM infra.policy;\n{VPC}"),
+    );
+    let o = plan(&s, &[&sneaky]);
+    assert_eq!(o.status.code(), Some(1), "{}", common::stdout(&o));
+    assert!(common::stdout(&o).contains("vpc-owner"));
+    assert!(moto.vpcs().await.is_empty());
+}

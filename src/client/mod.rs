@@ -5,7 +5,9 @@
 //! - `connect`: `--url`, else the `PG*` variables and `~/.pgpass`.
 //! - `plan`: run SQL files in a plan-only session, read `infra.plan`.
 //! - `render`: the plan as a table, Markdown or JSON.
+//! - `verdict`: the policies' verdicts on the plan (`infra.plan_policy`).
 
 pub mod connect;
 pub mod plan;
 pub mod render;
+pub mod verdict;

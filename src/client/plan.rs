@@ -16,6 +16,7 @@ use tokio_postgres::{Client, SimpleQueryMessage};
 
 use super::connect;
 use super::render::{PlanRow, PlanView};
+use super::verdict::Verdict;
 use crate::wire::classify::split_statements;
 
 /// A statement of a file failed: the file, the line it starts on (or the
@@ -68,8 +69,14 @@ pub async fn run(url: Option<&str>, paths: &[PathBuf]) -> anyhow::Result<PlanVie
         }
     }
     let rows = read_plan(&client).await?;
+    // Filled by the server when infra.plan was read, in this transaction.
+    let verdicts = read_verdicts(&client).await?;
     client.batch_execute("ROLLBACK").await?;
-    Ok(PlanView { rows, kinds })
+    Ok(PlanView {
+        rows,
+        kinds,
+        verdicts,
+    })
 }
 
 async fn run_file(client: &Client, file: &Path, sql: &str) -> Result<(), StatementError> {
@@ -180,6 +187,29 @@ async fn read_plan(client: &Client) -> anyhow::Result<Vec<PlanRow>> {
             })
         })
         .collect()
+}
+
+async fn read_verdicts(client: &Client) -> anyhow::Result<Vec<Verdict>> {
+    let rows = text_rows(
+        client,
+        "SELECT policy, severity, message, resource_id, offending::text, error FROM infra.plan_policy",
+    )
+    .await
+    .context("cannot read infra.plan_policy")?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let get = |i: usize| r.get(i).cloned().flatten();
+            Verdict {
+                policy: get(0).unwrap_or_default(),
+                severity: get(1).unwrap_or_default(),
+                message: get(2).unwrap_or_default(),
+                resource_id: get(3),
+                offending: get(4).and_then(|j| serde_json::from_str(&j).ok()),
+                error: get(5),
+            }
+        })
+        .collect())
 }
 
 async fn text_rows(client: &Client, sql: &str) -> anyhow::Result<Vec<Vec<Option<String>>>> {

@@ -7,6 +7,8 @@ use std::fmt::Write;
 
 use serde_json::{json, Map, Value};
 
+use super::verdict::{self, cell, Verdict};
+
 pub const SENSITIVE: &str = "(sensitive)";
 pub const UNKNOWN: &str = "(known after apply)";
 
@@ -35,6 +37,8 @@ pub struct PlanRow {
 pub struct PlanView {
     pub rows: Vec<PlanRow>,
     pub kinds: HashMap<(String, String), String>,
+    /// What the committed policies say of the plan (`infra.plan_policy`).
+    pub verdicts: Vec<Verdict>,
 }
 
 /// One resource's change: the two steps of a replace are one change.
@@ -184,9 +188,13 @@ fn field_line(c: &ResourceChange, (f, before, after): &(String, Value, Value)) -
 pub fn render(view: &PlanView, format: Format) -> String {
     let changes = view.changes();
     match format {
-        Format::Table => table(&changes),
-        Format::Markdown => markdown(&changes),
-        Format::Json => serde_json::to_string_pretty(&to_json(&changes)).unwrap_or_default() + "\n",
+        Format::Table => table(&changes) + &verdict::table(&view.verdicts),
+        Format::Markdown => markdown(&changes) + &verdict::markdown(&view.verdicts),
+        Format::Json => {
+            let mut j = to_json(&changes);
+            j["policy_results"] = verdict::to_json(&view.verdicts);
+            serde_json::to_string_pretty(&j).unwrap_or_default() + "\n"
+        }
     }
 }
 
@@ -252,10 +260,6 @@ fn markdown(changes: &[ResourceChange]) -> String {
     s
 }
 
-/// Text safe inside a Markdown table cell.
-fn cell(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
-}
 
 pub fn to_json(changes: &[ResourceChange]) -> Value {
     let side = |c: &ResourceChange, before: bool| -> Value {
@@ -332,6 +336,7 @@ mod tests {
                 ),
             ],
             kinds,
+            verdicts: Vec::new(),
         }
     }
 

@@ -368,13 +368,33 @@ impl CommitHook for Engine {
     }
 
     async fn before_plan_read(&self, ctx: &mut dyn CommitContext) -> Result<(), HookError> {
-        let rows = match self.plan(ctx).await? {
+        let plan = self.plan(ctx).await?;
+        let rows = match &plan {
             Some(plan) => plan.to_rows(),
             None => Value::Array(Vec::new()),
         };
         ctx.query(&format!(
             "SELECT infra.put_plan({}::jsonb)",
             literal(&rows.to_string())
+        ))
+        .await?;
+        // What the policies would say of this plan at COMMIT, for
+        // infra.plan_policy (and `infrasql plan`).
+        let verdicts = match &plan {
+            Some(plan) if !plan.is_empty() => {
+                let db = self.journal_db().await?;
+                let policies = policy::load(&db)
+                    .await
+                    .map_err(|e| journal_failed(JournalError::from(e)))?;
+                let touched = policy::touched(plan, &self.schemas);
+                let judged = policy::judge(ctx, &policies, plan, &touched).await?;
+                policy::to_rows(&judged)
+            }
+            _ => Value::Array(Vec::new()),
+        };
+        ctx.query(&format!(
+            "SELECT infra.put_plan_policy({}::jsonb)",
+            literal(&verdicts.to_string())
         ))
         .await?;
         Ok(())

@@ -158,13 +158,14 @@ fn failed(p: &Policy, e: HookError) -> HookError {
     )
 }
 
-/// Run one policy's query in a savepoint that is always rolled back.
+/// Run one policy's query in a savepoint that is always rolled back. The
+/// error is the query's own.
 async fn run(ctx: &mut dyn CommitContext, p: &Policy) -> Result<Vec<Found>, HookError> {
     ctx.query("SAVEPOINT infrasql_policy").await?;
     let result = ctx.query(&wrap(&p.query)).await;
     ctx.query("ROLLBACK TO SAVEPOINT infrasql_policy").await?;
     ctx.query("RELEASE SAVEPOINT infrasql_policy").await?;
-    let rows = result.map_err(|e| failed(p, e))?;
+    let rows = result?;
     Ok(rows
         .into_iter()
         .map(|mut r| Found {
@@ -172,6 +173,55 @@ async fn run(ctx: &mut dyn CommitContext, p: &Policy) -> Result<Vec<Found>, Hook
             row: r.get_mut(1).and_then(Option::take).unwrap_or_default(),
         })
         .collect())
+}
+
+/// What one policy says of a plan: the offending rows of the resources the
+/// plan touches, or why its query could not run.
+pub struct Judgement<'p> {
+    pub policy: &'p Policy,
+    pub rows: Vec<Found>,
+    /// The query's own error.
+    pub failed: Option<HookError>,
+}
+
+/// Run every policy against the plan, inside the client's transaction.
+/// Only policies that found something (or failed) are returned.
+pub async fn judge<'p>(
+    ctx: &mut dyn CommitContext,
+    policies: &'p [Policy],
+    plan: &Plan,
+    touched: &HashSet<String>,
+) -> Result<Vec<Judgement<'p>>, HookError> {
+    let mut out = Vec::new();
+    if policies.is_empty() {
+        return Ok(out);
+    }
+    // The queries may read infra.plan; infra.finish() clears it at commit.
+    ctx.query(&format!(
+        "SELECT infra.put_plan({}::jsonb)",
+        literal(&plan.to_rows().to_string())
+    ))
+    .await?;
+    for p in policies {
+        match run(ctx, p).await {
+            Ok(found) => {
+                let rows: Vec<Found> = offending(&found, touched).into_iter().cloned().collect();
+                if !rows.is_empty() {
+                    out.push(Judgement {
+                        policy: p,
+                        rows,
+                        failed: None,
+                    });
+                }
+            }
+            Err(e) => out.push(Judgement {
+                policy: p,
+                rows: Vec::new(),
+                failed: Some(e),
+            }),
+        }
+    }
+    Ok(out)
 }
 
 /// Judge the plan by every policy. In a dry run a refusal is a NOTICE.
@@ -182,21 +232,12 @@ pub async fn check(
     touched: &HashSet<String>,
     dry_run: bool,
 ) -> Result<(), HookError> {
-    if policies.is_empty() {
-        return Ok(());
-    }
-    // The queries may read infra.plan; infra.finish() clears it at commit.
-    ctx.query(&format!(
-        "SELECT infra.put_plan({}::jsonb)",
-        literal(&plan.to_rows().to_string())
-    ))
-    .await?;
-    for p in policies {
-        let found = run(ctx, p).await?;
-        let rows = offending(&found, touched);
-        if rows.is_empty() {
-            continue;
+    for j in judge(ctx, policies, plan, touched).await? {
+        if let Some(e) = j.failed {
+            return Err(failed(j.policy, e));
         }
+        let rows: Vec<&Found> = j.rows.iter().collect();
+        let p = j.policy;
         if !p.deny {
             ctx.notice(&warning(p, &rows)).await?;
         } else if dry_run {
@@ -212,6 +253,31 @@ pub async fn check(
         }
     }
     Ok(())
+}
+
+/// The judgements as rows for `infra.put_plan_policy` (what
+/// `infra.plan_policy` shows): one per offending resource, or one with the
+/// error for a policy that could not run.
+pub fn to_rows(judgements: &[Judgement<'_>]) -> Value {
+    let mut rows = Vec::new();
+    for j in judgements {
+        let p = j.policy;
+        let severity = if p.deny { "deny" } else { "warn" };
+        if let Some(e) = &j.failed {
+            rows.push(serde_json::json!({
+                "policy": p.name, "severity": severity, "message": p.message,
+                "resource_id": null, "offending": null, "error": e.0.message,
+            }));
+        }
+        for f in &j.rows {
+            let row: Value = serde_json::from_str(&f.row).unwrap_or(Value::Null);
+            rows.push(serde_json::json!({
+                "policy": p.name, "severity": severity, "message": p.message,
+                "resource_id": f.resource_id, "offending": row, "error": null,
+            }));
+        }
+    }
+    Value::Array(rows)
 }
 
 #[cfg(test)]
