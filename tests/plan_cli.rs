@@ -205,7 +205,10 @@ async fn policies_are_shown_and_a_deny_exits_1() {
     assert_eq!(o.status.code(), Some(1));
     let md = common::stdout(&o);
     assert!(md.contains("### Policies"), "{md}");
-    assert!(md.contains("| vpc-owner | deny | every VPC needs an owner tag |"), "{md}");
+    assert!(
+        md.contains("| vpc-owner | deny | every VPC needs an owner tag |"),
+        "{md}"
+    );
 
     let o = plan(&s, &["--format", "json", &untagged]);
     assert_eq!(o.status.code(), Some(1));
@@ -240,4 +243,104 @@ async fn policies_are_shown_and_a_deny_exits_1() {
     assert_eq!(o.status.code(), Some(1), "{}", common::stdout(&o));
     assert!(common::stdout(&o).contains("vpc-owner"));
     assert!(moto.vpcs().await.is_empty());
+}
+
+/// The client subcommands speak libpq's sslmode: verify-full checks the
+/// chain and the host name, verify-ca only the chain, and require fails
+/// on a server without TLS.
+#[tokio::test]
+async fn tls_as_sslmode_asks() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let tmp = common::temp_dir();
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca_cert, &ca_key)
+        .unwrap();
+    let other_key = KeyPair::generate().unwrap();
+    let mut other = CertificateParams::new(Vec::<String>::new()).unwrap();
+    other.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let other_ca = other.self_signed(&other_key).unwrap();
+    let file = |name: &str, pem: String| {
+        let p = tmp.path().join(name);
+        std::fs::write(&p, pem).unwrap();
+        p.display().to_string()
+    };
+    let cert = file("server.crt", leaf.pem());
+    let key = file("server.key", key.serialize_pem());
+    let root = file("root.crt", ca_cert.pem());
+    let wrong_root = file("wrong.crt", other_ca.pem());
+
+    let s = TestServer::start_with(&["--tls-cert", &cert, "--tls-key", &key]);
+    let f = write(tmp.path(), "vpc.sql", VPC);
+    let run = |host: &str, extra: &str| {
+        let url = format!(
+            "host={host} port={} user={} password={} dbname=infrasql {extra}",
+            s.port,
+            common::USER,
+            s.password()
+        );
+        Command::new(common::bin())
+            .args(["plan", "--url", &url, &f])
+            .env("HOME", tmp.path())
+            .output()
+            .unwrap()
+    };
+    let o = run(
+        "localhost",
+        &format!("sslmode=verify-full sslrootcert={root}"),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
+    let o = run(
+        "127.0.0.1",
+        &format!("sslmode=verify-full sslrootcert={root}"),
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        common::stderr(&o).contains("certificate"),
+        "{}",
+        common::stderr(&o)
+    );
+    let o = run(
+        "127.0.0.1",
+        &format!("sslmode=verify-ca sslrootcert={root}"),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
+    let o = run(
+        "localhost",
+        &format!("sslmode=verify-full sslrootcert={wrong_root}"),
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        common::stderr(&o).contains("certificate"),
+        "{}",
+        common::stderr(&o)
+    );
+    let o = run("localhost", "sslmode=verify_full");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        common::stderr(&o).contains("invalid sslmode"),
+        "{}",
+        common::stderr(&o)
+    );
+
+    // PGSSLMODE is the default when the string says nothing.
+    let plain = TestServer::start();
+    let o = Command::new(common::bin())
+        .args(["plan", "--url", &plain.conn_string(), &f])
+        .env("PGSSLMODE", "require")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = common::stderr(&o);
+    assert!(err.contains("server does not support TLS"), "{err}");
+    let o = Command::new(common::bin())
+        .args(["plan", "--url", &plain.conn_string(), &f])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
 }

@@ -1,26 +1,49 @@
 //! A connection as libpq would make it: `--url` (a URL or `key=value`
 //! string), else the standard `PG*` variables, with the password from
-//! `PGPASSWORD` or `~/.pgpass` (`PGPASSFILE`).
+//! `PGPASSWORD` or `~/.pgpass` (`PGPASSFILE`), and TLS as `sslmode` /
+//! `PGSSLMODE` ask (`tls`).
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 use tokio_postgres::config::Host;
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::{Client, Config};
+
+use super::tls;
 
 /// The startup option that asks the server for a plan-only session
 /// (`wire::frontend::mode`): the server, not this client, keeps it.
 pub const PLAN_ONLY_OPTION: &str = "-c infrasql.mode=plan";
 
+/// Where to connect and how: the tokio-postgres settings and what TLS
+/// must do (which tokio-postgres alone cannot say).
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub cfg: Config,
+    pub tls: tls::Wish,
+}
+
+impl std::ops::Deref for Target {
+    type Target = Config;
+    fn deref(&self) -> &Config {
+        &self.cfg
+    }
+}
+
 /// Builds the connection's settings; `extra_options` is appended to any
 /// `options` the URL carries.
-pub fn config(url: Option<&str>, extra_options: &str) -> anyhow::Result<Config> {
-    let mut cfg = match url {
-        Some(u) => u
-            .parse::<Config>()
-            .with_context(|| "invalid --url (expected postgresql://... or key=value pairs)")?,
-        None => from_env(),
+pub fn config(url: Option<&str>, extra_options: &str) -> anyhow::Result<Target> {
+    let (mut cfg, wish) = match url {
+        Some(u) => {
+            let (rest, wish) = tls::split(u)?;
+            let cfg = rest
+                .parse::<Config>()
+                .with_context(|| "invalid --url (expected postgresql://... or key=value pairs)")?;
+            (cfg, wish)
+        }
+        None => (from_env(), tls::split("")?.1),
     };
+    cfg.ssl_mode(wish.mode.ssl_mode());
     let options = match cfg.get_options() {
         Some(o) if !o.is_empty() => format!("{o} {extra_options}"),
         _ => extra_options.to_string(),
@@ -31,7 +54,7 @@ pub fn config(url: Option<&str>, extra_options: &str) -> anyhow::Result<Config> 
             cfg.password(pw);
         }
     }
-    Ok(cfg)
+    Ok(Target { cfg, tls: wish })
 }
 
 fn from_env() -> Config {
@@ -106,9 +129,11 @@ fn split_pgpass(line: &str) -> Vec<String> {
 
 /// Connects; the connection task runs in the background and its end is
 /// logged (a lost server then fails the next query).
-pub async fn connect(cfg: &Config) -> anyhow::Result<Client> {
-    let (client, conn) = cfg
-        .connect(NoTls)
+pub async fn connect(target: &Target) -> anyhow::Result<Client> {
+    let connector = tls::connector(&target.tls)?;
+    let (client, conn) = target
+        .cfg
+        .connect(connector)
         .await
         .context("cannot connect to infrasql")?;
     tokio::spawn(async move {

@@ -3,6 +3,7 @@
 //! its data directory and work against a remote server.
 //!
 //! - `connect`: `--url`, else the `PG*` variables and `~/.pgpass`.
+//! - `tls`: libpq's `sslmode` meanings on rustls.
 //! - `plan`: run SQL files in a plan-only session, read `infra.plan`.
 //! - `render`: the plan as a table, Markdown or JSON.
 //! - `verdict`: the policies' verdicts on the plan (`infra.plan_policy`).
@@ -10,4 +11,5 @@
 pub mod connect;
 pub mod plan;
 pub mod render;
+pub mod tls;
 pub mod verdict;

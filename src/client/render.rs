@@ -260,7 +260,6 @@ fn markdown(changes: &[ResourceChange]) -> String {
     s
 }
 
-
 pub fn to_json(changes: &[ResourceChange]) -> Value {
     let side = |c: &ResourceChange, before: bool| -> Value {
         let absent = if before { ["create"] } else { ["delete"] };

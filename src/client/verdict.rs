@@ -141,7 +141,10 @@ mod tests {
         let vs = [v("deny", None)];
         assert!(table(&vs).contains("! policy no-ssh (deny): no SSH | from anywhere: sgr-1"));
         let md = markdown(&vs);
-        assert!(md.contains("| no-ssh | deny | no SSH \\| from anywhere | sgr-1 |"), "{md}");
+        assert!(
+            md.contains("| no-ssh | deny | no SSH \\| from anywhere | sgr-1 |"),
+            "{md}"
+        );
         assert!(md.contains("COMMIT would be refused"));
         assert_eq!(to_json(&vs)[0]["refuses"], json!(true));
         assert_eq!(table(&[]), "");
