@@ -98,6 +98,11 @@ fn check(
             "described but not in the table: {missing:?}; in the table but not described: {extra:?}"
         )));
     }
+    if let Some(k) = schema.natural_key.iter().find(|k| !described.contains(*k)) {
+        return Err(mismatch(format!(
+            "natural key column {k} is not a column of the table"
+        )));
+    }
     let key = &actual[ROW_KEY.name];
     if key.identity != "a" || !key.primary_key {
         return Err(mismatch(format!(
@@ -207,15 +212,22 @@ pub async fn install(
             }
         }
         for c in schema.table_columns() {
+            // 1-based place in the natural key (schema/0750), NULL outside it.
+            let key_place = schema
+                .natural_key
+                .iter()
+                .position(|k| *k == c.name)
+                .map(|i| i as i32 + 1);
             tx.execute(
-                "INSERT INTO infra.resource_column (table_name, column_name, kind, references_table, doc) \
-                 VALUES ($1, $2, $3, $4, $5)",
+                "INSERT INTO infra.resource_column (table_name, column_name, kind, references_table, doc, natural_key) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
                 &[
                     table,
                     &c.name,
                     &c.kind.as_str(),
                     &c.references.map(|t| format!("{}.{t}", schema.schema)),
                     &c.doc,
+                    &key_place,
                 ],
             )
             .await?;
@@ -254,7 +266,8 @@ pub fn docs(resources: &Resources) -> String {
     tables.sort();
     for t in tables {
         let s = resources[t].schema();
-        out.push_str(&format!("\n## {t}\n\n{}\n\n{}\n\n| column | kind | references | description |\n| --- | --- | --- | --- |\n", s.doc, s.replace_doc()));
+        let key: Vec<String> = s.natural_key.iter().map(|k| format!("`{k}`")).collect();
+        out.push_str(&format!("\n## {t}\n\n{}\n\n{}\n\nNatural key (what names it within a stack): {}.\n\n| column | kind | references | description |\n| --- | --- | --- | --- |\n", s.doc, s.replace_doc(), key.join(", ")));
         for c in s.table_columns() {
             let r = c
                 .references

@@ -194,6 +194,11 @@ pub struct ResourceSchema {
     pub doc: &'static str,
     pub columns: &'static [Column],
     pub replace_order: ReplaceOrder,
+    /// The columns that tell one resource of a stack from another (its
+    /// natural key): `name` for most types, the defining fields for rules,
+    /// routes and associations. A stack's files find what they declare by
+    /// it; NULLs compare equal.
+    pub natural_key: &'static [&'static str],
     /// For a type that holds data a replace would destroy, what would be
     /// lost ("the files on its root volume"); `None` when it holds none. A
     /// replace of such a resource needs `SET infra.allow_replace = on`.

@@ -17,6 +17,7 @@ static VPC: ResourceSchema = ResourceSchema {
         Column::new("state", CloudAssigned, ""),
     ],
     replace_order: ReplaceOrder::CreateFirst,
+    natural_key: &[],
     stateful: None,
 };
 static SUBNET: ResourceSchema = ResourceSchema {
@@ -33,6 +34,7 @@ static SUBNET: ResourceSchema = ResourceSchema {
         Column::new("password", WriteOnly, ""),
     ],
     replace_order: ReplaceOrder::CreateFirst,
+    natural_key: &[],
     stateful: None,
 };
 /// Unique name in its VPC: a replace that keeps it deletes first.
@@ -54,6 +56,7 @@ pub(super) static GROUP: ResourceSchema = ResourceSchema {
         unique_key: &["region", "vpc_id", "group_name"],
         why: "a group name is unique in its VPC",
     },
+    natural_key: &[],
     stateful: None,
 };
 /// Holds data; uses a group.
@@ -71,6 +74,7 @@ pub(super) static DISK: ResourceSchema = ResourceSchema {
         Column::reference("group_id", Desired, "security_group", ""),
     ],
     replace_order: ReplaceOrder::CreateFirst,
+    natural_key: &[],
     stateful: Some("the files on it"),
 };
 

@@ -54,6 +54,7 @@ pub static SCHEMA: ResourceSchema = ResourceSchema {
         ),
     ],
     replace_order: ReplaceOrder::CreateFirst,
+    natural_key: &["name"],
     stateful: None,
 };
 

@@ -106,6 +106,17 @@ pub static SCHEMA: ResourceSchema = ResourceSchema {
     ],
     // Only a new group or direction replaces a rule: no collision.
     replace_order: ReplaceOrder::CreateFirst,
+    natural_key: &[
+        "group_id",
+        "is_egress",
+        "ip_protocol",
+        "from_port",
+        "to_port",
+        "cidr_ipv4",
+        "cidr_ipv6",
+        "prefix_list_id",
+        "referenced_group_id",
+    ],
     stateful: None,
 };
 

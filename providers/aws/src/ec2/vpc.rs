@@ -71,6 +71,7 @@ pub static SCHEMA: ResourceSchema = ResourceSchema {
         ),
     ],
     replace_order: ReplaceOrder::CreateFirst,
+    natural_key: &["name"],
     stateful: None,
 };
 

@@ -27,6 +27,7 @@ static SERVER: ResourceSchema = ResourceSchema {
         ),
     ],
     replace_order: ReplaceOrder::CreateFirst,
+    natural_key: &[],
     stateful: None,
 };
 

@@ -20,6 +20,7 @@ static VPC: ResourceSchema = ResourceSchema {
         Column::new("password", WriteOnly, ""),
     ],
     replace_order: ReplaceOrder::CreateFirst,
+    natural_key: &[],
     stateful: None,
 };
 static SUBNET: ResourceSchema = ResourceSchema {
@@ -33,6 +34,7 @@ static SUBNET: ResourceSchema = ResourceSchema {
         Column::reference("vpc_id", ReplaceOnChange, "vpc", ""),
     ],
     replace_order: ReplaceOrder::CreateFirst,
+    natural_key: &[],
     stateful: None,
 };
 
