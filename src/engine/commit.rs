@@ -188,7 +188,8 @@ impl Engine {
         // A set lives in its join table, whose rows follow the new id.
         for c in schema
             .table_columns()
-            .filter(|c| c.kind != ColumnKind::RowKey)
+            // Membership is the database's; the tag only mirrors it.
+            .filter(|c| !matches!(c.kind, ColumnKind::RowKey | ColumnKind::Stack))
         {
             let col = ident(c.name);
             match c.kind {

@@ -120,10 +120,14 @@ fn check(
 }
 
 /// What each kind means: the docs' legend, and part of the column comments.
-const KINDS: [(ColumnKind, &str); 7] = [
+const KINDS: [(ColumnKind, &str); 8] = [
     (
         ColumnKind::RowKey,
         "the row's own key: never changes, never sent to AWS",
+    ),
+    (
+        ColumnKind::Stack,
+        "the stack that declares the resource; the infrasql:stack tag where the type has tags",
     ),
     (ColumnKind::Identity, "provisional until AWS assigns the id"),
     (
@@ -191,6 +195,7 @@ pub async fn install(
 ) -> Result<(), RegistryError> {
     let tx = client.transaction().await?;
     tx.execute("DELETE FROM infra.resource_column", &[]).await?;
+    tx.execute("DELETE FROM infra.resource_set", &[]).await?;
     let mut tables: Vec<&String> = resources.keys().collect();
     tables.sort();
     let mut statements = Vec::new();
@@ -210,6 +215,12 @@ pub async fn install(
                     ),
                 });
             }
+            tx.execute(
+                "INSERT INTO infra.resource_set (table_name, owner_table, owner_column, member_column) \
+                 VALUES ($1, $2, $3, $4)",
+                &[&join, table, &set.owner, &set.member],
+            )
+            .await?;
         }
         for c in schema.table_columns() {
             // 1-based place in the natural key (schema/0750), NULL outside it.

@@ -50,6 +50,8 @@ pub const SETTINGS: &[(&str, SettingKind)] = &[
     ("infra.apply_timeout", SettingKind::Duration),
     ("infra.max_deletes", SettingKind::Count),
     ("infra.allow_mass_delete", SettingKind::Bool),
+    // Read by the stack guard in SQL (schema/0760_stacks.sql).
+    ("infra.allow_stack_edit", SettingKind::Bool),
 ];
 
 /// `infra.max_deletes` when unset.

@@ -26,6 +26,10 @@ pub enum ColumnKind {
     /// The row's own key ([`ROW_KEY`]): assigned by the database, never changed,
     /// never sent to AWS.
     RowKey,
+    /// The stack the resource belongs to ([`STACK`]): written by stack runs
+    /// (`schema/0760_stacks.sql`), kept in AWS as the `infrasql:stack` tag
+    /// where the type has tags, so a re-import finds it.
+    Stack,
     /// The resource's id: provisional until AWS assigns the real one.
     Identity,
     /// The resource's id when the user chooses it (an RDS identifier, a
@@ -52,6 +56,7 @@ impl ColumnKind {
     pub fn as_str(self) -> &'static str {
         match self {
             ColumnKind::RowKey => "row_key",
+            ColumnKind::Stack => "stack",
             ColumnKind::Identity => "identity",
             ColumnKind::Name => "name",
             ColumnKind::Desired => "desired",
@@ -162,6 +167,18 @@ pub const ROW_KEY: Column = Column::new(
     "The row's own key, assigned by the database; it never changes, so ORMs can key on it (the AWS id changes at COMMIT)",
 );
 
+/// The stack column every resource table has besides its AWS id; added by
+/// the engine like [`ROW_KEY`]. Providers of types with tags map it to the
+/// [`STACK_TAG`] tag; NULL is no stack.
+pub const STACK: Column = Column::new(
+    "stack",
+    ColumnKind::Stack,
+    "The stack whose files declare this resource (NULL: none); set by stack runs, kept in AWS as the infrasql:stack tag where the type has tags",
+);
+
+/// The tag that records a resource's stack in AWS.
+pub const STACK_TAG: &str = "infrasql:stack";
+
 /// In which order a replace runs its two halves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReplaceOrder {
@@ -216,10 +233,12 @@ impl ResourceSchema {
             .map(|c| c.name)
             .expect("every resource schema has an identity column")
     }
-    /// Every column of the table: the row key, then the provider's columns
+    /// Every column of the table: the row key and the stack, then the provider's columns
     /// (sets live in their join tables, not here).
     pub fn table_columns(&self) -> impl Iterator<Item = &Column> {
-        std::iter::once(&ROW_KEY).chain(self.columns.iter().filter(|c| c.set.is_none()))
+        [&ROW_KEY, &STACK]
+            .into_iter()
+            .chain(self.columns.iter().filter(|c| c.set.is_none()))
     }
     /// The sets of references kept in join tables.
     pub fn member_sets(&self) -> impl Iterator<Item = (&Column, MemberSet)> {
