@@ -162,8 +162,15 @@ async fn unmanaged_resources_are_adopted_only_when_asked() {
     );
     assert_eq!(moto.vpcs().await.len(), 1);
 
+    // Adopting tags the VPC with its stack; the subnet is new.
     let plan = run(&db, "web", NETWORK, "adopt").await.unwrap();
-    assert_eq!(plan, vec![("create".to_string(), "aws.subnet".to_string())]);
+    assert_eq!(
+        plan,
+        vec![
+            ("update".to_string(), "aws.vpc".to_string()),
+            ("create".to_string(), "aws.subnet".to_string())
+        ]
+    );
     assert_eq!(moto.vpcs().await.len(), 1);
     assert_eq!(
         count(&db, "SELECT count(*) FROM aws.vpc WHERE stack = 'web'").await,
@@ -210,4 +217,61 @@ async fn a_plain_edit_of_a_stack_row_is_refused_unless_allowed() {
     let status: String =
         common::one(&db, "SELECT status FROM infra.stack WHERE name = 'web'").await;
     assert_eq!(status, "synced");
+}
+
+async fn stack_tag_of(moto: &Moto, vpc_id: &str) -> Option<String> {
+    let out = moto
+        .ec2()
+        .await
+        .describe_vpcs()
+        .vpc_ids(vpc_id)
+        .send()
+        .await
+        .unwrap();
+    out.vpcs()[0]
+        .tags()
+        .iter()
+        .find(|t| t.key() == Some("infrasql:stack"))
+        .and_then(|t| t.value().map(str::to_owned))
+}
+
+/// Membership is in AWS too: a fresh database on the same cloud finds the
+/// stacks again after its first sync, and an adopted resource gets the tag.
+#[tokio::test]
+async fn membership_survives_the_loss_of_the_database() {
+    let moto = Moto::start();
+    let s = TestServer::start_on(&moto, &[]);
+    let db = s.connect().await;
+    db.batch_execute("INSERT INTO aws.vpc (name, cidr_block) VALUES ('legacy', '10.80.0.0/16')")
+        .await
+        .unwrap();
+    run(&db, "web", NETWORK, "").await.unwrap();
+    let legacy: String = common::one(&db, "SELECT vpc_id FROM aws.vpc WHERE name = 'legacy'").await;
+    assert_eq!(stack_tag_of(&moto, &legacy).await, None);
+    let adopt = format!(
+        "{NETWORK}INSERT INTO aws.vpc (name, cidr_block) VALUES ('legacy', '10.80.0.0/16');"
+    );
+    let plan = run(&db, "web", &adopt, "adopt").await.unwrap();
+    assert_eq!(plan, vec![("update".to_string(), "aws.vpc".to_string())]);
+    assert_eq!(stack_tag_of(&moto, &legacy).await.as_deref(), Some("web"));
+    drop(db);
+    drop(s);
+
+    let fresh = TestServer::start_on(&moto, &[]);
+    let db = fresh.connect().await;
+    db.batch_execute("SELECT infra.sync()").await.unwrap();
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM aws.vpc WHERE stack = 'web'").await,
+        2
+    );
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM aws.subnet WHERE stack = 'web'").await,
+        1
+    );
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM infra.stack WHERE name = 'web'").await,
+        1
+    );
+    // And the files still converge on the imported rows.
+    assert!(run(&db, "web", &adopt, "").await.unwrap().is_empty());
 }

@@ -24,7 +24,7 @@ mod show;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use infrasql_provider::{ColumnKind, Props, ResourceSchema, ROW_KEY};
+use infrasql_provider::{ColumnKind, Props, ResourceSchema, ROW_KEY, STACK};
 use serde_json::{json, Value};
 
 pub use guard::check_mass_delete;
@@ -242,7 +242,16 @@ fn diff(
 ) -> (Vec<FieldChange>, bool) {
     let mut out = Vec::new();
     let mut replace = false;
-    for c in schema.columns.iter().filter(|c| c.kind.is_desired()) {
+    // A resource's stack is in AWS as a tag where the type has tags: moving
+    // it into a stack (adopting) updates the tag. Elsewhere it is the
+    // database's alone.
+    let stack = schema.column("tags").map(|_| &STACK);
+    for c in schema
+        .columns
+        .iter()
+        .filter(|c| c.kind.is_desired())
+        .chain(stack)
+    {
         let b = before.and_then(|p| p.get(c.name));
         let a = after.and_then(|p| p.get(c.name));
         if b == a || (is_null(b) && is_null(a)) {

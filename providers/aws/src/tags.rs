@@ -3,8 +3,29 @@
 
 use std::collections::BTreeMap;
 
-use infrasql_provider::Props;
+use infrasql_provider::{Props, STACK, STACK_TAG};
 use serde_json::Value;
+
+/// The columns whose change is a change of the resource's tags: the
+/// `tags` object, the `Name` tag and the stack (the `infrasql:stack` tag).
+pub(crate) const TAG_COLUMNS: [&str; 3] = ["name", "tags", STACK.name];
+
+/// The stack tag a row asks for, if it belongs to a stack.
+pub(crate) fn stack_tag(props: &Props) -> Option<(String, String)> {
+    match props.get(STACK.name) {
+        Some(Value::String(s)) => Some((STACK_TAG.to_owned(), s.clone())),
+        _ => None,
+    }
+}
+
+/// The `stack` column from AWS tags (NULL without the tag), so a re-import
+/// finds each resource's stack again.
+pub(crate) fn put_stack<'a>(props: &mut Props, mut tags: impl Iterator<Item = (&'a str, &'a str)>) {
+    let stack = tags
+        .find(|(k, _)| *k == STACK_TAG)
+        .map_or(Value::Null, |(_, v)| Value::String(v.to_owned()));
+    props.insert(STACK.name.into(), stack);
+}
 
 /// The row's `tags` object as text keys and values (a non-string value is
 /// taken as its JSON text).

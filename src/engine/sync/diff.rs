@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use infrasql_provider::{ColumnKind, Props, ResourceSchema, APPLY_TAG};
+use infrasql_provider::{ColumnKind, Props, ResourceSchema, APPLY_TAG, STACK};
 use serde_json::Value;
 
 use super::policy::{policy_for, Policy, PolicyRow};
@@ -144,9 +144,10 @@ pub fn resolution(policy: Policy, revert_ok: bool) -> &'static str {
 /// Columns a listing reports for some resources only (a VPC's DNS
 /// attributes) are unobserved: never overwritten, never drift.
 pub fn observed_columns(schema: &ResourceSchema, observed: &[Props]) -> Vec<&'static str> {
-    schema
-        .columns
-        .iter()
+    // The stack, where the provider reads it from the infrasql:stack tag:
+    // a resource imported into an empty database finds its stack again.
+    std::iter::once(&STACK)
+        .chain(schema.columns.iter())
         // Sets are written as join rows (`members`), not as columns.
         .filter(|c| !matches!(c.kind, ColumnKind::WriteOnly | ColumnKind::Set))
         .filter(|c| c.name != "synced_at")

@@ -214,7 +214,7 @@ impl Resource for InternetGateway {
                 }
             }
         }
-        if changed(before, after, &["name", "tags"]) {
+        if changed(before, after, &crate::tags::TAG_COLUMNS) {
             let ec2 = self.clients.ec2(&ctx.region).await;
             update_tags(&ec2, id, before, after).await?;
         }

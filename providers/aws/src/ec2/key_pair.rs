@@ -130,6 +130,12 @@ fn props(k: &KeyPairInfo, region: &str) -> Props {
             .unwrap_or(Value::Null),
     );
     p.insert("tags".into(), user_tags(k.tags()));
+    crate::tags::put_stack(
+        &mut p,
+        k.tags()
+            .iter()
+            .filter_map(|t| Some((t.key()?, t.value().unwrap_or("")))),
+    );
     p
 }
 
@@ -224,7 +230,7 @@ impl Resource for KeyPair {
         before: &Props,
         after: &Props,
     ) -> Result<Props, ProviderError> {
-        if changed(before, after, &["tags"]) {
+        if changed(before, after, &crate::tags::TAG_COLUMNS) {
             let ec2 = self.clients.ec2(&ctx.region).await;
             update_tags(&ec2, id, before, after).await?;
         }

@@ -66,6 +66,11 @@ pub(crate) fn put_tags(props: &mut Props, tags: &[Tag]) {
     if let Some(t) = tags.iter().find(|t| t.key() == Some(APPLY_TAG)) {
         props.insert(APPLY_TAG.into(), opt_str(t.value()));
     }
+    crate::tags::put_stack(
+        props,
+        tags.iter()
+            .filter_map(|t| Some((t.key()?, t.value().unwrap_or("")))),
+    );
     let (name, tags) = split_tags(tags);
     props.insert(
         "name".into(),
@@ -74,9 +79,10 @@ pub(crate) fn put_tags(props: &mut Props, tags: &[Tag]) {
     props.insert("tags".into(), tags);
 }
 
-/// The tags a row asks for: its `tags` object plus `Name`.
+/// The tags a row asks for: its `tags` object plus `Name` and its stack.
 pub(crate) fn desired_tags(props: &Props) -> BTreeMap<String, String> {
     let mut out = crate::tags::tags_column(props);
+    out.extend(crate::tags::stack_tag(props));
     if let Some(Value::String(n)) = props.get("name") {
         out.insert("Name".into(), n.clone());
     }

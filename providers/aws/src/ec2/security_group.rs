@@ -174,7 +174,7 @@ impl Resource for SecurityGroup {
         after: &Props,
     ) -> Result<Props, ProviderError> {
         let ec2 = self.clients.ec2(&ctx.region).await;
-        if changed(before, after, &["name", "tags"]) {
+        if changed(before, after, &crate::tags::TAG_COLUMNS) {
             update_tags(&ec2, id, before, after).await?;
         }
         Ok(props(&describe(&ec2, id).await?, &ctx.region))

@@ -362,7 +362,7 @@ impl Resource for SecurityGroupRule {
                 .await
                 .map_err(classify)?;
         }
-        if changed(before, after, &["name", "tags"]) {
+        if changed(before, after, &crate::tags::TAG_COLUMNS) {
             update_tags(&ec2, id, before, after).await?;
         }
         Ok(props(&describe(&ec2, id).await?, &ctx.region))

@@ -218,7 +218,7 @@ impl Resource for Vpc {
         before: &Props,
         after: &Props,
     ) -> Result<Props, ProviderError> {
-        if changed(before, after, &["name", "tags"]) {
+        if changed(before, after, &crate::tags::TAG_COLUMNS) {
             let ec2 = self.clients.ec2(&ctx.region).await;
             update_tags(&ec2, id, before, after).await?;
         }

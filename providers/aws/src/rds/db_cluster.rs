@@ -376,7 +376,7 @@ impl Resource for DbCluster {
                 .map_err(classify)?;
         }
         let c = describe(&rds, id).await?;
-        if set("tags") {
+        if set("tags") || set(infrasql_provider::STACK.name) {
             let arn = c
                 .db_cluster_arn()
                 .ok_or_else(|| ProviderError::invalid(format!("DB cluster {id} has no ARN")))?;

@@ -163,7 +163,7 @@ impl Resource for DbParameterGroupType {
         let arn = group
             .db_parameter_group_arn()
             .ok_or_else(|| missing_id("DescribeDBParameterGroups", "ARN"))?;
-        if changed(before, after, &["tags"]) {
+        if changed(before, after, &crate::tags::TAG_COLUMNS) {
             update_tags(&rds, arn, before, after).await?;
         }
         with_tags(&rds, props(&group, &ctx.region), Some(arn)).await

@@ -231,7 +231,7 @@ impl Resource for DbSubnetGroupType {
             .ok_or_else(|| missing_id("DescribeDBSubnetGroups", "ARN"))?
             .to_owned();
         // Tags first: against moto the group is gone after the modify.
-        if changed(before, after, &["tags"]) {
+        if changed(before, after, &crate::tags::TAG_COLUMNS) {
             update_tags(&rds, &arn, before, after).await?;
         }
         let set_changed = wanted_subnets(after).is_some_and(|s| {

@@ -75,6 +75,11 @@ pub(crate) fn final_snapshot(id: &str, current: &Props, apply_id: &str) -> Optio
 /// The `tags` column from AWS tags; infrasql's own tags are hidden, except
 /// the apply id, which recovery reads from the listing (not a column).
 pub(crate) fn put_tags(props: &mut Props, tags: &[Tag]) {
+    crate::tags::put_stack(
+        props,
+        tags.iter()
+            .filter_map(|t| Some((t.key()?, t.value().unwrap_or("")))),
+    );
     let mut rest = serde_json::Map::new();
     for t in tags {
         let (Some(k), v) = (t.key(), t.value().unwrap_or("")) else {
@@ -89,9 +94,11 @@ pub(crate) fn put_tags(props: &mut Props, tags: &[Tag]) {
     props.insert("tags".into(), Value::Object(rest));
 }
 
-/// The tags a row asks for (RDS has no `Name` tag).
+/// The tags a row asks for (RDS has no `Name` tag), with its stack.
 pub(crate) fn desired_tags(props: &Props) -> BTreeMap<String, String> {
-    crate::tags::tags_column(props)
+    let mut out = crate::tags::tags_column(props);
+    out.extend(crate::tags::stack_tag(props));
+    out
 }
 
 /// Tags for a create call: the row's tags plus the apply id.
