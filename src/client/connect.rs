@@ -5,8 +5,10 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
+use futures_util::StreamExt;
 use tokio_postgres::config::Host;
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::error::DbError;
+use tokio_postgres::{AsyncMessage, Client, Config, NoTls};
 
 /// The startup option that asks the server for a plan-only session
 /// (`wire::frontend::mode`): the server, not this client, keeps it.
@@ -21,11 +23,13 @@ pub fn config(url: Option<&str>, extra_options: &str) -> anyhow::Result<Config> 
             .with_context(|| "invalid --url (expected postgresql://... or key=value pairs)")?,
         None => from_env(),
     };
-    let options = match cfg.get_options() {
-        Some(o) if !o.is_empty() => format!("{o} {extra_options}"),
-        _ => extra_options.to_string(),
-    };
-    cfg.options(&options);
+    if !extra_options.is_empty() {
+        let options = match cfg.get_options() {
+            Some(o) if !o.is_empty() => format!("{o} {extra_options}"),
+            _ => extra_options.to_string(),
+        };
+        cfg.options(&options);
+    }
     if cfg.get_password().is_none() {
         if let Some(pw) = pgpass(&cfg) {
             cfg.password(pw);
@@ -117,6 +121,35 @@ pub async fn connect(cfg: &Config) -> anyhow::Result<Client> {
         }
     });
     Ok(client)
+}
+
+/// Connects, handing the server's notices (the engine's plan lines and
+/// apply progress) to the receiver in the order they arrive; the channel
+/// closes when the connection ends.
+pub async fn connect_with_notices(
+    cfg: &Config,
+) -> anyhow::Result<(Client, tokio::sync::mpsc::UnboundedReceiver<DbError>)> {
+    let (client, mut conn) = cfg
+        .connect(NoTls)
+        .await
+        .context("cannot connect to infrasql")?;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut messages = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
+        while let Some(m) = messages.next().await {
+            match m {
+                Ok(AsyncMessage::Notice(n)) => {
+                    let _ = tx.send(n);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!("connection ended: {e}");
+                    break;
+                }
+            }
+        }
+    });
+    Ok((client, rx))
 }
 
 #[cfg(test)]
