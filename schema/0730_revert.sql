@@ -71,6 +71,10 @@ BEGIN
     END IF;
     EXECUTE format('SELECT (jsonb_populate_record(NULL::%s, $1)).%I::text', tbl, col)
         INTO t USING jsonb_build_object(col, v);
+    -- Numbers and booleans read better bare; only what is surely one.
+    IF jsonb_typeof(v) IN ('number', 'boolean') AND t ~ '^(-?[0-9]+(\.[0-9]+)?|true|false)$' THEN
+        RETURN t;
+    END IF;
     RETURN format('%L', t);
 END
 $$;
@@ -225,7 +229,8 @@ BEGIN
                 cols := cols || quote_ident(c.column_name);
                 vals := vals || infra.revert_literal(tbl, c.column_name, v);
             END LOOP;
-            body := body || format('-- step %s deleted %s; it comes back under a new id', s.step, label)
+            body := body || format('-- step %s deleted %s; it comes back as a new resource%s', s.step, label,
+                                   CASE WHEN ids ? s.resource_id THEN ' under a new id' ELSE ' with the same name' END)
                          || format('INSERT INTO %s (%s) VALUES (%s);', tbl,
                                    array_to_string(cols, ', '), array_to_string(vals, ', '));
             FOR m IN SELECT r.* FROM infra.resource_set r WHERE r.table_name = s.table_name
@@ -239,7 +244,11 @@ BEGIN
                        FROM jsonb_array_elements_text(v) e));
             END LOOP;
             IF s.holds_data IS NOT NULL THEN
-                lost := lost || format('--   %s comes back empty: %s does not come back.', label, s.holds_data);
+                lost := lost || format('--   %s comes back empty: %s does not come back%s.', label, s.holds_data,
+                    CASE WHEN b ->> 'final_snapshot_identifier' IS NOT NULL
+                         THEN format(' (its final snapshot %s may hold it)',
+                                     regexp_replace(b ->> 'final_snapshot_identifier', '[\r\n]+', ' ', 'g'))
+                         ELSE '' END);
             END IF;
             wo := infra.write_only_columns(s.table_name);
             IF wo <> '{}' THEN

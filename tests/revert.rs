@@ -240,13 +240,22 @@ async fn a_deleted_database_comes_back_empty_only_with_the_opt_in() {
     let moto = Moto::start();
     let s = TestServer::start_on(&moto, &[]);
     let c = s.connect().await;
+    // In a security group: its join row is deleted with it and comes back.
     c.batch_execute(
-        "INSERT INTO aws.db_instance (db_instance_identifier, engine, db_instance_class,
+        "BEGIN;
+         INSERT INTO aws.vpc (name, cidr_block) VALUES ('db', '10.85.0.0/16');
+         INSERT INTO aws.security_group (group_name, description, vpc_id)
+           SELECT 'g1', 'g1', vpc_id FROM aws.vpc WHERE name = 'db';
+         INSERT INTO aws.db_instance (db_instance_identifier, engine, db_instance_class,
              allocated_storage, master_username, master_user_password, skip_final_snapshot)
-         VALUES ('shop', 'postgres', 'db.t3.micro', 20, 'admin', 'correct-horse', true)",
+         VALUES ('shop', 'postgres', 'db.t3.micro', 20, 'admin', 'correct-horse', true);
+         INSERT INTO aws.db_instance_security_group (db_instance_identifier, group_id)
+           SELECT 'shop', group_id FROM aws.security_group WHERE group_name = 'g1';
+         COMMIT;",
     )
     .await
     .unwrap();
+    let g1: String = one(&c, "SELECT group_id FROM aws.security_group WHERE group_name = 'g1'").await;
     c.batch_execute("DELETE FROM aws.db_instance WHERE db_instance_identifier = 'shop'")
         .await
         .unwrap();
@@ -260,6 +269,24 @@ async fn a_deleted_database_comes_back_empty_only_with_the_opt_in() {
     assert!(header.contains("master_user_password"), "{sql}");
     assert!(!sql.contains("correct-horse"), "{sql}");
     assert!(sql.contains("INSERT INTO aws.db_instance ("), "{sql}");
+    assert!(
+        sql.contains(&format!(
+            "INSERT INTO aws.db_instance_security_group (db_instance_identifier, group_id) VALUES ('shop', '{g1}');"
+        )),
+        "{sql}"
+    );
+
+    // The command says how to opt in, and plans the create with it.
+    let o = revert_cmd(&s, &[&deleted]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = common::stderr(&o);
+    assert!(err.contains("55000") && err.contains("--allow-replace"), "{err}");
+    let o = revert_cmd(&s, &["--allow-replace", &deleted]);
+    assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
+    let out = common::stdout(&o);
+    assert!(out.contains("1 to create, 0 to update, 0 to replace, 0 to delete"), "{out}");
+    assert!(common::stderr(&o).contains("comes back empty"));
+    assert!(!rds_has(&moto, "shop").await, "the plan applied nothing");
 
     // Without the opt-in the script itself refuses, before any AWS call.
     let e = run_script(&c, &sql).await.unwrap_err();
@@ -283,6 +310,20 @@ async fn a_deleted_database_comes_back_empty_only_with_the_opt_in() {
     .await
     .unwrap();
     assert!(rds_has(&moto, "shop").await);
+    let groups: Vec<String> = moto
+        .rds()
+        .await
+        .describe_db_instances()
+        .db_instance_identifier("shop")
+        .send()
+        .await
+        .unwrap()
+        .db_instances()[0]
+        .vpc_security_groups()
+        .iter()
+        .filter_map(|g| g.vpc_security_group_id().map(str::to_owned))
+        .collect();
+    assert_eq!(groups, [g1], "back in its security group");
     assert_eq!(
         one::<String>(&c, "SELECT db_instance_class FROM aws.db_instance WHERE db_instance_identifier = 'shop'").await,
         "db.t3.micro"

@@ -76,8 +76,19 @@ pub async fn plan(
     let cfg = connect::config(url, connect::PLAN_ONLY_OPTION)?;
     let client = connect::connect(&cfg).await?;
     let sql = script(&client, apply_id, consent).await?;
-    let view = plan_sources(&client, &[(source_name(apply_id), sql.clone())]).await?;
+    let view = plan_sources(&client, &[(source_name(apply_id), sql.clone())])
+        .await
+        .map_err(|e| with_flag_hint(e, consent))?;
     Ok((sql, view))
+}
+
+/// The script's guard names the setting; here the flag sets it.
+fn with_flag_hint(e: anyhow::Error, consent: Consent) -> anyhow::Error {
+    if !consent.allow_replace && format!("{e:#}").contains("infra.allow_replace = on") {
+        anyhow::anyhow!("{e:#}\n(infrasql revert sets it with --allow-replace)")
+    } else {
+        e
+    }
 }
 
 /// Runs the script in one transaction and commits; `notice` gets each of
@@ -99,7 +110,9 @@ pub async fn apply(
             notice(line);
         }
     });
-    let result = run(&client, apply_id, consent).await;
+    let result = run(&client, apply_id, consent)
+        .await
+        .map_err(|e| with_flag_hint(e, consent));
     // The connection ends with its last client, which closes the channel:
     // every notice is printed before the outcome.
     drop(client);
