@@ -184,6 +184,40 @@ async fn a_create_an_update_and_a_delete_are_undone_in_aws() {
     let again = last_apply(&c).await;
     assert_ne!(again, deleted);
     assert!(revert_sql(&c, &again).await.contains("DELETE FROM aws.subnet"));
+
+    // A replace: undone by an UPDATE of the replace-forcing column, which
+    // replaces the VPC again, back to its old CIDR.
+    c.batch_execute("INSERT INTO aws.vpc (name, cidr_block) VALUES ('moved', '10.86.0.0/16')")
+        .await
+        .unwrap();
+    c.batch_execute("UPDATE aws.vpc SET cidr_block = '10.87.0.0/16' WHERE name = 'moved'")
+        .await
+        .unwrap();
+    let replaced = last_apply(&c).await;
+    let new_id: String = one(&c, "SELECT vpc_id FROM aws.vpc WHERE name = 'moved'").await;
+    let sql = revert_sql(&c, &replaced).await;
+    assert!(
+        sql.contains(&format!(
+            "UPDATE aws.vpc SET cidr_block = '10.86.0.0/16' WHERE vpc_id = '{new_id}';"
+        )),
+        "{sql}"
+    );
+    run_script(&c, &sql).await.unwrap();
+    let back: String = one(&c, "SELECT vpc_id FROM aws.vpc WHERE name = 'moved'").await;
+    assert_ne!(back, new_id);
+    let cidrs: Vec<String> = moto
+        .ec2()
+        .await
+        .describe_vpcs()
+        .send()
+        .await
+        .unwrap()
+        .vpcs()
+        .iter()
+        .filter(|v| v.cidr_block().is_some_and(|b| b.starts_with("10.86.") || b.starts_with("10.87.")))
+        .map(|v| format!("{} {}", v.vpc_id().unwrap(), v.cidr_block().unwrap()))
+        .collect();
+    assert_eq!(cidrs, [format!("{back} 10.86.0.0/16")]);
 }
 
 #[tokio::test]
@@ -327,6 +361,69 @@ async fn a_deleted_database_comes_back_empty_only_with_the_opt_in() {
     assert_eq!(
         one::<String>(&c, "SELECT db_instance_class FROM aws.db_instance WHERE db_instance_identifier = 'shop'").await,
         "db.t3.micro"
+    );
+}
+
+#[tokio::test]
+async fn a_changed_set_of_groups_is_set_back_in_place() {
+    let moto = Moto::start();
+    let s = TestServer::start_on(&moto, &[]);
+    let c = s.connect().await;
+    c.batch_execute(
+        "BEGIN;
+         INSERT INTO aws.vpc (name, cidr_block) VALUES ('app', '10.88.0.0/16');
+         INSERT INTO aws.subnet (name, vpc_id, cidr_block) SELECT 'app-a', vpc_id, '10.88.1.0/24' FROM aws.vpc;
+         INSERT INTO aws.security_group (group_name, description, vpc_id)
+           SELECT g, g, vpc_id FROM aws.vpc, unnest(ARRAY['g1', 'g2']) AS g;
+         INSERT INTO aws.instance (name, image_id, subnet_id) SELECT 'web', 'ami-760aaa0f', subnet_id FROM aws.subnet;
+         INSERT INTO aws.instance_security_group (instance_id, group_id)
+           SELECT i.instance_id, g.group_id FROM aws.instance i, aws.security_group g WHERE g.group_name = 'g1';
+         COMMIT;",
+    )
+    .await
+    .unwrap();
+    let web: String = one(&c, "SELECT instance_id FROM aws.instance WHERE name = 'web'").await;
+    let g1: String = one(&c, "SELECT group_id FROM aws.security_group WHERE group_name = 'g1'").await;
+    let g2: String = one(&c, "SELECT group_id FROM aws.security_group WHERE group_name = 'g2'").await;
+    c.batch_execute(&format!(
+        "BEGIN;
+         DELETE FROM aws.instance_security_group WHERE group_id = '{g1}';
+         INSERT INTO aws.instance_security_group (instance_id, group_id) VALUES ('{web}', '{g2}');
+         COMMIT;"
+    ))
+    .await
+    .unwrap();
+    let swapped = last_apply(&c).await;
+    let attached = || async {
+        let out = moto
+            .ec2()
+            .await
+            .describe_instances()
+            .instance_ids(&web)
+            .send()
+            .await
+            .unwrap();
+        out.reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .flat_map(|i| i.security_groups())
+            .filter_map(|g| g.group_id().map(str::to_owned))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(attached().await, [g2.clone()]);
+
+    let sql = revert_sql(&c, &swapped).await;
+    assert!(
+        sql.contains(&format!(
+            "DELETE FROM aws.instance_security_group WHERE instance_id = '{web}' AND group_id = '{g2}';"
+        )),
+        "{sql}"
+    );
+    run_script(&c, &sql).await.unwrap();
+    assert_eq!(attached().await, [g1], "the old group is attached again, in place");
+    assert_eq!(
+        one::<String>(&c, "SELECT instance_id FROM aws.instance WHERE name = 'web'").await,
+        web
     );
 }
 
