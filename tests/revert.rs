@@ -109,9 +109,15 @@ async fn a_create_an_update_and_a_delete_are_undone_in_aws() {
         )),
         "{sql}"
     );
-    assert!(!sql.contains("allow_replace = on"), "nothing is lost: {sql}");
+    assert!(
+        !sql.contains("allow_replace = on"),
+        "nothing is lost: {sql}"
+    );
     run_script(&c, &sql).await.unwrap();
-    assert!(!moto.vpcs().await.contains(&made), "the VPC is gone from AWS");
+    assert!(
+        !moto.vpcs().await.contains(&made),
+        "the VPC is gone from AWS"
+    );
     assert_eq!(
         one::<i64>(&c, "SELECT count(*) FROM aws.vpc WHERE name = 'made'").await,
         0
@@ -123,7 +129,11 @@ async fn a_create_an_update_and_a_delete_are_undone_in_aws() {
     )
     .await
     .unwrap();
-    let vpc: String = one(&c, "SELECT vpc_id FROM aws.vpc WHERE cidr_block = '10.82.0.0/16'").await;
+    let vpc: String = one(
+        &c,
+        "SELECT vpc_id FROM aws.vpc WHERE cidr_block = '10.82.0.0/16'",
+    )
+    .await;
     c.batch_execute(&format!(
         "UPDATE aws.vpc SET name = 'renamed', tags = '{{\"env\": \"prod\"}}' WHERE vpc_id = '{vpc}'"
     ))
@@ -132,7 +142,10 @@ async fn a_create_an_update_and_a_delete_are_undone_in_aws() {
     let updated = last_apply(&c).await;
     assert_eq!(
         aws_vpc_tags(&moto, &vpc).await,
-        [("Name".into(), "renamed".into()), ("env".into(), "prod".into())]
+        [
+            ("Name".into(), "renamed".into()),
+            ("env".into(), "prod".into())
+        ]
     );
     let sql = revert_sql(&c, &updated).await;
     assert!(
@@ -150,7 +163,11 @@ async fn a_create_an_update_and_a_delete_are_undone_in_aws() {
         ]
     );
     assert_eq!(
-        one::<String>(&c, &format!("SELECT name FROM aws.vpc WHERE vpc_id = '{vpc}'")).await,
+        one::<String>(
+            &c,
+            &format!("SELECT name FROM aws.vpc WHERE vpc_id = '{vpc}'")
+        )
+        .await,
         "it's mine"
     );
 
@@ -169,7 +186,10 @@ async fn a_create_an_update_and_a_delete_are_undone_in_aws() {
     let sql = revert_sql(&c, &deleted).await;
     assert!(sql.contains("INSERT INTO aws.subnet ("), "{sql}");
     assert!(sql.contains("'bob''s'"), "{sql}");
-    assert!(!sql.contains("allow_replace = on"), "a subnet holds no data: {sql}");
+    assert!(
+        !sql.contains("allow_replace = on"),
+        "a subnet holds no data: {sql}"
+    );
     run_script(&c, &sql).await.unwrap();
     let now = aws_subnets(&moto, &vpc).await;
     assert_eq!(now.len(), 1, "{now:?}");
@@ -183,7 +203,9 @@ async fn a_create_an_update_and_a_delete_are_undone_in_aws() {
     // The revert is an apply of its own, which can be reverted in turn.
     let again = last_apply(&c).await;
     assert_ne!(again, deleted);
-    assert!(revert_sql(&c, &again).await.contains("DELETE FROM aws.subnet"));
+    assert!(revert_sql(&c, &again)
+        .await
+        .contains("DELETE FROM aws.subnet"));
 
     // A replace: undone by an UPDATE of the replace-forcing column, which
     // replaces the VPC again, back to its old CIDR.
@@ -214,7 +236,10 @@ async fn a_create_an_update_and_a_delete_are_undone_in_aws() {
         .unwrap()
         .vpcs()
         .iter()
-        .filter(|v| v.cidr_block().is_some_and(|b| b.starts_with("10.86.") || b.starts_with("10.87.")))
+        .filter(|v| {
+            v.cidr_block()
+                .is_some_and(|b| b.starts_with("10.86.") || b.starts_with("10.87."))
+        })
         .map(|v| format!("{} {}", v.vpc_id().unwrap(), v.cidr_block().unwrap()))
         .collect();
     assert_eq!(cidrs, [format!("{back} 10.86.0.0/16")]);
@@ -243,7 +268,9 @@ async fn a_later_apply_on_the_same_resource_blocks_the_revert_and_is_named() {
     assert!(db.message().contains(&second), "{}", db.message());
     assert!(db.message().contains("aws.vpc"), "{}", db.message());
     // The later one itself can be reverted.
-    assert!(revert_sql(&c, &second).await.contains("UPDATE aws.vpc SET tags = '{}'"));
+    assert!(revert_sql(&c, &second)
+        .await
+        .contains("UPDATE aws.vpc SET tags = '{}'"));
 
     // An apply that did not succeed, and one that does not exist.
     let engine = s.connect_engine().await;
@@ -259,7 +286,10 @@ async fn a_later_apply_on_the_same_resource_blocks_the_revert_and_is_named() {
         .unwrap_err();
     assert_eq!(sqlstate(&e).as_deref(), Some("55000"));
     assert!(
-        e.as_db_error().unwrap().message().contains("its status is failed"),
+        e.as_db_error()
+            .unwrap()
+            .message()
+            .contains("its status is failed"),
         "{e:?}"
     );
     let e = c
@@ -289,7 +319,11 @@ async fn a_deleted_database_comes_back_empty_only_with_the_opt_in() {
     )
     .await
     .unwrap();
-    let g1: String = one(&c, "SELECT group_id FROM aws.security_group WHERE group_name = 'g1'").await;
+    let g1: String = one(
+        &c,
+        "SELECT group_id FROM aws.security_group WHERE group_name = 'g1'",
+    )
+    .await;
     c.batch_execute("DELETE FROM aws.db_instance WHERE db_instance_identifier = 'shop'")
         .await
         .unwrap();
@@ -314,11 +348,17 @@ async fn a_deleted_database_comes_back_empty_only_with_the_opt_in() {
     let o = revert_cmd(&s, &[&deleted]);
     assert_eq!(o.status.code(), Some(1));
     let err = common::stderr(&o);
-    assert!(err.contains("55000") && err.contains("--allow-replace"), "{err}");
+    assert!(
+        err.contains("55000") && err.contains("--allow-replace"),
+        "{err}"
+    );
     let o = revert_cmd(&s, &["--allow-replace", &deleted]);
     assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
     let out = common::stdout(&o);
-    assert!(out.contains("1 to create, 0 to update, 0 to replace, 0 to delete"), "{out}");
+    assert!(
+        out.contains("1 to create, 0 to update, 0 to replace, 0 to delete"),
+        "{out}"
+    );
     assert!(common::stderr(&o).contains("comes back empty"));
     assert!(!rds_has(&moto, "shop").await, "the plan applied nothing");
 
@@ -326,14 +366,20 @@ async fn a_deleted_database_comes_back_empty_only_with_the_opt_in() {
     let e = run_script(&c, &sql).await.unwrap_err();
     assert_eq!(sqlstate(&e).as_deref(), Some("55000"));
     assert!(
-        e.as_db_error().unwrap().hint().unwrap_or_default().contains("infra.allow_replace = on"),
+        e.as_db_error()
+            .unwrap()
+            .hint()
+            .unwrap_or_default()
+            .contains("infra.allow_replace = on"),
         "{e:?}"
     );
     c.batch_execute("ROLLBACK").await.unwrap();
     assert!(!rds_has(&moto, "shop").await);
 
     // With it (and the password the comment asks for), the database is back.
-    c.batch_execute("SET infra.allow_replace = on").await.unwrap();
+    c.batch_execute("SET infra.allow_replace = on")
+        .await
+        .unwrap();
     run_script(
         &c,
         &format!(
@@ -359,7 +405,11 @@ async fn a_deleted_database_comes_back_empty_only_with_the_opt_in() {
         .collect();
     assert_eq!(groups, [g1], "back in its security group");
     assert_eq!(
-        one::<String>(&c, "SELECT db_instance_class FROM aws.db_instance WHERE db_instance_identifier = 'shop'").await,
+        one::<String>(
+            &c,
+            "SELECT db_instance_class FROM aws.db_instance WHERE db_instance_identifier = 'shop'"
+        )
+        .await,
         "db.t3.micro"
     );
 }
@@ -382,9 +432,21 @@ async fn a_changed_set_of_groups_is_set_back_in_place() {
     )
     .await
     .unwrap();
-    let web: String = one(&c, "SELECT instance_id FROM aws.instance WHERE name = 'web'").await;
-    let g1: String = one(&c, "SELECT group_id FROM aws.security_group WHERE group_name = 'g1'").await;
-    let g2: String = one(&c, "SELECT group_id FROM aws.security_group WHERE group_name = 'g2'").await;
+    let web: String = one(
+        &c,
+        "SELECT instance_id FROM aws.instance WHERE name = 'web'",
+    )
+    .await;
+    let g1: String = one(
+        &c,
+        "SELECT group_id FROM aws.security_group WHERE group_name = 'g1'",
+    )
+    .await;
+    let g2: String = one(
+        &c,
+        "SELECT group_id FROM aws.security_group WHERE group_name = 'g2'",
+    )
+    .await;
     c.batch_execute(&format!(
         "BEGIN;
          DELETE FROM aws.instance_security_group WHERE group_id = '{g1}';
@@ -410,7 +472,7 @@ async fn a_changed_set_of_groups_is_set_back_in_place() {
             .filter_map(|g| g.group_id().map(str::to_owned))
             .collect::<Vec<_>>()
     };
-    assert_eq!(attached().await, [g2.clone()]);
+    assert_eq!(attached().await, std::slice::from_ref(&g2));
 
     let sql = revert_sql(&c, &swapped).await;
     assert!(
@@ -420,9 +482,17 @@ async fn a_changed_set_of_groups_is_set_back_in_place() {
         "{sql}"
     );
     run_script(&c, &sql).await.unwrap();
-    assert_eq!(attached().await, [g1], "the old group is attached again, in place");
     assert_eq!(
-        one::<String>(&c, "SELECT instance_id FROM aws.instance WHERE name = 'web'").await,
+        attached().await,
+        [g1],
+        "the old group is attached again, in place"
+    );
+    assert_eq!(
+        one::<String>(
+            &c,
+            "SELECT instance_id FROM aws.instance WHERE name = 'web'"
+        )
+        .await,
         web
     );
 }
@@ -450,7 +520,10 @@ async fn the_command_prints_the_plan_and_applies_it_with_yes() {
     let o = revert_cmd(&s, &[&apply]);
     assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
     let out = common::stdout(&o);
-    assert!(out.contains("0 to create, 0 to update, 0 to replace, 1 to delete"), "{out}");
+    assert!(
+        out.contains("0 to create, 0 to update, 0 to replace, 1 to delete"),
+        "{out}"
+    );
     assert!(out.contains(&vpc), "{out}");
     assert!(common::stderr(&o).contains(&format!("-- Undoes apply {apply}")));
     assert!(moto.vpcs().await.contains(&vpc), "the plan applied nothing");
@@ -464,7 +537,10 @@ async fn the_command_prints_the_plan_and_applies_it_with_yes() {
     );
     assert!(out.contains("applied 1 actions"), "{out}");
     assert!(out.contains(&format!("reverted {apply}")), "{out}");
-    assert!(!moto.vpcs().await.contains(&vpc), "the VPC is gone from AWS");
+    assert!(
+        !moto.vpcs().await.contains(&vpc),
+        "the VPC is gone from AWS"
+    );
 
     // Reverting it again: the later apply (the revert) touched the VPC.
     let o = revert_cmd(&s, &[&apply]);
