@@ -37,21 +37,6 @@ COMMENT ON COLUMN infra.stack_state.failures IS 'Failed applies in a row (the ag
 COMMENT ON COLUMN infra.stack_state.next_attempt_at IS 'When the agent tries a failed stack again';
 COMMENT ON COLUMN infra.stack_state.created_at IS 'When the stack was first seen';
 
--- The join tables of member sets, written at start-up from the resource
--- descriptions like infra.resource_column.
-CREATE TABLE infra.resource_set (
-    table_name    text PRIMARY KEY,
-    owner_table   text NOT NULL,
-    owner_column  text NOT NULL,
-    member_column text NOT NULL
-);
-GRANT SELECT ON infra.resource_set TO PUBLIC;
-COMMENT ON TABLE infra.resource_set IS 'Every join table of a member set: its owner table and its two columns (the natural key of a join row)';
-COMMENT ON COLUMN infra.resource_set.table_name IS 'The join table, schema-qualified';
-COMMENT ON COLUMN infra.resource_set.owner_table IS 'The table of the resource the set belongs to';
-COMMENT ON COLUMN infra.resource_set.owner_column IS 'The join table''s column naming the owner';
-COMMENT ON COLUMN infra.resource_set.member_column IS 'The join table''s column naming the member';
-
 -- What a stack run has declared so far, per transaction: the rows its
 -- statements named (a second statement naming the same row is an error
 -- naming both), and the unmanaged resources it found in its way.
@@ -213,7 +198,7 @@ BEGIN
     IF s IS NULL OR infra.is_engine() OR infra.is_sealed() THEN
         RETURN NEW;
     END IF;
-    SELECT * INTO rs FROM infra.resource_set WHERE table_name = tbl;
+    SELECT * INTO rs FROM infra.resource_set WHERE join_table = tbl;
     IF NOT FOUND THEN
         RETURN NEW;
     END IF;
@@ -286,9 +271,9 @@ DECLARE
     rs  record;
     owner_stack text;
 BEGIN
-    SELECT * INTO rs FROM infra.resource_set WHERE table_name = tbl;
+    SELECT * INTO rs FROM infra.resource_set WHERE join_table = tbl;
     IF FOUND THEN
-        EXECUTE format('SELECT stack FROM %s WHERE %I = $1', rs.owner_table, rs.owner_column)
+        EXECUTE format('SELECT stack FROM %s WHERE %I = $1', rs.table_name, rs.owner_column)
             INTO owner_stack USING r ->> rs.owner_column;
         IF owner_stack IS NOT NULL THEN
             PERFORM infra.stack_guard_edit(tbl, owner_stack, owner_stack,
@@ -336,11 +321,11 @@ DECLARE
     blocked text;
     x       xid8 := pg_current_xact_id();
 BEGIN
-    FOR t IN SELECT * FROM infra.resource_set ORDER BY table_name LOOP
+    FOR t IN SELECT * FROM infra.resource_set ORDER BY join_table LOOP
         EXECUTE format('DELETE FROM %s j WHERE j.%I IN (SELECT o.%I FROM %s o WHERE o.stack = $1)
                         AND j.id NOT IN (SELECT row_id FROM infra.stack_claim
                                          WHERE xid = $2 AND table_name = %L AND row_id IS NOT NULL)',
-                       t.table_name, t.owner_column, t.owner_column, t.owner_table, t.table_name)
+                       t.join_table, t.owner_column, t.owner_column, t.table_name, t.join_table)
             USING s, x;
     END LOOP;
     LOOP

@@ -33,6 +33,31 @@ pub enum Command {
     /// Exit code: 0 no changes, 2 changes, 1 error or a policy that would
     /// refuse the COMMIT.
     Plan(PlanArgs),
+    /// Print the plan that undoes an apply (the SQL infra.revert() writes,
+    /// run in a plan-only session); apply it with --yes. Exit code without
+    /// --yes: 0 nothing to undo, 2 changes, 1 error; with --yes: 0 applied,
+    /// 1 error.
+    Revert(RevertArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RevertArgs {
+    /// The apply to undo (infra.apply.apply_id).
+    pub apply_id: String,
+    /// Apply the revert in one transaction instead of only showing its plan.
+    #[arg(long)]
+    pub yes: bool,
+    /// Consent to re-creating resources whose data or write-only values do
+    /// not come back (SET infra.allow_replace = on for the script).
+    #[arg(long)]
+    pub allow_replace: bool,
+    /// Connection URL or key=value string; without it the PG* variables
+    /// and ~/.pgpass are used, as libpq does.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// How the plan is shown (without --yes).
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
 }
 
 #[derive(Debug, clap::Args)]
@@ -74,8 +99,38 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::SUCCESS
             });
         }
+        Command::Revert(args) => return run_revert(args),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn run_revert(args: RevertArgs) -> anyhow::Result<ExitCode> {
+    use crate::client::revert;
+    let consent = revert::Consent {
+        allow_replace: args.allow_replace,
+    };
+    let rt = runtime(1)?;
+    if args.yes {
+        rt.block_on(revert::apply(
+            args.url.as_deref(),
+            &args.apply_id,
+            consent,
+            |line| println!("{line}"),
+        ))?;
+        println!("reverted {}", args.apply_id);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (sql, view) = rt.block_on(revert::plan(args.url.as_deref(), &args.apply_id, consent))?;
+    // On stderr, so --format json stays one JSON document.
+    for line in revert::header(&sql) {
+        eprintln!("{line}");
+    }
+    print!("{}", crate::client::render::render(&view, args.format));
+    Ok(if view.has_changes() {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {

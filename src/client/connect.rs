@@ -6,8 +6,10 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
+use futures_util::StreamExt;
 use tokio_postgres::config::Host;
-use tokio_postgres::{Client, Config};
+use tokio_postgres::error::DbError;
+use tokio_postgres::{AsyncMessage, Client, Config};
 
 use super::tls;
 
@@ -44,11 +46,13 @@ pub fn config(url: Option<&str>, extra_options: &str) -> anyhow::Result<Target> 
         None => (from_env(), tls::split("")?.1),
     };
     cfg.ssl_mode(wish.mode.ssl_mode());
-    let options = match cfg.get_options() {
-        Some(o) if !o.is_empty() => format!("{o} {extra_options}"),
-        _ => extra_options.to_string(),
-    };
-    cfg.options(&options);
+    if !extra_options.is_empty() {
+        let options = match cfg.get_options() {
+            Some(o) if !o.is_empty() => format!("{o} {extra_options}"),
+            _ => extra_options.to_string(),
+        };
+        cfg.options(&options);
+    }
     if cfg.get_password().is_none() {
         if let Some(pw) = pgpass(&cfg) {
             cfg.password(pw);
@@ -128,20 +132,40 @@ fn split_pgpass(line: &str) -> Vec<String> {
 }
 
 /// Connects; the connection task runs in the background and its end is
-/// logged (a lost server then fails the next query).
+/// logged (a lost server then fails the next query). Notices are dropped.
 pub async fn connect(target: &Target) -> anyhow::Result<Client> {
+    Ok(connect_with_notices(target).await?.0)
+}
+
+/// Connects, handing the server's notices (the engine's plan lines and
+/// apply progress) to the receiver in the order they arrive; the channel
+/// closes when the connection ends.
+pub async fn connect_with_notices(
+    target: &Target,
+) -> anyhow::Result<(Client, tokio::sync::mpsc::UnboundedReceiver<DbError>)> {
     let connector = tls::connector(&target.tls)?;
-    let (client, conn) = target
+    let (client, mut conn) = target
         .cfg
         .connect(connector)
         .await
         .context("cannot connect to infrasql")?;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {
-        if let Err(e) = conn.await {
-            tracing::debug!("connection ended: {e}");
+        let mut messages = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
+        while let Some(m) = messages.next().await {
+            match m {
+                Ok(AsyncMessage::Notice(n)) => {
+                    let _ = tx.send(n);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!("connection ended: {e}");
+                    break;
+                }
+            }
         }
     });
-    Ok(client)
+    Ok((client, rx))
 }
 
 #[cfg(test)]

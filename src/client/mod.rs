@@ -7,9 +7,12 @@
 //! - `plan`: run SQL files in a plan-only session, read `infra.plan`.
 //! - `render`: the plan as a table, Markdown or JSON.
 //! - `verdict`: the policies' verdicts on the plan (`infra.plan_policy`).
+//! - `revert`: the SQL `infra.revert()` writes for an apply, planned like
+//!   `plan` or applied with `--yes`.
 
 pub mod connect;
 pub mod plan;
 pub mod render;
 pub mod tls;
 pub mod verdict;
+pub mod revert;

@@ -60,17 +60,26 @@ pub async fn run(url: Option<&str>, paths: &[PathBuf]) -> anyhow::Result<PlanVie
     }
     let cfg = connect::config(url, connect::PLAN_ONLY_OPTION)?;
     let client = connect::connect(&cfg).await?;
-    let kinds = column_kinds(&client).await?;
+    plan_sources(&client, &sources).await
+}
+
+/// Runs `(name, SQL)` sources in one transaction of `client` (a plan-only
+/// session), reads the plan and rolls back.
+pub async fn plan_sources(
+    client: &Client,
+    sources: &[(PathBuf, String)],
+) -> anyhow::Result<PlanView> {
+    let kinds = column_kinds(client).await?;
     client.batch_execute("BEGIN").await?;
-    for (file, sql) in &sources {
-        if let Err(e) = run_file(&client, file, sql).await {
+    for (file, sql) in sources {
+        if let Err(e) = run_file(client, file, sql).await {
             let _ = client.batch_execute("ROLLBACK").await;
             return Err(e.into());
         }
     }
-    let rows = read_plan(&client).await?;
+    let rows = read_plan(client).await?;
     // Filled by the server when infra.plan was read, in this transaction.
-    let verdicts = read_verdicts(&client).await?;
+    let verdicts = read_verdicts(client).await?;
     client.batch_execute("ROLLBACK").await?;
     Ok(PlanView {
         rows,
@@ -79,7 +88,8 @@ pub async fn run(url: Option<&str>, paths: &[PathBuf]) -> anyhow::Result<PlanVie
     })
 }
 
-async fn run_file(client: &Client, file: &Path, sql: &str) -> Result<(), StatementError> {
+/// Runs a file's statements one by one; a failure names the file and line.
+pub async fn run_file(client: &Client, file: &Path, sql: &str) -> Result<(), StatementError> {
     for stmt in split_statements(sql) {
         if stmt.trim().is_empty() {
             continue;

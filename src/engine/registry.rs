@@ -194,8 +194,11 @@ pub async fn install(
     default_region: &str,
 ) -> Result<(), RegistryError> {
     let tx = client.transaction().await?;
-    tx.execute("DELETE FROM infra.resource_column", &[]).await?;
-    tx.execute("DELETE FROM infra.resource_set", &[]).await?;
+    tx.batch_execute(
+        "DELETE FROM infra.resource_column; DELETE FROM infra.resource_type; \
+         DELETE FROM infra.resource_set",
+    )
+    .await?;
     let mut tables: Vec<&String> = resources.keys().collect();
     tables.sort();
     let mut statements = Vec::new();
@@ -215,10 +218,26 @@ pub async fn install(
                     ),
                 });
             }
+        }
+        // What infra.revert reads besides the columns: whether a deleted
+        // resource loses data, and where its sets live.
+        tx.execute(
+            "INSERT INTO infra.resource_type (table_name, display, holds_data) VALUES ($1, $2, $3)",
+            &[table, &schema.display, &schema.stateful],
+        )
+        .await?;
+        for (c, set) in schema.member_sets() {
             tx.execute(
-                "INSERT INTO infra.resource_set (table_name, owner_table, owner_column, member_column) \
-                 VALUES ($1, $2, $3, $4)",
-                &[&join, table, &set.owner, &set.member],
+                "INSERT INTO infra.resource_set (table_name, column_name, join_table, owner_column, \
+                 member_column, references_table) VALUES ($1, $2, $3, $4, $5, $6)",
+                &[
+                    table,
+                    &c.name,
+                    &format!("{}.{}", schema.schema, set.table),
+                    &set.owner,
+                    &set.member,
+                    &format!("{}.{}", schema.schema, c.references.unwrap_or_default()),
+                ],
             )
             .await?;
         }
