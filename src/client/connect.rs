@@ -6,7 +6,10 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use tokio_postgres::config::Host;
-use tokio_postgres::{Client, Config, NoTls};
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+use tokio_postgres::error::DbError;
+use tokio_postgres::{AsyncMessage, Client, Config, NoTls};
 
 /// The startup option that asks the server for a plan-only session
 /// (`wire::frontend::mode`): the server, not this client, keeps it.
@@ -21,11 +24,13 @@ pub fn config(url: Option<&str>, extra_options: &str) -> anyhow::Result<Config> 
             .with_context(|| "invalid --url (expected postgresql://... or key=value pairs)")?,
         None => from_env(),
     };
-    let options = match cfg.get_options() {
-        Some(o) if !o.is_empty() => format!("{o} {extra_options}"),
-        _ => extra_options.to_string(),
-    };
-    cfg.options(&options);
+    if !extra_options.is_empty() {
+        let options = match cfg.get_options() {
+            Some(o) if !o.is_empty() => format!("{o} {extra_options}"),
+            _ => extra_options.to_string(),
+        };
+        cfg.options(&options);
+    }
     if cfg.get_password().is_none() {
         if let Some(pw) = pgpass(&cfg) {
             cfg.password(pw);
@@ -107,16 +112,38 @@ fn split_pgpass(line: &str) -> Vec<String> {
 /// Connects; the connection task runs in the background and its end is
 /// logged (a lost server then fails the next query).
 pub async fn connect(cfg: &Config) -> anyhow::Result<Client> {
-    let (client, conn) = cfg
+    Ok(connect_with_notices(cfg).await?.0)
+}
+
+/// Connects, and passes the server's NOTICEs on as they arrive: the
+/// engine reports an apply's progress that way, during the COMMIT. The
+/// connection task hands a notice over before the answer of the statement
+/// that raised it, so when a statement returns its notices are waiting.
+pub async fn connect_with_notices(
+    cfg: &Config,
+) -> anyhow::Result<(Client, mpsc::UnboundedReceiver<DbError>)> {
+    let (client, mut conn) = cfg
         .connect(NoTls)
         .await
         .context("cannot connect to infrasql")?;
+    let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
-        if let Err(e) = conn.await {
-            tracing::debug!("connection ended: {e}");
+        let mut messages = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
+        while let Some(m) = messages.next().await {
+            match m {
+                Ok(AsyncMessage::Notice(n)) => {
+                    // Nobody listening (plain `connect`) is fine.
+                    let _ = tx.send(n);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!("connection ended: {e}");
+                    return;
+                }
+            }
         }
     });
-    Ok(client)
+    Ok((client, rx))
 }
 
 #[cfg(test)]

@@ -3,9 +3,17 @@
 //! its data directory and work against a remote server.
 //!
 //! - `connect`: `--url`, else the `PG*` variables and `~/.pgpass`.
+//! - `sql`: which files, their statements, a failure's file and line.
 //! - `plan`: run SQL files in a plan-only session, read `infra.plan`.
 //! - `render`: the plan as a table, Markdown or JSON.
+//! - `apply`, `progress`: migration files, one transaction each, recorded
+//!   in `infra.migration_file`; the engine's progress NOTICEs shown.
+//! - `status`: version, sync state, open drift, last applies.
 
+pub mod apply;
 pub mod connect;
 pub mod plan;
+pub mod progress;
 pub mod render;
+pub mod sql;
+pub mod status;
