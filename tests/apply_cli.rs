@@ -64,7 +64,7 @@ async fn a_directory_is_applied_once_recorded_and_shown_in_status() {
     assert!(out.lines().all(timestamped), "{out}");
     let started = out
         .lines()
-        .position(|l| l.contains("infrasql: step 1: started create aws.vpc \"mig\""))
+        .position(|l| l.contains("infrasql: step 1: started + create aws.vpc \"mig\""))
         .unwrap_or_else(|| panic!("{out}"));
     let done = out
         .lines()
