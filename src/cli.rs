@@ -84,6 +84,11 @@ pub struct PlanArgs {
     pub url: Option<String>,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+    /// Only the files `infrasql apply` has not applied yet (not recorded
+    /// in infra.migration): what merging a pull request would apply. A
+    /// recorded file whose content changed is an error, as in apply.
+    #[arg(long)]
+    pub pending: bool,
 }
 
 /// Settings are resolved before the runtime exists, because one of them
@@ -99,8 +104,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{}", crate::engine::registry::docs(&index));
         }
         Command::Plan(args) => {
-            let view =
-                runtime(1)?.block_on(crate::client::plan::run(args.url.as_deref(), &args.files))?;
+            let view = runtime(1)?.block_on(crate::client::plan::run(
+                args.url.as_deref(),
+                &args.files,
+                args.pending,
+            ))?;
             print!("{}", crate::client::render::render(&view, args.format));
             // Terraform's -detailed-exitcode: 2 says there is something to apply.
             return Ok(if view.has_changes() {

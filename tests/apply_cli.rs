@@ -34,14 +34,14 @@ fn sha256(text: &str) -> String {
         .collect()
 }
 
-const VPC: &str = "-- the network\nINSERT INTO aws.vpc (name, cidr_block) VALUES ('mig', '10.61.0.0/16');\n";
+const VPC: &str =
+    "-- the network\nINSERT INTO aws.vpc (name, cidr_block) VALUES ('mig', '10.61.0.0/16');\n";
 const SUBNET: &str = "INSERT INTO aws.subnet (name, vpc_id, cidr_block, availability_zone)\n  SELECT 'mig-a', vpc_id, '10.61.1.0/24', 'us-east-1a' FROM aws.vpc WHERE name = 'mig';\n";
 
 /// Whether a line starts with an RFC 3339 UTC timestamp.
 fn timestamped(line: &str) -> bool {
-    line.split_once(' ').is_some_and(|(t, _)| {
-        t.ends_with('Z') && chrono::DateTime::parse_from_rfc3339(t).is_ok()
-    })
+    line.split_once(' ')
+        .is_some_and(|(t, _)| t.ends_with('Z') && chrono::DateTime::parse_from_rfc3339(t).is_ok())
 }
 
 #[tokio::test]
@@ -72,8 +72,17 @@ async fn a_directory_is_applied_once_recorded_and_shown_in_status() {
         .unwrap_or_else(|| panic!("{out}"));
     assert!(started < done, "{out}");
     assert!(out.contains("0001_vpc.sql: applied (apply apply-"), "{out}");
-    assert!(out.contains("0002_subnet.sql: applied (apply apply-"), "{out}");
-    assert!(out.lines().last().unwrap().ends_with("applied 2 files, 0 already applied"), "{out}");
+    assert!(
+        out.contains("0002_subnet.sql: applied (apply apply-"),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .last()
+            .unwrap()
+            .ends_with("applied 2 files, 0 already applied"),
+        "{out}"
+    );
 
     // Both exist in AWS, in order (the subnet is in the VPC).
     let vpcs = moto.vpcs().await;
@@ -120,15 +129,25 @@ async fn a_directory_is_applied_once_recorded_and_shown_in_status() {
     let o = infrasql(&s, &["apply", &m]);
     let out = common::stdout(&o);
     assert_eq!(o.status.code(), Some(0), "{out}\n{}", common::stderr(&o));
-    assert!(out.contains("0001_vpc.sql: already applied, skipped"), "{out}");
-    assert!(out.contains("nothing to apply: 2 files already applied"), "{out}");
+    assert!(
+        out.contains("0001_vpc.sql: already applied, skipped"),
+        "{out}"
+    );
+    assert!(
+        out.contains("nothing to apply: 2 files already applied"),
+        "{out}"
+    );
     assert!(!out.contains("infrasql: applying"), "{out}");
     assert_eq!(moto.vpcs().await.len(), 1);
 
     // A changed applied file stops the run before anything runs.
     let changed = SUBNET.replace("mig-a", "mig-b");
     std::fs::write(&subnet_file, &changed).unwrap();
-    write(&migrations, "0003_more.sql", "INSERT INTO aws.vpc (name, cidr_block) VALUES ('later', '10.62.0.0/16');\n");
+    write(
+        &migrations,
+        "0003_more.sql",
+        "INSERT INTO aws.vpc (name, cidr_block) VALUES ('later', '10.62.0.0/16');\n",
+    );
     let o = infrasql(&s, &["apply", &m]);
     let err = common::stderr(&o);
     assert_eq!(o.status.code(), Some(1), "{err}");
@@ -147,10 +166,17 @@ async fn a_directory_is_applied_once_recorded_and_shown_in_status() {
     let o = infrasql(&s, &["apply", "--allow-changed", &m]);
     let out = common::stdout(&o);
     assert_eq!(o.status.code(), Some(0), "{out}\n{}", common::stderr(&o));
-    assert!(out.contains("warning: 0002_subnet.sql changed after it was applied"), "{out}");
+    assert!(
+        out.contains("warning: 0002_subnet.sql changed after it was applied"),
+        "{out}"
+    );
     assert!(out.contains("0003_more.sql: applied"), "{out}");
     assert_eq!(
-        one::<String>(&db, "SELECT checksum FROM infra.migration WHERE name = '0002_subnet.sql'").await,
+        one::<String>(
+            &db,
+            "SELECT checksum FROM infra.migration WHERE name = '0002_subnet.sql'"
+        )
+        .await,
         sha256(&changed)
     );
     assert_eq!(
@@ -165,7 +191,11 @@ async fn a_directory_is_applied_once_recorded_and_shown_in_status() {
 
     // status: the sync state after a round, the last apply.
     db.query("SELECT infra.sync()", &[]).await.unwrap();
-    let last: String = one(&db, "SELECT apply_id FROM infra.migration WHERE name = '0003_more.sql'").await;
+    let last: String = one(
+        &db,
+        "SELECT apply_id FROM infra.migration WHERE name = '0003_more.sql'",
+    )
+    .await;
     let o = infrasql(&s, &["status"]);
     let out = common::stdout(&o);
     assert_eq!(o.status.code(), Some(0), "{out}\n{}", common::stderr(&o));
@@ -186,7 +216,11 @@ async fn a_directory_is_applied_once_recorded_and_shown_in_status() {
     assert_eq!(o.status.code(), Some(0), "{}", common::stderr(&o));
     let j: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
     assert_eq!(j["applies"][0]["apply_id"], last.as_str());
-    assert!(j["sync"].as_array().unwrap().iter().any(|r| r["table"] == "aws.vpc" && r["error"].is_null()));
+    assert!(j["sync"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["table"] == "aws.vpc" && r["error"].is_null()));
 }
 
 #[tokio::test]
@@ -201,7 +235,11 @@ async fn a_failing_file_stops_the_run_and_is_not_recorded() {
         "INSERT INTO aws.vpc (name, cidr_block) VALUES ('ok-then-undone', '10.70.0.0/16');\n\
          -- wrong:\nINSERT INTO aws.vpc (name, cidr_block)\n  VALUES ('x', 'not a cidr');\n",
     );
-    write(dir.path(), "0003_never.sql", "INSERT INTO aws.vpc (name, cidr_block) VALUES ('never', '10.71.0.0/16');\n");
+    write(
+        dir.path(),
+        "0003_never.sql",
+        "INSERT INTO aws.vpc (name, cidr_block) VALUES ('never', '10.71.0.0/16');\n",
+    );
     let o = infrasql(&s, &["apply", &dir.path().display().to_string()]);
     let err = common::stderr(&o);
     assert_eq!(o.status.code(), Some(1), "{err}");
@@ -251,7 +289,10 @@ async fn a_refused_commit_names_the_file_and_records_nothing() {
     assert!(err.contains(&format!("{f}: COMMIT failed")), "{err}");
     assert!(err.contains("IX200"), "{err}");
     assert!(err.contains("no lab networks"), "{err}");
-    assert_eq!(one::<i64>(&db, "SELECT count(*) FROM infra.migration").await, 0);
+    assert_eq!(
+        one::<i64>(&db, "SELECT count(*) FROM infra.migration").await,
+        0
+    );
     assert!(moto.vpcs().await.is_empty());
 }
 
@@ -265,7 +306,10 @@ async fn transaction_control_in_a_file_is_refused_before_anything_runs() {
     let o = infrasql(&s, &["apply", &dir.path().display().to_string()]);
     let err = common::stderr(&o);
     assert_eq!(o.status.code(), Some(1), "{err}");
-    assert!(err.contains(&format!("{f}:3: a migration file runs in one transaction")), "{err}");
+    assert!(
+        err.contains(&format!("{f}:3: a migration file runs in one transaction")),
+        "{err}"
+    );
     assert!(moto.vpcs().await.is_empty());
 }
 
@@ -303,15 +347,29 @@ async fn in_aws(moto: &Moto) -> Vec<String> {
     let mut out = Vec::new();
     for v in ec2.describe_vpcs().send().await.unwrap().vpcs() {
         if v.is_default() != Some(true) {
-            out.push(format!("vpc {} {}", name(v.tags()), v.cidr_block().unwrap_or_default()));
+            out.push(format!(
+                "vpc {} {}",
+                name(v.tags()),
+                v.cidr_block().unwrap_or_default()
+            ));
         }
     }
     for s in ec2.describe_subnets().send().await.unwrap().subnets() {
         if s.default_for_az() != Some(true) {
-            out.push(format!("subnet {} {}", name(s.tags()), s.cidr_block().unwrap_or_default()));
+            out.push(format!(
+                "subnet {} {}",
+                name(s.tags()),
+                s.cidr_block().unwrap_or_default()
+            ));
         }
     }
-    for g in ec2.describe_security_groups().send().await.unwrap().security_groups() {
+    for g in ec2
+        .describe_security_groups()
+        .send()
+        .await
+        .unwrap()
+        .security_groups()
+    {
         if g.group_name() != Some("default") {
             out.push(format!("sg {}", g.group_name().unwrap_or_default()));
         }

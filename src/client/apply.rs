@@ -41,7 +41,9 @@ enum Fate {
     /// Recorded with the same content.
     Skip,
     /// Recorded with other content, and `--allow-changed`.
-    Accept { recorded: String },
+    Accept {
+        recorded: String,
+    },
 }
 
 pub fn checksum(text: &str) -> String {
@@ -98,6 +100,25 @@ fn refuse_transaction_control(file: &SourceFile) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The files `apply` would run, for `plan --pending`: a changed recorded
+/// file is an error there as here.
+pub async fn unapplied(
+    client: &Client,
+    sources: Vec<SourceFile>,
+) -> anyhow::Result<Vec<SourceFile>> {
+    let files: Vec<(String, String)> = sources
+        .iter()
+        .map(|f| (base_name(&f.path), checksum(&f.text)))
+        .collect();
+    let fates = decide(&files, &recorded(client).await?, false)?;
+    Ok(sources
+        .into_iter()
+        .zip(fates)
+        .filter(|(_, fate)| *fate == Fate::Apply)
+        .map(|(f, _)| f)
+        .collect())
 }
 
 /// Validates every file against the record, then applies the new ones in
@@ -159,7 +180,9 @@ pub async fn run(
                         outcome.applied.push(name.clone());
                     }
                     Applied::Meanwhile => {
-                        out.line(&format!("{name}: applied meanwhile by another run, skipped"));
+                        out.line(&format!(
+                            "{name}: applied meanwhile by another run, skipped"
+                        ));
                         outcome.skipped.push(name.clone());
                     }
                 }
@@ -326,7 +349,10 @@ mod tests {
         let files = vec![("1.sql".into(), "new".into()), ("2.sql".into(), "b".into())];
         let e = decide(&files, &rec(&[("1.sql", "old")]), false).unwrap_err();
         let msg = e.to_string();
-        assert!(msg.contains("1.sql: applied with sha256 old, its content now has sha256 new"), "{msg}");
+        assert!(
+            msg.contains("1.sql: applied with sha256 old, its content now has sha256 new"),
+            "{msg}"
+        );
         let fates = decide(&files, &rec(&[("1.sql", "old")]), true).unwrap();
         assert_eq!(
             fates,

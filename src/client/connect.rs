@@ -5,9 +5,9 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use tokio_postgres::config::Host;
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
+use tokio_postgres::config::Host;
 use tokio_postgres::error::DbError;
 use tokio_postgres::{AsyncMessage, Client, Config, NoTls};
 

@@ -19,10 +19,15 @@ use super::render::{PlanRow, PlanView};
 use super::sql::{read_sources, text_rows, SourceFile, StatementError};
 
 /// Connects in plan-only mode, runs the files and returns the plan.
-pub async fn run(url: Option<&str>, paths: &[PathBuf]) -> anyhow::Result<PlanView> {
-    let sources = read_sources(paths)?;
+/// `pending`: only the files `infrasql apply` has not recorded yet, so a
+/// pull request's plan shows what its merge would apply.
+pub async fn run(url: Option<&str>, paths: &[PathBuf], pending: bool) -> anyhow::Result<PlanView> {
+    let mut sources = read_sources(paths)?;
     let cfg = connect::config(url, connect::PLAN_ONLY_OPTION)?;
     let client = connect::connect(&cfg).await?;
+    if pending {
+        sources = super::apply::unapplied(&client, sources).await?;
+    }
     let kinds = column_kinds(&client).await?;
     client.batch_execute("BEGIN").await?;
     for file in &sources {

@@ -151,7 +151,9 @@ mod tests {
     fn done_and_failed_end_a_step() {
         assert!(step_ended("infrasql: step 2: done as vpc-1 in 30 ms"));
         assert!(step_ended("infrasql: step 2: failed after 3 ms: boom"));
-        assert!(!step_ended("infrasql: step 2: started create aws.vpc \"a\""));
+        assert!(!step_ended(
+            "infrasql: step 2: started create aws.vpc \"a\""
+        ));
         assert!(!step_ended("infrasql: undo step 2: restored"));
     }
 

@@ -162,8 +162,10 @@ fn line_at(sql: &str, offset: usize) -> usize {
 
 /// The file's name as recorded and shown: its base name.
 pub fn base_name(path: &Path) -> String {
-    path.file_name()
-        .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }
 
 #[cfg(test)]

@@ -174,7 +174,11 @@ fn table(s: &Status) -> String {
             ]
         })
         .collect();
-    columns(&mut out, &["table", "region", "last run", "age", "state"], &sync);
+    columns(
+        &mut out,
+        &["table", "region", "last run", "age", "state"],
+        &sync,
+    );
 
     let _ = writeln!(out, "\nopen drift: {}", s.open_drift());
     let drift: Vec<Vec<String>> = s
@@ -205,7 +209,9 @@ fn table(s: &Status) -> String {
         .collect();
     columns(
         &mut out,
-        &["apply", "user", "status", "started", "actions", "source", "error"],
+        &[
+            "apply", "user", "status", "started", "actions", "source", "error",
+        ],
         &applies,
     );
     out
@@ -274,8 +280,14 @@ mod tests {
     fn the_table_aligns_and_says_what_is_missing() {
         let t = render(&sample(), StatusFormat::Table);
         assert!(t.starts_with("server: infrasql 0.1.0\n"), "{t}");
-        assert!(t.contains("  table    region     last run              age    state\n"), "{t}");
-        assert!(t.contains("  aws.vpc  us-east-1  2026-01-01T00:00:00Z  5 min  ok\n"), "{t}");
+        assert!(
+            t.contains("  table    region     last run              age    state\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("  aws.vpc  us-east-1  2026-01-01T00:00:00Z  5 min  ok\n"),
+            "{t}"
+        );
         assert!(t.contains("open drift: 2\n"), "{t}");
         assert!(t.contains("last applies:\n  none\n"), "{t}");
     }
