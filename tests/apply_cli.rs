@@ -404,3 +404,30 @@ async fn psql_single_transaction_and_apply_give_the_same_result() {
     assert_eq!(results[0].1.len(), 3, "{:?}", results[0]);
     assert_eq!(results[0], results[1]);
 }
+
+#[tokio::test]
+async fn on_a_terminal_a_progress_bar_shows_the_actions() {
+    let moto = Moto::start();
+    let s = TestServer::start_on(&moto, &[]);
+    let dir = common::temp_dir();
+    let f = write(dir.path(), "0001_vpc.sql", VPC);
+    // script(1) gives the binary a terminal for its stdout.
+    let cmd = format!("{} apply --url '{}' {f}", common::bin(), s.conn_string());
+    let o = Command::new("script")
+        .args(["-qefc", &cmd, "/dev/null"])
+        .output()
+        .expect("run script");
+    let out = common::stdout(&o);
+    assert!(o.status.success(), "{out}\n{}", common::stderr(&o));
+    assert!(out.contains("0/1"), "the bar before the action ends: {out}");
+    assert!(
+        out.contains("infrasql: step 1: started + create aws.vpc"),
+        "{out}"
+    );
+    assert!(out.contains("0001_vpc.sql: applied (apply apply-"), "{out}");
+    assert!(
+        !out.lines().any(timestamped),
+        "no timestamps on a terminal: {out}"
+    );
+    assert_eq!(moto.vpcs().await.len(), 1);
+}

@@ -9,7 +9,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use chrono::{SecondsFormat, Utc};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_postgres::error::DbError;
 
@@ -77,7 +77,9 @@ impl Progress {
         if self.terminal {
             if let Some(total) = planned_steps(msg) {
                 self.finish();
-                let bar = ProgressBar::new(total);
+                // On stdout, where the lines go too: a bar on stderr would
+                // interleave with them out of order.
+                let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stdout());
                 bar.set_style(
                     ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} {msg}")
                         .expect("a valid template")
