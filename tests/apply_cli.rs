@@ -6,10 +6,9 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{one, Moto, TestServer};
+use common::{one, write_file as write, Moto, TestServer};
 use sha2::{Digest, Sha256};
 
 fn infrasql(s: &TestServer, args: &[&str]) -> Output {
@@ -19,12 +18,6 @@ fn infrasql(s: &TestServer, args: &[&str]) -> Output {
         .args(&args[1..])
         .output()
         .expect("run infrasql")
-}
-
-fn write(dir: &Path, name: &str, sql: &str) -> String {
-    let p = dir.join(name);
-    std::fs::write(&p, sql).unwrap();
-    p.display().to_string()
 }
 
 fn sha256(text: &str) -> String {
