@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::client::render::Format;
+use crate::client::status::StatusFormat;
 use crate::config::{ServeArgs, ServeConfig};
 
 #[derive(Debug, Parser)]
@@ -38,6 +39,15 @@ pub enum Command {
     /// --yes: 0 nothing to undo, 2 changes, 1 error; with --yes: 0 applied,
     /// 1 error.
     Revert(RevertArgs),
+    /// Apply migration files on a running infrasql, each FILE in its own
+    /// transaction, recorded in infra.migration; files already recorded
+    /// are skipped. A DIR's *.sql files run in name order (0001_network.sql,
+    /// 0002_db.sql, ...). Exit code: 0 applied or nothing to apply, 1 error.
+    Apply(ApplyArgs),
+    /// Show the server's version, the sync state per table and region, the
+    /// open drift per table and the last 10 applies.
+    /// Exit code: 0; with --fail-on-drift, 2 when drift is open; 1 error.
+    Status(StatusArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -61,6 +71,35 @@ pub struct RevertArgs {
 }
 
 #[derive(Debug, clap::Args)]
+pub struct ApplyArgs {
+    /// SQL files, or directories whose *.sql files are applied in name order.
+    #[arg(required = true)]
+    pub files: Vec<std::path::PathBuf>,
+    /// Connection URL or key=value string; without it the PG* variables
+    /// and ~/.pgpass are used, as libpq does.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// A recorded file whose content changed is an error (nothing runs).
+    /// With this flag its new checksum is recorded instead and it is not
+    /// run again (like flyway repair): put new changes in new files.
+    #[arg(long)]
+    pub allow_changed: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// Connection URL or key=value string; without it the PG* variables
+    /// and ~/.pgpass are used, as libpq does.
+    #[arg(long)]
+    pub url: Option<String>,
+    #[arg(long, value_enum, default_value_t = StatusFormat::Table)]
+    pub format: StatusFormat,
+    /// Exit 2 when any drift is open (a scheduled drift check).
+    #[arg(long)]
+    pub fail_on_drift: bool,
+}
+
+#[derive(Debug, clap::Args)]
 pub struct PlanArgs {
     /// SQL files, or directories whose *.sql files run in name order.
     #[arg(required = true)]
@@ -71,6 +110,11 @@ pub struct PlanArgs {
     pub url: Option<String>,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+    /// Only the files `infrasql apply` has not applied yet (not recorded
+    /// in infra.migration): what merging a pull request would apply. A
+    /// recorded file whose content changed is an error, as in apply.
+    #[arg(long)]
+    pub pending: bool,
 }
 
 /// Settings are resolved before the runtime exists, because one of them
@@ -86,8 +130,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{}", crate::engine::registry::docs(&index));
         }
         Command::Plan(args) => {
-            let view =
-                runtime(1)?.block_on(crate::client::plan::run(args.url.as_deref(), &args.files))?;
+            let view = runtime(1)?.block_on(crate::client::plan::run(
+                args.url.as_deref(),
+                &args.files,
+                args.pending,
+            ))?;
             print!("{}", crate::client::render::render(&view, args.format));
             // Terraform's -detailed-exitcode: 2 says there is something to
             // apply; a policy that would refuse the COMMIT is an error.
@@ -100,6 +147,22 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             });
         }
         Command::Revert(args) => return run_revert(args),
+        Command::Apply(args) => {
+            use std::io::IsTerminal;
+            runtime(1)?.block_on(crate::client::apply::run(
+                args.url.as_deref(),
+                &args.files,
+                args.allow_changed,
+                std::io::stdout().is_terminal(),
+            ))?;
+        }
+        Command::Status(args) => {
+            let status = runtime(1)?.block_on(crate::client::status::read(args.url.as_deref()))?;
+            print!("{}", crate::client::status::render(&status, args.format));
+            if args.fail_on_drift && status.open_drift() > 0 {
+                return Ok(ExitCode::from(2));
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -4,10 +4,9 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{Moto, TestServer};
+use common::{write_file as write, Moto, TestServer};
 
 fn plan(s: &TestServer, args: &[&str]) -> Output {
     Command::new(common::bin())
@@ -16,12 +15,6 @@ fn plan(s: &TestServer, args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("run infrasql plan")
-}
-
-fn write(dir: &Path, name: &str, sql: &str) -> String {
-    let p = dir.join(name);
-    std::fs::write(&p, sql).unwrap();
-    p.display().to_string()
 }
 
 const VPC: &str = "INSERT INTO aws.vpc (name, cidr_block) VALUES ('pr', '10.60.0.0/16');\n";

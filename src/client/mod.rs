@@ -4,15 +4,23 @@
 //!
 //! - `connect`: `--url`, else the `PG*` variables and `~/.pgpass`.
 //! - `tls`: libpq's `sslmode` meanings on rustls.
+//! - `sql`: which files, their statements, a failure's file and line.
 //! - `plan`: run SQL files in a plan-only session, read `infra.plan`.
 //! - `render`: the plan as a table, Markdown or JSON.
 //! - `verdict`: the policies' verdicts on the plan (`infra.plan_policy`).
 //! - `revert`: the SQL `infra.revert()` writes for an apply, planned like
 //!   `plan` or applied with `--yes`.
+//! - `apply`, `progress`: migration files, one transaction each, recorded
+//!   in `infra.migration_file`; the engine's progress NOTICEs shown.
+//! - `status`: version, sync state, open drift, last applies.
 
+pub mod apply;
 pub mod connect;
 pub mod plan;
+pub mod progress;
 pub mod render;
 pub mod tls;
 pub mod verdict;
 pub mod revert;
+pub mod sql;
+pub mod status;

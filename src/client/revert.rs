@@ -13,6 +13,7 @@ use tokio_postgres::Client;
 
 use super::connect;
 use super::plan::{plan_sources, run_file};
+use super::sql::SourceFile;
 use super::render::PlanView;
 
 /// The opt-ins of the session that runs the script.
@@ -25,8 +26,11 @@ pub struct Consent {
 
 /// The script's name in errors: a failing statement is reported as
 /// `infra.revert('apply-...'):LINE: ...`, as `plan` names a file.
-fn source_name(apply_id: &str) -> PathBuf {
-    PathBuf::from(format!("infra.revert('{apply_id}')"))
+fn source(apply_id: &str, sql: &str) -> SourceFile {
+    SourceFile {
+        path: PathBuf::from(format!("infra.revert('{apply_id}')")),
+        text: sql.to_owned(),
+    }
 }
 
 /// The script's leading comment lines: which apply it undoes and what does
@@ -76,7 +80,7 @@ pub async fn plan(
     let cfg = connect::config(url, connect::PLAN_ONLY_OPTION)?;
     let client = connect::connect(&cfg).await?;
     let sql = script(&client, apply_id, consent).await?;
-    let view = plan_sources(&client, &[(source_name(apply_id), sql.clone())])
+    let view = plan_sources(&client, &[source(apply_id, &sql)])
         .await
         .map_err(|e| with_flag_hint(e, consent))?;
     Ok((sql, view))
@@ -123,7 +127,7 @@ pub async fn apply(
 async fn run(client: &Client, apply_id: &str, consent: Consent) -> anyhow::Result<String> {
     let sql = script(client, apply_id, consent).await?;
     client.batch_execute("BEGIN").await.map_err(server_error)?;
-    if let Err(e) = run_file(client, &source_name(apply_id), &sql).await {
+    if let Err(e) = run_file(client, &source(apply_id, &sql)).await {
         let _ = client.batch_execute("ROLLBACK").await;
         return Err(e.into());
     }

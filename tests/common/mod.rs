@@ -80,6 +80,13 @@ pub fn temp_dir() -> tempfile::TempDir {
     t
 }
 
+/// Writes `dir/name` (a SQL file for the CLI tests); returns its path.
+pub fn write_file(dir: &Path, name: &str, sql: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, sql).unwrap();
+    p.display().to_string()
+}
+
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_infrasql")
 }
