@@ -82,8 +82,14 @@ pub struct ApplyArgs {
     /// A recorded file whose content changed is an error (nothing runs).
     /// With this flag its new checksum is recorded instead and it is not
     /// run again (like flyway repair): put new changes in new files.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "stack")]
     pub allow_changed: bool,
+    /// Let this apply delete more than infra.max_deletes resources (a
+    /// stack's prune, or a migration's DELETEs).
+    #[arg(long)]
+    pub allow_mass_delete: bool,
+    #[command(flatten)]
+    pub stack: crate::client::stack::StackOpts,
 }
 
 #[derive(Debug, clap::Args)]
@@ -115,6 +121,8 @@ pub struct PlanArgs {
     /// recorded file whose content changed is an error, as in apply.
     #[arg(long)]
     pub pending: bool,
+    #[command(flatten)]
+    pub stack: crate::client::stack::StackOpts,
 }
 
 /// Settings are resolved before the runtime exists, because one of them
@@ -134,6 +142,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 args.url.as_deref(),
                 &args.files,
                 args.pending,
+                &args.stack,
             ))?;
             print!("{}", crate::client::render::render(&view, args.format));
             // Terraform's -detailed-exitcode: 2 says there is something to
@@ -149,12 +158,28 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Revert(args) => return run_revert(args),
         Command::Apply(args) => {
             use std::io::IsTerminal;
-            runtime(1)?.block_on(crate::client::apply::run(
-                args.url.as_deref(),
-                &args.files,
-                args.allow_changed,
-                std::io::stdout().is_terminal(),
-            ))?;
+            let terminal = std::io::stdout().is_terminal();
+            let rt = runtime(1)?;
+            match args.stack.stack() {
+                Some(stack) => rt.block_on(crate::client::stack::apply(
+                    args.url.as_deref(),
+                    &args.files,
+                    &stack,
+                    &args.stack.vars()?,
+                    args.allow_mass_delete,
+                    terminal,
+                ))?,
+                None => {
+                    rt.block_on(crate::client::apply::run(
+                        args.url.as_deref(),
+                        &args.files,
+                        args.allow_changed,
+                        args.allow_mass_delete,
+                        &args.stack.vars()?,
+                        terminal,
+                    ))?;
+                }
+            }
         }
         Command::Status(args) => {
             let status = runtime(1)?.block_on(crate::client::status::read(args.url.as_deref()))?;

@@ -9,7 +9,7 @@
 //! without running it (flyway's repair): the file is a record, and running
 //! it again would repeat its changes.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
@@ -127,18 +127,22 @@ pub async fn run(
     url: Option<&str>,
     paths: &[PathBuf],
     allow_changed: bool,
+    allow_mass_delete: bool,
+    vars: &BTreeMap<String, String>,
     terminal: bool,
 ) -> anyhow::Result<Outcome> {
-    let sources = read_sources(paths)?;
+    // The checksum is of the file as written, before its variables.
+    let written = read_sources(paths)?;
+    let sources = super::stack::fill(written.clone(), vars)?;
     let mut seen = HashSet::new();
     let mut files = Vec::with_capacity(sources.len());
-    for f in &sources {
+    for (f, w) in sources.iter().zip(&written) {
         refuse_transaction_control(f)?;
         let name = base_name(&f.path);
         if !seen.insert(name.clone()) {
             bail!("two files are named {name}: a migration is recorded by its file name");
         }
-        files.push((name, checksum(&f.text)));
+        files.push((name, checksum(&w.text)));
     }
     let cfg = connect::config(url, "")?;
     let (client, notices) = connect::connect_with_notices(&cfg).await?;
@@ -168,7 +172,7 @@ pub async fn run(
                 outcome.accepted.push(name.clone());
             }
             Fate::Apply => {
-                let r = apply_file(&client, &mut out, file, name, sum).await;
+                let r = apply_file(&client, &mut out, file, name, sum, allow_mass_delete).await;
                 out.finish();
                 match r? {
                     Applied::Now(apply) => {
@@ -242,9 +246,15 @@ async fn apply_file(
     file: &SourceFile,
     name: &str,
     sum: &str,
+    allow_mass_delete: bool,
 ) -> anyhow::Result<Applied> {
     out.line(&format!("{name}: applying"));
     client.batch_execute("BEGIN").await?;
+    if allow_mass_delete {
+        client
+            .batch_execute("SET LOCAL infra.allow_mass_delete = on")
+            .await?;
+    }
     let r = run_in_transaction(client, out, file, name, sum).await;
     if !matches!(r, Ok(Some(_))) {
         // Nothing of the file stays, its record included. After a refused

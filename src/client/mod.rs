@@ -12,6 +12,7 @@
 //!   `plan` or applied with `--yes`.
 //! - `apply`, `progress`: migration files, one transaction each, recorded
 //!   in `infra.migration_file`; the engine's progress NOTICEs shown.
+//! - `stack`: `--stack`: files as a stack's whole declaration; psql variables.
 //! - `status`: version, sync state, open drift, last applies.
 
 pub mod apply;
@@ -19,8 +20,9 @@ pub mod connect;
 pub mod plan;
 pub mod progress;
 pub mod render;
-pub mod tls;
-pub mod verdict;
 pub mod revert;
 pub mod sql;
+pub mod stack;
 pub mod status;
+pub mod tls;
+pub mod verdict;

@@ -17,31 +17,51 @@ use tokio_postgres::Client;
 use super::connect;
 use super::render::{PlanRow, PlanView};
 use super::sql::{read_sources, text_rows, SourceFile, StatementError};
+use super::stack::{Stack, StackOpts};
 use super::verdict::Verdict;
 
 /// Connects in plan-only mode, runs the files and returns the plan.
 /// `pending`: only the files `infrasql apply` has not recorded yet, so a
 /// pull request's plan shows what its merge would apply.
-pub async fn run(url: Option<&str>, paths: &[PathBuf], pending: bool) -> anyhow::Result<PlanView> {
-    let mut sources = read_sources(paths)?;
+/// With a stack, the files are its whole declaration
+/// ([`super::stack`]): the plan is what applying them as that stack does.
+pub async fn run(
+    url: Option<&str>,
+    paths: &[PathBuf],
+    pending: bool,
+    stack: &StackOpts,
+) -> anyhow::Result<PlanView> {
+    let mut sources = super::stack::fill(read_sources(paths)?, &stack.vars()?)?;
     let cfg = connect::config(url, connect::PLAN_ONLY_OPTION)?;
     let client = connect::connect(&cfg).await?;
     if pending {
+        if stack.stack.is_some() {
+            anyhow::bail!("--pending is for migration files; a stack's files are applied whole");
+        }
         sources = super::apply::unapplied(&client, sources).await?;
     }
-    plan_sources(&client, &sources).await
+    plan_sources(&client, &sources, stack.stack().as_ref()).await
 }
 
 /// Runs the sources in one transaction of `client` (a plan-only session),
-/// reads the plan and the policies' verdicts, and rolls back.
-pub async fn plan_sources(client: &Client, sources: &[SourceFile]) -> anyhow::Result<PlanView> {
+/// as a stack's declaration if given, reads the plan and the policies'
+/// verdicts, and rolls back.
+pub async fn plan_sources(
+    client: &Client,
+    sources: &[SourceFile],
+    stack: Option<&Stack>,
+) -> anyhow::Result<PlanView> {
     let kinds = column_kinds(client).await?;
     client.batch_execute("BEGIN").await?;
-    for file in sources {
-        if let Err(e) = run_file(client, file).await {
-            let _ = client.batch_execute("ROLLBACK").await;
-            return Err(e.into());
-        }
+    let ran = match stack {
+        Some(stack) => super::stack::declare(client, stack, sources)
+            .await
+            .map(|_| ()),
+        None => run_files(client, sources).await,
+    };
+    if let Err(e) = ran {
+        let _ = client.batch_execute("ROLLBACK").await;
+        return Err(e);
     }
     let rows = read_plan(client).await?;
     // Filled by the server when infra.plan was read, in this transaction.
@@ -52,6 +72,13 @@ pub async fn plan_sources(client: &Client, sources: &[SourceFile]) -> anyhow::Re
         kinds,
         verdicts,
     })
+}
+
+async fn run_files(client: &Client, sources: &[SourceFile]) -> anyhow::Result<()> {
+    for file in sources {
+        run_file(client, file).await?;
+    }
+    Ok(())
 }
 
 /// Runs a file's statements one by one; a failure names the file and line.

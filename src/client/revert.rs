@@ -13,8 +13,8 @@ use tokio_postgres::Client;
 
 use super::connect;
 use super::plan::{plan_sources, run_file};
-use super::sql::SourceFile;
 use super::render::PlanView;
+use super::sql::SourceFile;
 
 /// The opt-ins of the session that runs the script.
 #[derive(Debug, Clone, Copy, Default)]
@@ -80,7 +80,7 @@ pub async fn plan(
     let cfg = connect::config(url, connect::PLAN_ONLY_OPTION)?;
     let client = connect::connect(&cfg).await?;
     let sql = script(&client, apply_id, consent).await?;
-    let view = plan_sources(&client, &[source(apply_id, &sql)])
+    let view = plan_sources(&client, &[source(apply_id, &sql)], None)
         .await
         .map_err(|e| with_flag_hint(e, consent))?;
     Ok((sql, view))

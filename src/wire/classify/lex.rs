@@ -117,6 +117,81 @@ fn skip_dollar(b: &[u8], i: usize) -> usize {
     b.len()
 }
 
+/// psql's variable interpolation, with psql's rules: `:'name'` is the value
+/// as a quoted literal, `:"name"` as a quoted identifier, `:name` as raw
+/// text. Quotes, dollar quotes, comments and `::` casts are left alone. A
+/// name starts with a letter or `_` (so an array slice `a[1:2]` is not a
+/// variable). A variable `value` does not know is an error naming it.
+pub fn interpolate<'v>(
+    sql: &str,
+    value: impl Fn(&str) -> Option<&'v str>,
+) -> Result<String, UnsetVariable> {
+    let b = sql.as_bytes();
+    let mut out = String::with_capacity(sql.len());
+    let (mut i, mut copied) = (0, 0);
+    while i < b.len() {
+        let next = match b[i] {
+            b'\'' | b'"' => skip_quoted(b, i, b[i]),
+            b'-' if b.get(i + 1) == Some(&b'-') => {
+                let mut j = i;
+                while j < b.len() && b[j] != b'\n' {
+                    j += 1;
+                }
+                j
+            }
+            b'/' if b.get(i + 1) == Some(&b'*') => skip_block_comment(b, i),
+            b'$' if i > 0 && is_ident_byte(b[i - 1]) => i + 1,
+            b'$' => skip_dollar(b, i),
+            b':' if b.get(i + 1) == Some(&b':') => i + 2,
+            b':' => {
+                let (quote, start) = match b.get(i + 1) {
+                    Some(q @ (b'\'' | b'"')) => (Some(*q), i + 2),
+                    _ => (None, i + 1),
+                };
+                let mut end = start;
+                while end < b.len() && (b[end].is_ascii_alphanumeric() || b[end] == b'_') {
+                    end += 1;
+                }
+                let named = end > start && !b[start].is_ascii_digit();
+                let closed = quote.is_none_or(|q| b.get(end) == Some(&q));
+                if !named || !closed {
+                    i + 1
+                } else {
+                    let name = &sql[start..end];
+                    let v = value(name).ok_or_else(|| UnsetVariable {
+                        name: name.to_owned(),
+                        offset: i,
+                    })?;
+                    out.push_str(&sql[copied..i]);
+                    match quote {
+                        Some(b'\'') if v.contains('\\') => out.push_str(&format!(
+                            "E'{}'",
+                            v.replace('\\', "\\\\").replace('\'', "''")
+                        )),
+                        Some(b'\'') => out.push_str(&format!("'{}'", v.replace('\'', "''"))),
+                        Some(_) => out.push_str(&format!("\"{}\"", v.replace('"', "\"\""))),
+                        None => out.push_str(v),
+                    }
+                    copied = end + usize::from(quote.is_some());
+                    copied
+                }
+            }
+            _ => i + 1,
+        };
+        i = next.max(i + 1);
+    }
+    out.push_str(&sql[copied.min(sql.len())..]);
+    Ok(out)
+}
+
+/// A `:name` with no value; `offset` is where it stands in the text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("variable \"{name}\" is not set")]
+pub struct UnsetVariable {
+    pub name: String,
+    pub offset: usize,
+}
+
 /// The first `n` words of a statement, lowercased, skipping comments and
 /// opening parentheses.
 pub fn first_words(sql: &str, n: usize) -> Vec<String> {
@@ -234,5 +309,28 @@ mod tests {
         assert_eq!(parts.len(), 4, "{parts:?}");
         let parts = split_statements("SELECT E'it\\'s;'; SELECT $q$ ; $q$");
         assert_eq!(parts.len(), 2, "{parts:?}");
+    }
+
+    #[test]
+    fn psql_variables_leave_casts_strings_and_comments_alone() {
+        let vars = |n: &str| match n {
+            "env" => Some("it's"),
+            "name" => Some("my \"vpc\""),
+            "cidr" => Some("10.0.0.0/16"),
+            "path" => Some("a\\b"),
+            _ => None,
+        };
+        let sql = "SELECT :'env', :\"name\", :cidr::cidr, ':env', $$ :env $$, \"x:env\" -- :env\n /* :env */ FROM t WHERE a[1:2] = :'path'";
+        assert_eq!(
+            interpolate(sql, vars).unwrap(),
+            "SELECT 'it''s', \"my \"\"vpc\"\"\", 10.0.0.0/16::cidr, ':env', $$ :env $$, \"x:env\" -- :env\n /* :env */ FROM t WHERE a[1:2] = E'a\\\\b'"
+        );
+        let e = interpolate("SELECT 1;\nSELECT :'region'", vars).unwrap_err();
+        assert_eq!(e.name, "region");
+        assert_eq!(e.offset, 17);
+        assert_eq!(
+            interpolate("SELECT x::int, 'a:b'", |_| None).unwrap(),
+            "SELECT x::int, 'a:b'"
+        );
     }
 }
