@@ -365,15 +365,24 @@ mod tests {
     fn history_retention_takes_days_hours_minutes_or_off_and_refuses_the_rest() {
         let days = |n: u64| Some(Some(Duration::from_secs(n * 86_400)));
         assert_eq!(parse_retention("90d"), days(90));
-        assert_eq!(parse_retention("12h"), Some(Some(Duration::from_secs(43_200))));
-        assert_eq!(parse_retention("30m"), Some(Some(Duration::from_secs(1_800))));
+        assert_eq!(
+            parse_retention("12h"),
+            Some(Some(Duration::from_secs(43_200)))
+        );
+        assert_eq!(
+            parse_retention("30m"),
+            Some(Some(Duration::from_secs(1_800)))
+        );
         assert_eq!(parse_retention("off"), Some(None));
         assert_eq!(parse_retention("0"), Some(None));
         for bad in ["", "90", "0d", "-1d", "90 parsecs", "1.5d", "d"] {
             assert_eq!(parse_retention(bad), None, "{bad:?}");
         }
         let default = ServeArgs::default().resolve().unwrap();
-        assert_eq!(default.history_retention, Some(Duration::from_secs(90 * 86_400)));
+        assert_eq!(
+            default.history_retention,
+            Some(Duration::from_secs(90 * 86_400))
+        );
         let e = ServeArgs {
             history_retention: Some("soon".into()),
             ..Default::default()

@@ -24,9 +24,12 @@ async fn last_apply(c: &Client) -> String {
 async fn a_commit_records_who_from_where_its_summary_and_each_actions_request_ids() {
     let moto = Moto::start();
     let s = TestServer::start_on(&moto, &[]);
-    let c = common::connect(&format!("{} application_name=history-test", s.conn_string()))
-        .await
-        .unwrap();
+    let c = common::connect(&format!(
+        "{} application_name=history-test",
+        s.conn_string()
+    ))
+    .await
+    .unwrap();
     c.batch_execute(
         "BEGIN;
          INSERT INTO aws.vpc (name, cidr_block) VALUES ('h', '10.70.0.0/16');
@@ -48,14 +51,21 @@ async fn a_commit_records_who_from_where_its_summary_and_each_actions_request_id
     assert_eq!(row.get::<_, String>(0), USER);
     // The real client's address: the backend itself only sees infrasql,
     // over a Unix socket.
-    assert_eq!(row.get::<_, Option<String>>(1).as_deref(), Some("127.0.0.1"));
+    assert_eq!(
+        row.get::<_, Option<String>>(1).as_deref(),
+        Some("127.0.0.1")
+    );
     assert_eq!(
         row.get::<_, Option<String>>(2).as_deref(),
         Some("history-test")
     );
     assert_eq!(row.get::<_, String>(3), "commit");
     let counts: Vec<i32> = (4..9).map(|i| row.get(i)).collect();
-    assert_eq!(counts, [2, 0, 0, 0, 2], "creates, updates, replaces, deletes, actions");
+    assert_eq!(
+        counts,
+        [2, 0, 0, 0, 2],
+        "creates, updates, replaces, deletes, actions"
+    );
 
     let actions = c
         .query(
@@ -80,14 +90,20 @@ async fn a_commit_records_who_from_where_its_summary_and_each_actions_request_id
     // Each action has its own calls, not the other one's.
     let first: Vec<String> = actions[0].get(2);
     let second: Vec<String> = actions[1].get(2);
-    assert!(first.iter().all(|i| !second.contains(i)), "{first:?} {second:?}");
+    assert!(
+        first.iter().all(|i| !second.contains(i)),
+        "{first:?} {second:?}"
+    );
 
     // A read-only COMMIT costs nothing: no apply row.
     let before: i64 = one(&c, "SELECT count(*) FROM infra.apply").await;
     c.batch_execute("BEGIN; SELECT count(*) FROM aws.vpc; COMMIT")
         .await
         .unwrap();
-    assert_eq!(one::<i64>(&c, "SELECT count(*) FROM infra.apply").await, before);
+    assert_eq!(
+        one::<i64>(&c, "SELECT count(*) FROM infra.apply").await,
+        before
+    );
 }
 
 #[tokio::test]
@@ -282,7 +298,12 @@ async fn retention_deletes_old_settled_history_and_keeps_the_unsettled() {
     let moto = Moto::start();
     let tmp = common::temp_dir();
     let data = tmp.path().join("data");
-    let aws = ["--aws-endpoint-url", moto.url.as_str(), "--sync-interval", "0"];
+    let aws = [
+        "--aws-endpoint-url",
+        moto.url.as_str(),
+        "--sync-interval",
+        "0",
+    ];
     let mut first = TestServer::start_in(&data, &aws).unwrap();
     let engine = first.connect_engine().await;
     // Three days old: one settled, one still being undone (recovery's next
@@ -302,15 +323,17 @@ async fn retention_deletes_old_settled_history_and_keeps_the_unsettled() {
     first.stop();
 
     // An invalid retention refuses to start: it must not delete sooner.
-    let e = match TestServer::start_in(&data, &[&aws[..], &["--history-retention", "soon"]].concat())
-    {
+    let e = match TestServer::start_in(
+        &data,
+        &[&aws[..], &["--history-retention", "soon"]].concat(),
+    ) {
         Ok(_) => panic!("started with --history-retention soon"),
         Err(e) => e,
     };
     assert!(e.contains("--history-retention"), "{e}");
 
-    let s = TestServer::start_in(&data, &[&aws[..], &["--history-retention", "1d"]].concat())
-        .unwrap();
+    let s =
+        TestServer::start_in(&data, &[&aws[..], &["--history-retention", "1d"]].concat()).unwrap();
     let engine = s.connect_engine().await;
     let kept = || async {
         engine
@@ -326,7 +349,10 @@ async fn retention_deletes_old_settled_history_and_keeps_the_unsettled() {
     };
     let deadline = Instant::now() + Duration::from_secs(60);
     while kept().await.contains(&"apply-00000000000000a1".to_owned()) {
-        assert!(Instant::now() < deadline, "the old settled apply is still there");
+        assert!(
+            Instant::now() < deadline,
+            "the old settled apply is still there"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(

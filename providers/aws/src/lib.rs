@@ -8,8 +8,8 @@
 
 pub mod ec2;
 pub mod rds;
-pub(crate) mod sdk;
 mod request_ids;
+pub(crate) mod sdk;
 mod tags;
 
 use std::collections::HashMap;

@@ -59,7 +59,8 @@ mod tests {
 
     #[test]
     fn the_id_is_found_in_ec2_and_query_protocol_bodies() {
-        let ec2 = b"<DescribeVpcsResponse><vpcSet/><requestId>abc-1</requestId></DescribeVpcsResponse>";
+        let ec2 =
+            b"<DescribeVpcsResponse><vpcSet/><requestId>abc-1</requestId></DescribeVpcsResponse>";
         assert_eq!(from_body(ec2).as_deref(), Some("abc-1"));
         let rds = b"<X><ResponseMetadata><RequestId> def-2 </RequestId></ResponseMetadata></X>";
         assert_eq!(from_body(rds).as_deref(), Some("def-2"));
