@@ -98,6 +98,11 @@ pub struct ServeArgs {
     #[serde(default)]
     pub sync_regions: Vec<String>,
 
+    /// How long the history of settled applies (`infra.apply`) is kept,
+    /// e.g. 90d, 12h or 30m; 0 or off keeps it forever [default: 90d].
+    #[arg(long, env = "INFRASQL_HISTORY_RETENTION")]
+    pub history_retention: Option<String>,
+
     /// Threads serving clients and running the engine [default: half the
     /// cores, at least 1; the embedded PostgreSQL needs the rest].
     #[arg(long, env = "INFRASQL_WORKER_THREADS")]
@@ -138,6 +143,8 @@ pub struct ServeConfig {
     pub sync_interval: Option<Duration>,
     pub sync_regions: Vec<String>,
     pub worker_threads: usize,
+    /// `None`: keep the history forever.
+    pub history_retention: Option<Duration>,
 }
 
 impl ServeArgs {
@@ -185,6 +192,14 @@ impl ServeArgs {
                     })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let retention = self.history_retention.or(file.history_retention);
+        let history_retention = parse_retention(retention.as_deref().unwrap_or("90d"))
+            .ok_or_else(|| {
+                ConfigError::Invalid(format!(
+                    "--history-retention {:?} is not a duration such as 90d, 12h or 30m (0 or off keeps the history forever)",
+                    retention.unwrap_or_default()
+                ))
+            })?;
         let user = self.user.or(file.user).unwrap_or_else(default_user);
         if !is_plain_identifier(&user) {
             return Err(ConfigError::Invalid(format!(
@@ -239,8 +254,30 @@ impl ServeArgs {
                 Some(n) => n,
                 None => default_worker_threads(),
             },
+            history_retention,
         })
     }
+}
+
+/// `--history-retention`: a whole number and a unit (`d`, `h`, `m`, `s`);
+/// `0` or `off` is forever (`Some(None)`). `None` for anything else: a typo
+/// must not delete the history sooner than asked.
+fn parse_retention(v: &str) -> Option<Option<Duration>> {
+    let v = v.trim().to_ascii_lowercase();
+    if v == "0" || v == "off" {
+        return Some(None);
+    }
+    let split = v.find(|c: char| !c.is_ascii_digit())?;
+    let n: u64 = v[..split].parse().ok()?;
+    let unit = match &v[split..] {
+        "d" | "day" | "days" => 86_400,
+        "h" | "hour" | "hours" => 3_600,
+        "m" | "min" | "minute" | "minutes" => 60,
+        "s" | "sec" | "second" | "seconds" => 1,
+        _ => return None,
+    };
+    let secs = n.checked_mul(unit).filter(|s| *s > 0)?;
+    Some(Some(Duration::from_secs(secs)))
 }
 
 /// Half the cores: infrasql shares the machine with the PostgreSQL it proxies
@@ -322,6 +359,38 @@ mod tests {
         assert_eq!(c.user, "alice");
         assert_eq!(c.pg_options, vec![("fsync".into(), "off".into())]);
         assert_eq!(c.auth, AuthMode::Scram);
+    }
+
+    #[test]
+    fn history_retention_takes_days_hours_minutes_or_off_and_refuses_the_rest() {
+        let days = |n: u64| Some(Some(Duration::from_secs(n * 86_400)));
+        assert_eq!(parse_retention("90d"), days(90));
+        assert_eq!(
+            parse_retention("12h"),
+            Some(Some(Duration::from_secs(43_200)))
+        );
+        assert_eq!(
+            parse_retention("30m"),
+            Some(Some(Duration::from_secs(1_800)))
+        );
+        assert_eq!(parse_retention("off"), Some(None));
+        assert_eq!(parse_retention("0"), Some(None));
+        for bad in ["", "90", "0d", "-1d", "90 parsecs", "1.5d", "d"] {
+            assert_eq!(parse_retention(bad), None, "{bad:?}");
+        }
+        let default = ServeArgs::default().resolve().unwrap();
+        assert_eq!(
+            default.history_retention,
+            Some(Duration::from_secs(90 * 86_400))
+        );
+        let e = ServeArgs {
+            history_retention: Some("soon".into()),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("--history-retention \"soon\""), "{e}");
     }
 
     #[test]

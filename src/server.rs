@@ -11,6 +11,7 @@ use crate::config::{AuthMode, ServeConfig};
 use crate::engine::apply::Resources;
 use crate::engine::commit::Engine;
 use crate::engine::hook::CommitHook;
+use crate::engine::journal::retention;
 use crate::engine::recover;
 use crate::engine::registry::{self, RegistryError};
 use crate::engine::sync::Syncer;
@@ -22,6 +23,8 @@ use crate::wire::frontend::{tls_acceptor, Frontend};
 
 /// How often unfinished applies are looked at.
 const RECOVERY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+/// How often history older than `--history-retention` is deleted.
+const RETENTION_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -56,6 +59,7 @@ pub struct Running {
     playground: Option<Playground>,
     recovery: tokio::task::JoinHandle<()>,
     sync: Option<tokio::task::JoinHandle<()>>,
+    retention: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Start everything and return once clients can connect. `hook` replaces
@@ -103,6 +107,9 @@ pub async fn start(
             let sync = cfg
                 .sync_interval
                 .map(|every| tokio::spawn(syncer.run(every, rx.clone())));
+            let retention = cfg
+                .history_retention
+                .map(|keep| tokio::spawn(retention_loop(store.engine(), keep, rx.clone())));
             let frontend = tokio::spawn(frontend.serve(listener, rx, cfg.shutdown_grace));
             Ok(Running {
                 local_addr,
@@ -116,6 +123,7 @@ pub async fn start(
                 playground,
                 recovery,
                 sync,
+                retention,
             })
         }
         Err(e) => {
@@ -207,6 +215,28 @@ async fn recovery_loop(
     }
 }
 
+/// Delete settled history older than `keep`: at start, then hourly.
+async fn retention_loop(
+    db: Arc<EngineDb>,
+    keep: std::time::Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        match db.shared().await {
+            Ok(c) => match retention::prune(&c, keep).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!("history retention: deleted {n} settled applies"),
+                Err(e) => tracing::warn!("history retention failed: {e}"),
+            },
+            Err(e) => tracing::warn!("history retention cannot reach the database: {e}"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(RETENTION_INTERVAL) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
 impl Running {
     /// The line a person pastes into a shell to connect.
     pub fn connect_hint(&self) -> String {
@@ -243,6 +273,9 @@ impl Running {
         let _ = (&mut self.recovery).await;
         if let Some(s) = self.sync.as_mut() {
             let _ = s.await;
+        }
+        if let Some(r) = self.retention.as_mut() {
+            let _ = r.await;
         }
         self.store.stop().await;
         if let Some(p) = self.playground.take() {

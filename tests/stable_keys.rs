@@ -199,6 +199,15 @@ async fn a_database_of_the_previous_version_upgrades_in_place() {
     )
     .await
     .unwrap();
+    // History from before 0720: a sync revert, then called `sync`.
+    old.batch_execute(
+        "INSERT INTO infra.apply (apply_id, status, username, source, actions, finished_at) \
+         VALUES ('apply-00000000000000aa', 'succeeded', 'infrasql sync', 'sync', 1, now()); \
+         INSERT INTO infra.apply_action (apply_id, step, action, table_name, resource_id, region, status, finished_at) \
+         VALUES ('apply-00000000000000aa', 1, 'update', 'aws.vpc', 'vpc-0old', 'us-east-1', 'done', now())",
+    )
+    .await
+    .unwrap();
     old.batch_execute(
         "INSERT INTO infra.sync_status (region, table_name, last_started, last_finished, last_error) \
          VALUES ('eu-old-1', 'aws.vpc', now(), now(), 'AuthFailure: old')",
@@ -256,6 +265,16 @@ async fn a_database_of_the_previous_version_upgrades_in_place() {
     )
     .await;
     assert_eq!(status, "AuthFailure: old 0 none none");
+    // The history survives, with the new names and columns (0720).
+    let history: String = one(
+        &old,
+        "SELECT a.source || ' ' || coalesce(a.creates::text, 'unknown') || ' ' \
+                || cardinality(x.request_ids) || ' ' || (x.duration IS NOT NULL) \
+         FROM infra.apply a JOIN infra.apply_action x USING (apply_id) \
+         WHERE apply_id = 'apply-00000000000000aa'",
+    )
+    .await;
+    assert_eq!(history, "sync-revert unknown 0 true");
     let ledger: Option<String> =
         one(&old, "SELECT to_regclass('infra.schema_migrations')::text").await;
     assert_eq!(ledger, None, "the ledger was renamed to infra.schema_file");

@@ -498,7 +498,7 @@ async fn with_revert_the_cloud_is_put_back_and_with_report_the_rows_keep_their_v
     );
     let journaled: i64 = one(
         &c,
-        "select count(*) from infra.apply where source = 'sync' and status = 'succeeded'",
+        "select count(*) from infra.apply where source = 'sync-revert' and status = 'succeeded'",
     )
     .await;
     assert!(journaled >= 1, "reverts go through the journal");

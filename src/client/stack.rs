@@ -160,6 +160,13 @@ pub async fn declare(
                 .map_err(|e| f.error_at(stmt, &e))?;
         }
     }
+    // The history says which stack made the apply (infra.apply.source).
+    client
+        .execute(
+            "SELECT set_config('infra.apply_source', $1, true)",
+            &[&format!("stack {}", stack.name)],
+        )
+        .await?;
     let row = client
         .query_one("SELECT infra.stack_finish($1)", &[&stack.prune])
         .await

@@ -372,20 +372,22 @@ async fn undo(
         // An undo is never stopped, but a long one (an instance's
         // termination) still reports progress.
         let still = |secs| format!("undo step {}: still waiting for AWS ({secs} s)", s.step);
-        let Some((line, result)) = wait::reporting(call, progress, still).await else {
+        let (undone_call, ids) =
+            wait::reporting(infrasql_provider::request_ids::scope(call), progress, still).await;
+        let Some((line, result)) = undone_call else {
             continue;
         };
         match result {
             Ok(()) => {
                 journal
-                    .step_finished(s.step, "undone", None, None, None)
+                    .step_finished(s.step, "undone", None, None, None, &ids)
                     .await;
                 let _ = progress.send(format!("undo step {}: {line}", s.step));
                 undone.push(line);
             }
             Err(e) => {
                 journal
-                    .step_finished(s.step, "undo_failed", None, None, Some(e.to_string()))
+                    .step_finished(s.step, "undo_failed", None, None, Some(e.to_string()), &ids)
                     .await;
                 let _ = progress.send(format!("undo step {} failed: {e}", s.step));
                 not_undone.push(if s.action == Action::RecreateDelete {

@@ -43,6 +43,7 @@ mod policy;
 mod refusal;
 mod secrets;
 mod sets;
+mod who;
 
 /// What the session asked of this apply besides the plan.
 struct Steer {
@@ -325,6 +326,7 @@ impl CommitHook for Engine {
             return Ok(Verdict::Commit);
         }
         check_deferred(ctx).await?;
+        let who = who::committer(ctx).await?;
         let wait = settings::wait_setting(ctx).await?;
         let timeout = settings::timeout_setting(ctx).await?;
         // The session is idle in its transaction while infrasql waits on
@@ -338,16 +340,9 @@ impl CommitHook for Engine {
             timeout,
         };
         let started = Instant::now();
-        let user = ctx.query("SELECT session_user").await?;
-        let user = user.first().and_then(|r| r[0].clone()).unwrap_or_default();
-        let xid = current_xid(ctx).await?;
         let db = self.journal_db().await?;
         let id = ApplyId::generate();
-        let origin = Origin::Commit {
-            user: &user,
-            xid: &xid,
-        };
-        let journal = Journal::begin(&db, &id, origin, plan.steps.len())
+        let journal = Journal::begin(&db, &id, Origin::Commit(&who), &plan)
             .await
             .map_err(journal_failed)?;
         let result = self

@@ -87,6 +87,11 @@ pub trait CommitContext: Send {
     fn plan_only(&self) -> bool {
         false
     }
+    /// The client's address as infrasql's listener saw the connection (the
+    /// backend only sees infrasql); `None` where there is no such peer.
+    fn client_addr(&self) -> Option<String> {
+        None
+    }
     /// The session's cancel request (never raised by default).
     fn cancel_signal(&self) -> CancelSignal {
         CancelSignal::default()

@@ -19,7 +19,7 @@ use serde_json::Value;
 use tokio_postgres::Client;
 
 use super::apply::storable;
-use super::plan::Step;
+use super::plan::{Plan, Step};
 
 /// One apply's id, as `infra.apply.apply_id` and the resources' apply tag hold it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,10 +98,25 @@ impl ApplyStatus {
 
 /// Who started the apply.
 pub enum Origin<'a> {
-    /// A user's COMMIT, in transaction `xid`.
-    Commit { user: &'a str, xid: &'a str },
+    /// A user's COMMIT.
+    Commit(&'a Committer),
     /// The sync loop putting back what a `revert` policy protects.
     Sync,
+}
+
+/// Who committed, from where, and what they said the change is.
+#[derive(Debug, Clone, Default)]
+pub struct Committer {
+    /// The session user.
+    pub user: String,
+    /// The client's transaction.
+    pub xid: String,
+    /// The client's address as infrasql's listener saw it.
+    pub client_addr: Option<String>,
+    pub application_name: Option<String>,
+    /// `commit`, `migration <file>` or `revert <apply id>`
+    /// (`settings::parse_source`).
+    pub source: String,
 }
 
 /// infrasql could not write its own journal: its database failed, not AWS.
@@ -126,34 +141,54 @@ pub struct Journal<'a> {
 }
 
 impl<'a> Journal<'a> {
-    /// Take the apply's lock and record it `running`.
+    /// Take the apply's lock and record it `running`, with the plan's
+    /// summary.
     pub async fn begin(
         db: &'a Client,
         id: &'a ApplyId,
         origin: Origin<'_>,
-        actions: usize,
+        plan: &Plan,
     ) -> Result<Journal<'a>, JournalError> {
         db.execute("SELECT pg_advisory_lock(hashtext($1))", &[&id.lock_key()])
             .await?;
-        let actions = actions as i32;
-        let inserted = match origin {
-            Origin::Commit { user, xid } => {
-                db.execute(
-                    "INSERT INTO infra.apply (apply_id, status, username, actions, xid) \
-                     VALUES ($1, 'running', $2, $3, $4::text::xid8)",
-                    &[&id.as_str(), &user, &actions, &xid],
-                )
-                .await
-            }
-            Origin::Sync => {
-                db.execute(
-                    "INSERT INTO infra.apply (apply_id, status, username, source, actions) \
-                     VALUES ($1, 'running', 'infrasql sync', 'sync', $2)",
-                    &[&id.as_str(), &actions],
-                )
-                .await
-            }
+        let actions = plan.steps.len() as i32;
+        let c = plan.counts();
+        let (creates, updates, replaces, deletes) = (
+            c.creates as i32,
+            c.updates as i32,
+            c.replaces as i32,
+            c.deletes as i32,
+        );
+        let sync = Committer {
+            user: "infrasql sync".into(),
+            source: "sync-revert".into(),
+            ..Committer::default()
         };
+        let who = match origin {
+            Origin::Commit(who) => who,
+            Origin::Sync => &sync,
+        };
+        let xid = (!who.xid.is_empty()).then_some(who.xid.as_str());
+        let inserted = db
+            .execute(
+                "INSERT INTO infra.apply (apply_id, status, username, actions, xid, source, \
+                     client_addr, application_name, creates, updates, replaces, deletes) \
+                 VALUES ($1, 'running', $2, $3, $4::text::xid8, $5, $6::text::inet, $7, $8, $9, $10, $11)",
+                &[
+                    &id.as_str(),
+                    &who.user,
+                    &actions,
+                    &xid,
+                    &who.source,
+                    &who.client_addr,
+                    &who.application_name,
+                    &creates,
+                    &updates,
+                    &replaces,
+                    &deletes,
+                ],
+            )
+            .await;
         let journal = Journal { db, id };
         if let Err(e) = inserted {
             journal.release().await;
@@ -249,8 +284,10 @@ impl<'a> Journal<'a> {
         Ok(())
     }
 
-    /// A step's outcome. A lost update is only logged: the action itself
-    /// happened, and recovery reads it from the `started` row and the tag.
+    /// A step's outcome, with AWS's request ids of the calls it made (an
+    /// undo's are added to the step's own). A lost update is only logged:
+    /// the action itself happened, and recovery reads it from the `started`
+    /// row and the tag.
     pub async fn step_finished(
         &self,
         step: usize,
@@ -258,14 +295,16 @@ impl<'a> Journal<'a> {
         id: Option<&str>,
         after: Option<Value>,
         error: Option<String>,
+        request_ids: &[String],
     ) {
         let r = self
             .db
             .execute(
                 "UPDATE infra.apply_action SET status = $3, finished_at = now(),
-                        resource_id = coalesce($4, resource_id), after = coalesce($5, after), error = $6
+                        resource_id = coalesce($4, resource_id), after = coalesce($5, after), error = $6,
+                        request_ids = request_ids || $7::text[]
                  WHERE apply_id = $1 AND step = $2",
-                &[&self.id.as_str(), &(step as i32), &status, &id, &after, &error],
+                &[&self.id.as_str(), &(step as i32), &status, &id, &after, &error, &request_ids],
             )
             .await;
         if let Err(e) = r {
@@ -278,4 +317,5 @@ impl<'a> Journal<'a> {
 }
 
 mod recovery;
+pub mod retention;
 pub use recovery::{unsettled, Recorded, Unsettled};

@@ -21,6 +21,7 @@ mod guard;
 mod replace;
 mod sets;
 mod show;
+pub use show::Counts;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 

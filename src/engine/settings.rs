@@ -26,6 +26,8 @@ pub enum SettingKind {
     Duration,
     /// A whole number, 0 or more (`infra.max_deletes`).
     Count,
+    /// Where a change came from (`infra.apply_source`): see [`parse_source`].
+    Source,
 }
 
 impl SettingKind {
@@ -38,6 +40,9 @@ impl SettingKind {
                 "a duration such as 90s, 30min or 1h (units ms, s, min, h, d; a bare number is seconds; 0 is none)"
             }
             SettingKind::Count => "a whole number, 0 or more",
+            SettingKind::Source => {
+                "'migration <file name>', 'revert apply-<id>', 'stack <name>[@<git commit>]' or an empty string (a plain commit)"
+            }
         }
     }
 }
@@ -52,6 +57,7 @@ pub const SETTINGS: &[(&str, SettingKind)] = &[
     ("infra.allow_mass_delete", SettingKind::Bool),
     // Read by the stack guard in SQL (schema/0760_stacks.sql).
     ("infra.allow_stack_edit", SettingKind::Bool),
+    ("infra.apply_source", SettingKind::Source),
 ];
 
 /// `infra.max_deletes` when unset.
@@ -60,6 +66,33 @@ pub const DEFAULT_MAX_DELETES: u64 = 10;
 /// A count as PostgreSQL's integer input would take it, 0 or more.
 pub fn parse_count(v: &str) -> Option<u64> {
     v.trim().parse::<u64>().ok()
+}
+
+/// `infra.apply_source` as `infra.apply.source` records it: empty is
+/// `commit`; `migration <name>` and `revert apply-<hex>` are kept as given.
+/// Anything else is `None`: a tool that meant to label its change must not
+/// have it recorded as a plain commit (`schema/0720_history.sql` checks the
+/// same for changes to `infra.policy`).
+pub fn parse_source(v: &str) -> Option<String> {
+    if v.is_empty() {
+        return Some("commit".to_owned());
+    }
+    let migration = v
+        .strip_prefix("migration ")
+        .is_some_and(|name| !name.trim().is_empty());
+    let revert = v.strip_prefix("revert apply-").is_some_and(|hex| {
+        !hex.is_empty() && hex.chars().all(|c| matches!(c, '0'..='9' | 'a'..='f'))
+    });
+    // `stack <name>`, or `stack <name>@<git commit>` from the GitOps agent.
+    let stack = v.strip_prefix("stack ").is_some_and(|rest| {
+        let (name, rev) = rest.split_once('@').unwrap_or((rest, "0"));
+        let named = name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        named && !rev.is_empty() && rev.chars().all(|c| c.is_ascii_hexdigit())
+    });
+    (migration || revert || stack).then(|| v.to_owned())
 }
 
 /// What a COMMIT waits for (`infra.wait`).
@@ -154,6 +187,9 @@ pub fn check(name: &str, value: &str) -> Result<(), String> {
         Some(SettingKind::Count) => parse_count(value)
             .map(drop)
             .ok_or_else(|| format!("invalid value for parameter \"{name}\": \"{value}\"")),
+        Some(SettingKind::Source) => parse_source(value)
+            .map(drop)
+            .ok_or_else(|| format!("invalid value for parameter \"{name}\": \"{value}\"")),
     }
 }
 
@@ -235,6 +271,13 @@ pub async fn max_deletes_setting(ctx: &mut dyn CommitContext) -> Result<u64, Hoo
     parse_count(&v).ok_or_else(|| bad_value(name, &v, SettingKind::Count))
 }
 
+/// `infra.apply_source` (see [`parse_source`]); unset or empty is `commit`.
+pub async fn source_setting(ctx: &mut dyn CommitContext) -> Result<String, HookError> {
+    let name = "infra.apply_source";
+    let v = raw_setting(ctx, name).await?;
+    parse_source(&v).ok_or_else(|| bad_value(name, &v, SettingKind::Source))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -271,6 +314,17 @@ mod tests {
         assert!(check("infra.max_deletes", "-1").is_err());
         assert!(check("infra.max_deletes", "many").is_err());
         assert!(check("infra.allow_mass_delete", "on").is_ok());
+        assert!(check("infra.apply_source", "").is_ok());
+        assert!(check("infra.apply_source", "migration 0001_network.sql").is_ok());
+        assert!(check("infra.apply_source", "revert apply-00ff").is_ok());
+        assert!(check("infra.apply_source", "migration ").is_err());
+        assert!(check("infra.apply_source", "revert apply-XYZ").is_err());
+        assert!(check("infra.apply_source", "sync-revert").is_err());
+        assert!(check("infra.apply_source", "commit").is_err());
+        assert!(check("infra.apply_source", "stack web.prod").is_ok());
+        assert!(check("infra.apply_source", "stack web.prod@9f3c2a1").is_ok());
+        assert!(check("infra.apply_source", "stack web prod").is_err());
+        assert!(check("infra.apply_source", "stack web@").is_err());
     }
 
     #[test]

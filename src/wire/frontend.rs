@@ -134,7 +134,11 @@ impl Frontend {
             }
         };
         let (parts, _guard) = parts;
-        let parts = SessionParts { shutdown, ..parts };
+        let parts = SessionParts {
+            shutdown,
+            client_addr: Some(peer.ip().to_canonical().to_string()),
+            ..parts
+        };
         match session::run(parts).await {
             Ok(()) | Err(session::SessionEnd::ClientClosed) => {}
             Err(e) => tracing::debug!(%peer, "session ended: {e}"),

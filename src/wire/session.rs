@@ -144,6 +144,9 @@ pub struct SessionParts {
     /// The client connected in plan-only mode (`frontend::mode`): every
     /// COMMIT is a dry run, for the whole session.
     pub plan_only: bool,
+    /// The client's IP address, as the listener accepted it (for the apply
+    /// history: the backend only sees infrasql).
+    pub client_addr: Option<String>,
 }
 
 /// Run the session until either side goes away.
@@ -191,6 +194,7 @@ pub async fn run(parts: SessionParts) -> Result<(), SessionEnd> {
         cancel: parts.cancel,
         shutdown: parts.shutdown,
         plan_only: parts.plan_only,
+        client_addr: parts.client_addr,
     };
     let result = driver.run().await;
     if !matches!(result, Err(SessionEnd::BackendGone)) {
@@ -249,4 +253,5 @@ struct Driver {
     shutdown: watch::Receiver<bool>,
     /// Set at startup and never cleared: the session cannot leave it.
     plan_only: bool,
+    client_addr: Option<String>,
 }

@@ -8,6 +8,7 @@
 
 pub mod ec2;
 pub mod rds;
+mod request_ids;
 pub(crate) mod sdk;
 mod tags;
 
@@ -128,10 +129,12 @@ impl Clients {
                 let conf = aws_sdk_ec2::config::Builder::from(&self.sdk)
                     .region(Region::new(region.to_owned()))
                     .interceptor(CountCalls(self.calls.clone()))
+                    .interceptor(request_ids::RecordRequestIds)
                     .build();
                 let rds = aws_sdk_rds::config::Builder::from(&self.sdk)
                     .region(Region::new(region.to_owned()))
                     .interceptor(CountCalls(self.calls.clone()))
+                    .interceptor(request_ids::RecordRequestIds)
                     .build();
                 Arc::new(Regional {
                     ec2: aws_sdk_ec2::Client::from_conf(conf),

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use infrasql_provider::{Props, Resource};
+use infrasql_provider::{request_ids, Props, Resource};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
@@ -38,7 +38,9 @@ pub(super) async fn run_step(
         (s.action, s.last_phase),
         (Action::Create, _) | (Action::Replace, false) | (Action::RecreateCreate, _)
     );
-    let call = async {
+    // AWS's request ids of this call (not of the readiness polls after it)
+    // go to the journal with the step's outcome.
+    let call = request_ids::scope(async {
         match (s.action, s.last_phase) {
             _ if creates => r.create(&c, after.unwrap_or(&empty)).await.map(Some),
             (Action::Update, _) => r
@@ -55,7 +57,7 @@ pub(super) async fn run_step(
                 .await
                 .map(|_| None),
         }
-    };
+    });
     // A create in flight may be abandoned (its tag lets recovery find what
     // it made); an update or a delete half-done would leave the resource in
     // a state nobody knows, so it is let finish and undone after.
@@ -70,12 +72,13 @@ pub(super) async fn run_step(
         )
     };
     let stop = creates.then_some(&control.stop);
-    let result = match wait::watched(call, stop, progress, still).await {
+    let (result, ids) = match wait::watched(call, stop, progress, still).await {
         Ok(r) => r,
         Err(reason) => {
+            // The abandoned call's ids went with it.
             let why = format!("{reason} while AWS was carrying out the call");
             journal
-                .step_finished(s.step, "failed", None, None, Some(why.clone()))
+                .step_finished(s.step, "failed", None, None, Some(why.clone()), &[])
                 .await;
             let _ = progress.send(format!("step {}: {why}", s.step));
             let in_call = true;
@@ -87,7 +90,7 @@ pub(super) async fn run_step(
         Ok(props) => props,
         Err(e) => {
             journal
-                .step_finished(s.step, "failed", None, None, Some(e.to_string()))
+                .step_finished(s.step, "failed", None, None, Some(e.to_string()), &ids)
                 .await;
             let _ = progress.send(format!("step {}: failed after {ms} ms: {e}", s.step));
             return Err((StepError::Cloud(e), None));
@@ -106,6 +109,7 @@ pub(super) async fn run_step(
             new_id.as_deref(),
             storable(r, props.as_ref()),
             None,
+            &ids,
         )
         .await;
     let id = new_id

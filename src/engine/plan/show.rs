@@ -5,24 +5,43 @@ use serde_json::{json, Value};
 
 use super::{Action, Plan, Step};
 
+/// A plan's resources per action (`infra.apply.creates`, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Counts {
+    pub creates: usize,
+    pub updates: usize,
+    pub replaces: usize,
+    pub deletes: usize,
+}
+
 impl Plan {
     pub fn is_empty(&self) -> bool {
         self.steps.is_empty()
     }
 
-    /// Counts per action, for the summary line. A replace counts once,
-    /// whichever order its halves run in.
-    pub fn summary(&self) -> String {
+    /// Resources per action. A replace counts once, whichever order its
+    /// halves run in.
+    pub fn counts(&self) -> Counts {
         let count = |f: &dyn Fn(&Step) -> bool| self.steps.iter().filter(|s| f(s)).count();
+        Counts {
+            creates: count(&|s| s.action == Action::Create),
+            updates: count(&|s| s.action == Action::Update),
+            replaces: count(&|s| {
+                matches!(
+                    (s.action, s.last_phase),
+                    (Action::Replace, false) | (Action::RecreateCreate, _)
+                )
+            }),
+            deletes: count(&|s| s.action == Action::Delete),
+        }
+    }
+
+    /// The summary line: "1 to create, 0 to update, 0 to replace, 0 to delete".
+    pub fn summary(&self) -> String {
+        let c = self.counts();
         format!(
             "{} to create, {} to update, {} to replace, {} to delete",
-            count(&|s| s.action == Action::Create),
-            count(&|s| s.action == Action::Update),
-            count(&|s| matches!(
-                (s.action, s.last_phase),
-                (Action::Replace, false) | (Action::RecreateCreate, _)
-            )),
-            count(&|s| s.action == Action::Delete),
+            c.creates, c.updates, c.replaces, c.deletes
         )
     }
 

@@ -1,5 +1,5 @@
 //! Policy `revert`: the desired state is put back in AWS through the apply
-//! engine, journaled like a user's commit (source `sync`).
+//! engine, journaled like a user's commit (source `sync-revert`).
 
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -12,7 +12,7 @@ use crate::engine::plan::{Action, Plan, Step};
 
 impl Syncer {
     /// Put the desired state back through the apply engine, journaled like a
-    /// user's commit (source `sync`).
+    /// user's commit (source `sync-revert`).
     pub(super) async fn revert(
         &self,
         tx: &tokio_postgres::Transaction<'_>,
@@ -30,7 +30,7 @@ impl Syncer {
             .collect();
         let plan = Plan { steps };
         let id = ApplyId::generate();
-        let journal = Journal::begin(&journal_db, &id, Origin::Sync, plan.steps.len()).await?;
+        let journal = Journal::begin(&journal_db, &id, Origin::Sync, &plan).await?;
         let (ptx, mut prx) = mpsc::unbounded_channel();
         let result = apply::apply(&plan, &self.resources, &journal, &ptx).await;
         drop(ptx);

@@ -152,6 +152,8 @@ impl Frontend {
                             cancel: guard.apply.clone(),
                             shutdown: rx,
                             plan_only: mode == super::mode::Mode::PlanOnly,
+                            // The accept path knows the peer; it fills this in.
+                            client_addr: None,
                         },
                         guard,
                     )));

@@ -247,6 +247,10 @@ impl CommitContext for HookCtx<'_> {
         self.driver.plan_only
     }
 
+    fn client_addr(&self) -> Option<String> {
+        self.driver.client_addr.clone()
+    }
+
     fn cancel_signal(&self) -> CancelSignal {
         self.driver.cancel.clone()
     }
