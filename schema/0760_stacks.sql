@@ -248,7 +248,7 @@ END
 $$;
 
 CREATE FUNCTION infra.stack_guard() RETURNS trigger
-LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
 DECLARE
     tbl text := TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME;
     o   jsonb := CASE WHEN TG_OP <> 'INSERT' THEN to_jsonb(OLD) END;
@@ -511,6 +511,12 @@ BEGIN
     PERFORM infra.add_stack_member(tbl);
 END
 $$;
+
+-- Internal steps: reached only through the triggers and functions above.
+REVOKE EXECUTE ON FUNCTION infra.stack_claim_row(text, text, bigint, text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION infra.stack_mark_edited(text[]) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION infra.stack_guard_edit(text, text, text, text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION infra.stack_prune(text) FROM PUBLIC;
 
 -- The tables managed so far.
 DO $$
