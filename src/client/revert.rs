@@ -41,19 +41,7 @@ pub fn header(script: &str) -> impl Iterator<Item = &str> {
 
 /// The server's error as `plan` shows one: SQLSTATE, message, DETAIL, HINT.
 fn server_error(e: tokio_postgres::Error) -> anyhow::Error {
-    match e.as_db_error() {
-        Some(db) => {
-            let mut m = format!("{}: {}", db.code().code(), db.message());
-            if let Some(d) = db.detail() {
-                m.push_str(&format!("\nDETAIL: {d}"));
-            }
-            if let Some(h) = db.hint() {
-                m.push_str(&format!("\nHINT: {h}"));
-            }
-            anyhow::anyhow!(m)
-        }
-        None => e.into(),
-    }
+    anyhow::anyhow!(super::sql::server_error(&e))
 }
 
 async fn script(client: &Client, apply_id: &str, consent: Consent) -> anyhow::Result<String> {
