@@ -38,6 +38,8 @@ pub enum ServeError {
     },
     #[error("TLS: {0}")]
     Tls(String),
+    #[error("gitops: {0}")]
+    Gitops(String),
     #[error("cannot read infrasql's seal secret: {0}")]
     Secret(tokio_postgres::Error),
 }
@@ -56,6 +58,7 @@ pub struct Running {
     playground: Option<Playground>,
     recovery: tokio::task::JoinHandle<()>,
     sync: Option<tokio::task::JoinHandle<()>>,
+    gitops: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Start everything and return once clients can connect. `hook` replaces
@@ -68,6 +71,9 @@ pub async fn start(
         Some((cert, key)) => Some(tls_acceptor(cert, key).map_err(ServeError::Tls)?),
         None => None,
     };
+    if cfg.gitops.is_some() {
+        check_gitops(&cfg)?;
+    }
     let playground = if cfg.playground {
         Some(Playground::start().await?)
     } else {
@@ -103,6 +109,19 @@ pub async fn start(
             let sync = cfg
                 .sync_interval
                 .map(|every| tokio::spawn(syncer.run(every, rx.clone())));
+            let gitops = match (&cfg.gitops, &store.login.user) {
+                (Some(g), Some(user)) => {
+                    let login = crate::gitops::SelfLogin {
+                        addr: local_addr,
+                        user: user.clone(),
+                        database: store.login.database.clone(),
+                        password_file: store.login.password_file.clone(),
+                    };
+                    let agent = crate::gitops::Agent::new(g.clone(), &cfg.data_dir, login);
+                    Some(tokio::spawn(agent.run(rx.clone())))
+                }
+                _ => None,
+            };
             let frontend = tokio::spawn(frontend.serve(listener, rx, cfg.shutdown_grace));
             Ok(Running {
                 local_addr,
@@ -116,6 +135,7 @@ pub async fn start(
                 playground,
                 recovery,
                 sync,
+                gitops,
             })
         }
         Err(e) => {
@@ -125,6 +145,29 @@ pub async fn start(
             }
             Err(e)
         }
+    }
+}
+
+/// The agent logs in to this server as the user infrasql created, with the
+/// password infrasql keeps: only the embedded PostgreSQL has them. And it
+/// needs `git`. Either missing refuses to start rather than run without it.
+fn check_gitops(cfg: &ServeConfig) -> Result<(), ServeError> {
+    if cfg.database_url.is_some() {
+        return Err(ServeError::Gitops(
+            "--gitops-repo needs the embedded PostgreSQL (the agent logs in as its --user); \
+             it cannot be combined with --database-url"
+                .into(),
+        ));
+    }
+    match std::process::Command::new("git")
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .status()
+    {
+        Ok(s) if s.success() => Ok(()),
+        _ => Err(ServeError::Gitops(
+            "--gitops-repo needs the git command on PATH".into(),
+        )),
     }
 }
 
@@ -243,6 +286,9 @@ impl Running {
         let _ = (&mut self.recovery).await;
         if let Some(s) = self.sync.as_mut() {
             let _ = s.await;
+        }
+        if let Some(g) = self.gitops.as_mut() {
+            let _ = g.await;
         }
         self.store.stop().await;
         if let Some(p) = self.playground.take() {

@@ -75,7 +75,7 @@ fn rows(list: &[Props]) -> Current {
 }
 
 fn with_policy(mut cur: Current, policy: Policy) -> Current {
-    cur.policies = vec![(String::new(), String::new(), policy)];
+    cur.policies = vec![PolicyRow::table(policy)];
     cur
 }
 
