@@ -30,6 +30,17 @@ $$;
 CREATE TRIGGER infrasql_settled BEFORE UPDATE ON infra.stack_state
     FOR EACH ROW EXECUTE FUNCTION infra.stack_settled();
 
+-- The first failure backs off too (0760 set next_attempt_at only from the
+-- second on, so the agent retried a new failing stack every round).
+CREATE OR REPLACE FUNCTION infra.stack_failed(name text, error text) RETURNS void
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog AS $$
+    INSERT INTO infra.stack_state (name, status, error, failures, next_attempt_at)
+    VALUES (name, 'failed', error, 1, now() + interval '30 seconds')
+    ON CONFLICT (name) DO UPDATE SET status = 'failed', error = excluded.error,
+        failures = infra.stack_state.failures + 1,
+        next_attempt_at = now() + least(interval '1 hour', interval '30 seconds' * power(2, infra.stack_state.failures));
+$$;
+
 -- A failed apply of a known revision (the agent's): as stack_failed, and
 -- the revision is remembered so the same commit is retried only after
 -- the backoff.
