@@ -109,18 +109,24 @@ pub async fn start(
             let sync = cfg
                 .sync_interval
                 .map(|every| tokio::spawn(syncer.run(every, rx.clone())));
-            let gitops = match (&cfg.gitops, &store.login.user) {
-                (Some(g), Some(user)) => {
+            let gitops = match &cfg.gitops {
+                Some(g) => {
                     let login = crate::gitops::SelfLogin {
                         addr: local_addr,
-                        user: user.clone(),
+                        // check_gitops made sure one of them is there.
+                        user: store
+                            .login
+                            .user
+                            .clone()
+                            .or_else(|| std::env::var("PGUSER").ok())
+                            .unwrap_or_default(),
                         database: store.login.database.clone(),
                         password_file: store.login.password_file.clone(),
                     };
                     let agent = crate::gitops::Agent::new(g.clone(), &cfg.data_dir, login);
                     Some(tokio::spawn(agent.run(rx.clone())))
                 }
-                _ => None,
+                None => None,
             };
             let frontend = tokio::spawn(frontend.serve(listener, rx, cfg.shutdown_grace));
             Ok(Running {
@@ -149,13 +155,15 @@ pub async fn start(
 }
 
 /// The agent logs in to this server as the user infrasql created, with the
-/// password infrasql keeps: only the embedded PostgreSQL has them. And it
-/// needs `git`. Either missing refuses to start rather than run without it.
+/// password infrasql keeps; with `--database-url` there is no such user,
+/// so it logs in as libpq would, from `PGUSER` and `PGPASSWORD` or
+/// `~/.pgpass`. And it needs `git`. Either missing refuses to start rather
+/// than run without the agent.
 fn check_gitops(cfg: &ServeConfig) -> Result<(), ServeError> {
-    if cfg.database_url.is_some() {
+    if cfg.database_url.is_some() && std::env::var("PGUSER").map_or(true, |u| u.is_empty()) {
         return Err(ServeError::Gitops(
-            "--gitops-repo needs the embedded PostgreSQL (the agent logs in as its --user); \
-             it cannot be combined with --database-url"
+            "with --database-url the agent logs in as PGUSER (password from PGPASSWORD or \
+             ~/.pgpass): set PGUSER"
                 .into(),
         ));
     }

@@ -97,10 +97,19 @@ impl Agent {
             )),
             "",
         )?;
-        if let Some(f) = &self.login.password_file {
+        match &self.login.password_file {
             // Read each time: a restart may have reset it.
-            if let Ok(pw) = std::fs::read_to_string(f) {
-                t.cfg.password(pw.trim());
+            Some(f) => {
+                if let Ok(pw) = std::fs::read_to_string(f) {
+                    t.cfg.password(pw.trim());
+                }
+            }
+            // An external database: libpq's PGPASSWORD (else ~/.pgpass,
+            // which `connect::config` already looked up).
+            None => {
+                if let Ok(pw) = std::env::var("PGPASSWORD") {
+                    t.cfg.password(pw);
+                }
             }
         }
         Ok(t)
