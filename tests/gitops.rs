@@ -95,14 +95,20 @@ where
         if Instant::now() > deadline {
             let log = s.stderr();
             let agent: Vec<&str> = log.lines().filter(|l| l.contains("gitops")).collect();
-            panic!("timed out waiting for {what}; the agent logged:\n{}", agent.join("\n"));
+            panic!(
+                "timed out waiting for {what}; the agent logged:\n{}",
+                agent.join("\n")
+            );
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
 /// One stack's row of infra.stack: (revision, status, resources, error).
-async fn stack_row(c: &Client, name: &str) -> Option<(Option<String>, String, i64, Option<String>)> {
+async fn stack_row(
+    c: &Client,
+    name: &str,
+) -> Option<(Option<String>, String, i64, Option<String>)> {
     c.query_opt(
         "SELECT revision, status, resources, error FROM infra.stack WHERE name = $1",
         &[&name],
@@ -124,7 +130,14 @@ async fn applied_at(s: &TestServer, c: &Client, name: &str, sha: &str) -> i64 {
 }
 
 async fn vpc_tag(moto: &Moto, vpc: &str, key: &str) -> Option<String> {
-    let out = moto.ec2().await.describe_vpcs().vpc_ids(vpc).send().await.unwrap();
+    let out = moto
+        .ec2()
+        .await
+        .describe_vpcs()
+        .vpc_ids(vpc)
+        .send()
+        .await
+        .unwrap();
     out.vpcs()[0]
         .tags()
         .iter()
@@ -144,18 +157,33 @@ async fn commits_create_update_roll_back_and_prune_and_nothing_else_deletes() {
     repo.write("infra/net/stack.toml", "environment = \"staging\"\n");
     repo.write("infra/net/01_vpc.sql", NET);
     repo.write("infra/marker/stack.toml", "# round 1\n");
-    repo.write("infra/old/01.sql", &NET.replace("'net'", "'old'").replace(":'environment'", "'old'").replace("10.40.", "10.41."));
+    repo.write(
+        "infra/old/01.sql",
+        &NET.replace("'net'", "'old'")
+            .replace(":'environment'", "'old'")
+            .replace("10.40.", "10.41."),
+    );
     let c1 = repo.commit("net: a VPC");
     let s = serve(&moto, &repo);
     let db = s.connect().await;
 
     // A commit creates the stack, named <dir>.<environment>.
     assert_eq!(applied_at(&s, &db, "net.staging", &c1).await, 1);
-    let vpc: String = one(&db, "SELECT vpc_id FROM aws.vpc WHERE stack = 'net.staging'").await;
-    assert_eq!(vpc_tag(&moto, &vpc, "env").await.as_deref(), Some("staging"));
+    let vpc: String = one(
+        &db,
+        "SELECT vpc_id FROM aws.vpc WHERE stack = 'net.staging'",
+    )
+    .await;
+    assert_eq!(
+        vpc_tag(&moto, &vpc, "env").await.as_deref(),
+        Some("staging")
+    );
     let (source, author): (String, String) = {
         let r = db
-            .query_one("SELECT source, author FROM infra.stack WHERE name = 'net.staging'", &[])
+            .query_one(
+                "SELECT source, author FROM infra.stack WHERE name = 'net.staging'",
+                &[],
+            )
             .await
             .unwrap();
         (r.get(0), r.get(1))
@@ -187,13 +215,26 @@ async fn commits_create_update_roll_back_and_prune_and_nothing_else_deletes() {
     repo.git(&["revert", "--no-edit", "HEAD"]);
     let c4 = repo.git(&["rev-parse", "HEAD"]);
     assert_eq!(applied_at(&s, &db, "net.staging", &c4).await, 1);
-    let subnets = moto.ec2().await.describe_subnets().filters(
-        infrasql_aws::aws_sdk_ec2::types::Filter::builder().name("vpc-id").values(&vpc).build(),
-    ).send().await.unwrap();
+    let subnets = moto
+        .ec2()
+        .await
+        .describe_subnets()
+        .filters(
+            infrasql_aws::aws_sdk_ec2::types::Filter::builder()
+                .name("vpc-id")
+                .values(&vpc)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
     assert!(subnets.subnets().is_empty(), "{subnets:?}");
 
     // A broken stack fails alone; the other stack of the commit applies.
-    repo.write("infra/broken/01.sql", "INSERT INTO aws.vpc (name, cidr_block) VALUS ('x', '10.9.0.0/16');\n");
+    repo.write(
+        "infra/broken/01.sql",
+        "INSERT INTO aws.vpc (name, cidr_block) VALUS ('x', '10.9.0.0/16');\n",
+    );
     repo.write("infra/net/01_vpc.sql", &NET.replace("'one'", "'three'"));
     let c5 = repo.commit("broken, and tier three");
     assert_eq!(applied_at(&s, &db, "net.staging", &c5).await, 1);
@@ -203,9 +244,19 @@ async fn commits_create_update_roll_back_and_prune_and_nothing_else_deletes() {
     .await;
     assert_eq!(status, "failed");
     let error = error.unwrap();
-    assert!(error.contains("01.sql:1") && error.contains("42601"), "{error}");
-    let backoff: bool = one(&db, "SELECT next_attempt_at > now() FROM infra.stack WHERE name = 'broken'").await;
-    assert!(backoff, "a failed stack is retried after a backoff, not in a tight loop");
+    assert!(
+        error.contains("01.sql:1") && error.contains("42601"),
+        "{error}"
+    );
+    let backoff: bool = one(
+        &db,
+        "SELECT next_attempt_at > now() FROM infra.stack WHERE name = 'broken'",
+    )
+    .await;
+    assert!(
+        backoff,
+        "a failed stack is retried after a backoff, not in a tight loop"
+    );
 
     // The net directory disappears: nothing of it is pruned.
     repo.remove("infra/net");
@@ -213,7 +264,10 @@ async fn commits_create_update_roll_back_and_prune_and_nothing_else_deletes() {
     let c6 = repo.commit("net moved away by mistake");
     applied_at(&s, &db, "marker", &c6).await;
     let (rev, status, resources, _) = stack_row(&db, "net.staging").await.unwrap();
-    assert_eq!((rev.as_deref(), status.as_str(), resources), (Some(c5.as_str()), "synced", 1));
+    assert_eq!(
+        (rev.as_deref(), status.as_str(), resources),
+        (Some(c5.as_str()), "synced", 1)
+    );
     assert_eq!(moto.vpcs().await, vec![vpc.clone()]);
 
     // A commit without the gitops path applies nothing either.
@@ -221,7 +275,9 @@ async fn commits_create_update_roll_back_and_prune_and_nothing_else_deletes() {
     repo.write("README", "moved to infra2/\n");
     let c7 = repo.commit("infra/ moved away by mistake");
     until(&s, "the missing path logged", || async {
-        s.stderr().contains("has no stack directories at").then_some(())
+        s.stderr()
+            .contains("has no stack directories at")
+            .then_some(())
     })
     .await;
 
@@ -232,7 +288,11 @@ async fn commits_create_update_roll_back_and_prune_and_nothing_else_deletes() {
     })
     .await;
     let marker = stack_row(&db, "marker").await.unwrap();
-    assert_eq!(marker.0.as_deref(), Some(c6.as_str()), "{c7} applied nothing");
+    assert_eq!(
+        marker.0.as_deref(),
+        Some(c6.as_str()),
+        "{c7} applied nothing"
+    );
     let net = stack_row(&db, "net.staging").await.unwrap();
     assert_eq!((net.0.as_deref(), net.2), (Some(c5.as_str()), 1));
     assert_eq!(moto.vpcs().await, vec![vpc]);
@@ -260,7 +320,10 @@ fn web(repo: &Repo, env: &str, octet: u8, self_heal: bool, n_subnets: u8) {
         ),
     );
     repo.write(&format!("infra/web-{env}/01_vpc.sql"), WEB);
-    repo.write(&format!("infra/web-{env}/02_subnets.sql"), &subnets(octet, n_subnets));
+    repo.write(
+        &format!("infra/web-{env}/02_subnets.sql"),
+        &subnets(octet, n_subnets),
+    );
 }
 
 #[tokio::test]
@@ -277,7 +340,10 @@ async fn self_heal_prune_confirmation_and_one_set_of_files_for_two_stacks() {
     assert_eq!(applied_at(&s, &db, "web.staging", &c1).await, 2);
     assert_eq!(applied_at(&s, &db, "web.prod", &c1).await, 3);
     let cidrs: Vec<String> = db
-        .query("SELECT stack || ' ' || cidr_block::text FROM aws.vpc ORDER BY stack", &[])
+        .query(
+            "SELECT stack || ' ' || cidr_block::text FROM aws.vpc ORDER BY stack",
+            &[],
+        )
         .await
         .unwrap()
         .iter()
@@ -290,7 +356,11 @@ async fn self_heal_prune_confirmation_and_one_set_of_files_for_two_stacks() {
     let id = |stack: &'static str| {
         let db = &db;
         async move {
-            one::<String>(db, &format!("SELECT vpc_id FROM aws.vpc WHERE stack = '{stack}'")).await
+            one::<String>(
+                db,
+                &format!("SELECT vpc_id FROM aws.vpc WHERE stack = '{stack}'"),
+            )
+            .await
         }
     };
     let (staging, prod) = (id("web.staging").await, id("web.prod").await);
@@ -298,14 +368,25 @@ async fn self_heal_prune_confirmation_and_one_set_of_files_for_two_stacks() {
     for vpc in [&staging, &prod] {
         ec2.create_tags()
             .resources(vpc)
-            .tags(infrasql_aws::aws_sdk_ec2::types::Tag::builder().key("env").value("console").build())
+            .tags(
+                infrasql_aws::aws_sdk_ec2::types::Tag::builder()
+                    .key("env")
+                    .value("console")
+                    .build(),
+            )
             .send()
             .await
             .unwrap();
     }
     let _: serde_json::Value = one(&db, "SELECT infra.sync()").await;
-    assert_eq!(vpc_tag(&moto, &staging, "env").await.as_deref(), Some("staging"));
-    assert_eq!(vpc_tag(&moto, &prod, "env").await.as_deref(), Some("console"));
+    assert_eq!(
+        vpc_tag(&moto, &staging, "env").await.as_deref(),
+        Some("staging")
+    );
+    assert_eq!(
+        vpc_tag(&moto, &prod, "env").await.as_deref(),
+        Some("console")
+    );
     let prod_row = stack_row(&db, "web.prod").await.unwrap();
     assert_eq!(prod_row.1, "drifted");
 
@@ -313,23 +394,35 @@ async fn self_heal_prune_confirmation_and_one_set_of_files_for_two_stacks() {
     repo.remove("infra/web-prod/02_subnets.sql");
     let c2 = repo.commit("prod: no subnets");
     let (_, _, resources, error) = until(&s, "web.prod waiting", || async {
-        stack_row(&db, "web.prod").await.filter(|r| r.1 == "waiting")
+        stack_row(&db, "web.prod")
+            .await
+            .filter(|r| r.1 == "waiting")
     })
     .await;
     assert_eq!(resources, 3, "nothing was pruned");
     let error = error.unwrap();
-    assert!(error.contains("would delete 2 of the stack's 3 resources"), "{error}");
+    assert!(
+        error.contains("would delete 2 of the stack's 3 resources"),
+        "{error}"
+    );
     assert!(error.contains("infrasql stack confirm web.prod"), "{error}");
     let o = Command::new(common::bin())
         .args(["stack", "confirm", "web.prod", "--url", &s.conn_string()])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", common::stderr(&o));
-    assert!(common::stdout(&o).contains("confirmed"), "{}", common::stdout(&o));
+    assert!(
+        common::stdout(&o).contains("confirmed"),
+        "{}",
+        common::stdout(&o)
+    );
     assert_eq!(applied_at(&s, &db, "web.prod", &c2).await, 1);
 
     // Confirming a stack that waits for nothing is an error that says so.
-    let e = db.query_one("SELECT infra.stack_confirm('web.prod')", &[]).await.unwrap_err();
+    let e = db
+        .query_one("SELECT infra.stack_confirm('web.prod')", &[])
+        .await
+        .unwrap_err();
     assert_eq!(common::sqlstate(&e).as_deref(), Some("55000"));
 
     // Nothing was deleted in staging by the prod change.
@@ -352,14 +445,20 @@ async fn stack_delete_from_the_command_line() {
         .unwrap();
     assert!(o.status.success(), "{}", common::stderr(&o));
     let db = s.connect().await;
-    let e = db.query_one("SELECT infra.stack_drop('net')", &[]).await.unwrap_err();
+    let e = db
+        .query_one("SELECT infra.stack_drop('net')", &[])
+        .await
+        .unwrap_err();
     assert_eq!(common::sqlstate(&e).as_deref(), Some("2BP01"));
     let o = Command::new(common::bin())
         .args(["stack", "delete", "net", "--url", &s.conn_string()])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", common::stderr(&o));
-    assert_eq!(common::stdout(&o), "stack net: deleted (1 resource(s) pruned)\n");
+    assert_eq!(
+        common::stdout(&o),
+        "stack net: deleted (1 resource(s) pruned)\n"
+    );
     assert!(stack_row(&db, "net").await.is_none());
     assert!(moto.vpcs().await.is_empty());
     let o = Command::new(common::bin())
@@ -367,7 +466,11 @@ async fn stack_delete_from_the_command_line() {
         .output()
         .unwrap();
     assert!(!o.status.success());
-    assert!(common::stderr(&o).contains("stack net does not exist"), "{}", common::stderr(&o));
+    assert!(
+        common::stderr(&o).contains("stack net does not exist"),
+        "{}",
+        common::stderr(&o)
+    );
 }
 
 /// Bad settings refuse to start; a second node on the same database
@@ -377,11 +480,19 @@ async fn bad_settings_refuse_to_start_and_one_node_of_two_runs_the_agent() {
     let tmp = common::temp_dir();
     let e = TestServer::start_in(
         &tmp.path().join("bad"),
-        &["--gitops-repo", "file:///nowhere", "--gitops-interval", "0s"],
+        &[
+            "--gitops-repo",
+            "file:///nowhere",
+            "--gitops-interval",
+            "0s",
+        ],
     )
     .err()
     .expect("refused");
-    assert!(e.contains("--gitops-interval \"0s\" must be a positive duration"), "{e}");
+    assert!(
+        e.contains("--gitops-interval \"0s\" must be a positive duration"),
+        "{e}"
+    );
 
     let moto = Moto::start();
     let repo = Repo::new();
@@ -394,19 +505,35 @@ async fn bad_settings_refuse_to_start_and_one_node_of_two_runs_the_agent() {
     let b = TestServer::start_in_env(
         &tmp.path().join("b"),
         &[
-            "--aws-endpoint-url", &moto.url, "--sync-interval", "0", "--database-url", &engine,
-            "--gitops-repo", &url, "--gitops-path", "infra", "--gitops-interval", "1s",
+            "--aws-endpoint-url",
+            &moto.url,
+            "--sync-interval",
+            "0",
+            "--database-url",
+            &engine,
+            "--gitops-repo",
+            &url,
+            "--gitops-path",
+            "infra",
+            "--gitops-interval",
+            "1s",
         ],
         &[("PGUSER", common::USER), ("PGPASSWORD", pw.as_str())],
     )
     .unwrap_or_else(|e| panic!("{e}"));
     until(&b, "the second node to skip a round", || async {
-        b.stderr().contains("another node runs the agent").then_some(())
+        b.stderr()
+            .contains("another node runs the agent")
+            .then_some(())
     })
     .await;
     // The first node still applies.
     repo.write("infra/marker/stack.toml", "# two\n");
     let c2 = repo.commit("marker two");
     applied_at(&a, &db, "marker", &c2).await;
-    assert!(!b.stderr().contains("stack marker applied"), "{}", b.stderr());
+    assert!(
+        !b.stderr().contains("stack marker applied"),
+        "{}",
+        b.stderr()
+    );
 }

@@ -50,8 +50,14 @@ async fn the_worked_example_runs_as_written() {
         ("infra/web-staging/01_network.sql", network.clone()),
         // "the same file as in web-staging"
         ("infra/web-prod/01_network.sql", network),
-        ("infra/web-staging/stack.toml", block(&doc, "file infra/web-staging/stack.toml")),
-        ("infra/web-prod/stack.toml", block(&doc, "file infra/web-prod/stack.toml")),
+        (
+            "infra/web-staging/stack.toml",
+            block(&doc, "file infra/web-staging/stack.toml"),
+        ),
+        (
+            "infra/web-prod/stack.toml",
+            block(&doc, "file infra/web-prod/stack.toml"),
+        ),
     ] {
         let p = repo.join(path);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -59,7 +65,10 @@ async fn the_worked_example_runs_as_written() {
     }
     git(&repo, &["init", "--quiet", "--initial-branch=main"]);
     git(&repo, &["add", "-A"]);
-    git(&repo, &["commit", "--quiet", "-m", "web in staging and prod"]);
+    git(
+        &repo,
+        &["commit", "--quiet", "-m", "web in staging and prod"],
+    );
     let sha = git(&repo, &["rev-parse", "HEAD"]);
 
     // The document's configuration file; flags beat it where a test must
@@ -71,7 +80,14 @@ async fn the_worked_example_runs_as_written() {
     let config_arg = config.display().to_string();
     let s = TestServer::start_on(
         &moto,
-        &["--config", &config_arg, "--gitops-repo", &url, "--gitops-interval", "1s"],
+        &[
+            "--config",
+            &config_arg,
+            "--gitops-repo",
+            &url,
+            "--gitops-interval",
+            "1s",
+        ],
     );
 
     let db = s.connect().await;
@@ -79,13 +95,19 @@ async fn the_worked_example_runs_as_written() {
     loop {
         let n: i64 = common::one(
             &db,
-            &format!("SELECT count(*) FROM infra.stack WHERE revision = '{sha}' AND status = 'synced'"),
+            &format!(
+                "SELECT count(*) FROM infra.stack WHERE revision = '{sha}' AND status = 'synced'"
+            ),
         )
         .await;
         if n == 2 {
             break;
         }
-        assert!(Instant::now() < deadline, "the stacks were not applied:\n{}", s.stderr());
+        assert!(
+            Instant::now() < deadline,
+            "the stacks were not applied:\n{}",
+            s.stderr()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
@@ -94,7 +116,11 @@ async fn the_worked_example_runs_as_written() {
         .args(["-e", "-c", &block(&doc, "status")])
         .env(
             "PATH",
-            format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default()),
+            format!(
+                "{}:{}",
+                bin_dir.display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
         )
         .env("PGHOST", "127.0.0.1")
         .env("PGPORT", s.port.to_string())

@@ -10,7 +10,11 @@ use super::sql::server_error;
 /// so the prune goes through the normal COMMIT path), then forget it.
 /// A stack whose directory is still in the agent's repository comes back
 /// on its next round: remove the directory first, or set `delete = true`.
-pub async fn delete(url: Option<&str>, name: &str, allow_mass_delete: bool) -> anyhow::Result<String> {
+pub async fn delete(
+    url: Option<&str>,
+    name: &str,
+    allow_mass_delete: bool,
+) -> anyhow::Result<String> {
     let client = connect::connect(&connect::config(url, "")?).await?;
     let exists = client
         .query_opt("SELECT 1 FROM infra.stack_state WHERE name = $1", &[&name])

@@ -48,8 +48,11 @@ impl GitopsArgs {
             ));
         }
         let path = self.path.unwrap_or_default();
-        let path = normal_path(&path)
-            .ok_or_else(|| format!("--gitops-path {path:?} must be a relative path inside the repository, without .."))?;
+        let path = normal_path(&path).ok_or_else(|| {
+            format!(
+                "--gitops-path {path:?} must be a relative path inside the repository, without .."
+            )
+        })?;
         let interval = match self.interval {
             None => Duration::from_secs(60),
             Some(s) => parse_interval(&s).ok_or_else(|| {
@@ -199,7 +202,10 @@ mod tests {
 
     #[test]
     fn defaults_and_refusals() {
-        let c = args("git@example.com:ops/infra.git").resolve().unwrap().unwrap();
+        let c = args("git@example.com:ops/infra.git")
+            .resolve()
+            .unwrap()
+            .unwrap();
         assert_eq!(c.git_ref, "main");
         assert_eq!(c.path, "");
         assert_eq!(c.interval, Duration::from_secs(60));

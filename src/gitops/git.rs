@@ -53,7 +53,9 @@ impl Checkout {
         self.git(&["fetch", "--quiet", "--no-tags", "origin", "--", git_ref])
             .await
             .with_context(|| format!("cannot fetch {git_ref} from {}", redact(repo)))?;
-        let sha = self.git(&["rev-parse", "--verify", "FETCH_HEAD^{commit}"]).await?;
+        let sha = self
+            .git(&["rev-parse", "--verify", "FETCH_HEAD^{commit}"])
+            .await?;
         self.git(&["checkout", "--quiet", "--force", "--detach", &sha])
             .await?;
         let author = self.git(&["log", "-1", "--format=%an <%ae>", &sha]).await?;

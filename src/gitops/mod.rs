@@ -144,8 +144,15 @@ impl Agent {
     }
 
     async fn apply_round(&self) -> anyhow::Result<()> {
-        let commit = self.checkout.update(&self.cfg.repo, &self.cfg.git_ref).await?;
-        let Some(dirs) = self.checkout.stack_dirs(&commit.sha, &self.cfg.path).await? else {
+        let commit = self
+            .checkout
+            .update(&self.cfg.repo, &self.cfg.git_ref)
+            .await?;
+        let Some(dirs) = self
+            .checkout
+            .stack_dirs(&commit.sha, &self.cfg.path)
+            .await?
+        else {
             anyhow::bail!(
                 "{:?} is missing or has no stack directories at {}",
                 self.cfg.path,
@@ -190,7 +197,11 @@ impl Agent {
             let origin = Origin {
                 revision: commit.sha.clone(),
                 author: commit.author.clone(),
-                source: format!("git {} {}", redact(&self.cfg.repo), join(&self.cfg.path, &d.name)),
+                source: format!(
+                    "git {} {}",
+                    redact(&self.cfg.repo),
+                    join(&self.cfg.path, &d.name)
+                ),
             };
             let short = stack::short(&commit.sha);
             match stack::apply(&client, &root, &spec, origin, confirmed).await {
@@ -212,10 +223,18 @@ impl Agent {
 
     /// Stacks from this repository whose directory is gone are left as
     /// they are: a moved or mistyped directory must not delete anything.
-    async fn report_gone(&self, client: &Client, names: &BTreeSet<String>, sha: &str) -> anyhow::Result<()> {
+    async fn report_gone(
+        &self,
+        client: &Client,
+        names: &BTreeSet<String>,
+        sha: &str,
+    ) -> anyhow::Result<()> {
         let prefix = format!("git {} ", redact(&self.cfg.repo));
         for r in client
-            .query("SELECT name, source FROM infra.stack_state WHERE starts_with(source, $1)", &[&prefix])
+            .query(
+                "SELECT name, source FROM infra.stack_state WHERE starts_with(source, $1)",
+                &[&prefix],
+            )
             .await?
         {
             let name: String = r.get(0);

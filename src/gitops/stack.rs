@@ -36,7 +36,9 @@ pub struct Trees {
 pub enum Decision {
     Skip,
     /// Apply; `confirmed`: a person allowed this revision's prune.
-    Apply { confirmed: bool },
+    Apply {
+        confirmed: bool,
+    },
 }
 
 pub fn decide(spec: &StackSpec, known: Option<&Known>, trees: &Trees) -> Decision {
@@ -82,7 +84,10 @@ pub async fn known(client: &Client, name: &str) -> anyhow::Result<Option<Known>>
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
-    Applied { declared: i64, pruned: i64 },
+    Applied {
+        declared: i64,
+        pruned: i64,
+    },
     Deleted,
     /// Held back: its prune needs `infrasql stack confirm`.
     Waiting(String),
@@ -137,7 +142,10 @@ async fn apply_once(
     let sources = if spec.delete {
         Vec::new()
     } else {
-        fill(crate::client::sql::read_sources(&[dir.to_owned()])?, &spec.vars)?
+        fill(
+            crate::client::sql::read_sources(&[dir.to_owned()])?,
+            &spec.vars,
+        )?
     };
     let before: i64 = client
         .query_one("SELECT infra.stack_size($1)::int8", &[&spec.name])
@@ -195,7 +203,10 @@ async fn apply_once(
 }
 
 fn stack_revision(s: &Stack) -> String {
-    s.origin.as_ref().map(|o| o.revision.clone()).unwrap_or_default()
+    s.origin
+        .as_ref()
+        .map(|o| o.revision.clone())
+        .unwrap_or_default()
 }
 
 pub fn short(sha: &str) -> &str {
@@ -257,10 +268,19 @@ mod tests {
     #[test]
     fn a_failed_stack_waits_for_its_backoff_or_new_files() {
         let same = trees("t2", Some("t1"), Some("t2"));
-        assert_eq!(decide(&spec(false), Some(&known("failed", false)), &same), Decision::Skip);
-        assert_eq!(decide(&spec(false), Some(&known("failed", true)), &same), APPLY);
+        assert_eq!(
+            decide(&spec(false), Some(&known("failed", false)), &same),
+            Decision::Skip
+        );
+        assert_eq!(
+            decide(&spec(false), Some(&known("failed", true)), &same),
+            APPLY
+        );
         let fixed = trees("t3", Some("t1"), Some("t2"));
-        assert_eq!(decide(&spec(false), Some(&known("failed", false)), &fixed), APPLY);
+        assert_eq!(
+            decide(&spec(false), Some(&known("failed", false)), &fixed),
+            APPLY
+        );
     }
 
     #[test]

@@ -411,12 +411,11 @@ fn a_resource_whose_parent_is_not_a_row_waits_for_a_later_round() {
 #[test]
 fn the_policy_of_a_tag_beats_the_tables() {
     let mut cur = with_policy(Current::default(), Policy::Report);
-    cur.policies
-        .push(PolicyRow {
-            tag_key: "env".into(),
-            tag_value: "prod".into(),
-            ..PolicyRow::table(Policy::Revert)
-        });
+    cur.policies.push(PolicyRow {
+        tag_key: "env".into(),
+        tag_value: "prod".into(),
+        ..PolicyRow::table(Policy::Revert)
+    });
     let d = run(
         &[
             vpc("vpc-1", "a", json!({"env": "prod"})),
