@@ -48,6 +48,35 @@ pub enum Command {
     /// open drift per table and the last 10 applies.
     /// Exit code: 0; with --fail-on-drift, 2 when drift is open; 1 error.
     Status(StatusArgs),
+    /// Decide about a stack: delete it with its resources, or confirm the
+    /// large prune the GitOps agent holds back.
+    #[command(subcommand)]
+    Stack(StackCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StackCommand {
+    /// Delete every resource of the stack, then forget it (infra.stack_drop).
+    /// Remove its directory from the agent's repository first, or the
+    /// agent applies it again.
+    Delete {
+        name: String,
+        /// Let the delete remove more than infra.max_deletes resources.
+        #[arg(long)]
+        allow_mass_delete: bool,
+        /// Connection URL or key=value string; without it the PG* variables
+        /// and ~/.pgpass are used, as libpq does.
+        #[arg(long)]
+        url: Option<String>,
+    },
+    /// Let the git revision the stack waits on prune what it no longer
+    /// declares (infra.stack_confirm); the agent applies it next round.
+    Confirm {
+        name: String,
+        /// Connection URL or key=value string, as for delete.
+        #[arg(long)]
+        url: Option<String>,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -180,6 +209,23 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     ))?;
                 }
             }
+        }
+        Command::Stack(StackCommand::Delete {
+            name,
+            allow_mass_delete,
+            url,
+        }) => {
+            let line = runtime(1)?.block_on(crate::client::stack_admin::delete(
+                url.as_deref(),
+                &name,
+                allow_mass_delete,
+            ))?;
+            println!("{line}");
+        }
+        Command::Stack(StackCommand::Confirm { name, url }) => {
+            let line =
+                runtime(1)?.block_on(crate::client::stack_admin::confirm(url.as_deref(), &name))?;
+            println!("{line}");
         }
         Command::Status(args) => {
             let status = runtime(1)?.block_on(crate::client::status::read(args.url.as_deref()))?;

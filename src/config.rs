@@ -107,6 +107,24 @@ pub struct ServeArgs {
     /// cores, at least 1; the embedded PostgreSQL needs the rest].
     #[arg(long, env = "INFRASQL_WORKER_THREADS")]
     pub worker_threads: Option<usize>,
+
+    /// Git repository the GitOps agent applies stacks from: any URL `git`
+    /// understands; its own SSH keys and credential helpers log in.
+    #[arg(long, env = "INFRASQL_GITOPS_REPO")]
+    pub gitops_repo: Option<String>,
+
+    /// Branch or tag the agent follows [default: main].
+    #[arg(long, env = "INFRASQL_GITOPS_REF", requires = "gitops_repo")]
+    pub gitops_ref: Option<String>,
+
+    /// Directory in the repository whose subdirectories are stacks
+    /// [default: the repository's root].
+    #[arg(long, env = "INFRASQL_GITOPS_PATH", requires = "gitops_repo")]
+    pub gitops_path: Option<String>,
+
+    /// How often the agent fetches: 60s, 5m, 1h, or seconds [default: 60s].
+    #[arg(long, env = "INFRASQL_GITOPS_INTERVAL", requires = "gitops_repo")]
+    pub gitops_interval: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -145,6 +163,8 @@ pub struct ServeConfig {
     pub worker_threads: usize,
     /// `None`: keep the history forever.
     pub history_retention: Option<Duration>,
+    /// The GitOps agent, when a repository is given.
+    pub gitops: Option<crate::gitops::config::GitopsConfig>,
 }
 
 impl ServeArgs {
@@ -206,7 +226,16 @@ impl ServeArgs {
                 "--user {user:?} must be a plain lower-case identifier (letters, digits, _)"
             )));
         }
+        let gitops = crate::gitops::config::GitopsArgs {
+            repo: self.gitops_repo.or(file.gitops_repo),
+            git_ref: self.gitops_ref.or(file.gitops_ref),
+            path: self.gitops_path.or(file.gitops_path),
+            interval: self.gitops_interval.or(file.gitops_interval),
+        }
+        .resolve()
+        .map_err(ConfigError::Invalid)?;
         Ok(ServeConfig {
+            gitops,
             listen,
             data_dir: self
                 .data_dir

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod engine;
+pub mod gitops;
 pub mod logging;
 pub mod playground;
 pub mod server;

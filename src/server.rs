@@ -41,6 +41,8 @@ pub enum ServeError {
     },
     #[error("TLS: {0}")]
     Tls(String),
+    #[error("gitops: {0}")]
+    Gitops(String),
     #[error("cannot read infrasql's seal secret: {0}")]
     Secret(tokio_postgres::Error),
 }
@@ -60,6 +62,7 @@ pub struct Running {
     recovery: tokio::task::JoinHandle<()>,
     sync: Option<tokio::task::JoinHandle<()>>,
     retention: Option<tokio::task::JoinHandle<()>>,
+    gitops: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Start everything and return once clients can connect. `hook` replaces
@@ -72,6 +75,9 @@ pub async fn start(
         Some((cert, key)) => Some(tls_acceptor(cert, key).map_err(ServeError::Tls)?),
         None => None,
     };
+    if cfg.gitops.is_some() {
+        check_gitops(&cfg)?;
+    }
     let playground = if cfg.playground {
         Some(Playground::start().await?)
     } else {
@@ -110,6 +116,25 @@ pub async fn start(
             let retention = cfg
                 .history_retention
                 .map(|keep| tokio::spawn(retention_loop(store.engine(), keep, rx.clone())));
+            let gitops = match &cfg.gitops {
+                Some(g) => {
+                    let login = crate::gitops::SelfLogin {
+                        addr: local_addr,
+                        // check_gitops made sure one of them is there.
+                        user: store
+                            .login
+                            .user
+                            .clone()
+                            .or_else(|| std::env::var("PGUSER").ok())
+                            .unwrap_or_default(),
+                        database: store.login.database.clone(),
+                        password_file: store.login.password_file.clone(),
+                    };
+                    let agent = crate::gitops::Agent::new(g.clone(), &cfg.data_dir, login);
+                    Some(tokio::spawn(agent.run(rx.clone())))
+                }
+                None => None,
+            };
             let frontend = tokio::spawn(frontend.serve(listener, rx, cfg.shutdown_grace));
             Ok(Running {
                 local_addr,
@@ -124,6 +149,7 @@ pub async fn start(
                 recovery,
                 sync,
                 retention,
+                gitops,
             })
         }
         Err(e) => {
@@ -133,6 +159,31 @@ pub async fn start(
             }
             Err(e)
         }
+    }
+}
+
+/// The agent logs in to this server as the user infrasql created, with the
+/// password infrasql keeps; with `--database-url` there is no such user,
+/// so it logs in as libpq would, from `PGUSER` and `PGPASSWORD` or
+/// `~/.pgpass`. And it needs `git`. Either missing refuses to start rather
+/// than run without the agent.
+fn check_gitops(cfg: &ServeConfig) -> Result<(), ServeError> {
+    if cfg.database_url.is_some() && std::env::var("PGUSER").map_or(true, |u| u.is_empty()) {
+        return Err(ServeError::Gitops(
+            "with --database-url the agent logs in as PGUSER (password from PGPASSWORD or \
+             ~/.pgpass): set PGUSER"
+                .into(),
+        ));
+    }
+    match std::process::Command::new("git")
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .status()
+    {
+        Ok(s) if s.success() => Ok(()),
+        _ => Err(ServeError::Gitops(
+            "--gitops-repo needs the git command on PATH".into(),
+        )),
     }
 }
 
@@ -276,6 +327,9 @@ impl Running {
         }
         if let Some(r) = self.retention.as_mut() {
             let _ = r.await;
+        }
+        if let Some(g) = self.gitops.as_mut() {
+            let _ = g.await;
         }
         self.store.stop().await;
         if let Some(p) = self.playground.take() {

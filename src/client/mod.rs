@@ -13,6 +13,7 @@
 //! - `apply`, `progress`: migration files, one transaction each, recorded
 //!   in `infra.migration_file`; the engine's progress NOTICEs shown.
 //! - `stack`: `--stack`: files as a stack's whole declaration; psql variables.
+//! - `stack_admin`: `infrasql stack delete` and `stack confirm`.
 //! - `status`: version, sync state, open drift, last applies.
 
 pub mod apply;
@@ -23,6 +24,7 @@ pub mod render;
 pub mod revert;
 pub mod sql;
 pub mod stack;
+pub mod stack_admin;
 pub mod status;
 pub mod tls;
 pub mod verdict;

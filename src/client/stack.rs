@@ -47,6 +47,17 @@ pub struct Stack {
     pub name: String,
     pub adopt: bool,
     pub prune: bool,
+    /// Where the declaration comes from, for `infra.stack` (the agent's
+    /// git commit); None keeps what was recorded.
+    pub origin: Option<Origin>,
+}
+
+/// A declaration's git origin, recorded by `infra.stack_finish`.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    pub revision: String,
+    pub author: String,
+    pub source: String,
 }
 
 impl StackOpts {
@@ -55,6 +66,7 @@ impl StackOpts {
             name: name.clone(),
             adopt: self.adopt,
             prune: !self.no_prune,
+            origin: None,
         })
     }
 
@@ -160,15 +172,26 @@ pub async fn declare(
                 .map_err(|e| f.error_at(stmt, &e))?;
         }
     }
-    // The history says which stack made the apply (infra.apply.source).
+    let o = stack.origin.as_ref();
+    // The history says which stack, at which git commit, made the apply
+    // (infra.apply.source).
+    let source = match o {
+        Some(o) => format!("stack {}@{}", stack.name, o.revision),
+        None => format!("stack {}", stack.name),
+    };
     client
-        .execute(
-            "SELECT set_config('infra.apply_source', $1, true)",
-            &[&format!("stack {}", stack.name)],
-        )
+        .execute("SELECT set_config('infra.apply_source', $1, true)", &[&source])
         .await?;
     let row = client
-        .query_one("SELECT infra.stack_finish($1)", &[&stack.prune])
+        .query_one(
+            "SELECT infra.stack_finish($1, $2, $3, $4)",
+            &[
+                &stack.prune,
+                &o.map(|o| &o.revision),
+                &o.map(|o| &o.author),
+                &o.map(|o| &o.source),
+            ],
+        )
         .await
         .map_err(|e| anyhow::anyhow!("stack {}: {}", stack.name, super::sql::server_error(&e)))?;
     Ok(row.get(0))

@@ -24,6 +24,18 @@ pub struct Status {
     pub sync: Vec<SyncRow>,
     pub drift: Vec<DriftRow>,
     pub applies: Vec<ApplyRow>,
+    pub stacks: Vec<StackRow>,
+}
+
+/// A row of `infra.stack`.
+#[derive(Debug, Clone, Serialize)]
+pub struct StackRow {
+    pub name: String,
+    pub revision: Option<String>,
+    pub status: String,
+    pub resources: i64,
+    pub open_drift: i64,
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -134,11 +146,29 @@ async fn read_from(client: &Client) -> anyhow::Result<Status> {
         }
     })
     .collect();
+    let stacks = rows(
+        "SELECT name, revision, status, resources, open_drift, error FROM infra.stack ORDER BY name",
+    )
+    .await?
+    .into_iter()
+    .map(|r| {
+        let mut r = r.into_iter();
+        StackRow {
+            name: r.next().flatten().unwrap_or_default(),
+            revision: r.next().flatten(),
+            status: r.next().flatten().unwrap_or_default(),
+            resources: int(r.next().flatten()).unwrap_or(0),
+            open_drift: int(r.next().flatten()).unwrap_or(0),
+            error: r.next().flatten(),
+        }
+    })
+    .collect();
     Ok(Status {
         version,
         sync,
         drift,
         applies,
+        stacks,
     })
 }
 
@@ -187,6 +217,32 @@ fn table(s: &Status) -> String {
         .map(|d| vec![d.table.clone(), d.open.to_string()])
         .collect();
     columns(&mut out, &["table", "open"], &drift);
+
+    // Only where stacks are used: a server without them shows what it did.
+    if !s.stacks.is_empty() {
+        out.push_str("\nstacks:\n");
+        let stacks: Vec<Vec<String>> = s
+            .stacks
+            .iter()
+            .map(|st| {
+                vec![
+                    st.name.clone(),
+                    st.revision
+                        .as_deref()
+                        .map_or("-".into(), |r| r[..r.len().min(12)].to_owned()),
+                    st.status.clone(),
+                    st.resources.to_string(),
+                    st.open_drift.to_string(),
+                    st.error.as_deref().map(first_line).unwrap_or_default(),
+                ]
+            })
+            .collect();
+        columns(
+            &mut out,
+            &["stack", "revision", "status", "resources", "drift", "error"],
+            &stacks,
+        );
+    }
 
     out.push_str("\nlast applies:\n");
     if s.applies.is_empty() {
@@ -273,6 +329,7 @@ mod tests {
                 open: 2,
             }],
             applies: vec![],
+            stacks: vec![],
         }
     }
 
@@ -290,6 +347,25 @@ mod tests {
         );
         assert!(t.contains("open drift: 2\n"), "{t}");
         assert!(t.contains("last applies:\n  none\n"), "{t}");
+        assert!(!t.contains("stacks:"), "{t}");
+    }
+
+    #[test]
+    fn stacks_show_their_revision_status_and_error() {
+        let mut s = sample();
+        s.stacks = vec![StackRow {
+            name: "web.prod".into(),
+            revision: Some("0123456789abcdef0123".into()),
+            status: "failed".into(),
+            resources: 3,
+            open_drift: 1,
+            error: Some("net.sql:2: 42601: syntax error\nmore".into()),
+        }];
+        let t = render(&s, StatusFormat::Table);
+        assert!(
+            t.contains("stacks:\n  stack     revision      status  resources  drift  error\n  web.prod  0123456789ab  failed  3          1      net.sql:2: 42601: syntax error\n"),
+            "{t}"
+        );
     }
 
     #[test]

@@ -30,6 +30,9 @@
 //! | 42501 | | `infra.cancel_apply` of another role's apply (raised by the database) |
 //! | 42704 | | `infra.revert` of an apply that does not exist (raised by the database, `schema/0730_revert.sql`) |
 //! | 55000 | | `infra.revert` of an apply that did not succeed (the message names its status), or that a later apply touched (the message names that apply); a revert script that would re-create a resource that held data or had write-only values, run without `infra.allow_replace = on` (`infra.require_setting`) (raised by the database, `schema/0730_revert.sql`) |
+//! | 55000 | | `infra.stack_confirm` of a stack that is not waiting for confirmation (DETAIL: its status) (raised by the database, `schema/0770_gitops.sql`) |
+//! | 42704 | | `infra.stack_drop` of a stack that does not exist (raised by the database, `schema/0770_gitops.sql`) |
+//! | 2BP01 | | `infra.stack_drop` of a stack that still has resources (raised by the database, `schema/0770_gitops.sql`) |
 //! | IX900 | `INFRASQL_FAILED` | infrasql's own database failed (its apply journal could not be written): nothing further was applied in AWS |
 //! | XX000 | `INTERNAL` | infrasql failed internally (the apply task died); also a backend error that carried no code |
 //!

@@ -2,6 +2,8 @@
 //! it) on a free loopback port, with its own embedded PostgreSQL.
 #![allow(dead_code)]
 
+pub mod gitops;
+
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use infrasql_provider::{ColumnKind, Props, ResourceSchema, APPLY_TAG, STACK};
 use serde_json::Value;
 
-use super::policy::{policy_for, Policy, PolicyRow};
+use super::policy::{policy_for, stack_of, Policy, PolicyRow};
 use super::Stats;
 use crate::engine::plan::Action;
 
@@ -219,7 +219,7 @@ pub fn diff(input: &Input) -> Diff {
             continue;
         }
         out.stats.drift += 1;
-        let policy = policy_for(&cur.policies, row.get("tags"));
+        let policy = policy_for(&cur.policies, row.get("tags"), stack_of(row));
         out.drift.push(DriftRecord {
             kind: DriftKind::Disappeared,
             id: id.clone(),
@@ -270,7 +270,7 @@ fn changed(
         return;
     }
     out.stats.drift += diffs.len();
-    let mut policy = policy_for(&cur.policies, row.get("tags"));
+    let mut policy = policy_for(&cur.policies, row.get("tags"), stack_of(row));
     // A replace-on-change field cannot be set back in place.
     if policy == Policy::Revert
         && diffs.iter().any(|d| {
@@ -311,7 +311,7 @@ fn appeared(out: &mut Diff, cur: &Current, id: &str, p: &Props, first: bool) {
     let policy = if first {
         Policy::Adopt
     } else {
-        policy_for(&cur.policies, p.get("tags"))
+        policy_for(&cur.policies, p.get("tags"), stack_of(p))
     };
     if !first {
         out.stats.drift += 1;

@@ -15,7 +15,7 @@ use infrasql_provider::{Column, MemberSet, Props};
 use serde_json::{json, Value};
 
 use super::diff::{DriftKind, DriftRecord, Revert, RowWrite};
-use super::policy::{policy_for, Policy, PolicyRow};
+use super::policy::{policy_for, stack_of, Policy, PolicyRow};
 use crate::engine::plan::Action;
 
 /// One set column of the type and what the round knows of it.
@@ -118,7 +118,11 @@ pub fn diff(input: &Input, reverts: &mut Vec<Revert>) -> Diff {
         let policy = if input.first {
             Policy::Adopt
         } else {
-            policy_for(input.policies, row.and_then(|r| r.get("tags")))
+            policy_for(
+                input.policies,
+                row.and_then(|r| r.get("tags")),
+                row.and_then(stack_of),
+            )
         };
         if !input.first {
             for m in &appeared {

@@ -52,12 +52,17 @@ pub(super) async fn current(
     let mut policies: Vec<PolicyRow> = Vec::new();
     for r in tx
         .query(
-            "SELECT tag_key, tag_value, policy FROM infra.drift_policy WHERE table_name = $1",
+            "SELECT stack, tag_key, tag_value, policy FROM infra.drift_policy WHERE table_name = $1",
             &[&table],
         )
         .await?
     {
-        policies.push((r.get(0), r.get(1), r.get::<_, &str>(2).parse()?));
+        policies.push(PolicyRow {
+            stack: r.get(0),
+            tag_key: r.get(1),
+            tag_value: r.get(2),
+            policy: r.get::<_, &str>(3).parse()?,
+        });
     }
     let in_flight = strings(
         tx,

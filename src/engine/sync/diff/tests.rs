@@ -75,7 +75,7 @@ fn rows(list: &[Props]) -> Current {
 }
 
 fn with_policy(mut cur: Current, policy: Policy) -> Current {
-    cur.policies = vec![(String::new(), String::new(), policy)];
+    cur.policies = vec![PolicyRow::table(policy)];
     cur
 }
 
@@ -411,8 +411,11 @@ fn a_resource_whose_parent_is_not_a_row_waits_for_a_later_round() {
 #[test]
 fn the_policy_of_a_tag_beats_the_tables() {
     let mut cur = with_policy(Current::default(), Policy::Report);
-    cur.policies
-        .push(("env".into(), "prod".into(), Policy::Revert));
+    cur.policies.push(PolicyRow {
+        tag_key: "env".into(),
+        tag_value: "prod".into(),
+        ..PolicyRow::table(Policy::Revert)
+    });
     let d = run(
         &[
             vpc("vpc-1", "a", json!({"env": "prod"})),

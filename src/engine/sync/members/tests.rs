@@ -110,7 +110,7 @@ fn the_first_round_imports_memberships_without_drift() {
 #[test]
 fn report_keeps_the_rows_and_open_drift_is_not_repeated() {
     let mut w = world(&["sg-a", "sg-b"]);
-    w.policies = vec![(String::new(), String::new(), Policy::Report)];
+    w.policies = vec![PolicyRow::table(Policy::Report)];
     let d = run(&w, false, &mut Vec::new());
     assert!(d.inserts.is_empty());
     assert_eq!(d.drift.len(), 1);
@@ -121,7 +121,7 @@ fn report_keeps_the_rows_and_open_drift_is_not_repeated() {
 #[test]
 fn revert_puts_the_set_back_through_an_update_of_the_owner() {
     let mut w = world(&["sg-a", "sg-b"]);
-    w.policies = vec![(String::new(), String::new(), Policy::Revert)];
+    w.policies = vec![PolicyRow::table(Policy::Revert)];
     let mut reverts = Vec::new();
     let d = run(&w, false, &mut reverts);
     assert!(d.inserts.is_empty() && d.deletes.is_empty());
