@@ -87,7 +87,11 @@ async fn one_directory_two_environments_converge_and_prune() {
     )
     .await;
     assert_eq!(prod_cidr, "10.91.0.0/16");
-    let source: String = one(&db, "SELECT source FROM infra.apply ORDER BY started_at DESC LIMIT 1").await;
+    let source: String = one(
+        &db,
+        "SELECT source FROM infra.apply ORDER BY started_at DESC LIMIT 1",
+    )
+    .await;
     assert_eq!(source, "stack web.prod");
 
     // Again: nothing to do, and the second apply says so.

@@ -275,3 +275,70 @@ async fn membership_survives_the_loss_of_the_database() {
     // And the files still converge on the imported rows.
     assert!(run(&db, "web", &adopt, "").await.unwrap().is_empty());
 }
+
+/// After a sync imported what AWS made with the VPC (its default security
+/// group, its main route table, outside any stack), the stack can still
+/// prune the VPC: AWS deletes those with it.
+#[tokio::test]
+async fn a_synced_vpc_can_be_pruned() {
+    let moto = Moto::start();
+    let s = TestServer::start_on(&moto, &[]);
+    let db = s.connect().await;
+    run(&db, "web", NETWORK, "").await.unwrap();
+    db.batch_execute("SELECT infra.sync()").await.unwrap();
+    let plan = run(&db, "web", "", "").await.unwrap();
+    assert_eq!(plan.len(), 2, "{plan:?}");
+    assert!(moto.vpcs().await.is_empty());
+    // (moto's default VPC stays, with its own main table and group.)
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM aws.vpc WHERE is_default IS NOT TRUE"
+        )
+        .await,
+        0
+    );
+}
+
+/// The same in a plain session: a VPC whose main route table and default
+/// group sync imported is deleted with one DeleteVpc.
+#[tokio::test]
+async fn a_synced_vpc_can_be_deleted() {
+    let moto = Moto::start();
+    let s = TestServer::start_on(&moto, &[]);
+    let db = s.connect().await;
+    db.batch_execute("INSERT INTO aws.vpc (name, cidr_block) VALUES ('solo', '10.74.0.0/16')")
+        .await
+        .unwrap();
+    db.batch_execute("SELECT infra.sync()").await.unwrap();
+    let vpc: String = common::one(&db, "SELECT vpc_id FROM aws.vpc WHERE name = 'solo'").await;
+    let of_vpc = |t: &str| format!("SELECT count(*) FROM aws.{t} WHERE vpc_id = '{vpc}'");
+    assert_eq!(count(&db, &of_vpc("route_table")).await, 1);
+    assert_eq!(count(&db, &of_vpc("security_group")).await, 1);
+    db.batch_execute("DELETE FROM aws.vpc WHERE name = 'solo'")
+        .await
+        .unwrap();
+    assert!(moto.vpcs().await.is_empty());
+    assert_eq!(count(&db, &of_vpc("route_table")).await, 0);
+    assert_eq!(count(&db, &of_vpc("security_group")).await, 0);
+    // Nothing but the VPC was asked of AWS.
+    let actions: Vec<String> = db
+        .query(
+            "SELECT action || ' ' || table_name FROM infra.apply_action",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        actions.iter().filter(|a| a.ends_with("aws.vpc")).count(),
+        2,
+        "{actions:?}"
+    );
+    assert!(
+        actions.iter().all(|a| a.ends_with("aws.vpc")),
+        "{actions:?}"
+    );
+}

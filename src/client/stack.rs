@@ -180,7 +180,10 @@ pub async fn declare(
         None => format!("stack {}", stack.name),
     };
     client
-        .execute("SELECT set_config('infra.apply_source', $1, true)", &[&source])
+        .execute(
+            "SELECT set_config('infra.apply_source', $1, true)",
+            &[&source],
+        )
         .await?;
     let row = client
         .query_one(

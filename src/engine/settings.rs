@@ -86,7 +86,10 @@ pub fn parse_source(v: &str) -> Option<String> {
     // `stack <name>`, or `stack <name>@<git commit>` from the GitOps agent.
     let stack = v.strip_prefix("stack ").is_some_and(|rest| {
         let (name, rev) = rest.split_once('@').unwrap_or((rest, "0"));
-        let named = name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        let named = name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
             && name
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
