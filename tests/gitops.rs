@@ -74,6 +74,20 @@ async fn commits_create_update_roll_back_and_prune_and_nothing_else_deletes() {
     };
     assert_eq!(source, format!("git {} infra/net", repo.url()));
     assert_eq!(author, "Ada <ada@example.com>");
+    // The apply itself says which commit and who wrote it.
+    let r = db
+        .query_one(
+            "SELECT source, author FROM infra.apply WHERE source LIKE 'stack net.staging@%' \
+             ORDER BY started_at DESC LIMIT 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.get::<_, String>(0), format!("stack net.staging@{c1}"));
+    assert_eq!(
+        r.get::<_, Option<String>>(1).as_deref(),
+        Some("Ada <ada@example.com>")
+    );
     assert_eq!(applied_at(&s, &db, "old", &c1).await, 1);
     assert_eq!(moto.vpcs().await.len(), 2);
 

@@ -185,6 +185,22 @@ pub async fn declare(
             &[&source],
         )
         .await?;
+    if let Some(o) = o {
+        // And who wrote it (infra.apply.author), as the setting takes it:
+        // one line of at most 200 characters.
+        let author: String = o
+            .author
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(200)
+            .collect();
+        client
+            .execute(
+                "SELECT set_config('infra.apply_author', $1, true)",
+                &[&author],
+            )
+            .await?;
+    }
     let row = client
         .query_one(
             "SELECT infra.stack_finish($1, $2, $3, $4)",

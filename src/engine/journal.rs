@@ -114,9 +114,11 @@ pub struct Committer {
     /// The client's address as infrasql's listener saw it.
     pub client_addr: Option<String>,
     pub application_name: Option<String>,
-    /// `commit`, `migration <file>` or `revert <apply id>`
-    /// (`settings::parse_source`).
+    /// `commit`, `migration <file>`, `revert <apply id>` or
+    /// `stack <name>[@<sha>]` (`settings::parse_source`).
     pub source: String,
+    /// Who wrote the change, when the client said (`infra.apply_author`).
+    pub author: Option<String>,
 }
 
 /// infrasql could not write its own journal: its database failed, not AWS.
@@ -172,8 +174,8 @@ impl<'a> Journal<'a> {
         let inserted = db
             .execute(
                 "INSERT INTO infra.apply (apply_id, status, username, actions, xid, source, \
-                     client_addr, application_name, creates, updates, replaces, deletes) \
-                 VALUES ($1, 'running', $2, $3, $4::text::xid8, $5, $6::text::inet, $7, $8, $9, $10, $11)",
+                     client_addr, application_name, creates, updates, replaces, deletes, author) \
+                 VALUES ($1, 'running', $2, $3, $4::text::xid8, $5, $6::text::inet, $7, $8, $9, $10, $11, $12)",
                 &[
                     &id.as_str(),
                     &who.user,
@@ -186,6 +188,7 @@ impl<'a> Journal<'a> {
                     &updates,
                     &replaces,
                     &deletes,
+                    &who.author,
                 ],
             )
             .await;

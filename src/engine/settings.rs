@@ -28,6 +28,8 @@ pub enum SettingKind {
     Count,
     /// Where a change came from (`infra.apply_source`): see [`parse_source`].
     Source,
+    /// A short free-text label (`infra.apply_author`): see [`parse_label`].
+    Label,
 }
 
 impl SettingKind {
@@ -43,6 +45,7 @@ impl SettingKind {
             SettingKind::Source => {
                 "'migration <file name>', 'revert apply-<id>', 'stack <name>[@<git commit>]' or an empty string (a plain commit)"
             }
+            SettingKind::Label => "text of at most 200 characters, without control characters",
         }
     }
 }
@@ -58,7 +61,16 @@ pub const SETTINGS: &[(&str, SettingKind)] = &[
     // Read by the stack guard in SQL (schema/0760_stacks.sql).
     ("infra.allow_stack_edit", SettingKind::Bool),
     ("infra.apply_source", SettingKind::Source),
+    // Who wrote the change, when a tool knows (the GitOps agent: the git
+    // commit's author); recorded in infra.apply.author.
+    ("infra.apply_author", SettingKind::Label),
 ];
+
+/// A label as `infra.apply.author` records it: at most 200 characters,
+/// none of them control characters (a log line stays one line).
+pub fn parse_label(v: &str) -> Option<&str> {
+    (v.chars().count() <= 200 && !v.chars().any(char::is_control)).then_some(v)
+}
 
 /// `infra.max_deletes` when unset.
 pub const DEFAULT_MAX_DELETES: u64 = 10;
@@ -193,6 +205,9 @@ pub fn check(name: &str, value: &str) -> Result<(), String> {
         Some(SettingKind::Source) => parse_source(value)
             .map(drop)
             .ok_or_else(|| format!("invalid value for parameter \"{name}\": \"{value}\"")),
+        Some(SettingKind::Label) => parse_label(value)
+            .map(drop)
+            .ok_or_else(|| format!("invalid value for parameter \"{name}\": \"{value}\"")),
     }
 }
 
@@ -281,6 +296,18 @@ pub async fn source_setting(ctx: &mut dyn CommitContext) -> Result<String, HookE
     parse_source(&v).ok_or_else(|| bad_value(name, &v, SettingKind::Source))
 }
 
+/// `infra.apply_author`; unset or empty is none.
+pub async fn author_setting(ctx: &mut dyn CommitContext) -> Result<Option<String>, HookError> {
+    let name = "infra.apply_author";
+    let v = raw_setting(ctx, name).await?;
+    if v.is_empty() {
+        return Ok(None);
+    }
+    parse_label(&v)
+        .map(|a| Some(a.to_owned()))
+        .ok_or_else(|| bad_value(name, &v, SettingKind::Label))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -328,6 +355,9 @@ mod tests {
         assert!(check("infra.apply_source", "stack web.prod@9f3c2a1").is_ok());
         assert!(check("infra.apply_source", "stack web prod").is_err());
         assert!(check("infra.apply_source", "stack web@").is_err());
+        assert!(check("infra.apply_author", "Ada <ada@example.com>").is_ok());
+        assert!(check("infra.apply_author", "Ada\nINFO forged").is_err());
+        assert!(check("infra.apply_author", &"x".repeat(201)).is_err());
     }
 
     #[test]

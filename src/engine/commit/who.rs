@@ -10,6 +10,7 @@ use super::super::settings;
 /// refuses the COMMIT (22023): a label a tool asked for is never dropped.
 pub(super) async fn committer(ctx: &mut dyn CommitContext) -> Result<Committer, HookError> {
     let source = settings::source_setting(ctx).await?;
+    let author = settings::author_setting(ctx).await?;
     // application_name is the client's: the wire passes the startup
     // packet's on to the backend, and a SET changes it there.
     let rows = ctx
@@ -27,5 +28,6 @@ pub(super) async fn committer(ctx: &mut dyn CommitContext) -> Result<Committer, 
         application_name: next(),
         client_addr: ctx.client_addr(),
         source,
+        author,
     })
 }
