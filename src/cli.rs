@@ -281,7 +281,7 @@ pub async fn resource_index() -> crate::engine::apply::Resources {
         ..Default::default()
     };
     let clients = std::sync::Arc::new(infrasql_aws::Clients::new(&settings).await);
-    crate::engine::registry::index(infrasql_aws::resources(clients))
+    crate::engine::registry::index(crate::providers::aws(clients))
 }
 
 async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {

@@ -9,6 +9,7 @@ pub mod engine;
 pub mod gitops;
 pub mod logging;
 pub mod playground;
+pub mod providers;
 pub mod server;
 pub mod store;
 pub mod wire;

@@ -209,7 +209,7 @@ async fn prepare(
         max_concurrency: Some(cfg.aws_concurrency),
     };
     let clients = Arc::new(infrasql_aws::Clients::new(&settings).await);
-    let resources = registry::index(infrasql_aws::resources(clients.clone()));
+    let resources = registry::index(crate::providers::aws(clients.clone()));
     let mut client = store.session().await?;
     registry::install(&mut client, &resources, &clients.default_region()).await?;
     let regions = if cfg.sync_regions.is_empty() {

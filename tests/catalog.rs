@@ -73,7 +73,7 @@ async fn every_table_and_column_has_a_comment_from_its_one_source() {
         max_concurrency: None,
     })
     .await;
-    let resources = infrasql::engine::registry::index(infrasql_aws::resources(clients.into()));
+    let resources = infrasql::engine::registry::index(infrasql::providers::aws(clients.into()));
     for (table, r) in &resources {
         let comment: String = c
             .query_one(

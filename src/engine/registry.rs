@@ -10,7 +10,9 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use infrasql_provider::{Column, ColumnKind, Resource, ResourceSchema, ROW_KEY};
+use infrasql_provider::{
+    Column, ColumnKind, Resource, ResourceSchema, Scope, GLOBAL_REGION, ROW_KEY,
+};
 use tokio_postgres::Transaction;
 
 use super::apply::Resources;
@@ -297,7 +299,14 @@ pub fn docs(resources: &Resources) -> String {
     for t in tables {
         let s = resources[t].schema();
         let key: Vec<String> = s.natural_key.iter().map(|k| format!("`{k}`")).collect();
-        out.push_str(&format!("\n## {t}\n\n{}\n\n{}\n\nNatural key (what names it within a stack): {}.\n\n| column | kind | references | description |\n| --- | --- | --- | --- |\n", s.doc, s.replace_doc(), key.join(", ")));
+        let scope = match s.scope {
+            Scope::Global => format!(
+                "**Global:** the type lives in the account, not in a region; `region` is always \
+                 `{GLOBAL_REGION}`, and sync lists it once per round.\n\n"
+            ),
+            Scope::Regional => String::new(),
+        };
+        out.push_str(&format!("\n## {t}\n\n{}\n\n{scope}{}\n\nNatural key (what names it within a stack): {}.\n\n| column | kind | references | description |\n| --- | --- | --- | --- |\n", s.doc, s.replace_doc(), key.join(", ")));
         for c in s.table_columns() {
             let r = c
                 .references

@@ -44,6 +44,46 @@ impl Moto {
         self.clients().await.rds("us-east-1").await.client.clone()
     }
 
+    /// A raw IAM client on the same endpoint.
+    pub async fn iam(&self) -> infrasql_aws_iam::aws_sdk_iam::Client {
+        infrasql_aws_iam::client(&self.clients().await, "global")
+            .await
+            .client
+            .clone()
+    }
+
+    /// A raw S3 client on the same endpoint.
+    pub async fn s3(&self) -> infrasql_aws_s3::aws_sdk_s3::Client {
+        infrasql_aws_s3::client(&self.clients().await, "us-east-1")
+            .await
+            .client
+            .clone()
+    }
+
+    /// A raw ELBv2 client on the same endpoint.
+    pub async fn elb(&self) -> infrasql_aws_elb::aws_sdk_elasticloadbalancingv2::Client {
+        infrasql_aws_elb::client(&self.clients().await, "us-east-1")
+            .await
+            .client
+            .clone()
+    }
+
+    /// A raw Route53 client on the same endpoint.
+    pub async fn route53(&self) -> infrasql_aws_route53::aws_sdk_route53::Client {
+        infrasql_aws_route53::client(&self.clients().await, "global")
+            .await
+            .client
+            .clone()
+    }
+
+    /// A raw ACM client on the same endpoint.
+    pub async fn acm(&self) -> infrasql_aws_acm::aws_sdk_acm::Client {
+        infrasql_aws_acm::client(&self.clients().await, "us-east-1")
+            .await
+            .client
+            .clone()
+    }
+
     /// The VPCs in AWS other than moto's default one, by id.
     pub async fn vpcs(&self) -> Vec<String> {
         let out = self.ec2().await.describe_vpcs().send().await.unwrap();

@@ -1,5 +1,9 @@
-//! The AWS provider: one module per resource type, under `ec2/` (aws-sdk-ec2)
-//! and `rds/` (aws-sdk-rds); [`sdk`] holds what both do with an SDK's answers.
+//! The AWS provider's base and its EC2 and RDS types: one module per
+//! resource type, under `ec2/` (aws-sdk-ec2) and `rds/` (aws-sdk-rds).
+//! [`sdk`], [`tags`] and [`fields`] hold what every service does with an
+//! SDK's answers; the other services live in their own crates
+//! (`providers/aws-iam`, `aws-s3`, ...) on these helpers and on
+//! [`Clients::service`], so each builds and rebuilds on its own.
 //!
 //! Credentials and region come from `aws-config`'s standard chain (env,
 //! profile, SSO, IMDS...). infrasql never stores credentials. One SDK client
@@ -7,11 +11,14 @@
 //! most `max_concurrency` operations run at once per region.
 
 pub mod ec2;
+pub mod fields;
+pub mod policy_doc;
 pub mod rds;
 mod request_ids;
-pub(crate) mod sdk;
-mod tags;
+pub mod sdk;
+pub mod tags;
 
+use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -33,27 +40,29 @@ pub struct AwsSettings {
     pub max_concurrency: Option<usize>,
 }
 
-struct Regional {
-    ec2: aws_sdk_ec2::Client,
-    rds: aws_sdk_rds::Client,
-    limit: Arc<Semaphore>,
-}
-
-/// Shared SDK clients, one per region.
+/// Shared SDK clients: one per (service, region), built on first use.
 pub struct Clients {
     sdk: SdkConfig,
     max_concurrency: usize,
-    regions: Mutex<HashMap<String, Arc<Regional>>>,
+    /// Operations in flight per region, shared by every service there.
+    limits: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Each service's client per region, keyed by the client's type.
+    services: Mutex<HashMap<(TypeId, String), Box<dyn Any + Send + Sync>>>,
     calls: Arc<AtomicU64>,
 }
+
+pub use infrasql_provider::GLOBAL_REGION;
+
+/// The region global services are signed for and reached in.
+const GLOBAL_SERVICE_REGION: &str = "us-east-1";
 
 /// Counts every HTTP request the SDK sends, retries included: into the
 /// global count ([`Clients::api_calls`]) and, for the sync loop's per-task
 /// count, through [`infrasql_provider::calls::note_call`].
 #[derive(Debug)]
-struct CountCalls(Arc<AtomicU64>);
+pub struct CountCalls(Arc<AtomicU64>);
 
-// Both SDKs re-export the one smithy interceptor trait, so one impl serves both.
+// Every SDK re-exports the one smithy interceptor trait, so one impl serves all.
 impl aws_sdk_ec2::config::Intercept for CountCalls {
     fn name(&self) -> &'static str {
         "infrasql-count-calls"
@@ -69,6 +78,18 @@ impl aws_sdk_ec2::config::Intercept for CountCalls {
         infrasql_provider::calls::note_call();
         Ok(())
     }
+}
+
+pub use request_ids::RecordRequestIds;
+
+/// What a service crate needs to build its SDK client for one region:
+/// the shared SDK settings, the region to sign for, and the interceptors
+/// every client carries (call counting, request ids for the history).
+pub struct ClientSetup<'a> {
+    pub sdk: &'a SdkConfig,
+    pub region: Region,
+    pub count_calls: CountCalls,
+    pub request_ids: RecordRequestIds,
 }
 
 /// An SDK client plus a concurrency permit for one operation.
@@ -104,7 +125,8 @@ impl Clients {
         Clients {
             sdk: loader.load().await,
             max_concurrency: settings.max_concurrency.unwrap_or(16),
-            regions: Mutex::new(HashMap::new()),
+            limits: Mutex::new(HashMap::new()),
+            services: Mutex::new(HashMap::new()),
             calls: Arc::new(AtomicU64::new(0)),
         }
     }
@@ -122,53 +144,78 @@ impl Clients {
             .unwrap_or_else(|| "us-east-1".into())
     }
 
-    fn regional(&self, region: &str) -> Arc<Regional> {
-        let mut map = self.regions.lock().expect("client map lock poisoned");
-        map.entry(region.to_owned())
-            .or_insert_with(|| {
-                let conf = aws_sdk_ec2::config::Builder::from(&self.sdk)
-                    .region(Region::new(region.to_owned()))
-                    .interceptor(CountCalls(self.calls.clone()))
-                    .interceptor(request_ids::RecordRequestIds)
-                    .build();
-                let rds = aws_sdk_rds::config::Builder::from(&self.sdk)
-                    .region(Region::new(region.to_owned()))
-                    .interceptor(CountCalls(self.calls.clone()))
-                    .interceptor(request_ids::RecordRequestIds)
-                    .build();
-                Arc::new(Regional {
-                    ec2: aws_sdk_ec2::Client::from_conf(conf),
-                    rds: aws_sdk_rds::Client::from_conf(rds),
-                    limit: Arc::new(Semaphore::new(self.max_concurrency)),
+    /// The client of one service for `region` (built by `make` on first
+    /// use), once a concurrency slot of the region is free. A global
+    /// service's rows say [`GLOBAL_REGION`]; its client is made for
+    /// us-east-1, where AWS serves IAM and Route53.
+    pub async fn service<C>(
+        &self,
+        region: &str,
+        make: impl FnOnce(ClientSetup<'_>) -> C,
+    ) -> Permitted<C>
+    where
+        C: Clone + Send + Sync + 'static,
+    {
+        let client = {
+            let mut map = self.services.lock().expect("client map lock poisoned");
+            map.entry((TypeId::of::<C>(), region.to_owned()))
+                .or_insert_with(|| {
+                    let signing = match region {
+                        GLOBAL_REGION => GLOBAL_SERVICE_REGION,
+                        r => r,
+                    };
+                    Box::new(make(ClientSetup {
+                        sdk: &self.sdk,
+                        region: Region::new(signing.to_owned()),
+                        count_calls: CountCalls(self.calls.clone()),
+                        request_ids: RecordRequestIds,
+                    }))
                 })
-            })
-            .clone()
-    }
-
-    /// The EC2 client for `region`, once a concurrency slot is free.
-    pub async fn ec2(&self, region: &str) -> Ec2 {
-        let r = self.regional(region);
-        Self::permitted(&r, r.ec2.clone()).await
-    }
-
-    /// The RDS client for `region`, once a concurrency slot is free (the
-    /// slots of a region are shared by both services).
-    pub async fn rds(&self, region: &str) -> Rds {
-        let r = self.regional(region);
-        Self::permitted(&r, r.rds.clone()).await
-    }
-
-    async fn permitted<C>(r: &Regional, client: C) -> Permitted<C> {
-        let permit = r
-            .limit
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("semaphore never closed");
+                .downcast_ref::<C>()
+                .expect("keyed by the client's type")
+                .clone()
+        };
+        let limit = self
+            .limits
+            .lock()
+            .expect("limit map lock poisoned")
+            .entry(region.to_owned())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.max_concurrency)))
+            .clone();
+        let permit = limit.acquire_owned().await.expect("semaphore never closed");
         Permitted {
             client,
             _permit: permit,
         }
+    }
+
+    /// The EC2 client for `region`, once a concurrency slot is free.
+    pub async fn ec2(&self, region: &str) -> Ec2 {
+        self.service(region, |s| {
+            aws_sdk_ec2::Client::from_conf(
+                aws_sdk_ec2::config::Builder::from(s.sdk)
+                    .region(s.region)
+                    .interceptor(s.count_calls)
+                    .interceptor(s.request_ids)
+                    .build(),
+            )
+        })
+        .await
+    }
+
+    /// The RDS client for `region`, once a concurrency slot is free (the
+    /// slots of a region are shared by every service).
+    pub async fn rds(&self, region: &str) -> Rds {
+        self.service(region, |s| {
+            aws_sdk_rds::Client::from_conf(
+                aws_sdk_rds::config::Builder::from(s.sdk)
+                    .region(s.region)
+                    .interceptor(s.count_calls)
+                    .interceptor(s.request_ids)
+                    .build(),
+            )
+        })
+        .await
     }
 }
 

@@ -10,7 +10,7 @@
 /// Reports each response's request id, errors and retries included: an
 /// AWS support case asks for the id of the call that failed.
 #[derive(Debug)]
-pub(crate) struct RecordRequestIds;
+pub struct RecordRequestIds;
 
 impl aws_sdk_ec2::config::Intercept for RecordRequestIds {
     fn name(&self) -> &'static str {

@@ -9,7 +9,7 @@ use aws_smithy_async::future::pagination_stream::PaginationStream;
 use infrasql_provider::{ErrorClass, ProviderError, ResourceSchema};
 
 /// Sort an SDK error by its AWS error code.
-pub(crate) fn classify<E, R>(e: SdkError<E, R>) -> ProviderError
+pub fn classify<E, R>(e: SdkError<E, R>) -> ProviderError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug,
@@ -50,8 +50,9 @@ where
     ProviderError::new(ErrorClass::Retryable, "RequestFailed", message)
 }
 
-pub(crate) fn class_of(code: &str) -> ErrorClass {
-    if code.contains("NotFound") {
+pub fn class_of(code: &str) -> ErrorClass {
+    // IAM, S3 and Route53 say NoSuchEntity, NoSuchBucket, NoSuchHostedZone.
+    if code.contains("NotFound") || code.starts_with("NoSuch") {
         ErrorClass::NotFound
     } else if code.contains("Throttl") || code == "RequestLimitExceeded" || code == "SlowDown" {
         ErrorClass::Throttled
@@ -68,6 +69,8 @@ pub(crate) fn class_of(code: &str) -> ErrorClass {
         || code.contains("DependencyViolation")
         || code.contains("LimitExceeded")
         || code.contains("AlreadyAssociated")
+        || code.contains("AlreadyOwnedByYou")
+        || code.contains("NotEmpty")
         || code == "IncorrectState"
     {
         ErrorClass::Conflict
@@ -85,7 +88,7 @@ pub(crate) fn class_of(code: &str) -> ErrorClass {
 /// (`ec2.describe_x().into_paginator().items().send()`), which sends each
 /// next token. A page that fails fails the listing: half a listing would
 /// read as deletions to the sync loop.
-pub(crate) async fn all_pages<T, E, R>(
+pub async fn all_pages<T, E, R>(
     items: PaginationStream<Result<T, SdkError<E, R>>>,
 ) -> Result<Vec<T>, ProviderError>
 where
@@ -100,7 +103,7 @@ where
 /// AWS's own error when it refuses the id (`InvalidVpcID.NotFound`), or
 /// `gone()` when the answer is empty (a filter found nothing, or EC2 does
 /// not list a resource just created yet).
-pub(crate) fn described<O, T, E, R>(
+pub fn described<O, T, E, R>(
     sent: Result<O, SdkError<E, R>>,
     pick: impl FnOnce(&O) -> Option<T>,
     gone: impl FnOnce() -> ProviderError,
@@ -113,7 +116,7 @@ where
 }
 
 /// NotFound for resource `id` of a type, with the code AWS gives it.
-pub(crate) fn not_found(schema: &ResourceSchema, code: &str, id: &str) -> ProviderError {
+pub fn not_found(schema: &ResourceSchema, code: &str, id: &str) -> ProviderError {
     ProviderError::new(
         ErrorClass::NotFound,
         code,
@@ -122,7 +125,7 @@ pub(crate) fn not_found(schema: &ResourceSchema, code: &str, id: &str) -> Provid
 }
 
 /// A NotFound error as `None`, where "gone" is an answer, not a failure.
-pub(crate) fn if_found<T>(r: Result<T, ProviderError>) -> Result<Option<T>, ProviderError> {
+pub fn if_found<T>(r: Result<T, ProviderError>) -> Result<Option<T>, ProviderError> {
     match r {
         Ok(v) => Ok(Some(v)),
         Err(e) if e.class == ErrorClass::NotFound => Ok(None),
@@ -132,7 +135,7 @@ pub(crate) fn if_found<T>(r: Result<T, ProviderError>) -> Result<Option<T>, Prov
 
 /// A delete call's answer. Deleting something already gone is success:
 /// the goal is reached.
-pub(crate) fn deleted<O, E, R>(sent: Result<O, SdkError<E, R>>) -> Result<(), ProviderError>
+pub fn deleted<O, E, R>(sent: Result<O, SdkError<E, R>>) -> Result<(), ProviderError>
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug,
@@ -141,13 +144,13 @@ where
 }
 
 /// Deleting something already gone is success: the goal is reached.
-pub(crate) fn ignore_not_found(r: Result<(), ProviderError>) -> Result<(), ProviderError> {
+pub fn ignore_not_found(r: Result<(), ProviderError>) -> Result<(), ProviderError> {
     if_found(r).map(drop)
 }
 
 /// A create call answered without the id of what it made ("CreateVpc
 /// returned no VPC id"). Retryable: the answer was cut short, not refused.
-pub(crate) fn missing_id(op: &str, what: &str) -> ProviderError {
+pub fn missing_id(op: &str, what: &str) -> ProviderError {
     ProviderError::new(
         ErrorClass::Retryable,
         "MissingId",
@@ -170,6 +173,11 @@ mod tests {
         assert_eq!(class_of("UnauthorizedOperation"), ErrorClass::Denied);
         assert_eq!(class_of("InvalidParameterValue"), ErrorClass::Invalid);
         assert_eq!(class_of("InternalError"), ErrorClass::Retryable);
+        assert_eq!(class_of("NoSuchEntity"), ErrorClass::NotFound);
+        assert_eq!(class_of("NoSuchBucket"), ErrorClass::NotFound);
+        assert_eq!(class_of("BucketNotEmpty"), ErrorClass::Conflict);
+        assert_eq!(class_of("BucketAlreadyOwnedByYou"), ErrorClass::Conflict);
+        assert_eq!(class_of("HostedZoneNotEmpty"), ErrorClass::Conflict);
     }
 
     #[test]

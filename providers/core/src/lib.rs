@@ -200,6 +200,20 @@ pub enum ReplaceOrder {
     },
 }
 
+/// Where a type's resources live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// In one region, named by the row's `region` column.
+    Regional,
+    /// In the whole account (IAM, Route53). The table's `region` column
+    /// always holds [`GLOBAL_REGION`], and the sync loop lists the type
+    /// once per round instead of once per region.
+    Global,
+}
+
+/// The `region` of every row of a [`Scope::Global`] type.
+pub const GLOBAL_REGION: &str = "global";
+
 /// The description of one resource table.
 #[derive(Debug)]
 pub struct ResourceSchema {
@@ -212,6 +226,8 @@ pub struct ResourceSchema {
     pub doc: &'static str,
     pub columns: &'static [Column],
     pub replace_order: ReplaceOrder,
+    /// Whether the type lives in a region or in the whole account.
+    pub scope: Scope,
     /// The columns that tell one resource of a stack from another (its
     /// natural key): `name` for most types, the defining fields for rules,
     /// routes and associations. A stack's files find what they declare by

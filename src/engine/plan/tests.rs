@@ -17,6 +17,7 @@ static VPC: ResourceSchema = ResourceSchema {
         Column::new("state", CloudAssigned, ""),
     ],
     replace_order: ReplaceOrder::CreateFirst,
+    scope: infrasql_provider::Scope::Regional,
     natural_key: &[],
     stateful: None,
 };
@@ -34,6 +35,7 @@ static SUBNET: ResourceSchema = ResourceSchema {
         Column::new("password", WriteOnly, ""),
     ],
     replace_order: ReplaceOrder::CreateFirst,
+    scope: infrasql_provider::Scope::Regional,
     natural_key: &[],
     stateful: None,
 };
@@ -56,6 +58,7 @@ pub(super) static GROUP: ResourceSchema = ResourceSchema {
         unique_key: &["region", "vpc_id", "group_name"],
         why: "a group name is unique in its VPC",
     },
+    scope: infrasql_provider::Scope::Regional,
     natural_key: &[],
     stateful: None,
 };
@@ -74,6 +77,7 @@ pub(super) static DISK: ResourceSchema = ResourceSchema {
         Column::reference("group_id", Desired, "security_group", ""),
     ],
     replace_order: ReplaceOrder::CreateFirst,
+    scope: infrasql_provider::Scope::Regional,
     natural_key: &[],
     stateful: Some("the files on it"),
 };

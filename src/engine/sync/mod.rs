@@ -37,7 +37,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use infrasql_provider::{Props, Resource};
+use infrasql_provider::{Props, Resource, Scope, GLOBAL_REGION};
 
 pub use error::SyncError;
 pub use policy::{Policy, UnknownPolicy};
@@ -110,6 +110,7 @@ impl Syncer {
                 regions.push(r.to_owned());
             }
         }
+        let global = [GLOBAL_REGION.to_owned()];
         let not_due = if only_due {
             self.not_due().await
         } else {
@@ -121,7 +122,12 @@ impl Syncer {
                 if table.is_some_and(|f| f != t && f != self.resources[&t].schema().table) {
                     continue;
                 }
-                for r in regions
+                // A global type (IAM, Route53) is listed once, not once per region.
+                let scoped: &[String] = match self.resources[&t].schema().scope {
+                    Scope::Global => &global,
+                    Scope::Regional => &regions,
+                };
+                for r in scoped
                     .iter()
                     .filter(|r| region.is_none_or(|f| f == r.as_str()))
                 {

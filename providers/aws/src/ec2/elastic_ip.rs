@@ -67,6 +67,7 @@ pub static SCHEMA: ResourceSchema = ResourceSchema {
         ),
     ],
     replace_order: ReplaceOrder::CreateFirst,
+    scope: infrasql_provider::Scope::Regional,
     natural_key: &["name"],
     stateful: Some(
         "its public IP address (a new allocation gets another, and the old one cannot be had back)",

@@ -171,6 +171,7 @@ pub static SCHEMA: ResourceSchema = ResourceSchema {
         ),
     ],
     replace_order: ReplaceOrder::CreateFirst,
+    scope: infrasql_provider::Scope::Regional,
     natural_key: &["name"],
     stateful: Some("the data on its root volume and any instance-store volumes (deleted when the old instance is terminated)"),
 };

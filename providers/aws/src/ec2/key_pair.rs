@@ -67,6 +67,7 @@ pub static SCHEMA: ResourceSchema = ResourceSchema {
         unique_key: &["region", "key_name"],
         why: "a key name is unique in its region",
     },
+    scope: infrasql_provider::Scope::Regional,
     natural_key: &["key_name"],
     stateful: None,
 };

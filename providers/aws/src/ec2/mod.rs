@@ -20,9 +20,10 @@ use std::sync::Arc;
 
 use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
 use infrasql_provider::{ApplyContext, Props, ProviderError, Resource, APPLY_TAG};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::sdk::classify;
+use crate::tags::NameTag;
 use crate::Clients;
 
 pub fn resources(clients: Arc<Clients>) -> Vec<Arc<dyn Resource>> {
@@ -62,31 +63,17 @@ pub(crate) fn split_tags(tags: &[Tag]) -> (Option<String>, Value) {
 
 /// Put the name and tags columns into `props` from AWS tags.
 pub(crate) fn put_tags(props: &mut Props, tags: &[Tag]) {
-    // Not a column: recovery uses it to find what a crashed apply created.
-    if let Some(t) = tags.iter().find(|t| t.key() == Some(APPLY_TAG)) {
-        props.insert(APPLY_TAG.into(), opt_str(t.value()));
-    }
-    crate::tags::put_stack(
-        props,
-        tags.iter()
-            .filter_map(|t| Some((t.key()?, t.value().unwrap_or("")))),
-    );
-    let (name, tags) = split_tags(tags);
-    props.insert(
-        "name".into(),
-        name.map(Value::String).unwrap_or(Value::Null),
-    );
-    props.insert("tags".into(), tags);
+    crate::tags::put_tags(props, aws_pairs(tags), NameTag::Column);
+}
+
+fn aws_pairs(tags: &[Tag]) -> impl Iterator<Item = (&str, &str)> {
+    tags.iter()
+        .filter_map(|t| Some((t.key()?, t.value().unwrap_or(""))))
 }
 
 /// The tags a row asks for: its `tags` object plus `Name` and its stack.
 pub(crate) fn desired_tags(props: &Props) -> BTreeMap<String, String> {
-    let mut out = crate::tags::tags_column(props);
-    out.extend(crate::tags::stack_tag(props));
-    if let Some(Value::String(n)) = props.get("name") {
-        out.insert("Name".into(), n.clone());
-    }
-    out
+    crate::tags::desired(props, NameTag::Column)
 }
 
 /// Tag specification for a create call: the row's tags plus the apply id.
@@ -134,25 +121,12 @@ pub(crate) async fn update_tags(
     Ok(())
 }
 
-/// True when any of `keys` differs between two property sets.
-pub(crate) fn changed(before: &Props, after: &Props, keys: &[&str]) -> bool {
-    keys.iter().any(|k| before.get(*k) != after.get(*k))
-}
-
-pub(crate) fn opt_str(s: Option<&str>) -> Value {
-    s.map(|v| json!(v)).unwrap_or(Value::Null)
-}
-
-/// Like [`opt_str`], with an empty string taken as absent: AWS (and moto)
-/// answer "" for a missing address, name or id, which would not fit an inet
-/// or id column, and an empty description is no description.
-pub(crate) fn present(s: Option<&str>) -> Value {
-    opt_str(s.filter(|v| !v.is_empty()))
-}
+pub(crate) use crate::fields::{changed, opt_str, present};
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn name_and_infrasql_tags_are_kept_out_of_the_tags_column() {

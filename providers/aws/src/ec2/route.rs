@@ -80,6 +80,7 @@ pub static SCHEMA: ResourceSchema = ResourceSchema {
     ],
     // Only a new table or destination replaces a route: no collision.
     replace_order: ReplaceOrder::CreateFirst,
+    scope: infrasql_provider::Scope::Regional,
     natural_key: &["route_table_id", "destination_cidr_block"],
     stateful: None,
 };

@@ -75,6 +75,7 @@ pub static SCHEMA: ResourceSchema = ResourceSchema {
         unique_key: &["region", "subnet_id"],
         why: "a subnet has one route table association",
     },
+    scope: infrasql_provider::Scope::Regional,
     natural_key: &["route_table_id", "subnet_id"],
     stateful: None,
 };

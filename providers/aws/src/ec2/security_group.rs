@@ -59,6 +59,7 @@ pub static SCHEMA: ResourceSchema = ResourceSchema {
         unique_key: &["region", "vpc_id", "group_name"],
         why: "a group name is unique in its VPC",
     },
+    scope: infrasql_provider::Scope::Regional,
     natural_key: &["name"],
     stateful: None,
 };

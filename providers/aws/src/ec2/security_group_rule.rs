@@ -106,6 +106,7 @@ pub static SCHEMA: ResourceSchema = ResourceSchema {
     ],
     // Only a new group or direction replaces a rule: no collision.
     replace_order: ReplaceOrder::CreateFirst,
+    scope: infrasql_provider::Scope::Regional,
     natural_key: &[
         "group_id",
         "is_egress",

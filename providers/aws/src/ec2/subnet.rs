@@ -81,6 +81,7 @@ pub static SCHEMA: ResourceSchema = ResourceSchema {
         unique_key: &["region", "vpc_id"],
         why: "the subnets of a VPC may not overlap, the old one included",
     },
+    scope: infrasql_provider::Scope::Regional,
     natural_key: &["name"],
     stateful: None,
 };

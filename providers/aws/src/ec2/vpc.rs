@@ -71,6 +71,7 @@ pub static SCHEMA: ResourceSchema = ResourceSchema {
         ),
     ],
     replace_order: ReplaceOrder::CreateFirst,
+    scope: infrasql_provider::Scope::Regional,
     natural_key: &["name"],
     stateful: None,
 };

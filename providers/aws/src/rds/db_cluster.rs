@@ -168,6 +168,7 @@ pub static SCHEMA: ResourceSchema = ResourceSchema {
         ),
     ],
     replace_order: ReplaceOrder::CreateFirst,
+    scope: infrasql_provider::Scope::Regional,
     natural_key: &["db_cluster_identifier"],
     stateful: Some("the data in the cluster"),
 };

@@ -193,6 +193,7 @@ pub static SCHEMA: ResourceSchema = ResourceSchema {
         ),
     ],
     replace_order: ReplaceOrder::CreateFirst,
+    scope: infrasql_provider::Scope::Regional,
     natural_key: &["db_instance_identifier"],
     stateful: Some("the data in the database (the old instance is deleted, with a final snapshot only if its row asks for one)"),
 };

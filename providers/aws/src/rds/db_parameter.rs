@@ -76,6 +76,7 @@ pub static SCHEMA: ResourceSchema = ResourceSchema {
     // The id changes with the group or the name, so the new parameter never
     // collides with the old one: set the new one, then reset the old one.
     replace_order: ReplaceOrder::CreateFirst,
+    scope: infrasql_provider::Scope::Regional,
     natural_key: &["db_parameter_group_name", "parameter_name"],
     stateful: None,
 };

@@ -60,6 +60,7 @@ pub static SCHEMA: ResourceSchema = ResourceSchema {
         unique_key: &["region"],
         why: "a parameter group's name is unique in its region",
     },
+    scope: infrasql_provider::Scope::Regional,
     natural_key: &["db_parameter_group_name"],
     stateful: None,
 };

@@ -67,6 +67,7 @@ pub static SCHEMA: ResourceSchema = ResourceSchema {
     ],
     replace_order: ReplaceOrder::CreateFirst,
     // A replace takes a new snapshot first; the old one goes last.
+    scope: infrasql_provider::Scope::Regional,
     natural_key: &["db_snapshot_identifier"],
     stateful: Some("the data kept in the old snapshot"),
 };

@@ -79,6 +79,7 @@ pub static SCHEMA: ResourceSchema = ResourceSchema {
     // Only the region forces a replace, and the new group is in another
     // region: no name collision, so the default order serves.
     replace_order: ReplaceOrder::CreateFirst,
+    scope: infrasql_provider::Scope::Regional,
     natural_key: &["db_subnet_group_name"],
     stateful: None,
 };

@@ -14,6 +14,7 @@ use infrasql_provider::{ApplyContext, Props, ProviderError, Resource, APPLY_TAG}
 use serde_json::Value;
 
 use crate::sdk::classify;
+use crate::tags::NameTag;
 use crate::Clients;
 
 pub mod db_cluster;
@@ -72,33 +73,19 @@ pub(crate) fn final_snapshot(id: &str, current: &Props, apply_id: &str) -> Optio
     }
 }
 
-/// The `tags` column from AWS tags; infrasql's own tags are hidden, except
-/// the apply id, which recovery reads from the listing (not a column).
+/// The `tags` column from AWS tags (RDS has no `Name` tag).
 pub(crate) fn put_tags(props: &mut Props, tags: &[Tag]) {
-    crate::tags::put_stack(
+    crate::tags::put_tags(
         props,
         tags.iter()
             .filter_map(|t| Some((t.key()?, t.value().unwrap_or("")))),
+        NameTag::None,
     );
-    let mut rest = serde_json::Map::new();
-    for t in tags {
-        let (Some(k), v) = (t.key(), t.value().unwrap_or("")) else {
-            continue;
-        };
-        if k == APPLY_TAG {
-            props.insert(APPLY_TAG.into(), Value::String(v.to_owned()));
-        } else if !k.starts_with("infrasql:") {
-            rest.insert(k.to_owned(), Value::String(v.to_owned()));
-        }
-    }
-    props.insert("tags".into(), Value::Object(rest));
 }
 
 /// The tags a row asks for (RDS has no `Name` tag), with its stack.
 pub(crate) fn desired_tags(props: &Props) -> BTreeMap<String, String> {
-    let mut out = crate::tags::tags_column(props);
-    out.extend(crate::tags::stack_tag(props));
-    out
+    crate::tags::desired(props, NameTag::None)
 }
 
 /// Tags for a create call: the row's tags plus the apply id.

@@ -27,6 +27,7 @@ static SERVER: ResourceSchema = ResourceSchema {
         ),
     ],
     replace_order: ReplaceOrder::CreateFirst,
+    scope: infrasql_provider::Scope::Regional,
     natural_key: &[],
     stateful: None,
 };

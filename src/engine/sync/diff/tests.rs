@@ -20,6 +20,7 @@ static VPC: ResourceSchema = ResourceSchema {
         Column::new("password", WriteOnly, ""),
     ],
     replace_order: ReplaceOrder::CreateFirst,
+    scope: infrasql_provider::Scope::Regional,
     natural_key: &[],
     stateful: None,
 };
@@ -34,6 +35,7 @@ static SUBNET: ResourceSchema = ResourceSchema {
         Column::reference("vpc_id", ReplaceOnChange, "vpc", ""),
     ],
     replace_order: ReplaceOrder::CreateFirst,
+    scope: infrasql_provider::Scope::Regional,
     natural_key: &[],
     stateful: None,
 };

@@ -1,0 +1,28 @@
+//! The S3 types of infrasql's AWS provider, over aws-sdk-s3.
+
+use std::sync::Arc;
+
+use infrasql_aws::{Clients, Permitted};
+use infrasql_provider::Resource;
+
+pub use aws_sdk_s3;
+
+/// Every resource type of this service.
+pub fn resources(_clients: Arc<Clients>) -> Vec<Arc<dyn Resource>> {
+    vec![]
+}
+
+/// The aws_sdk_s3 client for `region`, once a concurrency slot is free.
+pub async fn client(clients: &Clients, region: &str) -> Permitted<aws_sdk_s3::Client> {
+    clients
+        .service(region, |s| {
+            aws_sdk_s3::Client::from_conf(
+                aws_sdk_s3::config::Builder::from(s.sdk)
+                    .region(s.region)
+                    .interceptor(s.count_calls)
+                    .interceptor(s.request_ids)
+                    .build(),
+            )
+        })
+        .await
+}
