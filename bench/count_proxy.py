@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""A tiny counting HTTP reverse proxy for AWS query-protocol APIs (EC2, STS, IAM).
+"""A tiny counting HTTP reverse proxy for AWS APIs: query protocol (EC2, STS,
+IAM, ELBv2, RDS), JSON (ACM) and REST (S3, Route53).
 
 Put it between an AWS client and moto to see which API calls the client
 really makes. Every request is forwarded unchanged (same method, path, headers
@@ -84,8 +85,59 @@ class Tally:
 TALLY = Tally()
 
 
-def action_of(path, body, content_type):
-    """The AWS query-protocol action of a request, or a placeholder."""
+# S3's subresources: GET /bucket?policy is GetBucketPolicy, and so on.
+S3_SUBRESOURCES = {
+    "policy": "BucketPolicy", "publicAccessBlock": "PublicAccessBlock",
+    "encryption": "BucketEncryption", "tagging": "BucketTagging",
+    "versioning": "BucketVersioning", "ownershipControls": "BucketOwnershipControls",
+    "lifecycle": "BucketLifecycleConfiguration", "location": "BucketLocation",
+    "versions": "ObjectVersions", "delete": "Objects", "acl": "BucketAcl",
+}
+S3_VERBS = {"GET": "Get", "PUT": "Put", "DELETE": "Delete", "HEAD": "Head", "POST": "Post"}
+
+
+def rest_action(method, path):
+    """A name for a REST-protocol call: Route53 (/2013-04-01/...) or S3."""
+    parts = urllib.parse.urlsplit(path)
+    segs = [s for s in parts.path.split("/") if s]
+    query = urllib.parse.parse_qs(parts.query, keep_blank_values=True)
+    if segs and segs[0] == "2013-04-01":  # Route53
+        rest = segs[1:]
+        if rest and rest[0] == "hostedzone":
+            if len(rest) >= 3 and rest[2] == "rrset":
+                return ("Change" if method == "POST" else "List") + "ResourceRecordSets"
+            if len(rest) == 1:
+                return "CreateHostedZone" if method == "POST" else "ListHostedZones"
+            return {"GET": "GetHostedZone", "DELETE": "DeleteHostedZone",
+                    "POST": "UpdateHostedZoneComment"}.get(method, method)
+        if rest and rest[0] == "tags":
+            if len(rest) == 2:  # POST /tags/hostedzone: many resources at once
+                return "ListTagsForResources"
+            return ("Change" if method == "POST" else "List") + "TagsForResource"
+        if rest and rest[0] == "change":
+            return "GetChange"
+        return "Route53 " + method + " /" + "/".join(rest[:1])
+    verb = S3_VERBS.get(method, method)
+    if not segs:
+        return "ListBuckets" if method == "GET" else "S3 " + method + " /"
+    for key, name in S3_SUBRESOURCES.items():
+        if key in query:
+            if key == "versions":
+                return "ListObjectVersions"
+            if key == "delete":
+                return "DeleteObjects"
+            return verb + name
+    if len(segs) == 1:
+        return {"PUT": "CreateBucket", "DELETE": "DeleteBucket", "HEAD": "HeadBucket",
+                "GET": "ListObjects"}.get(method, "S3 " + method)
+    return verb + "Object"
+
+
+def action_of(path, body, content_type, method="POST", target=""):
+    """The AWS action of a request: the query protocol's `Action=`, the JSON
+    protocol's `X-Amz-Target` (ACM), or the REST path (S3, Route53)."""
+    if target:
+        return target.split(".")[-1]
     params = {}
     if body and (not content_type or "x-www-form-urlencoded" in content_type):
         try:
@@ -97,7 +149,7 @@ def action_of(path, body, content_type):
         params = urllib.parse.parse_qs(query)
     if "Action" in params:
         return params["Action"][0]
-    return "(no Action) " + urllib.parse.urlsplit(path).path
+    return rest_action(method, path)
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -161,7 +213,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             headers[k] = v
         if body or self.command in ("POST", "PUT", "PATCH"):
             headers["Content-Length"] = str(len(body))
-        action = action_of(self.path, body, self.headers.get("Content-Type", ""))
+        action = action_of(self.path, body, self.headers.get("Content-Type", ""),
+                           self.command, self.headers.get("X-Amz-Target", ""))
         resp = None
         for attempt in range(2):
             # A kept-alive upstream connection may have been closed by moto;
