@@ -6,6 +6,7 @@
 //! | --- | --- | --- |
 //! | 22023 | `AWS_INVALID` | AWS rejected the request as invalid (bad value in a row) |
 //! | IX001 | `AWS_CONFLICT` | AWS refused: conflict with existing state (duplicate, overlap, dependency) |
+//! | IX001 | `AWS_CONFLICT` | also: a DELETE of an S3 bucket that still holds objects, without `force_destroy` (AWS's `BucketNotEmpty`; the HINT names `force_destroy`), and a new bucket whose name is taken (`BucketAlreadyExists`, `BucketAlreadyOwnedByYou`); a provider's own HINT replaces the class's |
 //! | IX002 | `AWS_NOT_FOUND` | a resource the change needs does not exist in AWS |
 //! | IX003 | `AWS_THROTTLED` | AWS throttled the requests, even after retries |
 //! | IX004 | `AWS_DENIED` | the AWS credentials are not allowed to do this |

@@ -350,6 +350,9 @@ pub struct ProviderError {
     /// The cloud's own error code, e.g. `InvalidSubnet.Conflict`.
     pub code: String,
     pub message: String,
+    /// What the user can do about it, where the provider knows better than
+    /// the class's general advice (a non-empty bucket: `force_destroy`).
+    pub hint: Option<String>,
 }
 
 impl ProviderError {
@@ -358,7 +361,12 @@ impl ProviderError {
             class,
             code: code.into(),
             message: message.into(),
+            hint: None,
         }
+    }
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
     }
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::new(ErrorClass::Invalid, "InvalidParameterValue", message)

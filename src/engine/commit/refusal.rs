@@ -73,7 +73,7 @@ pub(super) fn report(f: &ApplyFailure, display: &str, apply_id: &ApplyId) -> Rep
                 f.step.table, f.step.id, e.code, e.message
             ),
         )
-        .with_hint(errors::hint(e.class)),
+        .with_hint(e.hint.as_deref().unwrap_or(errors::hint(e.class))),
         StepError::Journal(e) => Report::error(
             errors::INFRASQL_FAILED,
             format!(
