@@ -26,10 +26,9 @@ impl Moto {
 
     /// A raw ELBv2 client, to check what really exists.
     pub async fn elb(&self) -> infrasql_aws_elb::aws_sdk_elasticloadbalancingv2::Client {
-        infrasql_aws_elb::client(&self.clients().await, "us-east-1")
-            .await
-            .client
-            .clone()
+        let clients = self.clients().await;
+        let client = infrasql_aws_elb::client(&clients, "us-east-1").await;
+        client.client.clone()
     }
 
     pub async fn ec2(&self) -> infrasql_aws::aws_sdk_ec2::Client {
@@ -81,6 +80,7 @@ impl Moto {
                     .unwrap(),
             );
         }
+        groups.sort();
         (vpc, subnets, groups)
     }
 }
