@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{one, sqlstate, Moto, TestServer};
+use common::{one, Moto, TestServer};
 use infrasql_aws_elb::aws_sdk_elasticloadbalancingv2 as elbv2;
 use tokio_postgres::Client;
 
@@ -67,6 +67,20 @@ async fn lb_in_aws(moto: &Moto) -> Option<elbv2::types::LoadBalancer> {
         .iter()
         .find(|l| l.load_balancer_name() == Some("web"))
         .cloned()
+}
+
+/// A target group's health-check path in AWS.
+async fn health_path(moto: &Moto, tg_arn: &str) -> Option<String> {
+    elb(moto)
+        .await
+        .describe_target_groups()
+        .target_group_arns(tg_arn)
+        .send()
+        .await
+        .unwrap()
+        .target_groups()[0]
+        .health_check_path()
+        .map(str::to_owned)
 }
 
 fn sorted(mut v: Vec<String>) -> Vec<String> {
@@ -223,12 +237,12 @@ async fn an_application_load_balancer_stack_is_created_changed_in_place_synced_a
     for _ in 0..2 {
         one::<serde_json::Value>(&c, "SELECT infra.sync()").await;
     }
-    let drift: i64 = one(
+    let drifted: i64 = one(
         &c,
         "SELECT count(*) FROM infra.drift WHERE table_name LIKE 'aws.lb%'",
     )
     .await;
-    assert_eq!(drift, 0);
+    assert_eq!(drifted, 0);
 
     // In place: subnets, security groups, the health check, the rule's
     // priority and conditions, the listener's action; same ARNs.
@@ -317,19 +331,11 @@ async fn an_application_load_balancer_stack_is_created_changed_in_place_synced_a
         .unwrap_err();
     let db = e.as_db_error().expect("a database error");
     assert!(db.message().contains("PriorityInUse"), "{}", db.message());
-    let path_in_aws = || async {
-        elb(&moto)
-            .await
-            .describe_target_groups()
-            .target_group_arns(&tg_arn)
-            .send()
-            .await
-            .unwrap()
-            .target_groups()[0]
-            .health_check_path()
-            .map(str::to_owned)
-    };
-    assert_eq!(path_in_aws().await.as_deref(), Some("/ready"), "undone");
+    assert_eq!(
+        health_path(&moto, &tg_arn).await.as_deref(),
+        Some("/ready"),
+        "undone"
+    );
     let rules: i64 = one(&c, "SELECT count(*) FROM aws.lb_listener_rule").await;
     assert_eq!(rules, 1);
 
