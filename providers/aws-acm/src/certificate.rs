@@ -17,9 +17,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_acm::primitives::DateTimeFormat;
-use aws_sdk_acm::types::{
-    CertificateDetail, Filters, KeyAlgorithm, Tag, ValidationMethod,
-};
+use aws_sdk_acm::types::{CertificateDetail, Filters, KeyAlgorithm, Tag, ValidationMethod};
 use infrasql_aws::fields::{changed, opt_str};
 use infrasql_aws::sdk::{all_pages, classify, deleted, described, missing_id, not_found};
 use infrasql_aws::tags::{self, NameTag, TAG_COLUMNS};
@@ -152,7 +150,11 @@ fn props(c: &CertificateDetail, region: &str) -> Props {
     // takes RSA_2048: the row keeps the request's spelling.
     p.insert(
         "key_algorithm".into(),
-        opt_str(c.key_algorithm().map(|k| k.as_str().replacen('-', "_", 1)).as_deref()),
+        opt_str(
+            c.key_algorithm()
+                .map(|k| k.as_str().replacen('-', "_", 1))
+                .as_deref(),
+        ),
     );
     p.insert("status".into(), opt_str(c.status().map(|s| s.as_str())));
     p.insert("domain_validation_records".into(), Value::Array(records));
@@ -176,7 +178,11 @@ async fn describe(
 
 /// The certificate `arn` as a row: DescribeCertificate and
 /// ListTagsForCertificate, concurrently.
-async fn observe(acm: &aws_sdk_acm::Client, arn: &str, region: &str) -> Result<Props, ProviderError> {
+async fn observe(
+    acm: &aws_sdk_acm::Client,
+    arn: &str,
+    region: &str,
+) -> Result<Props, ProviderError> {
     let (detail, tagged) = futures_util::join!(
         describe(acm, arn),
         acm.list_tags_for_certificate().certificate_arn(arn).send()
@@ -206,7 +212,12 @@ fn sdk_tag(k: &str, v: Option<&str>) -> Tag {
 fn strings(p: &Props, key: &str) -> Vec<String> {
     p.get(key)
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -367,10 +378,11 @@ mod tests {
 
     #[test]
     fn the_token_is_stable_short_and_differs_per_apply() {
-        let p = json!({"domain_name": "a.example.com", "subject_alternative_names": ["b.example.com"]})
-            .as_object()
-            .unwrap()
-            .clone();
+        let p =
+            json!({"domain_name": "a.example.com", "subject_alternative_names": ["b.example.com"]})
+                .as_object()
+                .unwrap()
+                .clone();
         let ctx = |id: &str| ApplyContext {
             region: "us-east-1".into(),
             apply_id: id.into(),

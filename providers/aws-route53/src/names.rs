@@ -18,7 +18,10 @@ pub fn fqdn(name: &str) -> String {
         if c == '\\' {
             let digits: String = chars.clone().take(3).collect();
             if digits.len() == 3 && digits.chars().all(|d| d.is_digit(8)) {
-                if let Some(ch) = u32::from_str_radix(&digits, 8).ok().and_then(char::from_u32) {
+                if let Some(ch) = u32::from_str_radix(&digits, 8)
+                    .ok()
+                    .and_then(char::from_u32)
+                {
                     out.push(ch);
                     for _ in 0..3 {
                         chars.next();

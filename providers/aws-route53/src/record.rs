@@ -38,8 +38,8 @@ use infrasql_aws::fields::opt_str;
 use infrasql_aws::sdk::{all_pages, classify};
 use infrasql_aws::{Clients, GLOBAL_REGION};
 use infrasql_provider::{
-    ApplyContext, Column, ColumnKind::*, ErrorClass, Props, PropsExt, ProviderError,
-    ReplaceOrder, Resource, ResourceSchema,
+    ApplyContext, Column, ColumnKind::*, ErrorClass, Props, PropsExt, ProviderError, ReplaceOrder,
+    Resource, ResourceSchema,
 };
 use serde_json::{json, Value};
 
@@ -156,7 +156,11 @@ fn props(zone: &str, r: &ResourceRecordSet) -> Props {
     let records: Vec<&str> = r.resource_records().iter().map(|v| v.value()).collect();
     p.insert(
         "records".into(),
-        if alias.is_some() { Value::Null } else { json!(records) },
+        if alias.is_some() {
+            Value::Null
+        } else {
+            json!(records)
+        },
     );
     p.insert(
         "alias_dns_name".into(),
@@ -220,9 +224,13 @@ async fn zone_records(
 /// The load balancer's alias target: DescribeLoadBalancers in its region.
 async fn lb_alias(clients: &Clients, arn: &str) -> Result<(String, String), ProviderError> {
     // arn:aws:elasticloadbalancing:<region>:<account>:loadbalancer/...
-    let region = arn.split(':').nth(3).filter(|r| !r.is_empty()).ok_or_else(|| {
-        ProviderError::invalid(format!("alias_lb_arn {arn} is not a load balancer ARN"))
-    })?;
+    let region = arn
+        .split(':')
+        .nth(3)
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| {
+            ProviderError::invalid(format!("alias_lb_arn {arn} is not a load balancer ARN"))
+        })?;
     let elb = infrasql_aws_elb::client(clients, region).await;
     let out = elb
         .describe_load_balancers()
@@ -281,7 +289,11 @@ fn record_set(p: &Props) -> Result<ResourceRecordSet, ProviderError> {
             );
         }
         _ => {
-            let values = p.get("records").and_then(Value::as_array).cloned().unwrap_or_default();
+            let values = p
+                .get("records")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
             for v in values.iter().filter_map(Value::as_str) {
                 b = b.resource_records(
                     ResourceRecord::builder()
@@ -347,7 +359,11 @@ fn explain(e: ProviderError, action: &ChangeAction, p: &Props) -> ProviderError 
     ProviderError::new(
         e.class,
         e.code,
-        format!("{what}: {} of its batch failed: {}", action.as_str(), e.message),
+        format!(
+            "{what}: {} of its batch failed: {}",
+            action.as_str(),
+            e.message
+        ),
     )
 }
 

@@ -15,17 +15,15 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use aws_sdk_route53::types::{
-    HostedZone, HostedZoneConfig, Tag, TagResourceType, Vpc, VpcRegion,
-};
+use aws_sdk_route53::types::{HostedZone, HostedZoneConfig, Tag, TagResourceType, Vpc, VpcRegion};
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use infrasql_aws::fields::{changed, opt_str, present};
 use infrasql_aws::sdk::{all_pages, classify, deleted, missing_id};
 use infrasql_aws::tags::{self, NameTag, TAG_COLUMNS};
 use infrasql_aws::{Clients, GLOBAL_REGION};
 use infrasql_provider::{
-    ApplyContext, Column, ColumnKind::*, ErrorClass, Props, PropsExt, ProviderError,
-    ReplaceOrder, Resource, ResourceSchema,
+    ApplyContext, Column, ColumnKind::*, ErrorClass, Props, PropsExt, ProviderError, ReplaceOrder,
+    Resource, ResourceSchema,
 };
 use serde_json::{json, Value};
 
@@ -123,7 +121,8 @@ fn props(z: &HostedZone) -> Props {
     );
     p.insert(
         "record_count".into(),
-        z.resource_record_set_count().map_or(Value::Null, |n| json!(n)),
+        z.resource_record_set_count()
+            .map_or(Value::Null, |n| json!(n)),
     );
     p
 }
@@ -177,7 +176,10 @@ async fn observe(r53: &aws_sdk_route53::Client, id: &str) -> Result<Props, Provi
         .hosted_zone()
         .ok_or_else(|| missing_id("GetHostedZone", "hosted zone"))?;
     let mut p = props(z);
-    let ns = out.delegation_set().map(|d| d.name_servers()).unwrap_or_default();
+    let ns = out
+        .delegation_set()
+        .map(|d| d.name_servers())
+        .unwrap_or_default();
     put_details(&mut p, ns, out.vpcs().first());
     with_tags(r53, p, id).await
 }
@@ -225,7 +227,9 @@ impl Resource for Zone {
                 Vpc::builder()
                     .vpc_id(vpc_id)
                     .vpc_region(VpcRegion::from(
-                        desired.str("vpc_region").unwrap_or(&self.clients.default_region()),
+                        desired
+                            .str("vpc_region")
+                            .unwrap_or(&self.clients.default_region()),
                     ))
                     .build(),
             ),
@@ -269,7 +273,10 @@ impl Resource for Zone {
             return Err(classify(e));
         }
         let mut p = props(z);
-        let ns = out.delegation_set().map(|d| d.name_servers()).unwrap_or_default();
+        let ns = out
+            .delegation_set()
+            .map(|d| d.name_servers())
+            .unwrap_or_default();
         put_details(&mut p, ns, out.vpc());
         tags::put_tags(
             &mut p,
@@ -303,8 +310,7 @@ impl Resource for Zone {
                     .resource_id(id)
                     .set_remove_tag_keys((!removed.is_empty()).then_some(removed))
                     .set_add_tags(
-                        (!set.is_empty())
-                            .then(|| set.iter().map(|(k, v)| sdk_tag(k, v)).collect()),
+                        (!set.is_empty()).then(|| set.iter().map(|(k, v)| sdk_tag(k, v)).collect()),
                     )
                     .send()
                     .await
