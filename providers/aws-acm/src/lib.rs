@@ -16,9 +16,8 @@ use infrasql_provider::Resource;
 pub use aws_sdk_acm;
 
 /// Every resource type of this service.
-pub fn resources(_clients: Arc<Clients>) -> Vec<Arc<dyn Resource>> {
-    // Registered once schema/0950-0970 and the server tests are verified.
-    vec![]
+pub fn resources(clients: Arc<Clients>) -> Vec<Arc<dyn Resource>> {
+    vec![Arc::new(certificate::Certificate::new(clients))]
 }
 
 /// The aws_sdk_acm client for `region`, once a concurrency slot is free.

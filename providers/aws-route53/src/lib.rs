@@ -23,9 +23,11 @@ use infrasql_provider::Resource;
 pub use aws_sdk_route53;
 
 /// Every resource type of this service.
-pub fn resources(_clients: Arc<Clients>) -> Vec<Arc<dyn Resource>> {
-    // Registered once schema/0950-0970 and the server tests are verified.
-    vec![]
+pub fn resources(clients: Arc<Clients>) -> Vec<Arc<dyn Resource>> {
+    vec![
+        Arc::new(zone::Zone::new(Arc::clone(&clients))),
+        Arc::new(record::Record::new(clients)),
+    ]
 }
 
 /// The aws_sdk_route53 client for `region`, once a concurrency slot is free.
