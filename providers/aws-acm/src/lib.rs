@@ -1,6 +1,14 @@
 //! The ACM certificate type of infrasql's AWS provider, over aws-sdk-acm.
+//!
+//! # API calls per full sync (per region)
+//! `aws.acm_certificate`: one ListCertificates per page (NextToken; every
+//! key type), plus two calls per certificate, eight certificates at a time:
+//! DescribeCertificate (every column but `tags`) and ListTagsForCertificate
+//! (`tags`, and the apply id recovery reads). Every column is observed.
 
 use std::sync::Arc;
+
+pub mod certificate;
 
 use infrasql_aws::{Clients, Permitted};
 use infrasql_provider::Resource;
@@ -8,8 +16,8 @@ use infrasql_provider::Resource;
 pub use aws_sdk_acm;
 
 /// Every resource type of this service.
-pub fn resources(_clients: Arc<Clients>) -> Vec<Arc<dyn Resource>> {
-    vec![]
+pub fn resources(clients: Arc<Clients>) -> Vec<Arc<dyn Resource>> {
+    vec![Arc::new(certificate::Certificate::new(clients))]
 }
 
 /// The aws_sdk_acm client for `region`, once a concurrency slot is free.
