@@ -37,10 +37,14 @@ pub mod policy;
 pub mod role;
 
 /// Every resource type of this service.
-pub fn resources(_clients: Arc<Clients>) -> Vec<Arc<dyn Resource>> {
-    // Not registered yet: schema/0800-0840 and the server-level tests
-    // (tests/iam.rs) are not verified; see the branch's report.
-    vec![]
+pub fn resources(clients: Arc<Clients>) -> Vec<Arc<dyn Resource>> {
+    vec![
+        Arc::new(role::Role::new(clients.clone())),
+        Arc::new(policy::Policy::new(clients.clone())),
+        Arc::new(attachment::Attachment::new(clients.clone())),
+        Arc::new(inline_policy::InlinePolicy::new(clients.clone())),
+        Arc::new(instance_profile::InstanceProfile::new(clients)),
+    ]
 }
 
 /// The aws_sdk_iam client for `region`, once a concurrency slot is free.
