@@ -50,15 +50,26 @@ async fn a_certificate_is_requested_tagged_in_place_replaced_and_deleted() {
     .unwrap();
     let arn: String = one(&c, "SELECT certificate_arn FROM aws.acm_certificate").await;
     assert!(arn.starts_with("arn:aws:acm:"), "{arn}");
-    let d = acm.describe_certificate().certificate_arn(&arn).send().await.unwrap();
+    let d = acm
+        .describe_certificate()
+        .certificate_arn(&arn)
+        .send()
+        .await
+        .unwrap();
     let d = d.certificate().unwrap();
     assert_eq!(d.domain_name(), Some("example.com"));
-    assert!(d.subject_alternative_names().iter().any(|n| n == "www.example.com"));
+    assert!(d
+        .subject_alternative_names()
+        .iter()
+        .any(|n| n == "www.example.com"));
     assert_eq!(
         one::<String>(&c, "SELECT key_algorithm FROM aws.acm_certificate").await,
         "RSA_2048"
     );
-    assert_eq!(tags(&acm, &arn).await, vec![("team".to_owned(), "web".to_owned())]);
+    assert_eq!(
+        tags(&acm, &arn).await,
+        vec![("team".to_owned(), "web".to_owned())]
+    );
     assert_eq!(
         one::<String>(&c, "SELECT status FROM aws.acm_certificate").await,
         "PENDING_VALIDATION"
@@ -67,15 +78,17 @@ async fn a_certificate_is_requested_tagged_in_place_replaced_and_deleted() {
     assert!(
         one::<i64>(
             &c,
-            "SELECT jsonb_array_length(domain_validation_records) FROM aws.acm_certificate"
+            "SELECT jsonb_array_length(domain_validation_records)::bigint FROM aws.acm_certificate"
         )
         .await
             >= 1
     );
 
-    c.batch_execute("UPDATE aws.acm_certificate SET tags = '{\"team\": \"ops\", \"env\": \"prod\"}'")
-        .await
-        .unwrap();
+    c.batch_execute(
+        "UPDATE aws.acm_certificate SET tags = '{\"team\": \"ops\", \"env\": \"prod\"}'",
+    )
+    .await
+    .unwrap();
     assert_eq!(
         tags(&acm, &arn).await,
         vec![
@@ -89,9 +102,15 @@ async fn a_certificate_is_requested_tagged_in_place_replaced_and_deleted() {
         .unwrap();
     let new_arn: String = one(&c, "SELECT certificate_arn FROM aws.acm_certificate").await;
     assert_ne!(new_arn, arn);
-    assert_eq!(arns(&acm).await, vec![new_arn.clone()], "the old one is gone");
+    assert_eq!(
+        arns(&acm).await,
+        vec![new_arn.clone()],
+        "the old one is gone"
+    );
 
-    c.batch_execute("DELETE FROM aws.acm_certificate").await.unwrap();
+    c.batch_execute("DELETE FROM aws.acm_certificate")
+        .await
+        .unwrap();
     assert!(arns(&acm).await.is_empty());
 }
 
@@ -107,7 +126,13 @@ async fn out_of_band_tags_are_drift_and_an_out_of_band_certificate_is_imported()
     let arn: String = one(&c, "SELECT certificate_arn FROM aws.acm_certificate").await;
     acm.add_tags_to_certificate()
         .certificate_arn(&arn)
-        .tags(Tag::builder().key("owner").value("someone").build().unwrap())
+        .tags(
+            Tag::builder()
+                .key("owner")
+                .value("someone")
+                .build()
+                .unwrap(),
+        )
         .send()
         .await
         .unwrap();
@@ -136,7 +161,9 @@ async fn out_of_band_tags_are_drift_and_an_out_of_band_certificate_is_imported()
     assert_eq!(
         one::<String>(
             &c,
-            &format!("SELECT domain_name FROM aws.acm_certificate WHERE certificate_arn = '{stranger}'")
+            &format!(
+                "SELECT domain_name FROM aws.acm_certificate WHERE certificate_arn = '{stranger}'"
+            )
         )
         .await,
         "stranger.net"

@@ -8,6 +8,7 @@
 //! rules and the format). No server or moto: the registry is built on
 //! dummy settings and makes no call.
 
+#[path = "conformance/check.rs"]
 mod check;
 
 use std::path::{Path, PathBuf};

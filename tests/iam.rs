@@ -31,7 +31,7 @@ INSERT INTO aws.iam_instance_profile (instance_profile_name, role_name, tags)
   VALUES ('web', 'app', '{"a": "1"}');
 COMMIT;"#;
 
-const NO_DRIFT: &str = "SELECT coalesce(string_agg(table_name || '.' || coalesce(field, kind), ', '), '') \
+const NO_DRIFT: &str = "SELECT coalesce(string_agg(table_name || '.' || coalesce(field, kind), ', ' ORDER BY table_name, field), '') \
                         FROM infra.drift WHERE table_name LIKE 'aws.iam_%'";
 
 async fn sync(c: &Client) {
@@ -40,12 +40,16 @@ async fn sync(c: &Client) {
 }
 
 async fn policy_arn(c: &Client) -> String {
-    one(c, "SELECT policy_arn FROM aws.iam_policy WHERE policy_name = 'read-bucket'").await
+    one(
+        c,
+        "SELECT policy_arn FROM aws.iam_policy WHERE policy_name = 'read-bucket'",
+    )
+    .await
 }
 
 #[tokio::test]
 async fn a_role_with_its_policies_and_profile_is_made_synced_changed_and_deleted() {
-    let moto = Moto::start();
+    let moto = Moto::start_with_env(&[("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")]);
     let s = TestServer::start_on(&moto, &[]);
     let c = s.connect().await;
     c.batch_execute(STACK).await.unwrap();
@@ -56,26 +60,61 @@ async fn a_role_with_its_policies_and_profile_is_made_synced_changed_and_deleted
     let role = role.role().unwrap();
     assert_eq!(role.description(), Some("the app"));
     assert_eq!(role.max_session_duration(), Some(7200));
-    assert!(role.assume_role_policy_document().unwrap().contains("ec2.amazonaws.com"));
+    assert!(role
+        .assume_role_policy_document()
+        .unwrap()
+        .contains("ec2.amazonaws.com"));
     let tags = iam.list_role_tags().role_name("app").send().await.unwrap();
-    assert!(tags.tags().iter().any(|t| t.key() == "team" && t.value() == "web"));
+    assert!(tags
+        .tags()
+        .iter()
+        .any(|t| t.key() == "team" && t.value() == "web"));
     let arn = policy_arn(&c).await;
     assert!(arn.starts_with("arn:aws:iam::"), "{arn}");
-    let attached = iam.list_attached_role_policies().role_name("app").send().await.unwrap();
-    let mut arns: Vec<&str> = attached.attached_policies().iter().filter_map(|a| a.policy_arn()).collect();
+    let attached = iam
+        .list_attached_role_policies()
+        .role_name("app")
+        .send()
+        .await
+        .unwrap();
+    let mut arns: Vec<&str> = attached
+        .attached_policies()
+        .iter()
+        .filter_map(|a| a.policy_arn())
+        .collect();
     arns.sort();
-    assert_eq!(arns, vec!["arn:aws:iam::aws:policy/ReadOnlyAccess", arn.as_str()]);
-    let inline = iam.get_role_policy().role_name("app").policy_name("logs").send().await.unwrap();
+    let mut want = vec!["arn:aws:iam::aws:policy/ReadOnlyAccess", arn.as_str()];
+    want.sort();
+    assert_eq!(arns, want);
+    let inline = iam
+        .get_role_policy()
+        .role_name("app")
+        .policy_name("logs")
+        .send()
+        .await
+        .unwrap();
     assert!(inline.policy_document().contains("PutLogEvents"));
-    let profile = iam.get_instance_profile().instance_profile_name("web").send().await.unwrap();
-    assert_eq!(profile.instance_profile().unwrap().roles()[0].role_name(), "app");
+    let profile = iam
+        .get_instance_profile()
+        .instance_profile_name("web")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        profile.instance_profile().unwrap().roles()[0].role_name(),
+        "app"
+    );
     assert_eq!(
         one::<String>(&c, "SELECT attachment_id FROM aws.iam_role_policy_attachment WHERE managed_policy_arn IS NOT NULL").await,
         "app|arn:aws:iam::aws:policy/ReadOnlyAccess"
     );
 
     // The row holds the canonical trust policy, and sync agrees with it.
-    let trust: Value = one(&c, "SELECT assume_role_policy FROM aws.iam_role WHERE role_name = 'app'").await;
+    let trust: Value = one(
+        &c,
+        "SELECT assume_role_policy FROM aws.iam_role WHERE role_name = 'app'",
+    )
+    .await;
     assert_eq!(
         trust,
         json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
@@ -83,7 +122,10 @@ async fn a_role_with_its_policies_and_profile_is_made_synced_changed_and_deleted
     );
     sync(&c).await;
     assert_eq!(one::<String>(&c, NO_DRIFT).await, "");
-    assert_eq!(one::<i64>(&c, "SELECT count(*) FROM aws.iam_role_policy_attachment").await, 2);
+    assert_eq!(
+        one::<i64>(&c, "SELECT count(*) FROM aws.iam_role_policy_attachment").await,
+        2
+    );
 
     // In-place changes of every such column.
     c.batch_execute(
@@ -105,23 +147,53 @@ async fn a_role_with_its_policies_and_profile_is_made_synced_changed_and_deleted
     let role = role.role().unwrap();
     assert_eq!(role.description(), Some("changed"));
     assert_eq!(role.max_session_duration(), Some(3600));
-    assert!(role.assume_role_policy_document().unwrap().contains("lambda.amazonaws.com"));
+    assert!(role
+        .assume_role_policy_document()
+        .unwrap()
+        .contains("lambda.amazonaws.com"));
     let p = iam.get_policy().policy_arn(&arn).send().await.unwrap();
     let version = p.policy().unwrap().default_version_id().unwrap().to_owned();
     assert_eq!(version, "v2");
-    let v = iam.get_policy_version().policy_arn(&arn).version_id(&version).send().await.unwrap();
-    assert!(v.policy_version().unwrap().document().unwrap().contains("PutObject"));
-    let ptags = iam.list_policy_tags().policy_arn(&arn).send().await.unwrap();
+    let v = iam
+        .get_policy_version()
+        .policy_arn(&arn)
+        .version_id(&version)
+        .send()
+        .await
+        .unwrap();
+    assert!(v
+        .policy_version()
+        .unwrap()
+        .document()
+        .unwrap()
+        .contains("PutObject"));
+    let ptags = iam
+        .list_policy_tags()
+        .policy_arn(&arn)
+        .send()
+        .await
+        .unwrap();
     assert!(ptags.tags().iter().any(|t| t.key() == "x"));
-    let inline = iam.get_role_policy().role_name("app").policy_name("logs").send().await.unwrap();
+    let inline = iam
+        .get_role_policy()
+        .role_name("app")
+        .policy_name("logs")
+        .send()
+        .await
+        .unwrap();
     assert!(inline.policy_document().contains("CreateLogStream"));
-    let profile = iam.get_instance_profile().instance_profile_name("web").send().await.unwrap();
+    let profile = iam
+        .get_instance_profile()
+        .instance_profile_name("web")
+        .send()
+        .await
+        .unwrap();
     assert!(profile.instance_profile().unwrap().roles().is_empty());
     sync(&c).await;
     assert_eq!(one::<String>(&c, NO_DRIFT).await, "");
 
     // Out of band: a new default version with another action is drift; a
-    // role made in the console is imported.
+    // role made in the console is imported (and recorded as appeared).
     iam.create_policy_version()
         .policy_arn(&arn)
         .policy_document(r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}"#)
@@ -136,9 +208,16 @@ async fn a_role_with_its_policies_and_profile_is_made_synced_changed_and_deleted
         .await
         .unwrap();
     sync(&c).await;
-    assert_eq!(one::<String>(&c, NO_DRIFT).await, "aws.iam_policy.policy_document");
     assert_eq!(
-        one::<i64>(&c, "SELECT count(*) FROM aws.iam_role WHERE role_name = 'console'").await,
+        one::<String>(&c, NO_DRIFT).await,
+        "aws.iam_policy.policy_document, aws.iam_role.appeared"
+    );
+    assert_eq!(
+        one::<i64>(
+            &c,
+            "SELECT count(*) FROM aws.iam_role WHERE role_name = 'console'"
+        )
+        .await,
         1
     );
 
@@ -156,12 +235,17 @@ async fn a_role_with_its_policies_and_profile_is_made_synced_changed_and_deleted
     .unwrap();
     assert!(iam.get_role().role_name("app").send().await.is_err());
     assert!(iam.get_policy().policy_arn(&arn).send().await.is_err());
-    assert!(iam.get_instance_profile().instance_profile_name("web").send().await.is_err());
+    assert!(iam
+        .get_instance_profile()
+        .instance_profile_name("web")
+        .send()
+        .await
+        .is_err());
 }
 
 #[tokio::test]
 async fn a_refused_attachment_undoes_the_role() {
-    let moto = Moto::start();
+    let moto = Moto::start_with_env(&[("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")]);
     let s = TestServer::start_on(&moto, &[]);
     let c = s.connect().await;
     let e = c
@@ -176,15 +260,23 @@ async fn a_refused_attachment_undoes_the_role() {
         .await
         .unwrap_err();
     let db = e.as_db_error().expect("a PostgreSQL error");
-    assert!(db.message().contains("IAM role policy attachment"), "{}", db.message());
+    assert!(
+        db.message().contains("IAM role policy attachment"),
+        "{}",
+        db.message()
+    );
     let roles = moto.iam().await.list_roles().send().await.unwrap();
-    assert!(roles.roles().is_empty(), "the role was undone: {:?}", roles.roles());
+    assert!(
+        roles.roles().is_empty(),
+        "the role was undone: {:?}",
+        roles.roles()
+    );
     assert_eq!(one::<i64>(&c, "SELECT count(*) FROM aws.iam_role").await, 0);
 }
 
 #[tokio::test]
 async fn a_new_path_replaces_the_role() {
-    let moto = Moto::start();
+    let moto = Moto::start_with_env(&[("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")]);
     let s = TestServer::start_on(&moto, &[]);
     let c = s.connect().await;
     c.batch_execute(
@@ -197,11 +289,21 @@ async fn a_new_path_replaces_the_role() {
     c.batch_execute("UPDATE aws.iam_role SET path = '/team/' WHERE role_name = 'svc'")
         .await
         .unwrap();
-    let got = moto.iam().await.get_role().role_name("svc").send().await.unwrap();
+    let got = moto
+        .iam()
+        .await
+        .get_role()
+        .role_name("svc")
+        .send()
+        .await
+        .unwrap();
     let role = got.role().unwrap();
     assert_eq!(role.path(), "/team/");
     assert_ne!(role.role_id(), old);
-    assert_eq!(one::<String>(&c, "SELECT role_id FROM aws.iam_role").await, role.role_id());
+    assert_eq!(
+        one::<String>(&c, "SELECT role_id FROM aws.iam_role").await,
+        role.role_id()
+    );
     // IAM has no rename: the statement refuses it.
     let e = c
         .batch_execute("UPDATE aws.iam_role SET role_name = 'other'")

@@ -20,7 +20,11 @@ INSERT INTO aws.route53_zone (name, comment, tags) VALUES ('Example.COM', 'the s
 COMMIT;";
 
 async fn zone_id(c: &Client) -> String {
-    one(c, "SELECT hosted_zone_id FROM aws.route53_zone WHERE name = 'example.com.'").await
+    one(
+        c,
+        "SELECT hosted_zone_id FROM aws.route53_zone WHERE name = 'example.com.'",
+    )
+    .await
 }
 
 /// A record set in moto: (ttl, values), or None when there is none.
@@ -33,17 +37,34 @@ async fn in_aws(r53: &R53, zone: &str, name: &str, rtype: &str) -> Option<(i64, 
         .unwrap();
     out.resource_record_sets()
         .iter()
-        .find(|r| r.name().trim_end_matches('.') == name.trim_end_matches('.') && r.r#type().as_str() == rtype)
+        .find(|r| {
+            r.name().trim_end_matches('.') == name.trim_end_matches('.')
+                && r.r#type().as_str() == rtype
+        })
         .map(|r| {
             (
                 r.ttl().unwrap_or_default(),
-                r.resource_records().iter().map(|v| v.value().to_owned()).collect(),
+                r.resource_records()
+                    .iter()
+                    .map(|v| v.value().to_owned())
+                    .collect(),
             )
         })
 }
 
 /// Make a record behind infrasql's back.
 async fn upsert_out_of_band(r53: &R53, zone: &str, name: &str, ttl: i64, value: &str) {
+    change_out_of_band(r53, zone, name, ttl, value, ChangeAction::Upsert).await
+}
+
+async fn change_out_of_band(
+    r53: &R53,
+    zone: &str,
+    name: &str,
+    ttl: i64,
+    value: &str,
+    action: ChangeAction,
+) {
     let set = ResourceRecordSet::builder()
         .name(name)
         .r#type(RrType::A)
@@ -57,7 +78,7 @@ async fn upsert_out_of_band(r53: &R53, zone: &str, name: &str, ttl: i64, value: 
             ChangeBatch::builder()
                 .changes(
                     Change::builder()
-                        .action(ChangeAction::Upsert)
+                        .action(action)
                         .resource_record_set(set)
                         .build()
                         .unwrap(),
@@ -101,7 +122,9 @@ async fn a_zone_and_ten_records_in_one_commit_are_one_batch_and_change_update_an
         .await
         .unwrap();
     let tags = tags.resource_tag_set().unwrap().tags();
-    assert!(tags.iter().any(|t| t.key() == Some("team") && t.value() == Some("web")));
+    assert!(tags
+        .iter()
+        .any(|t| t.key() == Some("team") && t.value() == Some("web")));
     assert!(tags.iter().any(|t| t.key() == Some("infrasql:apply-id")));
 
     proxy.reset_log();
@@ -114,7 +137,11 @@ async fn a_zone_and_ten_records_in_one_commit_are_one_batch_and_change_update_an
     )
     .await
     .unwrap();
-    assert_eq!(batches(&proxy), 1, "ten records in one commit are one ChangeResourceRecordSets");
+    assert_eq!(
+        batches(&proxy),
+        1,
+        "ten records in one commit are one ChangeResourceRecordSets"
+    );
     for i in 1..=10 {
         assert_eq!(
             in_aws(&r53, &zone, &format!("h{i}.example.com."), "A").await,
@@ -122,7 +149,11 @@ async fn a_zone_and_ten_records_in_one_commit_are_one_batch_and_change_update_an
         );
     }
     assert_eq!(
-        one::<String>(&c, "SELECT record_id FROM aws.route53_record WHERE name = 'h1.example.com.'").await,
+        one::<String>(
+            &c,
+            "SELECT record_id FROM aws.route53_record WHERE name = 'h1.example.com.'"
+        )
+        .await,
         format!("{zone}|h1.example.com.|A|")
     );
 
@@ -138,12 +169,20 @@ async fn a_zone_and_ten_records_in_one_commit_are_one_batch_and_change_update_an
         Some((60, vec!["10.9.9.9".to_owned(), "10.9.9.8".to_owned()]))
     );
     let got = r53.get_hosted_zone().id(&zone).send().await.unwrap();
-    assert_eq!(got.hosted_zone().unwrap().config().and_then(|c| c.comment()), Some("moved"));
+    assert_eq!(
+        got.hosted_zone()
+            .unwrap()
+            .config()
+            .and_then(|c| c.comment()),
+        Some("moved")
+    );
 
     // A new name replaces the record: the new one made, the old one gone.
-    c.batch_execute("UPDATE aws.route53_record SET name = 'renamed.example.com' WHERE name = 'h2.example.com.'")
-        .await
-        .unwrap();
+    c.batch_execute(
+        "UPDATE aws.route53_record SET name = 'renamed.example.com' WHERE name = 'h2.example.com.'",
+    )
+    .await
+    .unwrap();
     assert_eq!(in_aws(&r53, &zone, "h2.example.com.", "A").await, None);
     assert_eq!(
         in_aws(&r53, &zone, "renamed.example.com.", "A").await,
@@ -151,11 +190,18 @@ async fn a_zone_and_ten_records_in_one_commit_are_one_batch_and_change_update_an
     );
 
     // Everything deleted in one commit: records first, then the zone.
-    c.batch_execute("BEGIN; DELETE FROM aws.route53_record; DELETE FROM aws.route53_zone; COMMIT;")
-        .await
-        .unwrap();
+    c.batch_execute(
+        "BEGIN; SET LOCAL infra.allow_mass_delete = on; \
+         DELETE FROM aws.route53_record; DELETE FROM aws.route53_zone; COMMIT;",
+    )
+    .await
+    .unwrap();
     let zones = r53.list_hosted_zones().send().await.unwrap();
-    assert!(zones.hosted_zones().is_empty(), "{:?}", zones.hosted_zones());
+    assert!(
+        zones.hosted_zones().is_empty(),
+        "{:?}",
+        zones.hosted_zones()
+    );
 }
 
 #[tokio::test]
@@ -174,10 +220,25 @@ async fn an_insert_never_takes_over_a_record_and_a_failed_commit_restores_the_ex
     .await
     .unwrap();
     let zone = zone_id(&c).await;
-    let other: String = one(&c, "SELECT hosted_zone_id FROM aws.route53_zone WHERE name = 'other.org.'").await;
+    let other: String = one(
+        &c,
+        "SELECT hosted_zone_id FROM aws.route53_zone WHERE name = 'other.org.'",
+    )
+    .await;
 
     // Someone else's record: an INSERT of it is refused, naming it.
-    upsert_out_of_band(&r53, &other, "mail.other.org.", 900, "192.0.2.1").await;
+    // moto 5.2.1 refuses a CREATE of an existing record only when the
+    // same CREATE (same values) made it; AWS refuses any. So the stranger's
+    // record is made by the CREATE infrasql's INSERT will send.
+    change_out_of_band(
+        &r53,
+        &other,
+        "mail.other.org.",
+        60,
+        "10.1.1.1",
+        ChangeAction::Create,
+    )
+    .await;
     let e = c
         .batch_execute(
             "INSERT INTO aws.route53_record (hosted_zone_id, name, type, ttl, records)
@@ -186,11 +247,17 @@ async fn an_insert_never_takes_over_a_record_and_a_failed_commit_restores_the_ex
         )
         .await
         .unwrap_err();
-    let msg = e.as_db_error().map(|d| d.message().to_owned()).unwrap_or_default();
-    assert!(msg.contains("mail.other.org.") && msg.contains("already exists"), "{msg}");
+    let msg = e
+        .as_db_error()
+        .map(|d| d.message().to_owned())
+        .unwrap_or_default();
+    assert!(
+        msg.contains("mail.other.org.") && msg.contains("already exists"),
+        "{msg}"
+    );
     assert_eq!(
         in_aws(&r53, &other, "mail.other.org.", "A").await,
-        Some((900, vec!["192.0.2.1".to_owned()])),
+        Some((60, vec!["10.1.1.1".to_owned()])),
         "the existing record is untouched"
     );
 
@@ -208,14 +275,21 @@ async fn an_insert_never_takes_over_a_record_and_a_failed_commit_restores_the_ex
         )
         .await
         .unwrap_err();
-    let msg = e.as_db_error().map(|d| d.message().to_owned()).unwrap_or_default();
+    let msg = e
+        .as_db_error()
+        .map(|d| d.message().to_owned())
+        .unwrap_or_default();
     assert!(msg.contains("already exists"), "{msg}");
     assert_eq!(
         in_aws(&r53, &zone, "www.example.com.", "A").await,
         Some((300, vec!["10.0.0.1".to_owned(), "10.0.0.2".to_owned()]))
     );
     assert_eq!(
-        one::<i64>(&c, "SELECT ttl FROM aws.route53_record WHERE name = 'www.example.com.'").await,
+        one::<i64>(
+            &c,
+            "SELECT ttl FROM aws.route53_record WHERE name = 'www.example.com.'"
+        )
+        .await,
         300
     );
 
@@ -224,8 +298,14 @@ async fn an_insert_never_takes_over_a_record_and_a_failed_commit_restores_the_ex
         .batch_execute("DELETE FROM aws.route53_zone WHERE name = 'other.org.'")
         .await
         .unwrap_err();
-    let msg = e.as_db_error().map(|d| d.message().to_owned()).unwrap_or_default();
-    assert!(msg.contains("other.org.") && msg.contains("still holds records"), "{msg}");
+    let msg = e
+        .as_db_error()
+        .map(|d| d.message().to_owned())
+        .unwrap_or_default();
+    assert!(
+        msg.contains("other.org.") && msg.contains("still holds records"),
+        "{msg}"
+    );
 }
 
 #[tokio::test]
@@ -266,12 +346,20 @@ async fn out_of_band_changes_are_drift_and_out_of_band_records_are_imported() {
     );
     // The zone's own SOA and NS are not rows.
     assert_eq!(
-        one::<i64>(&c, "SELECT count(*) FROM aws.route53_record WHERE type IN ('SOA', 'NS')").await,
+        one::<i64>(
+            &c,
+            "SELECT count(*) FROM aws.route53_record WHERE type IN ('SOA', 'NS')"
+        )
+        .await,
         0
     );
     // Nothing else drifted: the zone's row agrees with its listing.
     assert_eq!(
-        one::<i64>(&c, "SELECT count(*) FROM infra.drift WHERE table_name = 'aws.route53_zone'").await,
+        one::<i64>(
+            &c,
+            "SELECT count(*) FROM infra.drift WHERE table_name = 'aws.route53_zone'"
+        )
+        .await,
         0
     );
 }

@@ -43,13 +43,7 @@ async fn a_bucket_is_created_with_its_settings_changed_in_place_and_deleted() {
     c.batch_execute(BUCKET).await.unwrap();
 
     let s3 = moto.s3().await;
-    let v = s3
-        .get_bucket_versioning()
-        .bucket("web-assets")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(v.status().unwrap().as_str(), "Enabled");
+    assert_eq!(moto.s3_versioning("web-assets").as_deref(), Some("Enabled"));
     assert_eq!(
         policy_in_aws(&moto, "web-assets").await.unwrap()["Statement"]["Action"],
         json!("s3:DeleteBucket")
@@ -71,13 +65,10 @@ async fn a_bucket_is_created_with_its_settings_changed_in_place_and_deleted() {
     .await
     .unwrap();
     assert_eq!(policy_in_aws(&moto, "web-assets").await, None);
-    let v = s3
-        .get_bucket_versioning()
-        .bucket("web-assets")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(v.status().unwrap().as_str(), "Suspended");
+    assert_eq!(
+        moto.s3_versioning("web-assets").as_deref(),
+        Some("Suspended")
+    );
     let pab = s3
         .get_public_access_block()
         .bucket("web-assets")

@@ -24,6 +24,12 @@ impl Moto {
         Moto(infrasql_moto::Moto::start())
     }
 
+    /// moto with settings, e.g. `MOTO_IAM_LOAD_MANAGED_POLICIES=true` (AWS's
+    /// managed policies exist only then; loading them costs seconds).
+    pub fn start_with_env(env: &[(&str, &str)]) -> Moto {
+        Moto(infrasql_moto::Moto::start_with_env(env))
+    }
+
     async fn clients(&self) -> infrasql_aws::Clients {
         infrasql_aws::Clients::new(&infrasql_aws::AwsSettings {
             endpoint_url: Some(self.url.clone()),

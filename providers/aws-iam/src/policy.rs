@@ -54,7 +54,7 @@ pub static SCHEMA: ResourceSchema = ResourceSchema {
         Column::new(
             "description",
             ReplaceOnChange,
-            "What the policy is for (NULL: none); IAM cannot change it, so a change replaces the policy",
+            "What the policy is for (NULL: none); IAM cannot change it, so a change replaces the policy. Not observed by sync (ListPolicies leaves it out)",
         ),
         Column::new(
             "policy_document",
@@ -238,6 +238,9 @@ impl Resource for Policy {
             )
             .await?;
             let mut out = props(&p);
+            // ListPolicies leaves the description out (only GetPolicy has
+            // it): unobserved, so neither drift nor overwritten.
+            out.remove("description");
             out.insert("policy_document".into(), document);
             tags::put_tags(&mut out, tag_pairs(&tags), NameTag::None);
             Ok(out)

@@ -135,7 +135,7 @@ impl Resource for BucketType {
                 let created = b
                     .creation_date()
                     .and_then(|t| t.fmt(DateTimeFormat::DateTime).ok());
-                match self.read_all(region, name, &Group::ALL).await {
+                match self.read_all(region, name, &Group::OBSERVED).await {
                     Ok(settings) => {
                         let mut p = identity(name, region, created);
                         p.extend(settings);
@@ -283,7 +283,9 @@ impl BucketType {
         let mut unset = Vec::new();
         for g in Group::ALL {
             if !g.is_set(desired) {
-                unset.push(g);
+                if Group::OBSERVED.contains(&g) {
+                    unset.push(g);
+                }
                 continue;
             }
             let s3 = self.s3(&ctx.region).await;

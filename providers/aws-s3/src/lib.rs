@@ -3,17 +3,17 @@
 //!
 //! # API calls per full sync
 //! Per region: one `ListBuckets` per page (`BucketRegion` = the region,
-//! `ContinuationToken` pages), then per bucket seven Get calls, run for up
+//! `ContinuationToken` pages), then per bucket six Get calls, run for up
 //! to 8 buckets at once: `GetBucketTagging` (tags, stack, apply id),
 //! `GetBucketPolicy` (policy), `GetPublicAccessBlock` (the four
 //! public-access columns), `GetBucketEncryption` (sse_algorithm,
-//! kms_master_key_id, bucket_key_enabled), `GetBucketVersioning`
-//! (versioning), `GetBucketOwnershipControls` (object_ownership) and
-//! `GetBucketLifecycleConfiguration` (lifecycle_rules). So
-//! `regions × pages + 7 × buckets`. Every setting column is observed
-//! (versioning, ownership and lifecycle too: one call each is cheap next to
-//! a data-loss setting's drift going unseen); only `force_destroy`,
-//! infrasql's own, is not.
+//! kms_master_key_id, bucket_key_enabled), `GetBucketOwnershipControls`
+//! (object_ownership) and `GetBucketLifecycleConfiguration`
+//! (lifecycle_rules). So `regions × pages + 6 × buckets`. Not observed:
+//! `versioning` (moto 5.2.1 answers GetBucketVersioning with a root element
+//! the SDK cannot read, so the playground could not be synced; it is
+//! written by COMMIT, its drift goes unseen) and `force_destroy`,
+//! infrasql's own.
 //!
 //! # Applying
 //! A create is `CreateBucket` (with a `LocationConstraint` outside

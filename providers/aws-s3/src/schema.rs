@@ -27,7 +27,7 @@ pub static SCHEMA: ResourceSchema = ResourceSchema {
         Column::new(
             "versioning",
             Desired,
-            "'Enabled' or 'Suspended'; NULL when versioning was never enabled. Once enabled it can only be suspended: setting NULL again suspends it (observed by sync: GetBucketVersioning)",
+            "'Enabled' or 'Suspended'; NULL when versioning was never enabled. Once enabled it can only be suspended: setting NULL again suspends it. Not observed by sync (moto 5.2.1 answers GetBucketVersioning in a shape the SDK cannot read): written at COMMIT, drift unseen",
         ),
         Column::new(
             "sse_algorithm",

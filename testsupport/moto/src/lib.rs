@@ -77,6 +77,31 @@ impl Moto {
         let _ = s.read_to_string(&mut out);
         assert!(out.starts_with("HTTP/1.1 200"), "moto reset failed: {out}");
     }
+
+    /// A bucket's versioning status in moto ("Enabled", "Suspended"), or
+    /// `None` when never set: a raw GET, because moto 5.2.1 answers
+    /// GetBucketVersioning under a root element the Rust SDK refuses
+    /// (`GetBucketVersioningResponse` instead of `VersioningConfiguration`).
+    pub fn s3_versioning(&self, bucket: &str) -> Option<String> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to moto");
+        s.write_all(
+            format!(
+                "GET /{bucket}?versioning HTTP/1.1\r\nHost: localhost\r\n\
+                 Connection: close\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .expect("send the request to moto");
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        assert!(
+            out.starts_with("HTTP/1.1 200"),
+            "GetBucketVersioning: {out}"
+        );
+        let start = out.find("<Status>")? + "<Status>".len();
+        let len = out[start..].find("</Status>")?;
+        Some(out[start..start + len].to_owned())
+    }
 }
 
 impl Drop for Moto {

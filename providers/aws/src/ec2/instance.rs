@@ -39,6 +39,7 @@
 //! after it in the same plan is no longer in use.
 
 mod modify;
+mod profile;
 mod state;
 #[cfg(test)]
 mod transitions;
@@ -127,6 +128,12 @@ pub static SCHEMA: ResourceSchema = ResourceSchema {
             "monitoring",
             Desired,
             "Detailed (1-minute) CloudWatch monitoring; NULL at launch means off (then filled in)",
+        ),
+        Column::reference(
+            "iam_instance_profile",
+            Desired,
+            "iam_instance_profile",
+            "The IAM instance profile it runs with, by name (NULL: none); changed in place (associate, replace the association, disassociate)",
         ),
         Column::new(
             "state",
@@ -257,6 +264,14 @@ fn props(f: &Found, region: &str) -> Props {
     );
     p.insert("subnet_id".into(), present(i.subnet_id()));
     p.insert("key_name".into(), present(i.key_name()));
+    p.insert(
+        "iam_instance_profile".into(),
+        opt_str(
+            i.iam_instance_profile()
+                .and_then(|ip| ip.arn())
+                .and_then(profile::name_of),
+        ),
+    );
     p.insert("state".into(), opt_str(state_of(i).map(|s| s.as_str())));
     p.insert(
         "desired_state".into(),
@@ -406,6 +421,7 @@ impl Resource for Instance {
                 .set_subnet_id(desired.str("subnet_id").map(str::to_owned))
                 .set_security_group_ids(groups)
                 .set_key_name(desired.str("key_name").map(str::to_owned))
+                .set_iam_instance_profile(profile::spec(desired.str("iam_instance_profile")))
                 .set_user_data(
                     desired
                         .str("user_data")
@@ -505,6 +521,10 @@ impl Resource for Instance {
             self.set_monitoring(&ctx.region, id, on).await?;
         }
         self.modify_root(&ctx.region, id, before, after).await?;
+        if changed(before, after, &["iam_instance_profile"]) {
+            self.set_profile(&ctx.region, id, after.str("iam_instance_profile"))
+                .await?;
+        }
         // Only a set the engine hands over is applied: an update that does
         // not carry it (a type change) leaves the groups alone.
         if let Some(groups) = wanted_groups(after) {
