@@ -141,8 +141,9 @@ def populate(args):
 
 def floor(args):
     """The reads of one full sync of the catalogue, made by a raw boto3 client
-    one after another (all pages): bulk listings, then the per-resource calls
-    for what no listing shows. Prints "SECONDS CALLS"."""
+    one after another (all pages): bulk listings once each, then the
+    per-resource calls the providers make for what no listing shows (their
+    crate docs list them). Prints "SECONDS CALLS"."""
     import time
 
     ep = args.endpoint
@@ -175,16 +176,24 @@ def floor(args):
             one(iam.get_role_policy, RoleName=n, PolicyName=p)
     for p in pages(iam, "list_policies", "Policies", Scope="Local"):
         one(iam.get_policy_version, PolicyArn=p["Arn"], VersionId=p["DefaultVersionId"])
-    pages(iam, "list_instance_profiles", "InstanceProfiles")
+        one(iam.list_policy_tags, PolicyArn=p["Arn"])
+    for ip in pages(iam, "list_instance_profiles", "InstanceProfiles"):
+        one(iam.get_instance_profile, InstanceProfileName=ip["InstanceProfileName"])
     for b in one(s3.list_buckets, BucketRegion=REGION).get("Buckets", []):
         for fn in (s3.get_bucket_policy, s3.get_public_access_block,
-                   s3.get_bucket_encryption, s3.get_bucket_tagging):
+                   s3.get_bucket_encryption, s3.get_bucket_tagging,
+                   s3.get_bucket_ownership_controls, s3.get_bucket_lifecycle_configuration):
             one(fn, Bucket=b["Name"])
     lbs = pages(elb, "describe_load_balancers", "LoadBalancers")
     tgs = pages(elb, "describe_target_groups", "TargetGroups")
+    listeners = []
     for lb in lbs:
-        pages(elb, "describe_listeners", "Listeners", LoadBalancerArn=lb["LoadBalancerArn"])
-    arns = [x["LoadBalancerArn"] for x in lbs] + [x["TargetGroupArn"] for x in tgs]
+        listeners += pages(elb, "describe_listeners", "Listeners",
+                           LoadBalancerArn=lb["LoadBalancerArn"])
+    for ls in listeners:
+        one(elb.describe_rules, ListenerArn=ls["ListenerArn"])
+    arns = ([x["LoadBalancerArn"] for x in lbs] + [x["TargetGroupArn"] for x in tgs]
+            + [x["ListenerArn"] for x in listeners])
     for i in range(0, len(arns), 20):
         one(elb.describe_tags, ResourceArns=arns[i:i + 20])
     for tg in tgs:
@@ -194,6 +203,7 @@ def floor(args):
         one(acm.list_tags_for_certificate, CertificateArn=c["CertificateArn"])
     for z in pages(r53, "list_hosted_zones", "HostedZones"):
         zid = z["Id"].split("/")[-1]
+        one(r53.get_hosted_zone, Id=zid)
         pages(r53, "list_resource_record_sets", "ResourceRecordSets", HostedZoneId=zid)
         one(r53.list_tags_for_resource, ResourceType="hostedzone", ResourceId=zid)
     print(f"{time.monotonic() - t0:.3f} {calls}")

@@ -136,7 +136,7 @@ async fn an_application_load_balancer_stack_is_created_changed_in_place_synced_a
         "SELECT group_id FROM aws.security_group WHERE group_name = 'lb-2'",
     )
     .await;
-    assert_eq!(l.security_groups(), [g1.clone()]);
+    assert_eq!(l.security_groups(), std::slice::from_ref(&g1));
     assert_eq!(l.scheme().map(|s| s.as_str()), Some("internet-facing"));
     assert_eq!(l.r#type().map(|s| s.as_str()), Some("application"));
     let row: String = one(

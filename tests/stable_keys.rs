@@ -236,6 +236,13 @@ async fn a_database_of_the_previous_version_upgrades_in_place() {
     .unwrap_or_else(|e| panic!("{e}"));
 
     assert_eq!(one::<i64>(&old, count).await, before, "no row lost");
+    // A column added since (0845) is there, NULL on the old rows.
+    let profile: Option<String> = one(
+        &old,
+        "SELECT iam_instance_profile FROM aws.instance WHERE instance_id = 'i-0stopped'",
+    )
+    .await;
+    assert_eq!(profile, None);
     let desired: String = one(
         &old,
         "SELECT string_agg(instance_id || ' ' || desired_state, ', ' ORDER BY instance_id) FROM aws.instance",

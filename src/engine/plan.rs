@@ -25,7 +25,7 @@ pub use show::Counts;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use infrasql_provider::{ColumnKind, Props, ResourceSchema, ROW_KEY, STACK};
+use infrasql_provider::{Column, ColumnKind, Props, ResourceSchema, ROW_KEY, STACK};
 use serde_json::{json, Value};
 
 pub use guard::check_mass_delete;
@@ -364,7 +364,9 @@ pub fn plan(
             first.push(Node::Main(i));
         }
     }
-    let creates_by_id: HashMap<&str, usize> = drafts
+    // Keyed by table and id: ids a user chooses (an IAM role's and an
+    // instance profile's name) may be the same in two tables.
+    let creates_by_id: HashMap<(&str, &str), usize> = drafts
         .iter()
         .enumerate()
         .filter(|(_, d)| {
@@ -373,7 +375,7 @@ pub fn plan(
                 Action::Create | Action::Replace | Action::RecreateCreate
             )
         })
-        .map(|(i, d)| (d.id.as_str(), i))
+        .map(|(i, d)| ((d.change.table.as_str(), d.id.as_str()), i))
         .collect();
     let mut first_deps: BTreeMap<Node, Vec<Node>> = BTreeMap::new();
     for &n in &first {
@@ -382,8 +384,11 @@ pub fn plan(
         let mut deps: Vec<Node> = d
             .schema
             .references()
-            .flat_map(|c| c.ids(d.row()))
-            .filter_map(|r| creates_by_id.get(r).copied())
+            .flat_map(|c| {
+                let parent = referenced_table(d.schema, c);
+                c.ids(d.row()).into_iter().map(move |r| (parent.clone(), r))
+            })
+            .filter_map(|(t, r)| creates_by_id.get(&(t.as_str(), r)).copied())
             .filter(|&j| j != i)
             .map(Node::Main)
             .collect();
@@ -416,12 +421,16 @@ pub fn plan(
         .filter(|&i| matches!(drafts[i].action, Action::Delete | Action::Replace))
         .map(Node::Main)
         .collect();
-    let deleted_by_id: HashMap<&str, Node> = last
+    let deleted_by_id: HashMap<(&str, &str), Node> = last
         .iter()
         .map(|&n| match n {
-            Node::Main(i) | Node::DeleteHalf(i) => {
-                (drafts[i].before_id().unwrap_or(&drafts[i].id), n)
-            }
+            Node::Main(i) | Node::DeleteHalf(i) => (
+                (
+                    drafts[i].change.table.as_str(),
+                    drafts[i].before_id().unwrap_or(&drafts[i].id),
+                ),
+                n,
+            ),
         })
         .collect();
     // A parent's delete waits for the deletes of rows that referenced it.
@@ -434,8 +443,9 @@ pub fn plan(
             .as_ref()
             .expect("deleted rows have a before");
         for col in drafts[c].schema.references() {
+            let table = referenced_table(drafts[c].schema, col);
             for r in col.ids(before) {
-                if let Some(&parent) = deleted_by_id.get(r) {
+                if let Some(&parent) = deleted_by_id.get(&(table.as_str(), r)) {
                     if parent != child {
                         last_deps.get_mut(&parent).expect("present").push(child);
                     }
@@ -553,6 +563,11 @@ fn make_step(
         depends_on,
         last_phase,
     }
+}
+
+/// The qualified table a reference column points into (same schema).
+fn referenced_table(schema: &ResourceSchema, col: &Column) -> String {
+    format!("{}.{}", schema.schema, col.references.unwrap_or_default())
 }
 
 /// Kahn's algorithm by levels, stable in input order. `Err` names a node on a cycle.

@@ -417,3 +417,76 @@ fn a_delete_first_replace_waits_for_steps_that_do_not_need_it() {
         ]
     );
 }
+
+/// Two types whose ids the user chooses, so one name can be both a role and
+/// a profile (IAM's `web-app` role and `web-app` instance profile).
+static ROLE: ResourceSchema = ResourceSchema {
+    schema: "aws",
+    table: "role",
+    display: "role",
+    doc: "",
+    columns: &[
+        Column::new("role_name", Name, ""),
+        Column::new("region", ReplaceOnChange, ""),
+    ],
+    replace_order: ReplaceOrder::CreateFirst,
+    scope: infrasql_provider::Scope::Global,
+    natural_key: &[],
+    stateful: None,
+};
+static PROFILE: ResourceSchema = ResourceSchema {
+    schema: "aws",
+    table: "profile",
+    display: "profile",
+    doc: "",
+    columns: &[
+        Column::new("profile_name", Name, ""),
+        Column::new("region", ReplaceOnChange, ""),
+        Column::reference("role_name", Desired, "role", ""),
+    ],
+    replace_order: ReplaceOrder::CreateFirst,
+    scope: infrasql_provider::Scope::Global,
+    natural_key: &[],
+    stateful: None,
+};
+
+#[test]
+fn the_same_id_in_two_tables_still_orders_parent_before_child() {
+    let mut s = schemas();
+    s.insert("aws.role".into(), &ROLE);
+    s.insert("aws.profile".into(), &PROFILE);
+    let created = vec![
+        ins(
+            "aws.profile",
+            json!({"profile_name": "web", "role_name": "web", "region": "global"}),
+        ),
+        ins("aws.role", json!({"role_name": "web", "region": "global"})),
+    ];
+    let p = plan(&created, &s).unwrap();
+    let order: Vec<&str> = p.steps.iter().map(|s| s.table.as_str()).collect();
+    assert_eq!(order, vec!["aws.role", "aws.profile"]);
+    assert_eq!(p.steps[1].depends_on, vec![1]);
+
+    // Deleted together: the profile first, then the role.
+    let deleted = vec![
+        RowChange {
+            table: "aws.role".into(),
+            before: Some(p_of(json!({"role_name": "web", "region": "global"}))),
+            after: None,
+        },
+        RowChange {
+            table: "aws.profile".into(),
+            before: Some(p_of(
+                json!({"profile_name": "web", "role_name": "web", "region": "global"}),
+            )),
+            after: None,
+        },
+    ];
+    let p = plan(&deleted, &s).unwrap();
+    let order: Vec<&str> = p.steps.iter().map(|s| s.table.as_str()).collect();
+    assert_eq!(order, vec!["aws.profile", "aws.role"]);
+}
+
+fn p_of(v: Value) -> Props {
+    p(v)
+}
