@@ -124,11 +124,20 @@ fn props(lb: &LoadBalancer, region: &str) -> Props {
     p.insert("lb_arn".into(), opt_str(lb.load_balancer_arn()));
     p.insert("name".into(), opt_str(lb.load_balancer_name()));
     p.insert("region".into(), json!(region));
-    p.insert("type".into(), opt_str(lb.r#type().map(|t| t.as_str())));
-    p.insert("scheme".into(), opt_str(lb.scheme().map(|s| s.as_str())));
+    // AWS always reports these; an answer without them (moto, for a load
+    // balancer created without saying) means AWS's defaults, which is what
+    // the table's defaults say too.
+    p.insert(
+        "type".into(),
+        json!(lb.r#type().map_or("application", |t| t.as_str())),
+    );
+    p.insert(
+        "scheme".into(),
+        json!(lb.scheme().map_or("internet-facing", |s| s.as_str())),
+    );
     p.insert(
         "ip_address_type".into(),
-        opt_str(lb.ip_address_type().map(|t| t.as_str())),
+        json!(lb.ip_address_type().map_or("ipv4", |t| t.as_str())),
     );
     p.insert("subnet_ids".into(), json!(subnets));
     p.insert("security_group_ids".into(), json!(groups));
