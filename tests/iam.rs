@@ -311,3 +311,82 @@ async fn a_new_path_replaces_the_role() {
         .unwrap_err();
     assert_eq!(common::sqlstate(&e).as_deref(), Some("428C9"));
 }
+
+/// The instance profile an instance runs with, as EC2 reports it (by name).
+async fn profile_in_aws(moto: &Moto, instance: &str) -> Option<String> {
+    let out = moto
+        .ec2()
+        .await
+        .describe_iam_instance_profile_associations()
+        .filters(
+            infrasql_aws::aws_sdk_ec2::types::Filter::builder()
+                .name("instance-id")
+                .values(instance)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    out.iam_instance_profile_associations()
+        .iter()
+        .filter(|a| a.state().map(|s| s.as_str()) == Some("associated"))
+        .find_map(|a| a.iam_instance_profile()?.arn())
+        .and_then(|arn| arn.rsplit('/').next())
+        .map(str::to_owned)
+}
+
+#[tokio::test]
+async fn an_instance_s_profile_is_set_at_launch_replaced_and_removed_in_place() {
+    let moto = Moto::start();
+    let s = TestServer::start_on(&moto, &[]);
+    let c = s.connect().await;
+    c.batch_execute(
+        r#"BEGIN;
+        INSERT INTO aws.iam_role (role_name, assume_role_policy) VALUES ('app', '{"Version": "2012-10-17",
+          "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]}');
+        INSERT INTO aws.iam_instance_profile (instance_profile_name, role_name) VALUES ('first', 'app'), ('second', NULL);
+        INSERT INTO aws.instance (name, image_id, iam_instance_profile) VALUES ('web', 'ami-760aaa0f', 'first');
+        COMMIT;"#,
+    )
+    .await
+    .unwrap();
+    let id: String = one(
+        &c,
+        "SELECT instance_id FROM aws.instance WHERE name = 'web'",
+    )
+    .await;
+    assert_eq!(profile_in_aws(&moto, &id).await.as_deref(), Some("first"));
+
+    // Another profile: the association is replaced, the instance stays.
+    c.batch_execute("UPDATE aws.instance SET iam_instance_profile = 'second' WHERE name = 'web'")
+        .await
+        .unwrap();
+    assert_eq!(profile_in_aws(&moto, &id).await.as_deref(), Some("second"));
+    let same: String = one(
+        &c,
+        "SELECT instance_id FROM aws.instance WHERE name = 'web'",
+    )
+    .await;
+    assert_eq!(same, id, "changed in place, not replaced");
+
+    // None: disassociated; the sync agrees.
+    c.batch_execute("UPDATE aws.instance SET iam_instance_profile = NULL WHERE name = 'web'")
+        .await
+        .unwrap();
+    assert_eq!(profile_in_aws(&moto, &id).await, None);
+    sync(&c).await;
+    let drift: String = one(
+        &c,
+        "SELECT coalesce(string_agg(coalesce(field, kind) || ': ' || coalesce(known_value::text, 'NULL') \
+         || ' -> ' || coalesce(actual_value::text, 'NULL'), '; '), '') FROM infra.drift WHERE table_name = 'aws.instance' \
+         AND field = 'iam_instance_profile'",
+    )
+    .await;
+    assert_eq!(drift, "", "no drift on the instance's profile");
+    let row: Option<String> = one(
+        &c,
+        "SELECT iam_instance_profile FROM aws.instance WHERE name = 'web'",
+    )
+    .await;
+    assert_eq!(row, None);
+}

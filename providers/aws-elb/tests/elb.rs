@@ -104,9 +104,11 @@ async fn listing_follows_pages_and_asks_for_tags_once_per_twenty() {
     assert_eq!(calls, 2 + 3, "two pages, three DescribeTags of up to 20");
     // Made without a scheme, type or address type: AWS's defaults, which
     // the table's NOT NULL columns need (moto leaves them out).
-    assert!(listed.iter().all(|p| p["scheme"] == json!("internet-facing")
-        && p["type"] == json!("application")
-        && p["ip_address_type"] == json!("ipv4")));
+    assert!(listed
+        .iter()
+        .all(|p| p["scheme"] == json!("internet-facing")
+            && p["type"] == json!("application")
+            && p["ip_address_type"] == json!("ipv4")));
 }
 
 #[tokio::test]
