@@ -7,8 +7,9 @@
 //! - **create**: a resource the apply created (found by its id, or by its
 //!   `infrasql:apply-id` tag when the answer was lost) is deleted, unless a
 //!   committed row names it;
-//! - **update**: the row is locked (`FOR UPDATE NOWAIT`, so a transaction
-//!   that holds it now is waited for by retrying later, never raced) and
+//! - **update**: the row is locked (`FOR UPDATE` with a 2 s lock timeout,
+//!   so a transaction that holds it longer is waited for by retrying
+//!   later, never raced) and
 //!   the resource is updated to the row's committed values;
 //! - **delete**: a delete AWS carried out cannot be taken back (an empty
 //!   database is not the database), so the row is removed instead and the
@@ -32,6 +33,10 @@ pub struct Converged {
     pub notes: Vec<String>,
     /// What is still to do: the reason and its failure class.
     pub pending: Vec<(String, ErrorClass)>,
+    /// Rows an open transaction holds: not a failure, so the caller retries
+    /// soon and does not count it as a try (the sync loop and other commits
+    /// hold rows for moments at a time, often).
+    pub busy: Vec<String>,
 }
 
 fn obj(v: Option<Value>) -> Props {
@@ -341,7 +346,10 @@ enum Locked {
     Busy,
 }
 
-/// `BEGIN` and lock the committed row (`FOR UPDATE NOWAIT`). On `Row`, the
+/// How long convergence waits for a row another transaction holds.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// `BEGIN` and lock the committed row (waiting at most [`LOCK_WAIT`]). On `Row`, the
 /// caller ends the transaction; on `Gone` and `Busy` it is already over.
 async fn lock_row(
     db: &Client,
@@ -350,11 +358,17 @@ async fn lock_row(
     out: &mut Converged,
 ) -> Result<Locked, tokio_postgres::Error> {
     let table = schema.qualified();
-    db.batch_execute("BEGIN").await?;
+    // A short wait, not NOWAIT: the sync loop holds each row for moments
+    // every round, and a pass that always met it would never finish.
+    db.batch_execute(&format!(
+        "BEGIN; SET LOCAL lock_timeout = '{}ms'",
+        LOCK_WAIT.as_millis()
+    ))
+    .await?;
     let row = db
         .query_opt(
             &format!(
-                "SELECT to_jsonb(t) FROM {table} t WHERE {} = $1 FOR UPDATE NOWAIT",
+                "SELECT to_jsonb(t) FROM {table} t WHERE {} = $1 FOR UPDATE",
                 ident(schema.id_column())
             ),
             &[&id],
@@ -371,10 +385,8 @@ async fn lock_row(
             if e.code() != Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE) {
                 return Err(e);
             }
-            out.pending.push((
-                format!("{table} {id} is locked by an open transaction"),
-                ErrorClass::Retryable,
-            ));
+            out.busy
+                .push(format!("{table} {id} is locked by an open transaction"));
             Ok(Locked::Busy)
         }
     }

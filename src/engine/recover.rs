@@ -12,7 +12,8 @@
 //!   may have happened) → converged the same way → `failed`, the outcome the
 //!   COMMIT already reported.
 //!
-//! What cannot be converged yet is retried with exponential backoff
+//! A row an open transaction holds is waited for: retried at the next pass,
+//! not counted as a try. What cannot be converged yet is retried with exponential backoff
 //! (`next_attempt_at`); the apply shows `undoing` and why. An undo that
 //! needs a person (denied, invalid, or still failing after
 //! [`ATTENTION_AFTER`] tries) shows `attention` and is still retried, at the
@@ -28,6 +29,8 @@ use super::journal::{self, ApplyStatus, Journal, Unsettled};
 
 /// Failed passes after which an undo is shown as needing a person.
 pub const ATTENTION_AFTER: i32 = 8;
+/// The wait when only a row lock held the undo back.
+const BUSY_RETRY: Duration = Duration::from_secs(1);
 /// The slowest retry pace.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
@@ -94,7 +97,7 @@ async fn settle(
         ApplyStatus::Applied => "its COMMIT failed",
         _ => "the COMMIT was refused",
     };
-    if c.pending.is_empty() {
+    if c.pending.is_empty() && c.busy.is_empty() {
         // A refused COMMIT keeps the outcome it reported; a lost one is
         // recovered.
         let final_status = match u.status {
@@ -113,6 +116,23 @@ async fn settle(
         out.undone.push(apply_id.to_owned());
         return Ok(());
     }
+    if c.pending.is_empty() {
+        // Only rows held by open transactions: retried at the next pass,
+        // and not counted, so a busy row never grows the backoff.
+        let why = format!(
+            "still being undone after {lost}: waiting for {}",
+            c.busy.join("; ")
+        );
+        let status = match u.status {
+            ApplyStatus::Attention => ApplyStatus::Attention,
+            _ => ApplyStatus::Undoing,
+        };
+        journal
+            .retry_later(status, u.attempts, BUSY_RETRY, &why)
+            .await?;
+        out.pending.push(apply_id.to_owned());
+        return Ok(());
+    }
     let tries = u.attempts + 1;
     let person =
         c.pending.iter().any(|(_, class)| needs_person(*class)) || tries >= ATTENTION_AFTER;
@@ -122,7 +142,12 @@ async fn settle(
         ApplyStatus::Undoing
     };
     let wait = if person { MAX_BACKOFF } else { backoff(tries) };
-    let reasons: Vec<&str> = c.pending.iter().map(|(r, _)| r.as_str()).collect();
+    let reasons: Vec<&str> = c
+        .pending
+        .iter()
+        .map(|(r, _)| r.as_str())
+        .chain(c.busy.iter().map(String::as_str))
+        .collect();
     tracing::warn!(
         "apply {apply_id} ({lost}) is still being undone (try {tries}, next in {} s): {}",
         wait.as_secs(),
