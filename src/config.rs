@@ -108,6 +108,11 @@ pub struct ServeArgs {
     #[arg(long, env = "INFRASQL_WORKER_THREADS")]
     pub worker_threads: Option<usize>,
 
+    /// Client connections served at once; the next client is refused with
+    /// 53300, as PostgreSQL refuses past its max_connections [default: 100].
+    #[arg(long, env = "INFRASQL_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+
     /// Git repository the GitOps agent applies stacks from: any URL `git`
     /// understands; its own SSH keys and credential helpers log in.
     #[arg(long, env = "INFRASQL_GITOPS_REPO")]
@@ -161,6 +166,8 @@ pub struct ServeConfig {
     pub sync_interval: Option<Duration>,
     pub sync_regions: Vec<String>,
     pub worker_threads: usize,
+    /// Client connections served at once (at least 1).
+    pub max_connections: usize,
     /// `None`: keep the history forever.
     pub history_retention: Option<Duration>,
     /// The GitOps agent, when a repository is given.
@@ -282,6 +289,16 @@ impl ServeArgs {
                 }
                 Some(n) => n,
                 None => default_worker_threads(),
+            },
+            max_connections: match self.max_connections.or(file.max_connections) {
+                // Zero would refuse every client: a typo, not a wish.
+                Some(0) => {
+                    return Err(ConfigError::Invalid(
+                        "--max-connections must be at least 1".into(),
+                    ))
+                }
+                Some(n) => n,
+                None => 100,
             },
             history_retention,
         })
@@ -468,5 +485,23 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("--worker-threads"), "{e}");
+    }
+
+    #[test]
+    fn max_connections_default_to_100_and_never_zero() {
+        assert_eq!(ServeArgs::default().resolve().unwrap().max_connections, 100);
+        let two = ServeArgs {
+            max_connections: Some(2),
+            ..Default::default()
+        };
+        assert_eq!(two.resolve().unwrap().max_connections, 2);
+        let e = ServeArgs {
+            max_connections: Some(0),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("--max-connections"), "{e}");
     }
 }

@@ -107,6 +107,8 @@ pub async fn start(
                 hook,
                 reserved_roles: store.reserved_roles.clone(),
                 cancels: CancelRegistry::default(),
+                slots: Arc::new(tokio::sync::Semaphore::new(cfg.max_connections)),
+                max_connections: cfg.max_connections,
             });
             let (shutdown, rx) = watch::channel(false);
             let recovery = tokio::spawn(recovery_loop(store.engine(), resources, rx.clone()));

@@ -44,6 +44,8 @@
 //! | 08P01 | `PROTOCOL_VIOLATION` | a client (or the backend) sent a malformed or unexpected message; the session ends |
 //! | 0A000 | `UNSUPPORTED_CONNECTION` | a protocol version other than 3.x, or a replication connection |
 //! | 28000 | `LOGIN_REFUSED` | no user name, a role reserved to infrasql's engine, or a backend that did not ask for SCRAM under `--auth scram` |
+//! | 53300 | `TOO_MANY_CONNECTIONS` | `--max-connections` clients are connected already; the next one is refused at startup |
+//! | 54000 | `MESSAGE_TOO_LARGE` | a client message longer than infrasql accepts (`wire::protocol::MAX_CLIENT_MESSAGE`), refused by its length header before it is read; the session ends |
 //! | 57P03 | `BACKEND_UNAVAILABLE` | the backend PostgreSQL cannot be reached (the embedded one is restarting) |
 //! | 57P01 | `SHUTTING_DOWN` | infrasql is shutting down and closes an idle session |
 //! | 08006 | `CONNECTION_LOST` | the connection to the backend (or, during the commit hook, to the client) was lost |
@@ -75,6 +77,8 @@ pub const QUERY_CANCELED: &str = "57014";
 pub const PROTOCOL_VIOLATION: &str = "08P01";
 pub const UNSUPPORTED_CONNECTION: &str = "0A000";
 pub const LOGIN_REFUSED: &str = "28000";
+pub const TOO_MANY_CONNECTIONS: &str = "53300";
+pub const MESSAGE_TOO_LARGE: &str = "54000";
 pub const BACKEND_UNAVAILABLE: &str = "57P03";
 pub const SHUTTING_DOWN: &str = "57P01";
 pub const CONNECTION_LOST: &str = "08006";

@@ -25,7 +25,7 @@ use pgwire::messages::startup::Startup;
 use pgwire::messages::{DecodeContext, Message, ProtocolVersion};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_rustls::rustls;
 use tokio_rustls::TlsAcceptor;
@@ -53,6 +53,12 @@ pub struct Frontend {
     /// Roles that may not log in through the proxy (the engine's own).
     pub reserved_roles: Vec<String>,
     pub cancels: CancelRegistry,
+    /// One permit per client session (`--max-connections`); held from the
+    /// startup packet to the session's end. Cancel requests take none, as
+    /// in PostgreSQL: a full server must still be cancellable.
+    pub slots: Arc<Semaphore>,
+    /// The permits `slots` started with, for the refusal's message.
+    pub max_connections: usize,
 }
 
 /// Load a rustls acceptor from PEM files.
@@ -133,7 +139,8 @@ impl Frontend {
                 return;
             }
         };
-        let (parts, _guard) = parts;
+        // The guard and the slot last as long as the session.
+        let (parts, _guard, _slot) = parts;
         let parts = SessionParts {
             shutdown,
             client_addr: Some(peer.ip().to_canonical().to_string()),
@@ -150,7 +157,7 @@ impl Frontend {
     async fn startup(
         &self,
         tcp: TcpStream,
-    ) -> std::io::Result<Option<(SessionParts, CancelGuard)>> {
+    ) -> std::io::Result<Option<(SessionParts, CancelGuard, OwnedSemaphorePermit)>> {
         let (mut conn, packet) = match negotiate(tcp, self.tls.as_ref()).await? {
             Opening::Startup(conn, packet) => (conn, packet),
             Opening::Cancel(packet) => {
@@ -158,6 +165,20 @@ impl Frontend {
                 return Ok(None);
             }
             Opening::Refused => return Ok(None),
+        };
+        // Refused after the startup packet, as PostgreSQL does, so the
+        // client reads an error rather than a closed socket.
+        let Ok(slot) = self.slots.clone().try_acquire_owned() else {
+            let n = self.max_connections;
+            conn.fatal(
+                Report::fatal(
+                    errors::TOO_MANY_CONNECTIONS,
+                    format!("sorry, too many clients already: infrasql allows {n} connections"),
+                )
+                .with_hint("Close idle connections, or raise --max-connections."),
+            )
+            .await;
+            return Ok(None);
         };
         let (mode, packet) = match mode::take_mode(&packet) {
             Ok(taken) => taken,
@@ -188,7 +209,8 @@ impl Frontend {
         };
         b_out.write_all(&packet).await?;
         b_out.flush().await?;
-        self.relay_auth(conn, b_in, b_out, &user, mode).await
+        let started = self.relay_auth(conn, b_in, b_out, &user, mode).await?;
+        Ok(started.map(|(parts, guard)| (parts, guard, slot)))
     }
 
     /// What infrasql refuses before the backend sees the startup packet: a

@@ -16,10 +16,13 @@ use crate::engine::errors;
 use crate::engine::report::Report;
 
 /// Largest regular message accepted from a client. PostgreSQL allows up to
-/// 1 GiB; a smaller cap keeps one client from making the server buffer
-/// gigabytes. COPY data arrives in many small CopyData messages, so this
-/// only limits single statements and single parameter values.
-pub const MAX_CLIENT_MESSAGE: usize = 256 * 1024 * 1024;
+/// 1 GiB; infrasql holds a message whole (to classify a statement) and
+/// copies it once on the way to the backend, so a smaller cap keeps one
+/// client's share of the server's memory near twice this. A longer message
+/// is refused by its length header, before any of it is read (54000). COPY
+/// data arrives in many small CopyData messages, so this only limits single
+/// statements and single parameter values.
+pub const MAX_CLIENT_MESSAGE: usize = 64 * 1024 * 1024;
 
 /// Startup-phase packets (StartupMessage, SSLRequest, CancelRequest) are
 /// small; PostgreSQL caps them at 10,000 bytes too.

@@ -33,7 +33,7 @@ use super::classify::{
 use super::protocol::{
     encode_error, encode_notice, encode_private_parse, encode_private_query, encode_query,
     encode_ready, encode_sync, frame_len, next_frame, parse_data_row, parse_report, read_cstr,
-    rewrite_parse, Frame, TxStatus, MAX_CLIENT_MESSAGE,
+    rewrite_parse, Frame, FrameError, TxStatus, MAX_CLIENT_MESSAGE,
 };
 use super::stream::{BoxRead, BoxWrite};
 use crate::engine::errors;
@@ -48,6 +48,12 @@ mod simple;
 
 use extended::{BatchItem, Prepared};
 use relay::relay;
+
+/// How far the driver reads a client ahead while infrasql is busy (a
+/// COMMIT's apply): past this it stops reading, and the client's own socket
+/// holds what it sends next, so a client that pipelines without end cannot
+/// grow the server's memory.
+const STASH_LIMIT: usize = 16 * 1024 * 1024;
 
 /// Backend messages may be as large as PostgreSQL makes them.
 const MAX_BACKEND_MESSAGE: usize = i32::MAX as usize;
@@ -176,6 +182,7 @@ pub async fn run(parts: SessionParts) -> Result<(), SessionEnd> {
         client_in: parts.client_in,
         cbuf: parts.client_buf,
         stash: VecDeque::new(),
+        stashed: 0,
         backend_out: parts.backend_out,
         out: BytesMut::with_capacity(8192),
         shared: shared.clone(),
@@ -222,6 +229,8 @@ struct Driver {
     cbuf: BytesMut,
     /// Client messages read while infrasql was busy, in arrival order.
     stash: VecDeque<Frame>,
+    /// Bytes in `stash`: reading ahead stops at [`STASH_LIMIT`].
+    stashed: usize,
     backend_out: BoxWrite,
     /// Bytes to forward to the backend, written before any wait.
     out: BytesMut,

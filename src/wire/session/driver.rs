@@ -8,7 +8,7 @@ use super::*;
 impl Driver {
     pub(super) async fn run(&mut self) -> Result<(), SessionEnd> {
         loop {
-            let Some(frame) = self.stash.pop_front() else {
+            let Some(frame) = self.unstash() else {
                 self.flush().await?;
                 self.read_client_idle().await?;
                 continue;
@@ -60,14 +60,28 @@ impl Driver {
                         }
                         self.out.extend_from_slice(&f.bytes);
                     } else {
+                        self.stashed += f.bytes.len();
                         self.stash.push_back(f);
                     }
                 }
-                Ok(None) => break,
+                Ok(None) => {
+                    shrink(&mut self.cbuf);
+                    self.reserve_frame();
+                    break;
+                }
                 Err(e) => {
-                    let r =
-                        Report::fatal(errors::PROTOCOL_VIOLATION, format!("invalid message: {e}"));
+                    let r = match e {
+                        FrameError::TooLarge(len, max) => Report::fatal(
+                            errors::MESSAGE_TOO_LARGE,
+                            format!("message of {len} bytes is too large: infrasql accepts at most {max} bytes"),
+                        )
+                        .with_hint("Send bulk data with COPY, which arrives in small messages."),
+                        FrameError::BadLength(_) => {
+                            Report::fatal(errors::PROTOCOL_VIOLATION, format!("invalid message: {e}"))
+                        }
+                    };
                     self.client_error(r).await?;
+                    self.discard_client().await;
                     return Err(SessionEnd::Protocol(e.to_string()));
                 }
             }
@@ -78,6 +92,50 @@ impl Driver {
         Ok(())
     }
 
+    /// The next stashed client message.
+    pub(super) fn unstash(&mut self) -> Option<Frame> {
+        let f = self.stash.pop_front()?;
+        self.stashed -= f.bytes.len();
+        Some(f)
+    }
+
+    /// Whether the driver may read the client while it waits for something
+    /// else: not past its end, and not past [`STASH_LIMIT`].
+    pub(super) fn may_read_ahead(&self) -> bool {
+        !self.client_eof && self.stashed < STASH_LIMIT
+    }
+
+    /// Room for the whole of a frame whose header has arrived, in one
+    /// allocation: growing by doubling as its bytes come would hold up to
+    /// twice its size.
+    fn reserve_frame(&mut self) {
+        if let Ok(Some(_)) | Err(_) = frame_len(&self.cbuf, MAX_CLIENT_MESSAGE) {
+            return;
+        }
+        if self.cbuf.len() >= 5 {
+            let len = i32::from_be_bytes([self.cbuf[1], self.cbuf[2], self.cbuf[3], self.cbuf[4]]);
+            self.cbuf.reserve((len as usize + 1).saturating_sub(self.cbuf.len()));
+        }
+    }
+
+    /// After refusing a message: drop what the client still sends for a
+    /// moment, so that closing the socket with its bytes unread (a TCP
+    /// reset) does not destroy the error on its way to the client.
+    async fn discard_client(&mut self) {
+        let mut sink = vec![0u8; 64 * 1024];
+        let drain = async {
+            // The end of the answer: the client reads EOF after the error.
+            let _ = self.shared.client_out.lock().await.shutdown().await;
+            while let Ok(n) = self.client_in.read(&mut sink).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), drain).await;
+        self.client_eof = true;
+    }
+
     pub(super) async fn flush(&mut self) -> Result<(), SessionEnd> {
         if !self.out.is_empty() {
             let r = async {
@@ -86,6 +144,7 @@ impl Driver {
             }
             .await;
             self.out.clear();
+            shrink(&mut self.out);
             if r.is_err() {
                 return Err(SessionEnd::BackendGone);
             }
@@ -243,5 +302,15 @@ impl Driver {
             prepares: Some(kind),
         });
         Ok(())
+    }
+}
+
+/// An empty buffer that grew for one large message goes back to a small
+/// one: `clear` keeps the capacity, and a session would hold its largest
+/// message's size for as long as it lives.
+fn shrink(buf: &mut BytesMut) {
+    const KEEP: usize = 1 << 20;
+    if buf.is_empty() && buf.capacity() > KEEP {
+        *buf = BytesMut::with_capacity(8192);
     }
 }

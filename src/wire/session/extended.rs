@@ -289,7 +289,7 @@ impl Driver {
         }
         // The Sync is still to come: discard until it arrives.
         loop {
-            let f = match self.stash.pop_front() {
+            let f = match self.unstash() {
                 Some(f) => f,
                 None => {
                     self.read_client_idle().await?;

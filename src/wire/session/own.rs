@@ -32,7 +32,7 @@ impl Driver {
             }
             tokio::select! {
                 _ = notified => {}
-                r = self.client_in.read_buf(&mut self.cbuf), if !self.client_eof => {
+                r = self.client_in.read_buf(&mut self.cbuf), if self.may_read_ahead() => {
                     match r {
                         Ok(n) if n > 0 => self.parse_client(true).await?,
                         _ => self.client_went_away().await?,
@@ -54,7 +54,7 @@ impl Driver {
                     Some(Event::Message(_)) => {}
                     None => return Err(SessionEnd::BackendGone),
                 },
-                r = self.client_in.read_buf(&mut self.cbuf), if !self.client_eof => {
+                r = self.client_in.read_buf(&mut self.cbuf), if self.may_read_ahead() => {
                     match r {
                         Ok(n) if n > 0 => self.parse_client(true).await?,
                         _ => self.client_went_away().await?,
