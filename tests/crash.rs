@@ -234,6 +234,8 @@ struct Outcome {
     /// After the restart the trial's resources are rows (the apply's
     /// COMMIT had happened) rather than undone.
     kept: bool,
+    /// The trial's apply as recovery left it.
+    status: String,
 }
 
 /// Hold the phase, run trial `n`'s COMMIT, kill infrasql there.
@@ -254,7 +256,9 @@ async fn crash_at(moto: &Moto, proxy: &FaultProxy, s: &TestServer, n: u32, phase
             );
             proxy.delay("DeleteSubnet", HOLD);
         }
-        Phase::WriteBack | Phase::Random => {}
+        // Long enough to take the row lock while the apply still runs.
+        Phase::WriteBack => proxy.delay("RunInstances", Duration::from_secs(2)),
+        Phase::Random => {}
     }
     let before = (
         proxy.forwarded("CreateVpc"),
@@ -292,15 +296,11 @@ async fn crash_at(moto: &Moto, proxy: &FaultProxy, s: &TestServer, n: u32, phase
             .await
         }
         Phase::WriteBack => {
-            // Lock the running apply's row: its `applied` (written after
-            // the write-back, before the COMMIT) waits on it.
-            poll("a running apply", 30, || async {
-                one::<i64>(
-                    &engine,
-                    "SELECT count(*) FROM infra.apply WHERE status = 'running'",
-                )
-                .await
-                    == 1
+            // Lock the running apply's row while RunInstances is held: its
+            // `applied` (written after the write-back, before the COMMIT)
+            // waits on it.
+            poll("RunInstances at moto", 30, || async {
+                proxy.forwarded("RunInstances") > before.2
             })
             .await;
             lock.batch_execute(
@@ -358,7 +358,16 @@ async fn trial(
     if committed && !kept {
         return Err(format!("{phase:?} #{n}: a COMMIT the client saw succeed was lost"));
     }
-    Ok(Outcome { committed, kept })
+    let status = one(
+        &c,
+        "SELECT status FROM infra.apply ORDER BY started_at DESC LIMIT 1",
+    )
+    .await;
+    Ok(Outcome {
+        committed,
+        kept,
+        status,
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -373,6 +382,7 @@ async fn kill_9_at_each_phase_of_an_apply_is_settled_by_recovery() {
             .unwrap_or_else(|e| panic!("{e}"));
         // Before the COMMIT, a crash undoes the whole network.
         assert!(!out.committed && !out.kept, "{phase:?}: kept a crashed apply");
+        assert_eq!(out.status, "recovered", "{phase:?}");
     }
 }
 
