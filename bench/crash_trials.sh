@@ -2,7 +2,7 @@
 # kill -9 of infrasql during applies, at least 30 trials: the phases of the
 # journal in turn (first call in flight, mid-creates, last create in flight,
 # written back before the journal's `applied`, during an undo) and random
-# kill times within 4 s of COMMIT. Each trial commits VPC -> subnet ->
+# kill times within 1.5 s of COMMIT. Each trial commits VPC -> subnet ->
 # security group (+rule) -> instance through the fault proxy in front of
 # moto, kills infrasql, restarts it on the same data dir, waits until every
 # apply is settled, and checks rows = moto, no tagged leftovers, no

@@ -14,4 +14,4 @@ export LOAD_ROUNDS=${LOAD_ROUNDS:-5}
 command -v moto_server >/dev/null || { echo "moto_server not on PATH" >&2; exit 1; }
 cargo build --workspace --tests >/dev/null
 cargo nextest run -p infrasql --test load --run-ignored only --no-capture \
-    -E 'test(load_figures)' 2>&1 | grep -E 'commits \(|PASS|FAIL|panicked'
+    -E 'test(load_figures)' 2>&1 | grep -E 'commits \(|commits: |PASS|FAIL|panicked'

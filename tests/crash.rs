@@ -33,7 +33,7 @@ enum Phase {
     WriteBack,
     /// RunInstances failed; the undo's DeleteSubnet is in flight.
     Undo,
-    /// At a random moment within 4 s of COMMIT (bench only).
+    /// At a random moment within 1.5 s of COMMIT (bench only).
     Random,
 }
 
@@ -133,7 +133,6 @@ async fn cloud(moto: &Moto) -> Cloud {
             }
         }
     }
-    drop(tagged);
     c.vpcs = vpc_ids;
     c.subnets = subnet_ids;
     c.groups = group_ids;
@@ -247,13 +246,11 @@ async fn crash_at(moto: &Moto, proxy: &FaultProxy, s: &TestServer, n: u32, phase
         Phase::MidCreates => proxy.delay("CreateSecurityGroup", HOLD),
         Phase::LastCreate => proxy.delay("RunInstances", HOLD),
         Phase::Undo => {
-            proxy.arm(
-                Fault::on("RunInstances").times(1).with(Effect::Error {
-                    status: 400,
-                    code: "InvalidParameterValue".into(),
-                    message: "crash trial: refused".into(),
-                }),
-            );
+            proxy.arm(Fault::on("RunInstances").times(1).with(Effect::Error {
+                status: 400,
+                code: "InvalidParameterValue".into(),
+                message: "crash trial: refused".into(),
+            }));
             proxy.delay("DeleteSubnet", HOLD);
         }
         // Long enough to take the row lock while the apply still runs.
@@ -304,28 +301,50 @@ async fn crash_at(moto: &Moto, proxy: &FaultProxy, s: &TestServer, n: u32, phase
             })
             .await;
             lock.batch_execute(
-                "BEGIN; SELECT 1 FROM infra.apply WHERE status = 'running' FOR UPDATE",
+                // NO KEY UPDATE: the journal's inserts of further actions
+                // (their foreign key takes KEY SHARE) pass; its UPDATE waits.
+                "BEGIN; SELECT 1 FROM infra.apply WHERE status = 'running' FOR NO KEY UPDATE",
             )
             .await
             .unwrap();
-            poll("the journal's applied held by the lock", 60, || async {
-                one::<i64>(
+            let held = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' \
+                        AND query LIKE 'UPDATE infra.apply SET status%'";
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while one::<i64>(&engine, held).await != 1 && !commit.is_finished() {
+                if Instant::now() > deadline {
+                    let journal: String = one(
+                        &engine,
+                        "SELECT string_agg(a.apply_id || ' ' || a.status || ' ' || coalesce(x.action || ' ' || x.status, ''), '; ') FROM infra.apply a LEFT JOIN infra.apply_action x USING (apply_id)",
+                    )
+                    .await;
+                    let activity: String = one(
+                        &engine,
+                        "SELECT string_agg(coalesce(wait_event_type, '-') || '/' || coalesce(wait_event, '-') || ' ' || left(query, 80), E'\n') FROM pg_stat_activity",
+                    )
+                    .await;
+                    panic!("not held: journal {journal}\n{activity}\n{}", s.stderr());
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            if commit.is_finished() {
+                let journal: String = one(
                     &engine,
-                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' \
-                     AND query LIKE 'UPDATE infra.apply SET status%'",
+                    "SELECT string_agg(apply_id || ' ' || status || ' ' || coalesce(error, ''), '; ') FROM infra.apply",
                 )
-                .await
-                    == 1
-            })
-            .await;
+                .await;
+                panic!(
+                    "the COMMIT ended before the lock held it: {:?}; journal: {journal}\n{}",
+                    commit.await,
+                    s.stderr()
+                );
+            }
         }
         Phase::Random => {
-            let ms = rand::random_range(0..4000);
+            let ms = rand::random_range(0..1500);
             tokio::time::sleep(Duration::from_millis(ms)).await;
         }
     }
-    let committed = commit.is_finished()
-        && matches!(commit.await, Ok(Ok(())));
+    let committed = commit.is_finished() && matches!(commit.await, Ok(Ok(())));
     kill(s.pid() as i32);
     // Let go of the row lock only once infrasql is dead.
     let _ = lock.batch_execute("ROLLBACK").await;
@@ -342,12 +361,20 @@ async fn trial(
     n: u32,
     phase: Phase,
 ) -> Result<Outcome, String> {
-    let s = TestServer::start_in(data, &["--aws-endpoint-url", &proxy.url, "--sync-interval", "0"])?;
+    let s = TestServer::start_in(
+        data,
+        &["--aws-endpoint-url", &proxy.url, "--sync-interval", "0"],
+    )?;
     let committed = crash_at(moto, proxy, &s, n, phase).await;
     drop(s);
-    let s = TestServer::start_in(data, &["--aws-endpoint-url", &proxy.url, "--sync-interval", "0"])?;
+    let s = TestServer::start_in(
+        data,
+        &["--aws-endpoint-url", &proxy.url, "--sync-interval", "0"],
+    )?;
     settled(&s).await;
-    check(moto, &s).await.map_err(|e| format!("{phase:?} #{n}: {e}\n{}", s.stderr()))?;
+    check(moto, &s)
+        .await
+        .map_err(|e| format!("{phase:?} #{n}: {e}\n{}", s.stderr()))?;
     let c = s.connect().await;
     let kept = one::<i64>(
         &c,
@@ -356,7 +383,9 @@ async fn trial(
     .await
         == 1;
     if committed && !kept {
-        return Err(format!("{phase:?} #{n}: a COMMIT the client saw succeed was lost"));
+        return Err(format!(
+            "{phase:?} #{n}: a COMMIT the client saw succeed was lost"
+        ));
     }
     let status = one(
         &c,
@@ -381,7 +410,10 @@ async fn kill_9_at_each_phase_of_an_apply_is_settled_by_recovery() {
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         // Before the COMMIT, a crash undoes the whole network.
-        assert!(!out.committed && !out.kept, "{phase:?}: kept a crashed apply");
+        assert!(
+            !out.committed && !out.kept,
+            "{phase:?}: kept a crashed apply"
+        );
         assert_eq!(out.status, "recovered", "{phase:?}");
     }
 }
@@ -399,7 +431,10 @@ async fn kill_9_of_the_embedded_postgres_during_an_apply_is_reported_and_settled
     })
     .await;
     kill(postmaster_pid(&s.data));
-    let e = commit.await.unwrap().expect_err("the COMMIT cannot succeed");
+    let e = commit
+        .await
+        .unwrap()
+        .expect_err("the COMMIT cannot succeed");
     assert!(
         e.is_closed() || common::sqlstate(&e).is_some(),
         "the client hears of it: {e:?}"
@@ -413,11 +448,17 @@ async fn kill_9_of_the_embedded_postgres_during_an_apply_is_reported_and_settled
                 break;
             }
         }
-        assert!(Instant::now() < deadline, "backend never came back: {}", s.stderr());
+        assert!(
+            Instant::now() < deadline,
+            "backend never came back: {}",
+            s.stderr()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     settled(&s).await;
-    check(&moto, &s).await.unwrap_or_else(|e| panic!("{e}\n{}", s.stderr()));
+    check(&moto, &s)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", s.stderr()));
 }
 
 /// `bench/crash_trials.sh`: `CRASH_TRIALS` trials (30 by default), the
@@ -442,7 +483,8 @@ async fn crash_trials() {
         Phase::Random,
     ];
     // phase → (trials, committed, kept, failed checks)
-    let mut table: Vec<(Phase, u32, u32, u32, u32)> = all.iter().map(|p| (*p, 0, 0, 0, 0)).collect();
+    let mut table: Vec<(Phase, u32, u32, u32, u32)> =
+        all.iter().map(|p| (*p, 0, 0, 0, 0)).collect();
     let mut failures = Vec::new();
     let started = Instant::now();
     for n in 1..=trials {
@@ -462,8 +504,15 @@ async fn crash_trials() {
     }
     println!("phase        trials  committed  kept(recovered as committed)  undone  failed-checks");
     for (p, t, c, k, f) in &table {
-        println!("{:<12} {t:>6} {c:>10} {k:>29} {:>7} {f:>14}", format!("{p:?}"), t - k - f);
+        println!(
+            "{:<12} {t:>6} {c:>10} {k:>29} {:>7} {f:>14}",
+            format!("{p:?}"),
+            t - k - f
+        );
     }
-    println!("{trials} trials in {:.0} s", started.elapsed().as_secs_f64());
+    println!(
+        "{trials} trials in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }

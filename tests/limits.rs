@@ -91,8 +91,7 @@ async fn the_client_past_max_connections_is_refused_with_53300_and_the_others_ke
     let b = s.connect().await;
     let e = common::connect(&s.conn_string())
         .await
-        .err()
-        .expect("a third client is refused");
+        .expect_err("a third client is refused");
     assert_eq!(sqlstate(&e).as_deref(), Some("53300"), "{e}");
     let msg = e.as_db_error().unwrap().message().to_owned();
     assert!(

@@ -114,7 +114,8 @@ impl Driver {
         }
         if self.cbuf.len() >= 5 {
             let len = i32::from_be_bytes([self.cbuf[1], self.cbuf[2], self.cbuf[3], self.cbuf[4]]);
-            self.cbuf.reserve((len as usize + 1).saturating_sub(self.cbuf.len()));
+            self.cbuf
+                .reserve((len as usize + 1).saturating_sub(self.cbuf.len()));
         }
     }
 
