@@ -23,6 +23,7 @@
 //! | 23514 | | a value AWS would refuse, found at the statement (raised by the database, `schema/0530_local_checks.sql`, `schema/0560_instance_security_group.sql`) |
 //! | 42501 | | a user's write that adds, changes or removes a tag whose key starts with `aws:` (any case): AWS reserves them; tags sync imported stay (raised by the database, `schema/0990_tag_checks.sql`) |
 //! | 22001 | | a tag key over 128 characters, a tag value over 256, an EC2 resource's `name` (its Name tag) over 256 (raised by the database at the statement, `schema/0990_tag_checks.sql`); a text value over a column's limit |
+//! | 23503 | | a security group rule's `referenced_group_id` that is a provisional id no security group row has (raised by the database, `schema/0990_tag_checks.sql`) |
 //! | 22023 | | an empty tag key, or a tag value that is a JSON object or array (raised by the database, `schema/0990_tag_checks.sql`) |
 //! | 22P02, 22003, 23502, 23503, 22021 | | a value of the wrong type, out of range, NULL in a required column, a reference to no row, NUL in text: PostgreSQL's own, at the statement (the catalogue in `docs/bad_input.md`) |
 //! | 0A000 | `TWO_PHASE_REFUSED` | PREPARE TRANSACTION of a transaction that changes resource tables |
