@@ -151,31 +151,51 @@ async fn every_bad_input_gets_a_fitting_sqlstate_and_nothing_reaches_aws() {
                     (d.code().code(), d.message().to_owned())
                 });
                 if got_code != *code || !msg.contains(text) {
-                    failures.push(format!("{}: expected {code} with {text:?}, got {got_code}: {msg}", case.name));
+                    failures.push(format!(
+                        "{}: expected {code} with {text:?}, got {got_code}: {msg}",
+                        case.name
+                    ));
                 }
                 if !calls.is_empty() {
                     failures.push(format!("{}: AWS was called: {calls:?}", case.name));
                 }
             }
             (Err(code, _), Result::Ok(_)) => {
-                failures.push(format!("{}: expected {code}, but it succeeded (AWS calls: {calls:?})", case.name));
+                failures.push(format!(
+                    "{}: expected {code}, but it succeeded (AWS calls: {calls:?})",
+                    case.name
+                ));
             }
             (Ok(check), Result::Ok(_)) => {
                 // What AWS keeps must come back unchanged.
-                c.batch_execute("SELECT infra.sync('aws.vpc'); SELECT infra.sync('aws.security_group_rule')")
-                    .await
-                    .unwrap();
+                c.batch_execute(
+                    "SELECT infra.sync('aws.vpc'); SELECT infra.sync('aws.security_group_rule')",
+                )
+                .await
+                .unwrap();
                 if !one::<bool>(&c, check).await {
                     failures.push(format!("{}: accepted, but {check} is false", case.name));
                 }
             }
-            (Ok(_), Result::Err(e)) => failures.push(format!("{}: expected success, got {e:?}", case.name)),
+            (Ok(_), Result::Err(e)) => {
+                failures.push(format!("{}: expected success, got {e:?}", case.name))
+            }
         }
     }
     // Nothing the injections tried happened: every table is still there.
-    let vpcs: i64 = one(&c, "SELECT count(*) FROM aws.vpc WHERE NOT coalesce(is_default, false)").await;
+    let vpcs: i64 = one(
+        &c,
+        "SELECT count(*) FROM aws.vpc WHERE NOT coalesce(is_default, false)",
+    )
+    .await;
     assert_eq!(vpcs, 3, "base, the quoted name and the injected name");
-    assert!(failures.is_empty(), "{} of {} cases:\n{}", failures.len(), CASES.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases:\n{}",
+        failures.len(),
+        CASES.len(),
+        failures.join("\n")
+    );
 }
 
 /// Tags AWS put on a resource (CloudFormation's) are imported by sync and
@@ -206,7 +226,9 @@ async fn aws_tags_from_cloudformation_are_imported_and_left_alone() {
         .await
         .unwrap();
     let vpc_id = vpc.vpc().unwrap().vpc_id().unwrap().to_owned();
-    c.batch_execute("SELECT infra.sync('aws.vpc')").await.unwrap();
+    c.batch_execute("SELECT infra.sync('aws.vpc')")
+        .await
+        .unwrap();
     let tags: String = one(&c, "SELECT tags::text FROM aws.vpc WHERE name = 'from-cfn'").await;
     assert_eq!(tags, r#"{"aws:cloudformation:stack-name": "legacy"}"#);
 
@@ -232,7 +254,11 @@ async fn aws_tags_from_cloudformation_are_imported_and_left_alone() {
             pair("team", "web")
         ]
     );
-    let hostnames: bool = one(&c, "SELECT enable_dns_hostnames FROM aws.vpc WHERE name = 'from-cfn'").await;
+    let hostnames: bool = one(
+        &c,
+        "SELECT enable_dns_hostnames FROM aws.vpc WHERE name = 'from-cfn'",
+    )
+    .await;
     assert!(hostnames);
 
     // Removing or changing the imported tag is the user's write: refused.

@@ -34,7 +34,12 @@ fn run(t: &'static Target) {
         .iter()
         .map(|(p, m)| format!("{}: {m}", p.display()))
         .collect();
-    assert!(listed.is_empty(), "{} panicked:\n{}", t.name, listed.join("\n"));
+    assert!(
+        listed.is_empty(),
+        "{} panicked:\n{}",
+        t.name,
+        listed.join("\n")
+    );
 }
 
 #[test]
@@ -90,9 +95,7 @@ async fn send_garbage(port: u16, data: Vec<u8>) {
     let _ = s.write_all(&data).await;
     let _ = s.shutdown().await;
     let mut buf = [0u8; 4096];
-    let read_all = async {
-        while matches!(s.read(&mut buf).await, Ok(n) if n > 0) {}
-    };
+    let read_all = async { while matches!(s.read(&mut buf).await, Ok(n) if n > 0) {} };
     let _ = tokio::time::timeout(Duration::from_secs(1), read_all).await;
 }
 

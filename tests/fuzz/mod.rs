@@ -162,7 +162,11 @@ pub fn fuzz(t: &'static Target, budget: &Budget) -> Outcome {
             let p = save(&out_dir.join("hang"), &data);
             // The default hook again, so this panic is printed.
             drop(std::panic::take_hook());
-            panic!("{}: case {now} runs past {HANG:?}; input saved to {}", t.name, p.display());
+            panic!(
+                "{}: case {now} runs past {HANG:?}; input saved to {}",
+                t.name,
+                p.display()
+            );
         }
     }
     worker.join().expect("fuzz worker")

@@ -196,7 +196,9 @@ mod tests {
             infra_setting("SET infra.dry_run é1"),
             Some(("infra.dry_run".into(), Some("é1".into())))
         );
-        assert!(statement_intercepts("SET LOCAL infra.\u{fffd}").refusal.is_some());
+        assert!(statement_intercepts("SET LOCAL infra.\u{fffd}")
+            .refusal
+            .is_some());
     }
 
     #[test]

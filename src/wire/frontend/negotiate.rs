@@ -7,9 +7,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 
+use super::packet::{packet_kind, packet_len, PacketKind};
 use crate::engine::errors;
 use crate::engine::report::Report;
-use super::packet::{packet_kind, packet_len, PacketKind};
 use crate::wire::protocol::encode_error;
 use crate::wire::stream::{BoxRead, BoxWrite};
 
