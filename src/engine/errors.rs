@@ -21,6 +21,11 @@
 //! | IX201 | `POLICY_FAILED` | a policy's query failed at COMMIT (or has no `resource_id` column): the COMMIT is refused, nothing applied |
 //! | 428C9 | | a cloud-assigned column was written (raised by the database) |
 //! | 23514 | | a value AWS would refuse, found at the statement (raised by the database, `schema/0530_local_checks.sql`, `schema/0560_instance_security_group.sql`) |
+//! | 42501 | | a user's write that adds, changes or removes a tag whose key starts with `aws:` (any case): AWS reserves them; tags sync imported stay (raised by the database, `schema/0990_tag_checks.sql`) |
+//! | 22001 | | a tag key over 128 characters, a tag value over 256, an EC2 resource's `name` (its Name tag) over 256 (raised by the database at the statement, `schema/0990_tag_checks.sql`); a text value over a column's limit |
+//! | 23503 | | a security group rule's `referenced_group_id` that is a provisional id no security group row has (raised by the database, `schema/0990_tag_checks.sql`) |
+//! | 22023 | | an empty tag key, or a tag value that is a JSON object or array (raised by the database, `schema/0990_tag_checks.sql`) |
+//! | 22P02, 22003, 23502, 23503, 22021 | | a value of the wrong type, out of range, NULL in a required column, a reference to no row, NUL in text: PostgreSQL's own, at the statement (the catalogue in `docs/bad_input.md`) |
 //! | 0A000 | `TWO_PHASE_REFUSED` | PREPARE TRANSACTION of a transaction that changes resource tables |
 //! | 22023 | `BAD_SETTING_VALUE` | an `infra.*` setting given a value of the wrong type (at SET, or at COMMIT before any AWS call) |
 //! | 42704 | `UNKNOWN_SETTING` | an `infra.*` setting that does not exist |

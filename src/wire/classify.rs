@@ -13,8 +13,8 @@ mod intercept;
 mod lex;
 
 pub use intercept::{query_intercepts, statement_intercepts, Intercepts, SyncCall};
-use lex::{first_words, strip_comments, top_level_words};
-pub use lex::{interpolate, split_statements, UnsetVariable};
+use lex::{first_words, top_level_words};
+pub use lex::{interpolate, split_statements, strip_comments, UnsetVariable};
 
 use sqlparser::ast::{SetExpr, Statement};
 use sqlparser::dialect::PostgreSqlDialect;

@@ -6,6 +6,7 @@
 //! - `auth`: the SCRAM relay up to the first ReadyForQuery.
 //! - `mode`: infrasql's own connection mode (plan-only), read from and
 //!   removed from the startup packet.
+//! - `packet`: the startup-phase packets as bytes (pure: the fuzzer's target).
 //!
 //! Authentication is relayed: the backend PostgreSQL runs SCRAM-SHA-256
 //! against its own roles and infrasql passes the exchange through, so no
@@ -14,15 +15,13 @@
 mod auth;
 pub mod mode;
 mod negotiate;
+pub mod packet;
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Buf, BytesMut};
-use pgwire::messages::startup::Startup;
-use pgwire::messages::{DecodeContext, Message, ProtocolVersion};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
@@ -180,21 +179,14 @@ impl Frontend {
             .await;
             return Ok(None);
         };
-        let (mode, packet) = match mode::take_mode(&packet) {
-            Ok(taken) => taken,
-            Err(message) => {
-                conn.fatal(Report::fatal(errors::BAD_SETTING_VALUE, message))
-                    .await;
-                return Ok(None);
-            }
-        };
-        let user = match self.check_startup(&packet) {
-            Ok(user) => user,
-            Err(report) => {
-                conn.fatal(report).await;
-                return Ok(None);
-            }
-        };
+        let packet::Accepted { mode, packet, user } =
+            match packet::accept_startup(&packet, &self.reserved_roles) {
+                Ok(accepted) => accepted,
+                Err(report) => {
+                    conn.fatal(report).await;
+                    return Ok(None);
+                }
+            };
         let (b_in, mut b_out) = match backend::connect(&self.backend).await {
             Ok(halves) => halves,
             Err(e) => {
@@ -213,61 +205,10 @@ impl Frontend {
         Ok(started.map(|(parts, guard)| (parts, guard, slot)))
     }
 
-    /// What infrasql refuses before the backend sees the startup packet: a
-    /// protocol other than 3.x, a malformed packet, no user, a role
-    /// reserved to the engine, a replication connection. `Ok` is the user.
-    fn check_startup(&self, packet: &[u8]) -> Result<String, Report> {
-        let major = (&packet[4..6]).get_u16();
-        let minor = (&packet[6..8]).get_u16();
-        if major != 3 {
-            return Err(Report::fatal(
-                errors::UNSUPPORTED_CONNECTION,
-                format!("unsupported frontend protocol {major}.{minor}: infrasql supports 3.0 and later minor versions"),
-            ));
-        }
-        let mut pb = BytesMut::from(packet);
-        let Ok(Some(startup)) =
-            Startup::decode(&mut pb, &DecodeContext::new(ProtocolVersion::PROTOCOL3_0))
-        else {
-            return Err(Report::fatal(
-                errors::PROTOCOL_VIOLATION,
-                "invalid startup packet layout",
-            ));
-        };
-        let Some(user) = startup.parameters.get("user").cloned() else {
-            return Err(Report::fatal(
-                errors::LOGIN_REFUSED,
-                "no PostgreSQL user name specified in startup packet",
-            ));
-        };
-        if self.reserved_roles.iter().any(|r| r == &user) {
-            return Err(Report::fatal(
-                errors::LOGIN_REFUSED,
-                format!("role \"{user}\" cannot log in through infrasql"),
-            )
-            .with_detail(
-                "This role belongs to infrasql's engine; its writes bypass change capture.",
-            ));
-        }
-        if startup
-            .parameters
-            .get("replication")
-            .is_some_and(|v| v != "false" && v != "0" && v != "off")
-        {
-            return Err(Report::fatal(
-                errors::UNSUPPORTED_CONNECTION,
-                "replication connections are not supported by infrasql",
-            ));
-        }
-        Ok(user)
-    }
-
     async fn cancel(&self, packet: &[u8]) {
-        if packet.len() < 16 {
+        let Some((pid, secret)) = packet::cancel_key(packet) else {
             return;
-        }
-        let pid = (&packet[8..12]).get_i32();
-        let secret = (&packet[12..16]).get_i32();
+        };
         // Unknown keys are ignored silently, as PostgreSQL does.
         if let Some(key) = self.cancels.lookup(pid, secret) {
             // Stops a COMMIT's apply; the backend's cancel below stops a

@@ -163,7 +163,9 @@ fn infra_setting(sql: &str) -> Option<(String, Option<String>)> {
     if let Some(r) = v.strip_prefix('=') {
         v = r.trim_start();
     } else if v.len() > 2
-        && v[..2].eq_ignore_ascii_case("to")
+        // Bytes, not `v[..2]`: the value may start with a multi-byte
+        // character (found by tests/fuzz_wire.rs).
+        && v.as_bytes()[..2].eq_ignore_ascii_case(b"to")
         && !v.as_bytes()[2].is_ascii_alphanumeric()
     {
         v = v[2..].trim_start();
@@ -187,6 +189,17 @@ fn infra_setting(sql: &str) -> Option<(String, Option<String>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_value_starting_with_a_multibyte_character_is_no_panic() {
+        assert_eq!(
+            infra_setting("SET infra.dry_run é1"),
+            Some(("infra.dry_run".into(), Some("é1".into())))
+        );
+        assert!(statement_intercepts("SET LOCAL infra.\u{fffd}")
+            .refusal
+            .is_some());
+    }
 
     #[test]
     fn infra_settings_are_found_in_every_spelling() {

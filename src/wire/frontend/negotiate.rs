@@ -3,16 +3,14 @@
 //! GSSENCRequest (always declined). A CancelRequest ends the connection
 //! here.
 
-use bytes::Buf;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 
+use super::packet::{packet_kind, packet_len, PacketKind};
 use crate::engine::errors;
 use crate::engine::report::Report;
-use crate::wire::protocol::{
-    encode_error, CANCEL_REQUEST_CODE, GSSENC_REQUEST_CODE, MAX_STARTUP_PACKET, SSL_REQUEST_CODE,
-};
+use crate::wire::protocol::encode_error;
 use crate::wire::stream::{BoxRead, BoxWrite};
 
 /// How a connection opened.
@@ -44,9 +42,9 @@ pub(super) async fn negotiate(
                 return Ok(Opening::Refused);
             }
         };
-        let code = (&packet[4..8]).get_i32();
-        match code {
-            SSL_REQUEST_CODE if !tls_done => match (tls, conn) {
+        // packet_len guarantees the code is there.
+        match packet_kind(&packet).unwrap_or(PacketKind::Startup) {
+            PacketKind::SslRequest if !tls_done => match (tls, conn) {
                 (Some(acceptor), ClientConn::Plain(mut tcp)) => {
                     tcp.write_all(b"S").await?;
                     let tls = acceptor.accept(tcp).await?;
@@ -58,8 +56,8 @@ pub(super) async fn negotiate(
                     conn = c;
                 }
             },
-            GSSENC_REQUEST_CODE if !tls_done => conn.write_all(b"N").await?,
-            CANCEL_REQUEST_CODE => return Ok(Opening::Cancel(packet)),
+            PacketKind::GssEncRequest if !tls_done => conn.write_all(b"N").await?,
+            PacketKind::CancelRequest => return Ok(Opening::Cancel(packet)),
             _ => return Ok(Opening::Startup(conn, packet)),
         }
     }
@@ -73,14 +71,9 @@ enum StartupError {
 async fn read_startup_packet(conn: &mut ClientConn) -> Result<Vec<u8>, StartupError> {
     let mut len = [0u8; 4];
     conn.read_exact(&mut len).await.map_err(StartupError::Io)?;
-    let len = i32::from_be_bytes(len);
-    if len < 8 || len as usize > MAX_STARTUP_PACKET {
-        return Err(StartupError::Invalid(format!(
-            "invalid length of startup packet: {len}"
-        )));
-    }
-    let mut packet = vec![0u8; len as usize];
-    packet[..4].copy_from_slice(&len.to_be_bytes());
+    let n = packet_len(len).map_err(StartupError::Invalid)?;
+    let mut packet = vec![0u8; n];
+    packet[..4].copy_from_slice(&len);
     conn.read_exact(&mut packet[4..])
         .await
         .map_err(StartupError::Io)?;
