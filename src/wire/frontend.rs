@@ -49,6 +49,8 @@ pub struct Frontend {
     pub backend: BackendAddr,
     pub auth: AuthMode,
     pub tls: Option<TlsAcceptor>,
+    /// `--tls-required`: a client that did not switch to TLS is refused.
+    pub tls_required: bool,
     pub hook: Arc<dyn CommitHook>,
     /// Roles that may not log in through the proxy (the engine's own).
     pub reserved_roles: Vec<String>,
@@ -151,7 +153,7 @@ impl Frontend {
         &self,
         tcp: TcpStream,
     ) -> std::io::Result<Option<(SessionParts, CancelGuard)>> {
-        let (mut conn, packet) = match negotiate(tcp, self.tls.as_ref()).await? {
+        let (mut conn, packet) = match negotiate(tcp, self.tls.as_ref(), self.tls_required).await? {
             Opening::Startup(conn, packet) => (conn, packet),
             Opening::Cancel(packet) => {
                 self.cancel(&packet).await;
