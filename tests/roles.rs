@@ -327,3 +327,67 @@ fn a_listener_off_loopback_without_tls_is_warned_about() {
     let log = s.stderr();
     assert!(log.contains("WARN") && log.contains("without TLS"), "{log}");
 }
+
+/// An external database whose role may not create roles: infrasql stops
+/// and prints what to run by hand; once that is done, the roles step
+/// passes. (The rest of the schema still needs a superuser today: 0760
+/// sets a custom parameter, which PostgreSQL refuses to others.)
+#[tokio::test]
+async fn without_createrole_the_statements_to_run_are_printed() {
+    let moto = Moto::start();
+    let host = TestServer::start_on(&moto, &[]);
+    let engine = host.connect_engine().await;
+    for sql in [
+        "CREATE ROLE lim LOGIN PASSWORD 'lim-pw' NOCREATEROLE",
+        "CREATE DATABASE lim OWNER lim",
+    ] {
+        engine.batch_execute(sql).await.unwrap();
+    }
+    let url = format!(
+        "host={} port=5432 user=lim password=lim-pw dbname=lim",
+        host.data.join("pgdata").display()
+    );
+    let tmp = common::temp_dir();
+    let args = [
+        "--aws-endpoint-url",
+        moto.url.as_str(),
+        "--sync-interval",
+        "0",
+        "--database-url",
+        url.as_str(),
+    ];
+    let err = match TestServer::start_in(&tmp.path().join("a"), &args) {
+        Ok(_) => panic!("started without its roles"),
+        Err(e) => e,
+    };
+    assert!(
+        err.contains("lim may not create them (it lacks CREATEROLE)"),
+        "{err}"
+    );
+    let statements: Vec<&str> = err
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("CREATE ROLE") || l.starts_with("GRANT"))
+        .collect();
+    assert_eq!(
+        statements,
+        [
+            "CREATE ROLE \"lim_infra_reader\" NOLOGIN;",
+            "CREATE ROLE \"lim_infra_operator\" NOLOGIN IN ROLE \"lim_infra_reader\";",
+            "CREATE ROLE \"lim_infra_admin\" NOLOGIN IN ROLE \"lim_infra_operator\";",
+            "GRANT \"lim_infra_reader\", \"lim_infra_operator\", \"lim_infra_admin\" TO \"lim\" WITH ADMIN OPTION;",
+        ]
+    );
+    // A DBA runs them; then the roles step passes, creating nothing.
+    engine.batch_execute(&statements.join("\n")).await.unwrap();
+    let lim = connect(&url).await.unwrap();
+    infrasql::store::roles::ensure(&lim, None)
+        .await
+        .expect("the roles exist");
+    let n: i64 = one(
+        &engine,
+        "SELECT count(*) FROM pg_roles WHERE rolname LIKE 'lim\\_infra\\_%'",
+    )
+    .await;
+    assert_eq!(n, 3);
+}
