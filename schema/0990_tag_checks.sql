@@ -110,8 +110,9 @@ BEGIN
     EXECUTE format('CREATE TRIGGER infrasql_keep_secret BEFORE INSERT OR UPDATE ON %s FOR EACH ROW EXECUTE FUNCTION infra.keep_secret()', tbl);
     EXECUTE format('CREATE TRIGGER infrasql_capture AFTER INSERT OR UPDATE OR DELETE ON %s FOR EACH ROW EXECUTE FUNCTION infra.capture()', tbl);
     EXECUTE format('CREATE CONSTRAINT TRIGGER infrasql_commit_path AFTER INSERT OR UPDATE OR DELETE ON %s DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION infra.require_commit_path()', tbl);
-    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON %s TO PUBLIC', tbl);
     PERFORM infra.add_stack(tbl);
+    -- The role grants and scope policy of 0980.
+    PERFORM infra.grant_resource(tbl);
     PERFORM infra.add_tag_check(tbl);
 END
 $$;

@@ -52,6 +52,38 @@ pub enum Command {
     /// large prune the GitOps agent holds back.
     #[command(subcommand)]
     Stack(StackCommand),
+    /// Login roles of this database: add one to a group, limit one to a
+    /// tag or a stack. Run by an admin.
+    #[command(subcommand)]
+    Role(RoleCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RoleCommand {
+    /// Create a login role with a generated password, printed once on
+    /// stdout (only its SCRAM verifier reaches the server).
+    Add {
+        name: String,
+        #[command(flatten)]
+        kind: crate::client::roles::Kind,
+        /// Connection URL or key=value string; without it the PG* variables
+        /// and ~/.pgpass are used, as libpq does.
+        #[arg(long)]
+        url: Option<String>,
+    },
+    /// Limit a role to the resources with a tag (--tag KEY=VALUE) or of a
+    /// stack (--stack NAME): row-level security hides the others from it
+    /// and refuses writes that leave the scope. Repeat to widen it.
+    Scope {
+        name: String,
+        #[arg(long, conflicts_with = "stack")]
+        tag: Option<String>,
+        #[arg(long)]
+        stack: Option<String>,
+        /// Connection URL or key=value string, as for add.
+        #[arg(long)]
+        url: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -225,6 +257,23 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Stack(StackCommand::Confirm { name, url }) => {
             let line =
                 runtime(1)?.block_on(crate::client::stack_admin::confirm(url.as_deref(), &name))?;
+            println!("{line}");
+        }
+        Command::Role(RoleCommand::Add { name, kind, url }) => {
+            let (group, password) =
+                runtime(1)?.block_on(crate::client::roles::add(url.as_deref(), &name, kind))?;
+            eprintln!("created login role {name}, a member of {group}; its password (shown once):");
+            println!("{password}");
+        }
+        Command::Role(RoleCommand::Scope {
+            name,
+            tag,
+            stack,
+            url,
+        }) => {
+            let scope = crate::client::roles::Scope::parse(tag.as_deref(), stack.as_deref())?;
+            let line =
+                runtime(1)?.block_on(crate::client::roles::scope(url.as_deref(), &name, &scope))?;
             println!("{line}");
         }
         Command::Status(args) => {

@@ -60,6 +60,12 @@ pub struct ServeArgs {
     #[arg(long, env = "INFRASQL_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
 
+    /// Refuse clients that do not use TLS (28000). Needs --tls-cert and
+    /// --tls-key.
+    #[arg(long, env = "INFRASQL_TLS_REQUIRED")]
+    #[serde(default)]
+    pub tls_required: bool,
+
     /// Login role created for you in the embedded PostgreSQL on first start
     /// [default: your OS user name].
     #[arg(long, env = "INFRASQL_USER")]
@@ -157,6 +163,8 @@ pub struct ServeConfig {
     pub pg_bin: Option<PathBuf>,
     pub auth: AuthMode,
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// Plaintext clients are refused.
+    pub tls_required: bool,
     pub user: String,
     pub pg_options: Vec<(String, String)>,
     pub shutdown_grace: Duration,
@@ -203,6 +211,12 @@ impl ServeArgs {
                 ))
             }
         };
+        let tls_required = self.tls_required || file.tls_required;
+        if tls_required && tls.is_none() {
+            return Err(ConfigError::Invalid(
+                "--tls-required needs a certificate: give --tls-cert and --tls-key".into(),
+            ));
+        }
         let pg_options = if self.pg_options.is_empty() {
             file.pg_options
         } else {
@@ -255,6 +269,7 @@ impl ServeArgs {
                 .or_else(|| std::env::var_os("PG_BIN").map(PathBuf::from)),
             auth,
             tls,
+            tls_required,
             user,
             pg_options,
             shutdown_grace: Duration::from_secs(

@@ -75,6 +75,14 @@ pub async fn start(
         Some((cert, key)) => Some(tls_acceptor(cert, key).map_err(ServeError::Tls)?),
         None => None,
     };
+    if tls.is_none() && !cfg.listen.ip().is_loopback() {
+        // SCRAM keeps the password off the wire, but statements and rows
+        // (and the values in them) would cross the network readable.
+        tracing::warn!(
+            "listening on {} without TLS: clients' queries and results cross the network in plaintext; give --tls-cert and --tls-key (and --tls-required to refuse plaintext clients)",
+            cfg.listen
+        );
+    }
     if cfg.gitops.is_some() {
         check_gitops(&cfg)?;
     }
@@ -104,6 +112,7 @@ pub async fn start(
                 backend: store.backend.clone(),
                 auth: cfg.auth,
                 tls: tls.clone(),
+                tls_required: cfg.tls_required,
                 hook,
                 reserved_roles: store.reserved_roles.clone(),
                 cancels: CancelRegistry::default(),
@@ -131,6 +140,7 @@ pub async fn start(
                             .unwrap_or_default(),
                         database: store.login.database.clone(),
                         password_file: store.login.password_file.clone(),
+                        tls: tls.is_some(),
                     };
                     let agent = crate::gitops::Agent::new(g.clone(), &cfg.data_dir, login);
                     Some(tokio::spawn(agent.run(rx.clone())))

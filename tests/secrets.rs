@@ -341,3 +341,63 @@ async fn a_database_password_is_used_for_create_and_modify_and_rests_nowhere() {
     }
     assert_found_nowhere(&s, &[first, second, failed], &marker, &said);
 }
+
+/// The AWS credentials sign every request and are found nowhere in the
+/// server's log at trace: not the secret key, not the session token, not
+/// the signed headers (`Authorization`, `X-Amz-Security-Token`) or a
+/// presigned `Signature=`. The positive control: the access key id's
+/// request went out (a COMMIT and a sync round reached moto), and the log
+/// is at trace.
+#[tokio::test]
+async fn aws_credentials_and_signatures_are_never_logged() {
+    const SECRET_KEY: &str = "infrasqlVERYSECRETsecretKEYdonotlog0000";
+    const SESSION_TOKEN: &str = "infrasqlSESSIONtokenDONOTLOG";
+    let moto = Moto::start();
+    let s = TestServer::start_at_env(
+        &moto.url,
+        &[
+            ("INFRASQL_LOG", "trace"),
+            ("AWS_ACCESS_KEY_ID", "AKIAINFRASQLTESTKEY1"),
+            ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
+            ("AWS_SESSION_TOKEN", SESSION_TOKEN),
+        ],
+    );
+    let c = s.connect().await;
+    c.batch_execute("INSERT INTO aws.vpc (name, cidr_block) VALUES ('signed', '10.43.0.0/16')")
+        .await
+        .unwrap();
+    let vpc_id: String = common::one(&c, "SELECT vpc_id FROM aws.vpc WHERE name = 'signed'").await;
+    assert!(
+        moto.vpcs().await.contains(&vpc_id),
+        "the COMMIT reached AWS"
+    );
+    let seen: i64 = common::one(
+        &c,
+        "SELECT (infra.sync('aws.vpc') ->> 'resources_seen')::bigint",
+    )
+    .await;
+    assert!(seen >= 1, "the sync round listed the VPCs");
+
+    let log = s.stderr();
+    assert!(
+        log.contains("TRACE"),
+        "the server did not log at trace level"
+    );
+    if std::env::var("SECRETS_DEBUG").is_ok() {
+        std::fs::write("/tmp/secrets-credentials.log", &log).unwrap();
+    }
+    let lower = log.to_lowercase();
+    for needle in [SECRET_KEY, SESSION_TOKEN] {
+        assert!(!log.contains(needle), "{needle} is in infrasql's trace log");
+    }
+    for needle in ["authorization", "x-amz-security-token", "signature="] {
+        assert!(
+            !lower.contains(needle),
+            "{needle} is in infrasql's trace log: {}",
+            lower
+                .lines()
+                .find(|l| l.contains(needle))
+                .unwrap_or_default()
+        );
+    }
+}

@@ -373,4 +373,36 @@ async fn a_database_of_the_previous_version_upgrades_in_place() {
     assert!(subnet_id.starts_with("subnet-"), "{subnet_id}");
     let old_key: i64 = one(&c, "SELECT id FROM aws.vpc WHERE name = 'old'").await;
     assert!(old_key > 0);
+
+    // 0980: PUBLIC's grants became the database's own roles (named after
+    // it, beside the host's `infrasql_infra_*` on the same cluster), and
+    // the login role that used the database through PUBLIC is an admin.
+    let public_grants: i64 = one(
+        &old,
+        // Objects made later keep the defaults (infra tables readable by
+        // PUBLIC, functions runnable): only the schemas' USAGE lets a role
+        // reach them, and PUBLIC lost it.
+        "SELECT (SELECT count(*) FROM pg_namespace n, aclexplode(n.nspacl) a \
+                  WHERE n.nspname IN ('aws', 'infra') AND a.grantee = 0) \
+              + (SELECT count(*) FROM pg_class c, aclexplode(c.relacl) a \
+                  WHERE a.grantee = 0 AND c.relnamespace IN ('aws'::regnamespace, 'infra'::regnamespace) \
+                    AND (c.relnamespace = 'aws'::regnamespace OR a.privilege_type IN ('INSERT', 'UPDATE', 'DELETE')))",
+    )
+    .await;
+    assert_eq!(public_grants, 0);
+    let admin: bool = one(
+        &old,
+        &format!(
+            "SELECT pg_has_role('{}', 'old_infra_admin', 'MEMBER')",
+            common::USER
+        ),
+    )
+    .await;
+    assert!(admin);
+    let groups: i64 = one(
+        &old,
+        "SELECT count(*) FROM pg_roles WHERE rolname IN              ('old_infra_reader', 'old_infra_operator', 'old_infra_admin',               'infrasql_infra_reader', 'infrasql_infra_operator', 'infrasql_infra_admin')",
+    )
+    .await;
+    assert_eq!(groups, 6);
 }

@@ -22,6 +22,7 @@ pub mod plan;
 pub mod progress;
 pub mod render;
 pub mod revert;
+pub mod roles;
 pub mod sql;
 pub mod stack;
 pub mod stack_admin;

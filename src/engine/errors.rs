@@ -39,6 +39,10 @@
 //! | 55000 | | `infra.stack_confirm` of a stack that is not waiting for confirmation (DETAIL: its status) (raised by the database, `schema/0770_gitops.sql`) |
 //! | 42704 | | `infra.stack_drop` of a stack that does not exist (raised by the database, `schema/0770_gitops.sql`) |
 //! | 2BP01 | | `infra.stack_drop` of a stack that still has resources (raised by the database, `schema/0770_gitops.sql`) |
+//! | 42501 | | a role without the right for the statement: a reader's write, an operator's write of `infra.policy`/`infra.drift_policy`; a scoped role's INSERT, or UPDATE that moves a row, outside its scope (`new row violates row-level security policy`); all raised by the database, `schema/0980_roles.sql` |
+//! | 42710 | | `infra.role_add` (`infrasql role add`) of a role name that exists in the cluster (raised by the database) |
+//! | 42704 | | `infra.role_scope` (`infrasql role scope`) of a role that does not exist (raised by the database) |
+//! | 22023 | | `infra.role_scope` of an admin (scopes do not bind admins), `infra.role_add` with an unknown kind (raised by the database) |
 //! | IX900 | `INFRASQL_FAILED` | infrasql's own database failed (its apply journal could not be written): nothing further was applied in AWS |
 //! | XX000 | `INTERNAL` | infrasql failed internally (the apply task died); also a backend error that carried no code |
 //!
@@ -48,7 +52,7 @@
 //! | --- | --- | --- |
 //! | 08P01 | `PROTOCOL_VIOLATION` | a client (or the backend) sent a malformed or unexpected message; the session ends |
 //! | 0A000 | `UNSUPPORTED_CONNECTION` | a protocol version other than 3.x, or a replication connection |
-//! | 28000 | `LOGIN_REFUSED` | no user name, a role reserved to infrasql's engine, or a backend that did not ask for SCRAM under `--auth scram` |
+//! | 28000 | `LOGIN_REFUSED` | no user name, a role reserved to infrasql's engine, a backend that did not ask for SCRAM under `--auth scram`, or a client without TLS under `--tls-required` ("this server requires TLS") |
 //! | 53300 | `TOO_MANY_CONNECTIONS` | `--max-connections` clients are connected already; the next one is refused at startup |
 //! | 54000 | `MESSAGE_TOO_LARGE` | a client message longer than infrasql accepts (`wire::protocol::MAX_CLIENT_MESSAGE`), refused by its length header before it is read; the session ends |
 //! | 57P03 | `BACKEND_UNAVAILABLE` | the backend PostgreSQL cannot be reached (the embedded one is restarting) |

@@ -42,6 +42,9 @@ pub struct SelfLogin {
     pub user: String,
     pub database: String,
     pub password_file: Option<PathBuf>,
+    /// The listener speaks TLS: use it (it may be required). Its own
+    /// certificate, so encrypted without verification (sslmode=require).
+    pub tls: bool,
 }
 
 pub struct Agent {
@@ -90,10 +93,11 @@ impl Agent {
         };
         let mut t = connect::config(
             Some(&format!(
-                "host={ip} port={} user={} dbname={} sslmode=disable application_name=infrasql-gitops",
+                "host={ip} port={} user={} dbname={} sslmode={} application_name=infrasql-gitops",
                 self.login.addr.port(),
                 self.login.user,
-                self.login.database
+                self.login.database,
+                if self.login.tls { "require" } else { "disable" }
             )),
             "",
         )?;

@@ -132,7 +132,7 @@ pub fn read_or_create_secret(path: &Path) -> Result<(String, bool), ClusterError
     Ok((secret, true))
 }
 
-fn generate_password() -> String {
+pub fn generate_password() -> String {
     use rand::distr::{Alphanumeric, SampleString};
     Alphanumeric.sample_string(&mut rand::rng(), 32)
 }

@@ -4,6 +4,7 @@
 pub mod cluster;
 pub mod engine_db;
 pub mod migrate;
+pub mod roles;
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -34,6 +35,8 @@ pub enum StoreError {
     Bootstrap(tokio_postgres::Error),
     #[error(transparent)]
     Migrate(#[from] migrate::MigrateError),
+    #[error(transparent)]
+    Roles(#[from] roles::RolesError),
 }
 
 /// Address of the backend PostgreSQL's client port: where the proxy sends
@@ -83,6 +86,9 @@ impl Store {
             None => Self::embedded(cfg).await?,
         };
         let mut client = store.session().await?;
+        // The schema grants to the groups, so they come first; the embedded
+        // cluster's login role is an admin.
+        roles::ensure(&client, store.login.user.as_deref()).await?;
         migrate::migrate(&mut client).await?;
         // infra.version() reads it; the binary that last started names itself.
         client

@@ -48,6 +48,8 @@ pub struct Frontend {
     pub backend: BackendAddr,
     pub auth: AuthMode,
     pub tls: Option<TlsAcceptor>,
+    /// `--tls-required`: a client that did not switch to TLS is refused.
+    pub tls_required: bool,
     pub hook: Arc<dyn CommitHook>,
     /// Roles that may not log in through the proxy (the engine's own).
     pub reserved_roles: Vec<String>,
@@ -157,7 +159,7 @@ impl Frontend {
         &self,
         tcp: TcpStream,
     ) -> std::io::Result<Option<(SessionParts, CancelGuard, OwnedSemaphorePermit)>> {
-        let (mut conn, packet) = match negotiate(tcp, self.tls.as_ref()).await? {
+        let (mut conn, packet) = match negotiate(tcp, self.tls.as_ref(), self.tls_required).await? {
             Opening::Startup(conn, packet) => (conn, packet),
             Opening::Cancel(packet) => {
                 self.cancel(&packet).await;

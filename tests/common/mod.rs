@@ -189,8 +189,17 @@ impl TestServer {
     pub fn start_in_env(data: &Path, extra: &[&str], env: &[(&str, &str)]) -> Result<Self, String> {
         let stderr_log = data.with_extension("stderr.log");
         let log = std::fs::File::create(&stderr_log).unwrap();
+        // A test may listen elsewhere (0.0.0.0): clients still reach it on
+        // loopback.
+        let listen: &[&str] = if extra.contains(&"--listen") {
+            &[]
+        } else {
+            &["--listen", "127.0.0.1:0"]
+        };
         let mut child = Command::new(bin())
-            .args(["serve", "--listen", "127.0.0.1:0", "--user", USER])
+            .arg("serve")
+            .args(listen)
+            .args(["--user", USER])
             .arg("--data-dir")
             .arg(data)
             .args(["--pg-option", "fsync=off", "--shutdown-grace", "5"])
@@ -217,13 +226,9 @@ impl TestServer {
         loop {
             match rx.recv_timeout(Duration::from_millis(100)) {
                 Ok(line) => {
-                    if let Some(rest) = line.strip_prefix("infrasql listening on 127.0.0.1:") {
-                        let port: u16 = rest
-                            .split(|c: char| !c.is_ascii_digit())
-                            .next()
-                            .unwrap()
-                            .parse()
-                            .unwrap();
+                    if let Some(rest) = line.strip_prefix("infrasql listening on ") {
+                        let addr = rest.split([' ', ';']).next().unwrap();
+                        let port: u16 = addr.rsplit_once(':').unwrap().1.parse().unwrap();
                         return Ok(TestServer {
                             child: Some(child),
                             port,

@@ -25,10 +25,14 @@ pub(super) enum Opening {
 }
 
 /// Read packets until the startup packet, switching to TLS on the way if
-/// the client asks and infrasql can.
+/// the client asks and infrasql can. With `tls_required`, a startup packet
+/// that arrives in plaintext is refused (28000) before any credential is
+/// exchanged; a CancelRequest still goes through (it carries no secret the
+/// client has not already sent in the clear, and PostgreSQL takes it too).
 pub(super) async fn negotiate(
     tcp: TcpStream,
     tls: Option<&TlsAcceptor>,
+    tls_required: bool,
 ) -> std::io::Result<Opening> {
     let mut conn = ClientConn::Plain(tcp);
     let mut tls_done = false;
@@ -58,6 +62,15 @@ pub(super) async fn negotiate(
             },
             PacketKind::GssEncRequest if !tls_done => conn.write_all(b"N").await?,
             PacketKind::CancelRequest => return Ok(Opening::Cancel(packet)),
+            _ if tls_required && matches!(conn, ClientConn::Plain(_)) => {
+                conn.fatal(
+                    Report::fatal(errors::LOGIN_REFUSED, "this server requires TLS")
+                        .with_detail("The client connected without TLS (SSL), and infrasql runs with --tls-required.")
+                        .with_hint("Connect with sslmode=require (or verify-full with the server's CA)."),
+                )
+                .await;
+                return Ok(Opening::Refused);
+            }
             _ => return Ok(Opening::Startup(conn, packet)),
         }
     }
