@@ -178,36 +178,53 @@ async fn state(r: &Rig) -> (BTreeSet<String>, BTreeSet<String>) {
             .values("infrasql:apply-id")
             .build()
     };
+    // Every page: moto pages its answers too, and a sweep makes hundreds.
     let mut aws = BTreeSet::new();
-    let vpcs = ec2.describe_vpcs().filters(ours()).send().await.unwrap();
-    aws.extend(
-        vpcs.vpcs()
-            .iter()
-            .map(|v| format!("vpc {}", v.vpc_id().unwrap())),
-    );
-    let subnets = ec2.describe_subnets().filters(ours()).send().await.unwrap();
+    let vpcs = ec2
+        .describe_vpcs()
+        .filters(ours())
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .unwrap();
+    aws.extend(vpcs.iter().map(|v| format!("vpc {}", v.vpc_id().unwrap())));
+    let subnets = ec2
+        .describe_subnets()
+        .filters(ours())
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .unwrap();
     aws.extend(
         subnets
-            .subnets()
             .iter()
             .map(|s| format!("subnet {}", s.subnet_id().unwrap())),
     );
     let groups = ec2
         .describe_security_groups()
         .filters(ours())
+        .into_paginator()
+        .items()
         .send()
+        .try_collect()
         .await
         .unwrap();
-    let group_ids: BTreeSet<&str> = groups
-        .security_groups()
-        .iter()
-        .filter_map(|g| g.group_id())
-        .collect();
+    let group_ids: BTreeSet<&str> = groups.iter().filter_map(|g| g.group_id()).collect();
     aws.extend(group_ids.iter().map(|g| format!("security_group {g}")));
-    let rules = ec2.describe_security_group_rules().send().await.unwrap();
+    let rules = ec2
+        .describe_security_group_rules()
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .unwrap();
     aws.extend(
         rules
-            .security_group_rules()
             .iter()
             .filter(|r| r.group_id().is_some_and(|g| group_ids.contains(g)))
             .map(|r| {
@@ -217,15 +234,17 @@ async fn state(r: &Rig) -> (BTreeSet<String>, BTreeSet<String>) {
                 )
             }),
     );
-    let instances = ec2
+    let reservations = ec2
         .describe_instances()
         .filters(ours())
+        .into_paginator()
+        .items()
         .send()
+        .try_collect()
         .await
         .unwrap();
     aws.extend(
-        instances
-            .reservations()
+        reservations
             .iter()
             .flat_map(|r| r.instances())
             .filter(|i| i.state().and_then(|s| s.name()).map(|n| n.as_str()) != Some("terminated"))
