@@ -94,6 +94,11 @@ pub struct ServeArgs {
     #[arg(long, env = "INFRASQL_AWS_CONCURRENCY")]
     pub aws_concurrency: Option<usize>,
 
+    /// Limits on each AWS call, e.g. `connect=5s,read=30s,attempt=30s,operation=2m`
+    /// (any subset; units ms, s, m) [default: those].
+    #[arg(long, env = "INFRASQL_AWS_TIMEOUTS")]
+    pub aws_timeouts: Option<String>,
+
     /// Seconds between sync rounds; 0 turns the background loop off
     /// (`SELECT infra.sync()` still works) [default: 30].
     #[arg(long, env = "INFRASQL_SYNC_INTERVAL")]
@@ -171,6 +176,7 @@ pub struct ServeConfig {
     pub aws_endpoint_url: Option<String>,
     pub playground: bool,
     pub aws_concurrency: usize,
+    pub aws_timeouts: infrasql_aws::AwsTimeouts,
     pub sync_interval: Option<Duration>,
     pub sync_regions: Vec<String>,
     pub worker_threads: usize,
@@ -241,6 +247,11 @@ impl ServeArgs {
                     retention.unwrap_or_default()
                 ))
             })?;
+        let aws_timeouts = match self.aws_timeouts.or(file.aws_timeouts) {
+            Some(spec) => infrasql_aws::AwsTimeouts::parse(&spec)
+                .map_err(|e| ConfigError::Invalid(format!("--aws-timeouts {spec:?}: {e}")))?,
+            None => infrasql_aws::AwsTimeouts::default(),
+        };
         let user = self.user.or(file.user).unwrap_or_else(default_user);
         if !is_plain_identifier(&user) {
             return Err(ConfigError::Invalid(format!(
@@ -282,6 +293,7 @@ impl ServeArgs {
                 .or(file.aws_concurrency)
                 .unwrap_or(16)
                 .max(1),
+            aws_timeouts,
             sync_interval: {
                 let secs = self.sync_interval.or(file.sync_interval).unwrap_or(30.0);
                 if !secs.is_finite() || secs < 0.0 {
@@ -452,6 +464,27 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("--history-retention \"soon\""), "{e}");
+    }
+
+    #[test]
+    fn aws_timeouts_default_to_aws_sized_limits_and_a_bad_value_refuses_to_start() {
+        let default = ServeArgs::default().resolve().unwrap();
+        assert_eq!(default.aws_timeouts, infrasql_aws::AwsTimeouts::default());
+        let short = ServeArgs {
+            aws_timeouts: Some("attempt=2s,operation=10s".into()),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(short.aws_timeouts.attempt, Duration::from_secs(2));
+        let e = ServeArgs {
+            aws_timeouts: Some("attempt=forever".into()),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("--aws-timeouts \"attempt=forever\""), "{e}");
     }
 
     #[test]

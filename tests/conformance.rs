@@ -89,6 +89,7 @@ async fn our_tables() -> Tables {
         static_credentials: Some(("testing".into(), "testing".into())),
         region: Some("us-east-1".into()),
         max_concurrency: None,
+        timeouts: Default::default(),
     })
     .await;
     infrasql::providers::aws(Arc::new(clients))

@@ -245,3 +245,50 @@ async fn an_undo_that_needs_a_person_is_shown_as_attention() {
     assert!(vpcs_tagged(&moto, &apply_id).await.is_empty());
     assert!(moto.vpcs().await.is_empty());
 }
+
+/// Issue 14: an answer later than the SDK's attempt timeout never hangs the
+/// COMMIT. A create whose answer timed out was carried out by AWS: it is
+/// found by its token tag and adopted, not made twice. A read that times
+/// out on every attempt fails the COMMIT, naming the resource and the cause.
+#[tokio::test]
+async fn an_answer_past_the_attempt_timeout_is_retried_or_fails_in_time() {
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(&moto.url);
+    let s = TestServer::start_at(&proxy.url, &["--aws-timeouts", "attempt=1s,operation=8s"]);
+    let c = s.connect().await;
+
+    proxy.arm(Fault::on("CreateVpc").with(Effect::Delay(Duration::from_secs(3))));
+    let started = Instant::now();
+    c.batch_execute(VPC_AND_SUBNET).await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        proxy.forwarded("CreateVpc"),
+        1,
+        "sent once, found, not resent"
+    );
+    let apply_id = latest_apply(&c).await.0;
+    let ours = vpcs_tagged(&moto, &apply_id).await;
+    assert_eq!(ours.len(), 1, "one VPC, not two");
+    let row: String = one(&c, "SELECT vpc_id FROM aws.vpc").await;
+    assert_eq!(ours, [row]);
+    proxy.clear();
+
+    proxy.arm(Fault::on("DescribeSubnets").with(Effect::Delay(Duration::from_secs(3))));
+    let started = Instant::now();
+    let err = c
+        .batch_execute("UPDATE aws.subnet SET tags = '{\"team\": \"a\"}'")
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    let db = err.as_db_error().unwrap_or_else(|| panic!("{err:?}"));
+    assert!(db.message().contains("aws.subnet"), "{}", db.message());
+    assert!(db.message().contains("timed out"), "{}", db.message());
+}

@@ -10,6 +10,7 @@
 //! per region; the SDK's standard retry with backoff handles throttling; at
 //! most `max_concurrency` operations run at once per region.
 
+pub mod create_once;
 pub mod ec2;
 pub mod fields;
 pub mod policy_doc;
@@ -17,6 +18,9 @@ pub mod rds;
 mod request_ids;
 pub mod sdk;
 pub mod tags;
+mod timeouts;
+
+pub use timeouts::AwsTimeouts;
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
@@ -38,6 +42,8 @@ pub struct AwsSettings {
     pub region: Option<String>,
     /// Operations in flight per region (default 16).
     pub max_concurrency: Option<usize>,
+    /// How long a call may take (`--aws-timeouts`).
+    pub timeouts: AwsTimeouts,
 }
 
 /// Shared SDK clients: one per (service, region), built on first use.
@@ -110,7 +116,9 @@ pub type Rds = Permitted<aws_sdk_rds::Client>;
 
 impl Clients {
     pub async fn new(settings: &AwsSettings) -> Clients {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        // Set on the shared settings, so every service's client has them.
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .timeout_config(settings.timeouts.sdk_config());
         if let Some(url) = &settings.endpoint_url {
             loader = loader.endpoint_url(url);
         }

@@ -38,6 +38,7 @@
 //! until the instance is `terminated`, so a subnet or security group deleted
 //! after it in the same plan is no longer in use.
 
+mod launch;
 mod modify;
 mod profile;
 mod state;
@@ -46,13 +47,11 @@ mod transitions;
 mod volume;
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use aws_sdk_ec2::primitives::DateTimeFormat;
 use aws_sdk_ec2::types::{
-    Filter, Instance as AwsInstance, InstanceStateName, InstanceType, ResourceType,
-    RunInstancesMonitoringEnabled, TagSpecification,
+    Filter, Instance as AwsInstance, InstanceStateName, InstanceType, RunInstancesMonitoringEnabled,
 };
 use base64::Engine as _;
 use infrasql_provider::{
@@ -64,8 +63,8 @@ use serde_json::{json, Value};
 use self::modify::StoppedAttributes;
 use self::state::DesiredState;
 use self::volume::{root_of, Root};
-use super::{changed, opt_str, present, put_tags, tag_spec, update_tags};
-use crate::sdk::{all_pages, classify, deleted, missing_id, not_found};
+use super::{changed, opt_str, present, put_tags, update_tags};
+use crate::sdk::{all_pages, deleted, missing_id, not_found};
 use crate::Clients;
 
 pub static SCHEMA: ResourceSchema = ResourceSchema {
@@ -320,18 +319,6 @@ fn observed(f: &Found, root: &Root, region: &str, desired: &Props) -> Props {
     p
 }
 
-/// Idempotency token for RunInstances: the SDK resends the same one when it
-/// retries, so a retried launch cannot start a second instance.
-fn client_token(ctx: &ApplyContext) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let mut token = format!("{}-{nanos:x}", ctx.apply_id);
-    token.truncate(64);
-    token
-}
-
 fn sorted(mut v: Vec<String>) -> Vec<String> {
     v.sort_unstable();
     v.dedup();
@@ -407,13 +394,10 @@ impl Resource for Instance {
             .transpose()?
             .unwrap_or(DesiredState::Running);
         let root = self.launch_mapping(&ctx.region, desired).await?;
-        // The row's tags and the apply id (for crash recovery).
-        let tags = tag_spec(ResourceType::Instance, desired, ctx)
-            .tags()
-            .to_vec();
         let launched = {
             let ec2 = self.clients.ec2(&ctx.region).await;
-            ec2.run_instances()
+            let request = ec2
+                .run_instances()
                 .image_id(image_id)
                 .instance_type(InstanceType::from(instance_type))
                 .min_count(1)
@@ -433,17 +417,9 @@ impl Resource for Instance {
                     desired
                         .bool("monitoring")
                         .map(|on| RunInstancesMonitoringEnabled::builder().enabled(on).build()),
-                )
-                .client_token(client_token(ctx))
-                .tag_specifications(
-                    TagSpecification::builder()
-                        .resource_type(ResourceType::Instance)
-                        .set_tags(Some(tags))
-                        .build(),
-                )
-                .send()
-                .await
-                .map_err(classify)?
+                );
+            // The token, the row's tags and the apply id (crash recovery).
+            launch::launch(&ec2, request, ctx, desired).await?
         };
         // Readiness (`running`) is the engine's to wait for (`ready`), so it
         // can report progress, stop on a cancel and skip the wait under

@@ -86,6 +86,31 @@ pub(crate) fn tag_spec(rt: ResourceType, props: &Props, ctx: &ApplyContext) -> T
         .build()
 }
 
+/// [`tag_spec`] plus the create call's token ([`crate::create_once`]),
+/// which a retry looks for with [`token_filter`].
+pub(crate) fn tag_spec_once(
+    rt: ResourceType,
+    props: &Props,
+    ctx: &ApplyContext,
+    token: &str,
+) -> TagSpecification {
+    let mut spec = tag_spec(rt, props, ctx);
+    let tag = Tag::builder()
+        .key(crate::create_once::CREATE_TOKEN_TAG)
+        .value(token)
+        .build();
+    spec.tags.get_or_insert_with(Vec::new).push(tag);
+    spec
+}
+
+/// The describe filter that finds what the create with `token` made.
+pub(crate) fn token_filter(token: &str) -> aws_sdk_ec2::types::Filter {
+    aws_sdk_ec2::types::Filter::builder()
+        .name(format!("tag:{}", crate::create_once::CREATE_TOKEN_TAG))
+        .values(token)
+        .build()
+}
+
 /// Bring a resource's tags from `before` to `after` (name included).
 pub(crate) async fn update_tags(
     ec2: &aws_sdk_ec2::Client,

@@ -15,7 +15,8 @@ use infrasql_provider::{
 };
 use serde_json::json;
 
-use super::{changed, opt_str, put_tags, tag_spec, update_tags};
+use super::{changed, opt_str, put_tags, tag_spec_once, token_filter, update_tags};
+use crate::create_once::{create_once, create_token, no_sdk_retry};
 use crate::sdk::{all_pages, classify, deleted, described, missing_id, not_found};
 use crate::Clients;
 
@@ -113,13 +114,15 @@ async fn revoke_all_egress(ec2: &aws_sdk_ec2::Client, id: &str) -> Result<(), Pr
     if rule_ids.is_empty() {
         return Ok(());
     }
-    ec2.revoke_security_group_egress()
-        .group_id(id)
-        .set_security_group_rule_ids(Some(rule_ids))
-        .send()
-        .await
-        .map(drop)
-        .map_err(classify)
+    // A revoke whose answer was lost is resent by the SDK and then finds
+    // the rule gone: done, as for any delete.
+    deleted(
+        ec2.revoke_security_group_egress()
+            .group_id(id)
+            .set_security_group_rule_ids(Some(rule_ids))
+            .send()
+            .await,
+    )
 }
 
 #[async_trait]
@@ -145,18 +148,45 @@ impl Resource for SecurityGroup {
         let description = desired.str("description").unwrap_or("Managed by infrasql");
         let vpc_id = desired.req_str("vpc_id")?;
         let ec2 = self.clients.ec2(&ctx.region).await;
-        let id = ec2
-            .create_security_group()
-            .group_name(group_name)
-            .description(description)
-            .vpc_id(vpc_id)
-            .tag_specifications(tag_spec(ResourceType::SecurityGroup, desired, ctx))
-            .send()
-            .await
-            .map_err(classify)?
-            .group_id()
-            .ok_or_else(|| missing_id("CreateSecurityGroup", "group id"))?
-            .to_owned();
+        let token = &create_token(ctx);
+        let client = &ec2.client;
+        let id = create_once(
+            move || async move {
+                client
+                    .create_security_group()
+                    .group_name(group_name)
+                    .description(description)
+                    .vpc_id(vpc_id)
+                    .tag_specifications(tag_spec_once(
+                        ResourceType::SecurityGroup,
+                        desired,
+                        ctx,
+                        token,
+                    ))
+                    .customize()
+                    .config_override(no_sdk_retry())
+                    .send()
+                    .await
+                    .map_err(classify)?
+                    .group_id()
+                    .map(str::to_owned)
+                    .ok_or_else(|| missing_id("CreateSecurityGroup", "group id"))
+            },
+            move || async move {
+                let out = client
+                    .describe_security_groups()
+                    .filters(token_filter(token))
+                    .send()
+                    .await
+                    .map_err(classify)?;
+                Ok(out
+                    .security_groups()
+                    .first()
+                    .and_then(|g| g.group_id())
+                    .map(str::to_owned))
+            },
+        )
+        .await?;
         // Egress rules are rows of aws.security_group_rule: only those the
         // user wrote may exist. Should that fail, do not leave a group the
         // engine does not know about.

@@ -15,8 +15,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{
-    IpPermission, IpRange, Ipv6Range, PrefixListId, ResourceType, SecurityGroupRule as AwsRule,
-    SecurityGroupRuleRequest, SecurityGroupRuleUpdate, UserIdGroupPair,
+    Filter, IpPermission, IpRange, Ipv6Range, PrefixListId, ResourceType,
+    SecurityGroupRule as AwsRule, SecurityGroupRuleRequest, SecurityGroupRuleUpdate,
+    UserIdGroupPair,
 };
 use infrasql_provider::{
     ApplyContext, Column, ColumnKind::*, Props, PropsExt, ProviderError, ReplaceOrder, Resource,
@@ -25,6 +26,7 @@ use infrasql_provider::{
 use serde_json::{json, Value};
 
 use super::{changed, opt_str, present, put_tags, tag_spec, update_tags};
+use crate::create_once::{create_once, no_sdk_retry};
 use crate::sdk::{all_pages, classify, deleted, described, if_found, missing_id, not_found};
 use crate::Clients;
 
@@ -172,6 +174,14 @@ fn props(r: &AwsRule, region: &str) -> Props {
     p
 }
 
+/// Whether a listed rule is the one `desired` describes, by its natural key.
+fn same_rule(listed: &Props, desired: &Props) -> bool {
+    SCHEMA.natural_key.iter().all(|k| {
+        let (a, b) = (listed.get(*k), desired.get(*k));
+        a.unwrap_or(&Value::Null) == b.unwrap_or(&Value::Null)
+    })
+}
+
 fn i32_of(p: &Props, key: &str) -> Result<Option<i32>, ProviderError> {
     match p.i64(key) {
         None => Ok(None),
@@ -303,32 +313,57 @@ impl Resource for SecurityGroupRule {
         let group_id = desired.req_str("group_id")?;
         let egress = desired.bool("is_egress").unwrap_or(false);
         let perm = permission(desired)?;
-        let tags = tag_spec(ResourceType::SecurityGroupRule, desired, ctx);
-        let ec2 = self.clients.ec2(&ctx.region).await;
-        let rules = if egress {
-            ec2.authorize_security_group_egress()
-                .group_id(group_id)
-                .ip_permissions(perm)
-                .tag_specifications(tags)
-                .send()
-                .await
-                .map_err(classify)?
-                .security_group_rules
-        } else {
-            ec2.authorize_security_group_ingress()
-                .group_id(group_id)
-                .ip_permissions(perm)
-                .tag_specifications(tags)
-                .send()
-                .await
-                .map_err(classify)?
-                .security_group_rules
-        };
-        let rule = rules
-            .unwrap_or_default()
-            .into_iter()
-            .find(|r| r.security_group_rule_id().is_some())
-            .ok_or_else(|| missing_id("AuthorizeSecurityGroup*", "security group rule id"))?;
+        let tags = &tag_spec(ResourceType::SecurityGroupRule, desired, ctx);
+        let perm = &perm;
+        let ec2 = &self.clients.ec2(&ctx.region).await.client;
+        let rule = create_once(
+            move || async move {
+                let rules = if egress {
+                    ec2.authorize_security_group_egress()
+                        .group_id(group_id)
+                        .ip_permissions(perm.clone())
+                        .tag_specifications(tags.clone())
+                        .customize()
+                        .config_override(no_sdk_retry())
+                        .send()
+                        .await
+                        .map_err(classify)?
+                        .security_group_rules
+                } else {
+                    ec2.authorize_security_group_ingress()
+                        .group_id(group_id)
+                        .ip_permissions(perm.clone())
+                        .tag_specifications(tags.clone())
+                        .customize()
+                        .config_override(no_sdk_retry())
+                        .send()
+                        .await
+                        .map_err(classify)?
+                        .security_group_rules
+                };
+                rules
+                    .unwrap_or_default()
+                    .into_iter()
+                    .find(|r| r.security_group_rule_id().is_some())
+                    .ok_or_else(|| missing_id("AuthorizeSecurityGroup*", "security group rule id"))
+            },
+            // A rule is its group, direction, protocol, ports and peer
+            // (AWS refuses a second one as a duplicate): look for that.
+            move || async move {
+                let rules = all_pages(
+                    ec2.describe_security_group_rules()
+                        .filters(Filter::builder().name("group-id").values(group_id).build())
+                        .into_paginator()
+                        .items()
+                        .send(),
+                )
+                .await?;
+                Ok(rules
+                    .into_iter()
+                    .find(|r| same_rule(&props(r, &ctx.region), desired)))
+            },
+        )
+        .await?;
         Ok(props(&rule, &ctx.region))
     }
 

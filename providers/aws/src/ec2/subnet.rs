@@ -16,7 +16,8 @@ use infrasql_provider::{
 };
 use serde_json::{json, Value};
 
-use super::{changed, opt_str, put_tags, tag_spec, update_tags};
+use super::{changed, opt_str, put_tags, tag_spec_once, token_filter, update_tags};
+use crate::create_once::{create_once, create_token, no_sdk_retry};
 use crate::sdk::{all_pages, classify, deleted, described, missing_id, not_found};
 use crate::Clients;
 
@@ -195,24 +196,45 @@ impl Resource for Subnet {
     async fn create(&self, ctx: &ApplyContext, desired: &Props) -> Result<Props, ProviderError> {
         let vpc_id = desired.req_str("vpc_id")?;
         let cidr = desired.req_str("cidr_block")?;
-        let created = {
-            let ec2 = self.clients.ec2(&ctx.region).await;
-            ec2.create_subnet()
-                .vpc_id(vpc_id)
-                .cidr_block(cidr)
-                .set_availability_zone(desired.str("availability_zone").map(str::to_owned))
-                .tag_specifications(tag_spec(ResourceType::Subnet, desired, ctx))
-                .send()
-                .await
-                .map_err(classify)?
+        let token = &create_token(ctx);
+        let subnet = {
+            let ec2 = &self.clients.ec2(&ctx.region).await.client;
+            create_once(
+                move || async move {
+                    let out = ec2
+                        .create_subnet()
+                        .vpc_id(vpc_id)
+                        .cidr_block(cidr)
+                        .set_availability_zone(desired.str("availability_zone").map(str::to_owned))
+                        .tag_specifications(tag_spec_once(
+                            ResourceType::Subnet,
+                            desired,
+                            ctx,
+                            token,
+                        ))
+                        .customize()
+                        .config_override(no_sdk_retry())
+                        .send()
+                        .await
+                        .map_err(classify)?;
+                    out.subnet()
+                        .filter(|s| s.subnet_id().is_some())
+                        .cloned()
+                        .ok_or_else(|| missing_id("CreateSubnet", "subnet id"))
+                },
+                move || async move {
+                    let out = ec2
+                        .describe_subnets()
+                        .filters(token_filter(token))
+                        .send()
+                        .await
+                        .map_err(classify)?;
+                    Ok(out.subnets().first().cloned())
+                },
+            )
+            .await?
         };
-        let subnet = created.subnet().cloned();
-        let id = subnet
-            .as_ref()
-            .and_then(|s| s.subnet_id())
-            .ok_or_else(|| missing_id("CreateSubnet", "subnet id"))?
-            .to_owned();
-        let subnet = subnet.expect("checked above");
+        let id = subnet.subnet_id().expect("checked above").to_owned();
         match self.finish_create(ctx, &id, desired, subnet).await {
             Ok(p) => Ok(p),
             Err(e) => {

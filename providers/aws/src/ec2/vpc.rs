@@ -17,7 +17,8 @@ use infrasql_provider::{
 };
 use serde_json::{json, Value};
 
-use super::{changed, opt_str, put_tags, tag_spec, update_tags};
+use super::{changed, opt_str, put_tags, tag_spec_once, token_filter, update_tags};
+use crate::create_once::{create_once, create_token, no_sdk_retry};
 use crate::sdk::{all_pages, classify, deleted, described, missing_id, not_found};
 use crate::Clients;
 
@@ -180,24 +181,41 @@ impl Resource for Vpc {
     async fn create(&self, ctx: &ApplyContext, desired: &Props) -> Result<Props, ProviderError> {
         let cidr = desired.req_str("cidr_block")?;
         let tenancy = desired.str("instance_tenancy").unwrap_or("default");
-        let created = {
-            let ec2 = self.clients.ec2(&ctx.region).await;
-            ec2.create_vpc()
-                .cidr_block(cidr)
-                .instance_tenancy(Tenancy::from(tenancy))
-                .tag_specifications(tag_spec(ResourceType::Vpc, desired, ctx))
-                .send()
-                .await
-                .map_err(classify)?
+        let token = &create_token(ctx);
+        let mut vpc = {
+            let ec2 = &self.clients.ec2(&ctx.region).await.client;
+            create_once(
+                move || async move {
+                    let out = ec2
+                        .create_vpc()
+                        .cidr_block(cidr)
+                        .instance_tenancy(Tenancy::from(tenancy))
+                        .tag_specifications(tag_spec_once(ResourceType::Vpc, desired, ctx, token))
+                        .customize()
+                        .config_override(no_sdk_retry())
+                        .send()
+                        .await
+                        .map_err(classify)?;
+                    out.vpc()
+                        .filter(|v| v.vpc_id().is_some())
+                        .cloned()
+                        .ok_or_else(|| missing_id("CreateVpc", "VPC id"))
+                },
+                move || async move {
+                    let out = ec2
+                        .describe_vpcs()
+                        .filters(token_filter(token))
+                        .send()
+                        .await
+                        .map_err(classify)?;
+                    Ok(out.vpcs().first().cloned())
+                },
+            )
+            .await?
         };
-        let id = created
-            .vpc()
-            .and_then(|v| v.vpc_id())
-            .ok_or_else(|| missing_id("CreateVpc", "VPC id"))?
-            .to_owned();
+        let id = vpc.vpc_id().expect("checked above").to_owned();
         self.set_dns(&ctx.region, &id, desired, None).await?;
         // Wait until available so dependants can be created.
-        let mut vpc = created.vpc().cloned().expect("checked above");
         for attempt in 0..120u64 {
             if vpc.state() == Some(&VpcState::Available) {
                 break;
