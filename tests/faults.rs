@@ -292,3 +292,79 @@ async fn an_answer_past_the_attempt_timeout_is_retried_or_fails_in_time() {
     assert!(db.message().contains("aws.subnet"), "{}", db.message());
     assert!(db.message().contains("timed out"), "{}", db.message());
 }
+
+/// The creates that take no client token beyond the sweep's types: an
+/// internet gateway, a route table and an Elastic IP whose answers are lost
+/// after moto made them are found by their create-token tag and adopted,
+/// never sent again into a second one.
+#[tokio::test]
+async fn lost_create_answers_of_gateways_route_tables_and_addresses_make_no_duplicates() {
+    let (moto, proxy, s) = start();
+    let c = s.connect().await;
+    c.batch_execute("INSERT INTO aws.vpc (name, cidr_block) VALUES ('main', '10.0.0.0/16')")
+        .await
+        .unwrap();
+    for action in [
+        "CreateInternetGateway",
+        "CreateRouteTable",
+        "AllocateAddress",
+    ] {
+        proxy.arm(Fault::on(action).times(1).with(Effect::ResetAfter));
+    }
+    c.batch_execute(
+        "BEGIN;
+         INSERT INTO aws.internet_gateway (name, vpc_id) SELECT 'gw', vpc_id FROM aws.vpc WHERE name = 'main';
+         INSERT INTO aws.route_table (name, vpc_id) SELECT 'rt', vpc_id FROM aws.vpc WHERE name = 'main';
+         INSERT INTO aws.elastic_ip (name) VALUES ('ip');
+         COMMIT;",
+    )
+    .await
+    .unwrap();
+
+    for action in [
+        "CreateInternetGateway",
+        "CreateRouteTable",
+        "AllocateAddress",
+    ] {
+        let sent: Vec<_> = proxy
+            .log()
+            .into_iter()
+            .filter(|call| call.action == action)
+            .collect();
+        assert_eq!(sent.len(), 1, "{action} was sent again: {sent:?}");
+        assert_eq!(sent[0].status, None, "{action}'s answer was lost");
+    }
+    let ec2 = moto.ec2().await;
+    let gateways = ec2.describe_internet_gateways().send().await.unwrap();
+    assert_eq!(gateways.internet_gateways().len(), 1);
+    let row_gw: String = one(&c, "SELECT internet_gateway_id FROM aws.internet_gateway").await;
+    assert_eq!(
+        gateways.internet_gateways()[0].internet_gateway_id(),
+        Some(row_gw.as_str())
+    );
+    let vpc_id: String = one(&c, "SELECT vpc_id FROM aws.vpc WHERE name = 'main'").await;
+    let tables = ec2
+        .describe_route_tables()
+        .filters(Filter::builder().name("vpc-id").values(&vpc_id).build())
+        .send()
+        .await
+        .unwrap();
+    // The VPC's main table and the one made here.
+    assert_eq!(tables.route_tables().len(), 2, "{tables:?}");
+    let row_rt: String = one(
+        &c,
+        "SELECT route_table_id FROM aws.route_table WHERE name = 'rt'",
+    )
+    .await;
+    assert!(tables
+        .route_tables()
+        .iter()
+        .any(|t| t.route_table_id() == Some(row_rt.as_str())));
+    let addresses = ec2.describe_addresses().send().await.unwrap();
+    assert_eq!(addresses.addresses().len(), 1, "{addresses:?}");
+    let row_ip: String = one(&c, "SELECT allocation_id FROM aws.elastic_ip").await;
+    assert_eq!(
+        addresses.addresses()[0].allocation_id(),
+        Some(row_ip.as_str())
+    );
+}

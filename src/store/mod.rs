@@ -138,7 +138,7 @@ impl Store {
 
     async fn embedded(cfg: &ServeConfig) -> Result<Store, StoreError> {
         let cluster =
-            Cluster::prepare(&cfg.data_dir, cfg.pg_bin.as_deref(), cfg.pg_options.clone())?;
+            Cluster::prepare(&cfg.data_dir, cfg.pg_bin.as_deref(), embedded_options(cfg))?;
         let dir = cluster.dir.clone();
         let mut engine = Config::new();
         engine
@@ -239,5 +239,48 @@ impl Store {
         if let Some(s) = self.supervisor.take() {
             s.stop().await;
         }
+    }
+}
+
+/// Connections the engine may hold beside the clients' (the shared one, a
+/// sync round per table and region, recovery, retention, GitOps).
+const ENGINE_CONNECTIONS: usize = 100;
+
+/// The embedded PostgreSQL's settings: the user's `--pg-option`s, and a
+/// `max_connections` above `--max-connections` plus the engine's own, so
+/// the client past the limit meets infrasql's clear refusal and never
+/// PostgreSQL's (unless the user set max_connections).
+fn embedded_options(cfg: &ServeConfig) -> Vec<(String, String)> {
+    let mut options = cfg.pg_options.clone();
+    if !options.iter().any(|(k, _)| k == "max_connections") {
+        options.push((
+            "max_connections".into(),
+            (cfg.max_connections + ENGINE_CONNECTIONS).to_string(),
+        ));
+    }
+    options
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ServeArgs;
+
+    #[test]
+    fn the_embedded_postgres_admits_the_clients_and_the_engine_unless_told_otherwise() {
+        let cfg = ServeArgs {
+            max_connections: Some(20),
+            ..ServeArgs::default()
+        }
+        .resolve()
+        .unwrap();
+        let options = embedded_options(&cfg);
+        assert!(options.contains(&("max_connections".into(), "120".into())));
+        let mut own = cfg.clone();
+        own.pg_options = vec![("max_connections".into(), "500".into())];
+        assert_eq!(
+            embedded_options(&own),
+            vec![("max_connections".into(), "500".into())]
+        );
     }
 }

@@ -4,9 +4,10 @@
 //!
 //! The SDK retries a call whose connection broke or whose answer timed out,
 //! and it cannot know whether AWS carried the first one out: for these
-//! creates that made a duplicate, found by the fault sweep
-//! (`tests/fault_sweep.rs`: a reset after moto created the VPC left two
-//! VPCs, one of them in no row). So these calls go out with the SDK's
+//! creates a resend after a lost answer makes a duplicate (the SDK's resend
+//! after a reset is seen in `tests/faults.rs`, where DeleteSubnet arrives
+//! twice; `tests/fault_sweep.rs` checks that no create leaves a second
+//! resource). So these calls go out with the SDK's
 //! retries off ([`no_sdk_retry`]) and [`create_once`] retries instead: before
 //! each new attempt it looks for what the earlier one may have made (each
 //! type says how: a per-create token tag, [`CREATE_TOKEN_TAG`], or the

@@ -315,6 +315,52 @@ fn the_delete_half_of_a_replace_names_the_old_resource_and_region() {
     );
 }
 
+/// A type whose rows may reference each other (as peering-like resources
+/// do), so new rows can form a cycle no order can create.
+static PEER: ResourceSchema = ResourceSchema {
+    schema: "aws",
+    table: "peer",
+    display: "peer",
+    doc: "",
+    columns: &[
+        Column::new("peer_id", Identity, ""),
+        Column::new("region", ReplaceOnChange, ""),
+        Column::reference("other_id", Desired, "peer", ""),
+    ],
+    replace_order: ReplaceOrder::CreateFirst,
+    scope: infrasql_provider::Scope::Regional,
+    natural_key: &[],
+    stateful: None,
+};
+
+#[test]
+fn new_rows_that_reference_each_other_are_a_cycle_named_in_the_error() {
+    let mut with_peer = schemas();
+    with_peer.insert("aws.peer".into(), &PEER);
+    let changes = vec![
+        ins(
+            "aws.peer",
+            json!({"peer_id": "pending-a", "other_id": "pending-b", "region": "us-east-1"}),
+        ),
+        ins(
+            "aws.peer",
+            json!({"peer_id": "pending-b", "other_id": "pending-a", "region": "us-east-1"}),
+        ),
+    ];
+    let err = plan(&changes, &with_peer).unwrap_err();
+    let PlanError::Cycle(at) = &err else {
+        panic!("expected a cycle, got {err:?}");
+    };
+    assert!(at.starts_with("aws.peer pending-"), "{at}");
+    assert!(err.to_string().contains("form a cycle"), "{err}");
+    // A reference to a row that already exists is no cycle.
+    let one = vec![ins(
+        "aws.peer",
+        json!({"peer_id": "pending-a", "other_id": "pcx-existing", "region": "us-east-1"}),
+    )];
+    assert_eq!(plan(&one, &with_peer).unwrap().steps.len(), 1);
+}
+
 #[test]
 fn unknown_tables_are_refused() {
     let c = ins("aws.nope", json!({"x": 1}));

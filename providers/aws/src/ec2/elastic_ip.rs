@@ -14,7 +14,8 @@ use infrasql_provider::{
 };
 use serde_json::json;
 
-use super::{changed, opt_str, present, put_tags, tag_spec, update_tags};
+use super::{changed, opt_str, present, put_tags, tag_spec_once, token_filter, update_tags};
+use crate::create_once::{create_once, create_token, no_sdk_retry};
 use crate::sdk::{classify, deleted, described, if_found, missing_id, not_found};
 use crate::Clients;
 
@@ -146,18 +147,49 @@ impl Resource for ElasticIp {
                 "domain must be vpc, not {domain}"
             )));
         }
+        let token = &create_token(ctx);
         let allocated = {
-            let ec2 = self.clients.ec2(&ctx.region).await;
-            ec2.allocate_address()
-                .domain(DomainType::Vpc)
-                .tag_specifications(tag_spec(ResourceType::ElasticIp, desired, ctx))
-                .send()
-                .await
-                .map_err(classify)?
+            let ec2 = &self.clients.ec2(&ctx.region).await.client;
+            // Sent once in effect: a resend after a lost answer would
+            // allocate a second address (AllocateAddress takes no client
+            // token).
+            create_once(
+                move || async move {
+                    let out = ec2
+                        .allocate_address()
+                        .domain(DomainType::Vpc)
+                        .tag_specifications(tag_spec_once(
+                            ResourceType::ElasticIp,
+                            desired,
+                            ctx,
+                            token,
+                        ))
+                        .customize()
+                        .config_override(no_sdk_retry())
+                        .send()
+                        .await
+                        .map_err(classify)?;
+                    out.allocation_id()
+                        .map(str::to_owned)
+                        .ok_or_else(|| missing_id("AllocateAddress", "allocation id"))
+                },
+                move || async move {
+                    let out = ec2
+                        .describe_addresses()
+                        .filters(token_filter(token))
+                        .send()
+                        .await
+                        .map_err(classify)?;
+                    Ok(out
+                        .addresses()
+                        .first()
+                        .and_then(|a| a.allocation_id())
+                        .map(str::to_owned))
+                },
+            )
+            .await?
         };
-        let id = allocated
-            .allocation_id()
-            .ok_or_else(|| missing_id("AllocateAddress", "allocation id"))?;
+        let id = allocated.as_str();
         match self.describe(&ctx.region, id).await {
             Ok(a) => Ok(props(&a, &ctx.region)),
             Err(e) => {

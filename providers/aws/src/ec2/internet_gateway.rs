@@ -15,7 +15,8 @@ use infrasql_provider::{
 };
 use serde_json::json;
 
-use super::{changed, opt_str, put_tags, tag_spec, update_tags};
+use super::{changed, opt_str, put_tags, tag_spec_once, token_filter, update_tags};
+use crate::create_once::{create_once, create_token, no_sdk_retry};
 use crate::sdk::{
     all_pages, classify, deleted, described, if_found, ignore_not_found, missing_id, not_found,
 };
@@ -163,22 +164,49 @@ impl Resource for InternetGateway {
     }
 
     async fn create(&self, ctx: &ApplyContext, desired: &Props) -> Result<Props, ProviderError> {
-        let created = {
-            let ec2 = self.clients.ec2(&ctx.region).await;
-            ec2.create_internet_gateway()
-                .tag_specifications(tag_spec(ResourceType::InternetGateway, desired, ctx))
-                .send()
-                .await
-                .map_err(classify)?
+        let token = &create_token(ctx);
+        let gateway = {
+            let ec2 = &self.clients.ec2(&ctx.region).await.client;
+            // Sent once in effect: a resend after a lost answer would make a
+            // second gateway (CreateInternetGateway takes no client token).
+            create_once(
+                move || async move {
+                    let out = ec2
+                        .create_internet_gateway()
+                        .tag_specifications(tag_spec_once(
+                            ResourceType::InternetGateway,
+                            desired,
+                            ctx,
+                            token,
+                        ))
+                        .customize()
+                        .config_override(no_sdk_retry())
+                        .send()
+                        .await
+                        .map_err(classify)?;
+                    out.internet_gateway()
+                        .filter(|g| g.internet_gateway_id().is_some())
+                        .cloned()
+                        .ok_or_else(|| missing_id("CreateInternetGateway", "gateway id"))
+                },
+                move || async move {
+                    let out = ec2
+                        .describe_internet_gateways()
+                        .filters(token_filter(token))
+                        .send()
+                        .await
+                        .map_err(classify)?;
+                    Ok(out.internet_gateways().first().cloned())
+                },
+            )
+            .await?
         };
-        let gateway = created.internet_gateway().cloned();
         let id = gateway
-            .as_ref()
-            .and_then(|g| g.internet_gateway_id())
-            .ok_or_else(|| missing_id("CreateInternetGateway", "gateway id"))?
+            .internet_gateway_id()
+            .expect("checked above")
             .to_owned();
         let Some(vpc_id) = desired.str("vpc_id") else {
-            return Ok(props(&gateway.expect("checked above"), &ctx.region));
+            return Ok(props(&gateway, &ctx.region));
         };
         if let Err(e) = self.attach(&ctx.region, &id, vpc_id).await {
             // Leave nothing half-made behind: the engine only undoes

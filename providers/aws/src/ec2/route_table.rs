@@ -15,7 +15,8 @@ use infrasql_provider::{
 };
 use serde_json::json;
 
-use super::{changed, opt_str, put_tags, tag_spec, update_tags};
+use super::{changed, opt_str, put_tags, tag_spec_once, token_filter, update_tags};
+use crate::create_once::{create_once, create_token, no_sdk_retry};
 use crate::sdk::{all_pages, classify, deleted, described, missing_id, not_found};
 use crate::Clients;
 
@@ -126,18 +127,42 @@ impl Resource for RouteTable {
 
     async fn create(&self, ctx: &ApplyContext, desired: &Props) -> Result<Props, ProviderError> {
         let vpc_id = desired.req_str("vpc_id")?;
-        let ec2 = self.clients.ec2(&ctx.region).await;
-        let out = ec2
-            .create_route_table()
-            .vpc_id(vpc_id)
-            .tag_specifications(tag_spec(ResourceType::RouteTable, desired, ctx))
-            .send()
-            .await
-            .map_err(classify)?;
-        let table = out
-            .route_table()
-            .ok_or_else(|| missing_id("CreateRouteTable", "route table"))?;
-        Ok(props(table, &ctx.region))
+        let token = &create_token(ctx);
+        let ec2 = &self.clients.ec2(&ctx.region).await.client;
+        // Sent once in effect: a resend after a lost answer would make a
+        // second table (CreateRouteTable takes no client token).
+        let table = create_once(
+            move || async move {
+                let out = ec2
+                    .create_route_table()
+                    .vpc_id(vpc_id)
+                    .tag_specifications(tag_spec_once(
+                        ResourceType::RouteTable,
+                        desired,
+                        ctx,
+                        token,
+                    ))
+                    .customize()
+                    .config_override(no_sdk_retry())
+                    .send()
+                    .await
+                    .map_err(classify)?;
+                out.route_table()
+                    .cloned()
+                    .ok_or_else(|| missing_id("CreateRouteTable", "route table"))
+            },
+            move || async move {
+                let out = ec2
+                    .describe_route_tables()
+                    .filters(token_filter(token))
+                    .send()
+                    .await
+                    .map_err(classify)?;
+                Ok(out.route_tables().first().cloned())
+            },
+        )
+        .await?;
+        Ok(props(&table, &ctx.region))
     }
 
     async fn update(
