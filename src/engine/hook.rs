@@ -61,6 +61,12 @@ impl CancelSignal {
     }
 }
 
+/// The NOTICE text `infra.capture()` raises for each change it records
+/// (schema 1010). The wire takes it off the stream and runs the hook only
+/// for transactions that raised it: a missed one cannot lose a change,
+/// because an unsealed change is refused at COMMIT (IX100).
+pub const CHANGE_MARKER: &str = "infrasql:change-captured";
+
 /// One row of a hook query, as text.
 pub type TextRow = Vec<Option<String>>;
 

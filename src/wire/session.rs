@@ -37,7 +37,9 @@ use super::protocol::{
 };
 use super::stream::{BoxRead, BoxWrite};
 use crate::engine::errors;
-use crate::engine::hook::{CancelSignal, CommitContext, CommitHook, HookError, TextRow, Verdict};
+use crate::engine::hook::{
+    CancelSignal, CommitContext, CommitHook, HookError, TextRow, Verdict, CHANGE_MARKER,
+};
 use crate::engine::report::Report;
 
 mod driver;
@@ -84,6 +86,10 @@ struct Shared {
     /// Backend's status byte from the last ReadyForQuery.
     status: AtomicU8,
     backend_gone: AtomicBool,
+    /// The open transaction changed a resource table: the backend raised
+    /// [`CHANGE_MARKER`] since its last idle ReadyForQuery. Set and cleared
+    /// by the relay, read by the driver once the backend is idle.
+    changed: AtomicBool,
     /// Writing to the client failed: it went away.
     client_gone: AtomicBool,
     client_out: Mutex<BoxWrite>,
@@ -168,6 +174,7 @@ pub async fn run(parts: SessionParts) -> Result<(), SessionEnd> {
         gone: Notify::new(),
         status: AtomicU8::new(status_byte),
         backend_gone: AtomicBool::new(false),
+        changed: AtomicBool::new(false),
         client_gone: AtomicBool::new(false),
         client_out: Mutex::new(parts.client_out),
     });

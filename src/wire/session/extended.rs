@@ -135,6 +135,20 @@ impl Driver {
                     in_block = true;
                     self.wrapper = false;
                 }
+                Some(StmtKind::Commit)
+                    if in_block
+                        && first_segment
+                        && self.commit_passes_through(start, &pending, &item, &items) =>
+                {
+                    // Nothing to apply and nothing to learn first: the
+                    // client's COMMIT and the rest of the batch go out as sent.
+                    pending.push(item);
+                    pending.extend(items);
+                    if !sync {
+                        self.forwarded_in_block = Some(false);
+                    }
+                    return self.forward_batch(pending, sync);
+                }
                 Some(k) if k.ends_with_hook() && in_block => {
                     // Learn whether everything before it succeeded. Inside a
                     // block, a Sync neither commits nor drops portals.
@@ -230,6 +244,32 @@ impl Driver {
             self.forwarded_in_block = Some(in_block);
         }
         self.forward_batch(pending, sync)
+    }
+
+    /// Whether a COMMIT's Execute may go to the backend as the client sent
+    /// it: the client's own block (not infrasql's wrapper), which the
+    /// backend reported open and changed no resource table (the batch ran
+    /// nothing before the COMMIT since then), `AND CHAIN` aside, and nothing
+    /// after it in the batch runs. Only for a batch's first segment: after
+    /// a Flush, earlier segments may still be running unanswered.
+    fn commit_passes_through(
+        &self,
+        start: TxStatus,
+        before: &[BatchItem],
+        commit: &BatchItem,
+        after: &std::vec::IntoIter<BatchItem>,
+    ) -> bool {
+        let chain = commit
+            .execute
+            .as_ref()
+            .and_then(|p| p.text.as_deref())
+            .is_some_and(chains);
+        start == TxStatus::InBlock
+            && !self.wrapper
+            && !chain
+            && !self.hook_needed()
+            && before.iter().all(|i| i.execute.is_none())
+            && after.as_slice().iter().all(|i| i.execute.is_none())
     }
 
     /// A client that sends anything but COPY data after an extended COPY

@@ -145,6 +145,14 @@ impl Driver {
         }
     }
 
+    /// Whether the transaction's end needs the commit hook: it changed a
+    /// resource table (the backend said so, see [`CHANGE_MARKER`]), or the
+    /// session only plans, where even other rows must not commit. Valid once
+    /// the backend has answered everything sent before.
+    pub(super) fn hook_needed(&self) -> bool {
+        self.plan_only || self.shared.changed.load(Ordering::Acquire)
+    }
+
     /// Run the hook. The outer result is the session's health; the inner one
     /// is the hook's verdict.
     pub(super) async fn commit_hook_implicit(
@@ -152,6 +160,10 @@ impl Driver {
         implicit: bool,
         two_phase: bool,
     ) -> Result<Result<Verdict, Report>, SessionEnd> {
+        if !self.hook_needed() {
+            // Nothing for the hook to plan: its answer would be this.
+            return Ok(Ok(Verdict::Commit));
+        }
         let hook = self.hook.clone();
         // Only a cancel request sent during this COMMIT stops its apply.
         self.cancel.clear();

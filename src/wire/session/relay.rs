@@ -40,6 +40,9 @@ pub(super) async fn relay(
                 b'Z' => {
                     let status_byte = buf[5];
                     let status = TxStatus::from_byte(status_byte).unwrap_or(TxStatus::Idle);
+                    if status == TxStatus::Idle {
+                        shared.changed.store(false, Ordering::Release);
+                    }
                     shared.status.store(status_byte, Ordering::Release);
                     let frame = buf.split_to(n).freeze();
                     if route == Route::Client {
@@ -65,6 +68,11 @@ pub(super) async fn relay(
                 }
                 // Asynchronous messages always belong to the client.
                 b'A' | b'S' => out.extend_from_slice(&buf.split_to(n)),
+                // infrasql's own marker never reaches the client.
+                b'N' if buf.len() >= n && is_change_marker(&buf[5..n]) => {
+                    shared.changed.store(true, Ordering::Release);
+                    let _ = buf.split_to(n);
+                }
                 _ => {
                     if tag == b'E' {
                         error_seen = true;
@@ -107,6 +115,11 @@ pub(super) async fn relay(
             Ok(_) => {}
         }
     }
+}
+
+/// A NOTICE whose message is [`CHANGE_MARKER`] (schema 1010's capture).
+fn is_change_marker(body: &[u8]) -> bool {
+    parse_report(body).message == CHANGE_MARKER
 }
 
 pub(super) fn is_fatal(body: &[u8]) -> bool {

@@ -65,6 +65,11 @@ impl Driver {
                 (k, TxStatus::Idle | TxStatus::Failed) if k.ends_with_hook() => {
                     return self.forward_query(f)
                 }
+                // The client's block changed no resource table: its COMMIT
+                // goes straight through, with no statement of infrasql's.
+                (StmtKind::Commit, TxStatus::InBlock) if !self.wrapper && !self.hook_needed() => {
+                    return self.forward_query(f)
+                }
                 _ => {}
             }
         }

@@ -1,0 +1,152 @@
+//! How the proxy knows a transaction changed infrastructure: from the
+//! backend (schema 1010's marker), not from statements' first keywords.
+//! Writes hidden in `SELECT f()` and writable CTEs are applied at COMMIT
+//! even with `client_min_messages = warning` (Rails' default); the client
+//! never sees the marker; and a transaction that changed nothing commits
+//! exactly as PostgreSQL answers it. Real PostgreSQL, real moto.
+
+mod common;
+#[path = "common/raw.rs"]
+mod raw;
+
+use common::{Moto, TestServer, USER};
+use raw::{quiet, Msg, Raw};
+
+async fn vpcs_named(moto: &Moto, name: &str) -> usize {
+    let ec2 = moto.ec2().await;
+    ec2.describe_vpcs()
+        .filters(
+            infrasql_aws::aws_sdk_ec2::types::Filter::builder()
+                .name("tag:Name")
+                .values(name)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .vpcs()
+        .len()
+}
+
+fn no_errors_nor_marker(msgs: &[Msg]) {
+    assert!(
+        !msgs.iter().any(|m| matches!(m, Msg::Error(..))),
+        "unexpected error: {msgs:?}"
+    );
+    assert!(
+        !msgs
+            .iter()
+            .any(|m| matches!(m, Msg::Notice(n) if n.contains("infrasql:change"))),
+        "the marker reached the client: {msgs:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_the_first_keyword_hides_are_applied_at_commit() {
+    let moto = Moto::start();
+    let srv = TestServer::start_on(&moto, &["--auth", "trust"]);
+    let mut c = Raw::connect(srv.port, USER).await;
+    no_errors_nor_marker(
+        &c.query(
+            "CREATE FUNCTION public.make_vpc(n text) RETURNS int LANGUAGE sql AS \
+             $$ INSERT INTO aws.vpc (name, cidr_block) VALUES (n, '10.40.0.0/16') RETURNING 1 $$",
+        )
+        .send(1)
+        .await,
+    );
+    // Rails' default: the client asks for no notices at all.
+    no_errors_nor_marker(&c.query("SET client_min_messages = warning").send(1).await);
+
+    // Simple protocol, one statement per Query, as psql sends a script.
+    for sql in ["BEGIN", "SELECT public.make_vpc('hidden-fn')"] {
+        no_errors_nor_marker(&c.query(sql).send(1).await);
+    }
+    let got = c.query("COMMIT").send(1).await;
+    no_errors_nor_marker(&got);
+    assert_eq!(
+        quiet(&got),
+        vec![Msg::Command("COMMIT".into()), Msg::Ready('I')]
+    );
+    assert_eq!(vpcs_named(&moto, "hidden-fn").await, 1);
+
+    // Extended protocol as pgJDBC sends it with autocommit off: a writable
+    // CTE whose first word is WITH ... SELECT, then a COMMIT on its own.
+    let got = c
+        .unnamed("BEGIN")
+        .unnamed(
+            "WITH v AS (INSERT INTO aws.vpc (name, cidr_block) VALUES ('hidden-cte', '10.41.0.0/16') RETURNING 1) \
+             SELECT count(*) FROM v",
+        )
+        .sync()
+        .send(1)
+        .await;
+    no_errors_nor_marker(&got);
+    let got = c.unnamed("COMMIT").sync().send(1).await;
+    no_errors_nor_marker(&got);
+    assert_eq!(got.last(), Some(&Msg::Ready('I')));
+    assert_eq!(vpcs_named(&moto, "hidden-cte").await, 1);
+
+    // Every captured row raises the marker; a bulk write shows none either.
+    let got = c
+        .query("BEGIN; SELECT public.make_vpc('bulk-' || g) FROM generate_series(1, 3) g; COMMIT")
+        .send(1)
+        .await;
+    no_errors_nor_marker(&got);
+    for g in 1..=3 {
+        assert_eq!(vpcs_named(&moto, &format!("bulk-{g}")).await, 1);
+    }
+    let rows = c
+        .query("SELECT count(*) FROM aws.vpc WHERE vpc_id LIKE 'vpc-%' AND name IN ('hidden-fn', 'hidden-cte', 'bulk-1', 'bulk-2', 'bulk-3')")
+        .send(1)
+        .await;
+    assert!(
+        rows.contains(&Msg::DataRow(vec![Some("5".into())])),
+        "{rows:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_that_changed_nothing_commits_as_postgresql_answers() {
+    let moto = Moto::start();
+    let srv = TestServer::start_on(&moto, &["--auth", "trust"]);
+    let mut c = Raw::connect(srv.port, USER).await;
+    no_errors_nor_marker(&c.query("CREATE TABLE public.notes (t text)").send(1).await);
+
+    // pgJDBC, autocommit off, reading and writing only its own tables.
+    let got = c
+        .unnamed("BEGIN")
+        .unnamed("INSERT INTO public.notes VALUES ('kept')")
+        .unnamed("SELECT count(*) FROM aws.vpc")
+        .sync()
+        .send(1)
+        .await;
+    no_errors_nor_marker(&got);
+    let got = quiet(&c.unnamed("COMMIT").sync().send(1).await);
+    assert_eq!(
+        got,
+        vec![
+            Msg::ParseComplete,
+            Msg::BindComplete,
+            Msg::NoData,
+            Msg::Command("COMMIT".into()),
+            Msg::Ready('I')
+        ]
+    );
+    // An UPDATE that matches no row changed nothing: nothing to apply.
+    let got = c
+        .query("BEGIN; UPDATE aws.vpc SET name = 'x' WHERE false; COMMIT")
+        .send(1)
+        .await;
+    no_errors_nor_marker(&got);
+    let rows = c.query("SELECT t FROM public.notes").send(1).await;
+    assert!(
+        rows.contains(&Msg::DataRow(vec![Some("kept".into())])),
+        "{rows:?}"
+    );
+
+    // A COMMIT AND CHAIN keeps the block open after a read-only block.
+    no_errors_nor_marker(&c.query("BEGIN").send(1).await);
+    let got = quiet(&c.unnamed("COMMIT AND CHAIN").sync().send(1).await);
+    assert_eq!(got.last(), Some(&Msg::Ready('T')), "{got:?}");
+    no_errors_nor_marker(&c.query("ROLLBACK").send(1).await);
+}
