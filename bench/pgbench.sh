@@ -34,6 +34,8 @@
 #                      repeat a run (up to NOISY_RETRIES times) when processes
 #                      other than the benchmark's used more than NOISY_PCT% of
 #                      the CPU during it
+#   ROTX=1             also run a read-only transaction (BEGIN; SELECT; COMMIT)
+#   ONLY=rotx          run only that workload
 #   SKIP_BUILD=1       use the existing target/release/infrasql
 #   KEEP=1             keep the temp data dir
 #   LOG_DIR=bench/logs/pgbench   where build/server/pgbench output goes (*.log)
@@ -49,6 +51,7 @@ SCALE=${SCALE:-10}
 WARMUP=${WARMUP:-5}
 DIRECT_TCP=${DIRECT_TCP:-1}
 YARDSTICK=${YARDSTICK:-1}
+ROTX=${ROTX:-1}
 PGBOUNCER=${PGBOUNCER:-$(command -v pgbouncer || { [[ -x /usr/sbin/pgbouncer ]] && echo /usr/sbin/pgbouncer; } || true)}
 QUIET_WAIT=${QUIET_WAIT:-0}
 NOISY_PCT=${NOISY_PCT:-10}
@@ -318,6 +321,16 @@ wait_quiet() {
     done
 }
 
+# What each bench runs: -S (pgbench's select-only script), or for names
+# starting with "rotx" a read-only transaction, BEGIN; SELECT; COMMIT, whose
+# COMMIT must cost no more round trips than through PgBouncer.
+workload() {
+    case $1 in
+    rotx*) echo "-f $WORK/rotx.sql" ;;
+    *) echo "-S" ;;
+    esac
+}
+
 # run_one NAME MODE TARGET CLIENTS JOBS SECONDS
 #   -> appends "tps lat_ms others% cpu_proxy cpu_postgres cpu_pgbench" to
 #      $WORK/NAME-TARGET (CPU in microseconds per transaction)
@@ -333,7 +346,7 @@ run_one() {
         read -r m0 b0 < <(machine_ticks)
         read -r i0 p0 k0 < <(our_ticks)
         # shellcheck disable=SC2046
-        if ! out=$("$PGBENCH" -n -S -M "$mode" -c "$c" -j "$j" -T "$t" $(conn_args "$target") "$DB" 2>&1); then
+        if ! out=$("$PGBENCH" -n $(workload "$name") -M "$mode" -c "$c" -j "$j" -T "$t" $(conn_args "$target") "$DB" 2>&1); then
             printf '%s\n' "$out" >>"$log"
             printf '%s\n' "$out" >&2
             die "pgbench ($name, $target) failed; see $log"
@@ -344,7 +357,7 @@ run_one() {
         others=$(awk -v m="$((m1 - m0))" -v b="$((b1 - b0))" -v o="$((i1 - i0 + p1 - p0 + k1 - k0))" \
             'BEGIN { p = m > 0 ? 100 * (b - o) / m : 0; if (p < 0) p = 0; printf "%.0f\n", p }')
         {
-            echo "=== $(date -u +%FT%TZ) $name $target attempt $attempt: pgbench -S -M $mode -c $c -j $j -T $t"
+            echo "=== $(date -u +%FT%TZ) $name $target attempt $attempt: pgbench $(workload "$name") -M $mode -c $c -j $j -T $t"
             echo "CPU used by other processes during the run: ${others}% of the machine"
             printf '%s\n' "$out"
         } >>"$log"
@@ -383,11 +396,11 @@ median_of() {
 bench() {
     local name=$1 mode=$2 c=$3 j=$4 t=$5 r k n=${#TARGETS[@]} target
     for target in "${TARGETS[@]}"; do rm -f "$WORK/$name-$target"; done
-    echo "[$name] pgbench -S -M $mode -c $c -j $j -T $t, $ROUNDS rounds over: ${TARGETS[*]}" >&2
+    echo "[$name] pgbench $(workload "$name") -M $mode -c $c -j $j -T $t, $ROUNDS rounds over: ${TARGETS[*]}" >&2
     if ((WARMUP > 0)); then
         for target in "${TARGETS[@]}"; do
             # shellcheck disable=SC2046
-            "$PGBENCH" -n -S -M "$mode" -c "$c" -j "$j" -T "$WARMUP" $(conn_args "$target") "$DB" >/dev/null 2>&1 || true
+            "$PGBENCH" -n $(workload "$name") -M "$mode" -c "$c" -j "$j" -T "$WARMUP" $(conn_args "$target") "$DB" >/dev/null 2>&1 || true
         done
     fi
     for ((r = 0; r < ROUNDS; r++)); do
@@ -445,11 +458,20 @@ report() {
     }' | tee -a "$RESULTS"
 }
 
-bench simple simple "$CLIENTS" "$JOBS" "$DURATION"
-bench prepared prepared "$CLIENTS" "$JOBS" "$DURATION"
-if [[ "$SINGLE" == 1 ]]; then
+printf '%s\n' '\set aid random(1, 100000 * :scale)' 'BEGIN;' \
+    'SELECT abalance FROM pgbench_accounts WHERE aid = :aid;' 'COMMIT;' >"$WORK/rotx.sql"
+if [[ "${ONLY:-}" != rotx ]]; then
+    bench simple simple "$CLIENTS" "$JOBS" "$DURATION"
+    bench prepared prepared "$CLIENTS" "$JOBS" "$DURATION"
+fi
+if [[ "$SINGLE" == 1 && "${ONLY:-}" != rotx ]]; then
     bench simple-c1 simple 1 1 "$SINGLE_DURATION"
     bench prepared-c1 prepared 1 1 "$SINGLE_DURATION"
+fi
+if [[ "$ROTX" == 1 ]]; then
+    bench rotx simple "$CLIENTS" "$JOBS" "$DURATION"
+    bench rotx-prepared prepared "$CLIENTS" "$JOBS" "$DURATION"
+    bench rotx-c1 simple 1 1 "$SINGLE_DURATION"
 fi
 
 # ---------------------------------------------------------------- stop
@@ -467,12 +489,19 @@ say "scale $SCALE; $ROUNDS rounds, targets in rotating order; median tps shown (
 say "CPU used by other processes during the runs kept: at most ${max_others}% of the machine (per-run figures in the logs)"
 say "infrasql exit status after SIGTERM: $SERVER_RC"
 say ""
-report simple "pgbench -S (simple protocol) -c $CLIENTS -j $JOBS -T $DURATION"
-report prepared "pgbench -S -M prepared (extended protocol) -c $CLIENTS -j $JOBS -T $DURATION"
-if [[ "$SINGLE" == 1 ]]; then
+if [[ "${ONLY:-}" != rotx ]]; then
+    report simple "pgbench -S (simple protocol) -c $CLIENTS -j $JOBS -T $DURATION"
+    report prepared "pgbench -S -M prepared (extended protocol) -c $CLIENTS -j $JOBS -T $DURATION"
+fi
+if [[ "$SINGLE" == 1 && "${ONLY:-}" != rotx ]]; then
     report simple-c1 "pgbench -S (simple) -c 1 -j 1 -T $SINGLE_DURATION: per-query round trip"
     report prepared-c1 "pgbench -S -M prepared -c 1 -j 1 -T $SINGLE_DURATION: per-query round trip"
 fi
+if [[ "$ROTX" == 1 ]]; then
+    report rotx "BEGIN; SELECT; COMMIT (read-only transaction, simple) -c $CLIENTS -j $JOBS -T $DURATION"
+    report rotx-prepared "BEGIN; SELECT; COMMIT (read-only transaction, prepared) -c $CLIENTS -j $JOBS -T $DURATION"
+    report rotx-c1 "BEGIN; SELECT; COMMIT (read-only transaction, simple) -c 1 -j 1 -T $SINGLE_DURATION"
+fi
 say ""
-say "target: through infrasql >= 0.85 x direct tps"
+say "targets: through infrasql >= 1.0 x PgBouncer's tps; added latency at 1 client <= PgBouncer's"
 say "full output: $LOG_DIR/*.log"
