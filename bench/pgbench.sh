@@ -61,7 +61,7 @@ DB=infrasql
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 LOG_DIR=${LOG_DIR:-$ROOT/bench/logs/pgbench}
-BIN=$ROOT/target/release/infrasql
+BIN=${BIN:-$ROOT/target/release/infrasql}
 PGBENCH=${PGBENCH:-pgbench}
 mkdir -p "$LOG_DIR"
 rm -f "$LOG_DIR"/run-*.log
