@@ -17,8 +17,12 @@
 # autovacuum and the checkpointer count too), of infrasql and of moto, and
 # the rows the round wrote (a newer xmin than a transaction id taken just
 # before the round).
+# A round also has a fixed cost, whatever the rows: a dozen statements per
+# (table, region) pair, ~33 pairs. MEM_VPCS=0 MEM_SGS=0 measures it (moto's
+# defaults only, ~10 rows), to subtract from the figures above.
 #
 # Usage: bench/sync_steady.sh   (rerunnable; from anywhere; a few minutes)
+#        BIN=target/debug/infrasql SKIP_BUILD=1 bench/sync_steady.sh  (no release build)
 # Environment:
 #   MEM_VPCS=10  MEM_SGS=5000  ROUNDS=5  SKIP_BUILD=1  KEEP=1
 #   LOG_DIR=bench/logs/sync_steady
@@ -51,13 +55,14 @@ python3 -c 'import boto3' 2>/dev/null || die "python3 boto3 not importable (it c
 bench_build
 WORK=$(mktemp -d /tmp/infrasql-steady.XXXXXX)
 chmod 755 "$WORK" # as root the embedded cluster runs as `postgres`
+PROFILE=$(basename "$(dirname "$BIN")") # release, or debug with BIN=target/debug/infrasql
 SYNC_INTERVAL=0 snapshot_bin
 start_moto
 MOTO_EP="http://127.0.0.1:$MOTO_PORT"
 
 say "== sync_steady: PostgreSQL's work in a steady sync round, $MEM_VPCS VPCs + $MEM_SGS security groups (+ their default egress rules)"
 say "date: $(date -u '+%Y-%m-%d %H:%M UTC')   cores: $(nproc)   host: $(uname -sr)"
-say "infrasql: release binary built $BIN_ID; $SYNC_NOTE"
+say "infrasql: $PROFILE binary built $BIN_ID; $SYNC_NOTE"
 say "load average before: $(load_avg)"
 python3 "$SYNC_PY" populate --endpoint "$MOTO_EP" --vpcs "$MEM_VPCS" --sgs "$MEM_SGS" 2>>"$LOG_DIR/populate.log" | tee -a "$RESULTS"
 start_infrasql steady "$MOTO_EP"
@@ -112,16 +117,16 @@ summary() { # KIND COLUMN(2..6)
 }
 say ""
 for kind in steady full; do
-    say "$kind: wall        $(summary $kind 2)"
-    say "$kind: PostgreSQL  $(summary $kind 3)"
-    say "$kind: infrasql    $(summary $kind 4)"
-    say "$kind: moto        $(summary $kind 5)"
-    say "$kind: rows written$(summary $kind 6)"
+    say "$kind: wall         $(summary $kind 2)"
+    say "$kind: PostgreSQL   $(summary $kind 3)"
+    say "$kind: infrasql     $(summary $kind 4)"
+    say "$kind: moto         $(summary $kind 5)"
+    say "$kind: rows written $(summary $kind 6)"
 done
 med() { summary "$1" "$2" | sed -E 's/.*median=([0-9.]+).*/\1/'; }
 PG_S=$(med steady 3) PG_F=$(med full 3)
 say ""
-say "RESULT: $ROWS rows: a steady round costs PostgreSQL ${PG_S} s of CPU (median of $ROUNDS; target <= 0.1 s), a full rewrite ${PG_F} s: $(awk -v s="$PG_S" -v f="$PG_F" 'BEGIN { if (s > 0) printf "%.1fx less", f / s; else print "below the 0.01 s resolution" }'); rows written $(med steady 6) vs $(med full 6)"
+say "RESULT: $ROWS rows: a steady round costs PostgreSQL ${PG_S} s of CPU (median of $ROUNDS; target <= 0.1 s), a full rewrite ${PG_F} s: $(awk -v s="$PG_S" -v f="$PG_F" 'BEGIN { if (s > 0) printf "%.1fx less", f / s; else print "below the 0.01 s resolution" }'); rows written $(med steady 6 | cut -d. -f1) vs $(med full 6 | cut -d. -f1)"
 stop_infrasql
 say "load average after: $(load_avg)"
 say "logs: $LOG_DIR"
