@@ -190,7 +190,8 @@ async fn a_failed_round_leaves_the_confirmed_time_where_it_was() {
     sync(&c).await;
     let round1 = confirmed(&c).await;
     let vpc_pair = ("aws.vpc".to_owned(), "us-east-1".to_owned());
-    let view = "select string_agg(resource_id || '=' || confirmed_at::text, ',' order by resource_id) \
+    let view =
+        "select string_agg(resource_id || '=' || confirmed_at::text, ',' order by resource_id) \
                 from infra.resource_confirmed where table_name = 'aws.vpc'";
     let vpcs_before: String = one(&c, view).await;
 
@@ -221,7 +222,9 @@ async fn a_row_an_open_transaction_holds_keeps_its_confirmed_time() {
     let c = s.connect().await;
     sync(&c).await;
     let at = |id: &str| {
-        format!("select confirmed_at::text from infra.resource_confirmed where resource_id = '{id}'")
+        format!(
+            "select confirmed_at::text from infra.resource_confirmed where resource_id = '{id}'"
+        )
     };
     let held_before: String = one(&c, &at(&ids[0])).await;
     let user = s.connect().await;
