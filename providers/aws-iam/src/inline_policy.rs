@@ -56,7 +56,7 @@ pub static SCHEMA: ResourceSchema = ResourceSchema {
         Column::new(
             "synced_at",
             CloudAssigned,
-            "When sync last confirmed this row",
+            "When sync or a COMMIT last wrote this row: a sync round writes only rows that changed; infra.resource_confirmed says when it was last confirmed equal to AWS",
         ),
     ],
     // A new role or name is another policy: no collision.

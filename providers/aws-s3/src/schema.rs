@@ -93,7 +93,7 @@ pub static SCHEMA: ResourceSchema = ResourceSchema {
         Column::new(
             "synced_at",
             CloudAssigned,
-            "When sync last confirmed this row",
+            "When sync or a COMMIT last wrote this row: a sync round writes only rows that changed; infra.resource_confirmed says when it was last confirmed equal to AWS",
         ),
     ],
     // Only the region forces a replace; the new bucket would need the old

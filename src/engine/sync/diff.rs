@@ -76,6 +76,12 @@ pub enum RowWrite {
     Delete {
         id: String,
     },
+    /// The row already holds what the listing reports: compared, not
+    /// written (a steady round writes nothing, issue #15). Its sets are
+    /// still compared (`members`).
+    Keep {
+        id: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -129,6 +135,10 @@ pub struct Diff {
     pub stats: Stats,
     pub observed_cols: Vec<&'static str>,
     pub cloud_cols: Vec<&'static str>,
+    /// Rows of the region the round did not compare with the listing (held
+    /// by an open transaction, owned by an apply in flight or recovery, not
+    /// listed): their confirmed time stays what it was (`status::confirm`).
+    pub unconfirmed: Vec<String>,
 }
 
 /// How a drift record is resolved once the round's reverts have run.
@@ -241,6 +251,22 @@ pub fn diff(input: &Input) -> Diff {
     }
     // Drift already open for the same value is not repeated.
     out.drift.retain(|d| !already_open(cur, d));
+    let compared: HashSet<&str> = out
+        .writes
+        .iter()
+        .filter_map(|w| match w {
+            RowWrite::Update { id, .. } | RowWrite::Keep { id } => Some(id.as_str()),
+            _ => None,
+        })
+        .collect();
+    let mut unconfirmed: Vec<String> = cur
+        .all
+        .iter()
+        .filter(|id| !compared.contains(id.as_str()))
+        .cloned()
+        .collect();
+    unconfirmed.sort();
+    out.unconfirmed = unconfirmed;
     out
 }
 
@@ -265,8 +291,24 @@ fn changed(
         .filter(|c| p.contains_key(c.name) && !same(row.get(c.name), p.get(c.name)))
         .map(|c| c.name)
         .collect();
+    // Only the cloud's columns are written unless drift is adopted: a row
+    // whose cloud columns already hold the listing's values is kept as it
+    // is, so a steady round writes no row at all. A row sync never wrote
+    // (synced_at NULL, e.g. restored from a dump) is written once.
+    let cloud_same = !row.get("synced_at").is_none_or(Value::is_null)
+        && out
+            .cloud_cols
+            .iter()
+            .all(|c| *c == schema.id_column() || same(row.get(*c), p.get(*c)));
+    let cloud_update = |columns| {
+        if cloud_same {
+            RowWrite::Keep { id: id.to_owned() }
+        } else {
+            update(columns)
+        }
+    };
     if diffs.is_empty() {
-        out.writes.push(update(Columns::CloudAssigned));
+        out.writes.push(cloud_update(Columns::CloudAssigned));
         return;
     }
     out.stats.drift += diffs.len();
@@ -293,9 +335,9 @@ fn changed(
     }
     match policy {
         Policy::Adopt => out.writes.push(update(Columns::Observed)),
-        Policy::Report => out.writes.push(update(Columns::CloudAssigned)),
+        Policy::Report => out.writes.push(cloud_update(Columns::CloudAssigned)),
         Policy::Revert => {
-            out.writes.push(update(Columns::CloudAssigned));
+            out.writes.push(cloud_update(Columns::CloudAssigned));
             out.reverts.push(Revert {
                 action: Action::Update,
                 id: id.to_owned(),

@@ -4,9 +4,10 @@
 //! longer has → delete (drift `disappeared`), per the owner's policy;
 //! `revert` puts the set back through an update of the owner.
 //!
-//! Only owners this round writes are compared (a row an open transaction
-//! holds, or one an apply in flight owns, is left alone, and so is its set:
-//! a change to a set locks its owner's row first). A member that is not a
+//! Only the sets of owners whose rows this round compared (written or kept)
+//! are compared (a row an open transaction holds, or one an apply in flight
+//! owns, is left alone, and so is its set: a change to a set locks its
+//! owner's row first). A member that is not a
 //! row yet waits for a later round (the foreign key).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -24,7 +25,7 @@ pub struct Input<'a> {
     pub set: MemberSet,
     pub id_column: &'static str,
     pub observed: &'a [Props],
-    /// The round's row writes: owners updated are compared, owners
+    /// The round's row writes: owners updated or kept are compared, owners
     /// inserted get their rows without drift of their own.
     pub writes: &'a [RowWrite],
     /// The owners' rows this round holds.
@@ -90,7 +91,7 @@ pub fn diff(input: &Input, reverts: &mut Vec<Revert>) -> Diff {
     };
     for w in input.writes {
         let (id, updated) = match w {
-            RowWrite::Update { id, .. } => (id, true),
+            RowWrite::Update { id, .. } | RowWrite::Keep { id } => (id, true),
             RowWrite::Insert { id, .. } => (id, false),
             RowWrite::Delete { .. } => continue,
         };

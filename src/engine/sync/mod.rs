@@ -9,7 +9,9 @@
 //!
 //! One round of one pair: `read` (the listing, then the rows in one
 //! transaction) → `diff` (pure: row writes, drift records, reverts) →
-//! `write` (the rows) → `revert` → `write` (the drift) → `status`.
+//! `write` (the rows that changed only) → `revert` → `write` (the drift) →
+//! `status::confirm` (the round's confirmed time, same transaction) →
+//! `status`.
 //!
 //! # Guarantees
 //! - Rows locked by open transactions are skipped (`FOR UPDATE SKIP LOCKED`)
@@ -363,6 +365,7 @@ impl Syncer {
         for (join_table, records) in &set_drift {
             write::drift(&tx, join_table, region, records, revert_ok).await?;
         }
+        status::confirm(&tx, table, region, schema.id_column(), &d.unconfirmed).await?;
         tx.commit().await?;
         Ok(d.stats)
     }

@@ -116,6 +116,45 @@ pub(super) async fn finish(db: &tokio_postgres::Client, table: &str, region: &st
         .await;
 }
 
+/// Marks the pair's rows confirmed by this round, in the round's
+/// transaction (a failed round rolls it back, so its confirmed time stays):
+/// the rows it left alone (`unconfirmed`, AWS ids) keep the time they had
+/// in `infra.sync_unconfirmed`, the others are confirmed now through
+/// `sync_status.confirmed_at`. One statement for the pair, not one per row;
+/// in a steady state it writes the status row only.
+pub(super) async fn confirm(
+    tx: &tokio_postgres::Transaction<'_>,
+    table: &str,
+    region: &str,
+    id_column: &str,
+    unconfirmed: &[String],
+) -> Result<(), SyncError> {
+    // Run before confirmed_at moves: a row left alone for the first time
+    // keeps what infra.resource_confirmed said of it until now.
+    tx.execute(
+        &format!(
+            "WITH alone AS ( \
+                 SELECT t.id, greatest(t.synced_at, s.confirmed_at) AS at FROM {table} t \
+                 LEFT JOIN infra.sync_status s ON s.table_name = $1 AND s.region = $2 \
+                 WHERE t.region = $2 AND t.{} = ANY($3)), \
+             gone AS ( \
+                 DELETE FROM infra.sync_unconfirmed u WHERE u.table_name = $1 AND u.region = $2 \
+                 AND u.row_id NOT IN (SELECT id FROM alone)) \
+             INSERT INTO infra.sync_unconfirmed (table_name, row_id, region, confirmed_at) \
+             SELECT $1, id, $2, at FROM alone ON CONFLICT (table_name, row_id) DO NOTHING",
+            super::ident(id_column)
+        ),
+        &[&table, &region, &unconfirmed],
+    )
+    .await?;
+    tx.execute(
+        "UPDATE infra.sync_status SET confirmed_at = now() WHERE table_name = $1 AND region = $2",
+        &[&table, &region],
+    )
+    .await?;
+    Ok(())
+}
+
 /// The pairs whose next try is not due yet (the background loop skips them).
 pub(super) async fn not_due(
     db: &tokio_postgres::Client,

@@ -11,6 +11,11 @@ use super::{ident, SyncError};
 
 /// Updates in two batches (every observed column; cloud-assigned ones
 /// only), inserts in one, deletes one at a time.
+///
+/// `diff` sends only rows it found changed, by comparing JSON; an update
+/// also checks, in the database's own types, that a written column
+/// differs (a timestamp or an address spelt differently is equal there),
+/// so a row equal to the listing never gets a new version or synced_at.
 pub(super) async fn rows(
     tx: &Transaction<'_>,
     schema: &ResourceSchema,
@@ -43,10 +48,13 @@ pub(super) async fn rows(
         if rows.is_empty() {
             continue;
         }
+        let written: Vec<&str> = cols.iter().copied().filter(|c| *c != idc).collect();
         let sql = format!(
-            "UPDATE {table} AS t SET {} FROM jsonb_populate_recordset(NULL::{table}, $1::text::jsonb) AS r WHERE t.{1} = r.{1}",
+            "UPDATE {table} AS t SET {} FROM jsonb_populate_recordset(NULL::{table}, $1::text::jsonb) AS r \
+             WHERE t.{1} = r.{1} AND (t.synced_at IS NULL OR {2})",
             set(cols),
-            ident(idc)
+            ident(idc),
+            differs(&written),
         );
         tx.execute(&sql, &[&Value::Array(rows).to_string()]).await?;
     }
@@ -88,6 +96,24 @@ pub(super) async fn rows(
         tx.batch_execute(undo).await?;
     }
     Ok(())
+}
+
+/// `(t.a, t.b) IS DISTINCT FROM (r.a, r.b)` over the written columns
+/// (`false` for none: only a missing synced_at makes such a row a write).
+fn differs(cols: &[&str]) -> String {
+    match cols {
+        [] => "false".to_owned(),
+        [c] => format!("t.{0} IS DISTINCT FROM r.{0}", ident(c)),
+        _ => {
+            let of = |side: &str| {
+                cols.iter()
+                    .map(|c| format!("{side}.{}", ident(c)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            format!("({}) IS DISTINCT FROM ({})", of("t"), of("r"))
+        }
+    }
 }
 
 /// Records the round's drift, resolved by policy and by whether the

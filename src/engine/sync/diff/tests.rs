@@ -98,6 +98,10 @@ fn update(id: &str, columns: Columns, values: &Props) -> RowWrite {
     }
 }
 
+fn keep(id: &str) -> RowWrite {
+    RowWrite::Keep { id: id.to_owned() }
+}
+
 fn kinds(d: &Diff) -> Vec<(DriftKind, &str, Option<&str>, Policy)> {
     d.drift
         .iter()
@@ -229,7 +233,13 @@ fn a_row_whose_resource_disappeared_goes_by_policy() {
 #[test]
 fn a_row_not_created_yet_has_not_disappeared() {
     let d = run(&[], &rows(&[vpc("pending-1", "new", json!({}))]));
-    assert_eq!(d, Diff::default());
+    assert_eq!(
+        d,
+        Diff {
+            unconfirmed: vec!["pending-1".into()],
+            ..Diff::default()
+        }
+    );
 }
 
 #[test]
@@ -251,21 +261,17 @@ fn a_changed_desired_column_is_adopted_reported_or_reverted() {
     );
     assert_eq!(d.stats.drift, 1);
 
+    // Reported or reverted, the row keeps its values; its cloud columns
+    // equal the listing's, so it is not written.
     let cur = with_policy(rows(std::slice::from_ref(&known)), Policy::Report);
     let d = run(std::slice::from_ref(&console), &cur);
-    assert_eq!(
-        d.writes,
-        vec![update("vpc-1", Columns::CloudAssigned, &console)]
-    );
+    assert_eq!(d.writes, vec![keep("vpc-1")]);
     assert_eq!(kinds(&d), vec![changed(Policy::Report)]);
     assert!(d.reverts.is_empty());
 
     let cur = with_policy(rows(std::slice::from_ref(&known)), Policy::Revert);
     let d = run(std::slice::from_ref(&console), &cur);
-    assert_eq!(
-        d.writes,
-        vec![update("vpc-1", Columns::CloudAssigned, &console)]
-    );
+    assert_eq!(d.writes, vec![keep("vpc-1")]);
     assert_eq!(kinds(&d), vec![changed(Policy::Revert)]);
     assert_eq!(
         d.reverts,
@@ -375,10 +381,7 @@ fn drift_that_went_away_by_itself_leaves_only_the_clouds_columns_to_write() {
     );
     let d = run(std::slice::from_ref(&known), &cur);
     assert!(d.drift.is_empty() && d.reverts.is_empty());
-    assert_eq!(
-        d.writes,
-        vec![update("vpc-1", Columns::CloudAssigned, &known)]
-    );
+    assert_eq!(d.writes, vec![keep("vpc-1")]);
     assert_eq!(d.stats.drift, 0);
 }
 
@@ -443,4 +446,60 @@ fn drift_is_resolved_by_its_policy_and_the_reverts_outcome() {
     assert_eq!(resolution(Policy::Revert, true), "reverted");
     assert_eq!(resolution(Policy::Revert, false), "open");
     assert_eq!(resolution(Policy::Report, true), "open");
+}
+
+#[test]
+fn a_row_equal_to_the_listing_is_kept_not_written() {
+    let a = vpc("vpc-1", "a", json!({"env": "prod"}));
+    let b = vpc("vpc-2", "b", json!({}));
+    let d = run(&[a.clone(), b.clone()], &rows(&[a.clone(), b]));
+    assert_eq!(d.writes, vec![keep("vpc-1"), keep("vpc-2")]);
+    assert!(d.drift.is_empty() && d.unconfirmed.is_empty(), "{d:?}");
+    // The same tags in another key order, and null for a missing value,
+    // are the same.
+    let mut spelt = a.clone();
+    spelt["tags"] = serde_json::from_str(r#"{"env": "prod"}"#).unwrap();
+    let mut cur = rows(std::slice::from_ref(&a));
+    cur.locked
+        .get_mut("vpc-1")
+        .unwrap()
+        .insert("state".into(), Value::Null);
+    spelt.remove("state");
+    spelt.insert("state".into(), Value::Null);
+    assert_eq!(run(&[spelt], &cur).writes, vec![keep("vpc-1")]);
+}
+
+#[test]
+fn a_row_sync_never_wrote_is_written_once() {
+    let a = vpc("vpc-1", "a", json!({}));
+    let mut cur = rows(std::slice::from_ref(&a));
+    cur.locked
+        .get_mut("vpc-1")
+        .unwrap()
+        .insert("synced_at".into(), Value::Null);
+    assert_eq!(
+        run(std::slice::from_ref(&a), &cur).writes,
+        vec![update("vpc-1", Columns::CloudAssigned, &a)]
+    );
+}
+
+#[test]
+fn rows_the_round_did_not_compare_stay_unconfirmed() {
+    let listed = vpc("vpc-1", "a", json!({}));
+    let held = vpc("vpc-2", "b", json!({}));
+    let owned = vpc("vpc-3", "c", json!({}));
+    let gone = vpc("vpc-4", "d", json!({}));
+    let mut cur = with_policy(
+        rows(&[listed.clone(), held.clone(), owned.clone(), gone]),
+        Policy::Report,
+    );
+    cur.locked.remove("vpc-2"); // an open transaction holds it
+    cur.unsettled_ids.insert("vpc-3".into()); // recovery's
+    let d = run(&[listed, held, owned], &cur);
+    assert_eq!(d.writes, vec![keep("vpc-1")]);
+    assert_eq!(d.unconfirmed, vec!["vpc-2", "vpc-3", "vpc-4"]);
+    // Adopted, a disappeared row is deleted: unconfirmed until it is gone
+    // (a row still referenced stays, and is not confirmed).
+    let d = run(&[], &rows(&[vpc("vpc-4", "d", json!({}))]));
+    assert_eq!(d.unconfirmed, vec!["vpc-4"]);
 }
