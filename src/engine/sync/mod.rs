@@ -62,6 +62,9 @@ pub struct Syncer {
     resources: Resources,
     db: Arc<EngineDb>,
     regions: Vec<String>,
+    /// `--sync-tables`: the tables a round covers when it names none
+    /// (`None`: all).
+    watched: Option<HashSet<String>>,
     /// The loop's interval in milliseconds, the base of the retry backoff
     /// (an explicit `infra.sync()` that fails sets the next try too).
     interval_ms: AtomicU64,
@@ -77,8 +80,17 @@ impl Syncer {
             resources,
             db,
             regions,
+            watched: None,
             interval_ms: AtomicU64::new(DEFAULT_INTERVAL.as_millis() as u64),
         }
+    }
+
+    /// Only these tables in a round that names none (`infra.sync()`, the
+    /// loop); `infra.sync('aws.x')` still syncs any table, as an explicit
+    /// region is synced though not watched.
+    pub fn watching(mut self, tables: Option<HashSet<String>>) -> Self {
+        self.watched = tables;
+        self
     }
 
     /// Sync every (table, region) pair matching the filters, now: a user's
@@ -120,6 +132,9 @@ impl Syncer {
         for (depth, level) in self.levels().into_iter().enumerate() {
             for t in level {
                 if table.is_some_and(|f| f != t && f != self.resources[&t].schema().table) {
+                    continue;
+                }
+                if table.is_none() && self.watched.as_ref().is_some_and(|w| !w.contains(&t)) {
                     continue;
                 }
                 // A global type (IAM, Route53) is listed once, not once per region.
