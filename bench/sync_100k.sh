@@ -24,7 +24,7 @@
 # Environment:
 #   SYNTH_VPCS=1000  STEADY=3  SKIP_BUILD=1  KEEP=1  PERF=1 (perf record -g the
 #   import and one steady round; needs perf)  BIN=target/release/infrasql
-#   LOG_DIR=bench/logs/sync_100k
+#   LOG_DIR=bench/logs/sync_100k  SERVE_ARGS="--pg-option log_min_duration_statement=100"
 set -Eeuo pipefail
 
 SELF=sync_100k.sh
@@ -51,6 +51,8 @@ for c in psql python3 curl; do
 done
 [[ "${PERF:-0}" != 1 ]] || command -v perf >/dev/null || die "PERF=1 needs perf"
 
+# Each pair's phases (listing, read, diff, write, sets, commit) at debug.
+export INFRASQL_LOG=${INFRASQL_LOG:-info,infrasql::engine::sync=debug}
 bench_build
 WORK=$(mktemp -d /tmp/infrasql-100k.XXXXXX)
 chmod 755 "$WORK" # as root the embedded cluster runs as `postgres`
@@ -90,7 +92,8 @@ cpu3() {
             t = $12 + $13; if (f == pm) t += $14 + $15;
             if (f == s) a += t; else if (f == i) c += t; else b += t
         }
-        END { printf "%.2f %.2f %.2f\n", a / hz, b / hz, c / hz }' "${files[@]}" 2>/dev/null
+        END { printf "%.2f %.2f %.2f\n", a / hz, b / hz, c / hz }' "${files[@]}" 2>/dev/null ||
+        true # a backend that exited since pgrep: awk says so, and sums the rest
 }
 # Differences of two cpu3 lines: "SYNTH PG INFRASQL"
 cpu_diff() { awk -v a="$1" -v b="$2" 'BEGIN { split(a, x); split(b, y); printf "%.2f %.2f %.2f\n", y[1] - x[1], y[2] - x[2], y[3] - x[3] }'; }
@@ -133,7 +136,8 @@ say "infrasql: $(basename "$ROOT") binary built $BIN_ID; $SYNC_NOTE; --sync-tabl
 say "endpoint: $(tail -1 "$LOG_DIR/synth.log")"
 say "load average before: $(load_avg)"
 
-start_infrasql synth "http://127.0.0.1:$SYNTH_PORT" --sync-tables "$TABLES" --sync-regions us-east-1
+# shellcheck disable=SC2086 # SERVE_ARGS: extra words for `infrasql serve`
+start_infrasql synth "http://127.0.0.1:$SYNTH_PORT" --sync-tables "$TABLES" --sync-regions us-east-1 ${SERVE_ARGS:-}
 say "infrasql up: RSS $(mib "$(proc_kb "$SERVER_PID" VmRSS)") MiB"
 
 # ------------------------------------------------------------------ import
@@ -171,6 +175,8 @@ for ((k = 1; k <= STEADY; k++)); do
     say "steady round $k: ${s}s; CPU infrasql ${SI}s, PostgreSQL ${SP}s, endpoint ${SS}s; drift rows $(drift_count)"
 done
 status_table >"$LOG_DIR/sync_status-steady.log"
+grep -E 'infrasql::engine::sync.*(listed in|read )' "$LOG_DIR/server-synth.stderr.log" |
+    sed -E 's/\x1b\[[0-9;]*m//g; s/^.*infrasql::engine::sync[^:]*: //' >"$LOG_DIR/phases.log" || true
 STEADY_MED=$(cut -d' ' -f1 "$WORK/steady" | stats | sed -E 's/.*median=([0-9.]+).*/\1/')
 STEADY_I=$(cut -d' ' -f2 "$WORK/steady" | stats | sed -E 's/.*median=([0-9.]+).*/\1/')
 STEADY_P=$(cut -d' ' -f3 "$WORK/steady" | stats | sed -E 's/.*median=([0-9.]+).*/\1/')

@@ -301,11 +301,17 @@ impl Syncer {
         let (result, calls) = infrasql_provider::calls::count_calls(async {
             match read::list(resource.as_ref(), region).await {
                 Ok(observed) => {
+                    let listed = started.elapsed();
                     if let Some(turn) = turn {
                         let t = Instant::now();
                         turn.wait().await;
                         waited = t.elapsed();
                     }
+                    // Where a round's time goes, per pair (bench/sync_100k.sh).
+                    tracing::debug!(
+                        "sync {table} in {region}: {} listed in {listed:.2?}, parents waited for {waited:.2?}",
+                        observed.len()
+                    );
                     self.apply_observed(
                         &mut db,
                         resource.as_ref(),
@@ -351,18 +357,23 @@ impl Syncer {
         first: bool,
     ) -> Result<Stats, SyncError> {
         let schema = resource.schema();
+        let t = Instant::now();
         let tx = db.transaction().await?;
         let current = read::current(&tx, &self.resources, schema, table, region, &observed).await?;
+        let read = t.elapsed();
         let mut d = diff::diff(&diff::Input {
             schema,
             observed: &observed,
             current: &current,
             first,
         });
+        let diffed = t.elapsed();
         write::rows(&tx, schema, table, &d).await?;
+        let written = t.elapsed();
         let set_drift = self
             .sync_members(&tx, schema, &observed, &current, &mut d, first)
             .await?;
+        let sets = t.elapsed();
         let revert_ok = if d.reverts.is_empty() {
             true
         } else {
@@ -379,6 +390,15 @@ impl Syncer {
             write::drift(&tx, join_table, region, records, revert_ok).await?;
         }
         tx.commit().await?;
+        tracing::debug!(
+            "sync {table} in {region}: read {read:.2?}, diff {:.2?}, write {:.2?} ({} row writes), \
+             sets {:.2?}, drift and commit {:.2?}",
+            diffed - read,
+            written - diffed,
+            d.writes.len(),
+            sets - written,
+            t.elapsed() - sets,
+        );
         Ok(d.stats)
     }
 }
