@@ -51,6 +51,10 @@ for c in psql python3 curl; do
 done
 [[ "${PERF:-0}" != 1 ]] || command -v perf >/dev/null || die "PERF=1 needs perf"
 
+# As deployed: a backtrace captured (and symbolized) on every error would
+# be measured too (RUST_BACKTRACE=1 in a shell showed up as memory in
+# heaptrack).
+unset RUST_BACKTRACE RUST_LIB_BACKTRACE
 # Each pair's phases (listing, read, diff, write, sets, commit) at debug.
 export INFRASQL_LOG=${INFRASQL_LOG:-info,infrasql::engine::sync=debug}
 bench_build
@@ -192,6 +196,8 @@ say ""
 say "RESULT: $EXPECTED resources, $CORES cores: import ${IMPORT_S}s ($(awk -v n="$EXPECTED" -v s="$IMPORT_S" -v c="$CORES" 'BEGIN { printf "%.0f resources/s, %.0f per core-second", n / s, n / s / c }')),"
 say "        steady round median ${STEADY_MED}s ($(awk -v n="$EXPECTED" -v s="$STEADY_MED" -v c="$CORES" 'BEGIN { printf "%.0f resources/s, %.0f per core-second", n / s, n / s / c }')),"
 say "        CPU per steady round: infrasql ${STEADY_I}s, PostgreSQL ${STEADY_P}s; infrasql peak RSS $(mib "$HWM") MiB; database $DBSIZE"
+# On a shared machine wall time includes others' work; CPU time does not.
+say "        per CPU-second spent (infrasql + PostgreSQL): import $(awk -v n="$EXPECTED" -v a="$II" -v b="$IP" 'BEGIN { printf "%.0f", n / (a + b) }'), steady $(awk -v n="$EXPECTED" -v a="$STEADY_I" -v b="$STEADY_P" 'BEGIN { printf "%.0f", n / (a + b) }') resources"
 say "        yardstick: CloudQuery's published 566,000 resources in 114 s at 1.97 GB RSS = 4,965 resources/s;"
 say "        import rate / CloudQuery's rate = $(awk -v n="$EXPECTED" -v s="$IMPORT_S" 'BEGIN { printf "%.2f", (n / s) / (566000 / 114) }') (wall clock; per core see bench/README.md);"
 say "        RSS per 1,000 resources: infrasql $(awk -v k="$HWM" -v n="$EXPECTED" 'BEGIN { printf "%.2f", k / 1024 / n * 1000 }') MiB, CloudQuery $(awk 'BEGIN { printf "%.2f", 1.97 * 1024 / 566 }') MiB"
