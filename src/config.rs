@@ -109,6 +109,13 @@ pub struct ServeArgs {
     #[serde(default)]
     pub sync_regions: Vec<String>,
 
+    /// Tables the sync loop watches (comma-separated, e.g.
+    /// `aws.vpc,aws.subnet`) [default: every resource table]. An unknown
+    /// name refuses to start.
+    #[arg(long, env = "INFRASQL_SYNC_TABLES", value_delimiter = ',')]
+    #[serde(default)]
+    pub sync_tables: Vec<String>,
+
     /// How long the history of settled applies (`infra.apply`) is kept,
     /// e.g. 90d, 12h or 30m; 0 or off keeps it forever [default: 90d].
     #[arg(long, env = "INFRASQL_HISTORY_RETENTION")]
@@ -179,6 +186,9 @@ pub struct ServeConfig {
     pub aws_timeouts: infrasql_aws::AwsTimeouts,
     pub sync_interval: Option<Duration>,
     pub sync_regions: Vec<String>,
+    /// Resource tables the sync loop watches (`aws.vpc`, ...); empty: all.
+    /// Checked against the registry when the server starts.
+    pub sync_tables: Vec<String>,
     pub worker_threads: usize,
     /// Client connections served at once (at least 1).
     pub max_connections: usize,
@@ -307,6 +317,21 @@ impl ServeArgs {
                 file.sync_regions
             } else {
                 self.sync_regions
+            },
+            sync_tables: {
+                let tables = if self.sync_tables.is_empty() {
+                    file.sync_tables
+                } else {
+                    self.sync_tables
+                };
+                let tables: Vec<String> = tables.iter().map(|t| t.trim().to_owned()).collect();
+                // An empty name (a stray comma) would watch nothing by mistake.
+                if tables.iter().any(String::is_empty) {
+                    return Err(ConfigError::Invalid(
+                        "--sync-tables has an empty table name".into(),
+                    ));
+                }
+                tables
             },
             worker_threads: match self.worker_threads.or(file.worker_threads) {
                 Some(0) => {

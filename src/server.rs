@@ -43,6 +43,8 @@ pub enum ServeError {
     Tls(String),
     #[error("gitops: {0}")]
     Gitops(String),
+    #[error("--sync-tables: {0}")]
+    SyncTables(String),
     #[error("cannot read infrasql's seal secret: {0}")]
     Secret(tokio_postgres::Error),
 }
@@ -231,7 +233,9 @@ async fn prepare(
         cfg.sync_regions.clone()
     };
     let engine_db = store.engine();
-    let syncer = Arc::new(Syncer::new(resources.clone(), engine_db.clone(), regions));
+    let watched = watched_tables(&cfg.sync_tables, &resources)?;
+    let syncer =
+        Arc::new(Syncer::new(resources.clone(), engine_db.clone(), regions).watching(watched));
     let hook = match hook {
         Some(h) => h,
         None => {
@@ -255,6 +259,33 @@ async fn prepare(
         Err(e) => tracing::error!("recovery failed: {e}"),
     }
     Ok((hook, endpoint, resources, syncer))
+}
+
+/// `--sync-tables` checked against the registry: a name that is no
+/// resource table refuses to start (a typo would silently stop syncing the
+/// table meant). `None`: every table.
+fn watched_tables(
+    names: &[String],
+    resources: &Resources,
+) -> Result<Option<std::collections::HashSet<String>>, ServeError> {
+    if names.is_empty() {
+        return Ok(None);
+    }
+    let unknown: Vec<&str> = names
+        .iter()
+        .filter(|n| !resources.contains_key(n.as_str()))
+        .map(String::as_str)
+        .collect();
+    if !unknown.is_empty() {
+        let mut known: Vec<&str> = resources.keys().map(String::as_str).collect();
+        known.sort_unstable();
+        return Err(ServeError::SyncTables(format!(
+            "no resource table {}; the tables are {}",
+            unknown.join(", "),
+            known.join(", ")
+        )));
+    }
+    Ok(Some(names.iter().cloned().collect()))
 }
 
 /// Settle applies whose COMMIT outcome is now known, or whose process died.

@@ -98,6 +98,24 @@ where
     items.try_collect().await.map_err(classify)
 }
 
+/// [`all_pages`], each item turned by `f` into what the caller keeps as it
+/// arrives: a listing of 40,000 resources never holds the SDK's copies and
+/// the caller's at once, and the SDK's are freed page by page.
+pub async fn all_pages_map<T, U, E, R>(
+    mut items: PaginationStream<Result<T, SdkError<E, R>>>,
+    mut f: impl FnMut(T) -> U,
+) -> Result<Vec<U>, ProviderError>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    let mut out = Vec::new();
+    while let Some(item) = items.next().await {
+        out.push(f(item.map_err(classify)?));
+    }
+    Ok(out)
+}
+
 /// The resource a describe-by-id call answered with (`pick` finds it in the
 /// answer). Missing is always a NotFound error, so callers test its class:
 /// AWS's own error when it refuses the id (`InvalidVpcID.NotFound`), or

@@ -64,6 +64,9 @@ pub struct Syncer {
     resources: Resources,
     db: Arc<EngineDb>,
     regions: Vec<String>,
+    /// `--sync-tables`: the tables a round covers when it names none
+    /// (`None`: all).
+    watched: Option<HashSet<String>>,
     /// The loop's interval in milliseconds, the base of the retry backoff
     /// (an explicit `infra.sync()` that fails sets the next try too).
     interval_ms: AtomicU64,
@@ -79,8 +82,17 @@ impl Syncer {
             resources,
             db,
             regions,
+            watched: None,
             interval_ms: AtomicU64::new(DEFAULT_INTERVAL.as_millis() as u64),
         }
+    }
+
+    /// Only these tables in a round that names none (`infra.sync()`, the
+    /// loop); `infra.sync('aws.x')` still syncs any table, as an explicit
+    /// region is synced though not watched.
+    pub fn watching(mut self, tables: Option<HashSet<String>>) -> Self {
+        self.watched = tables;
+        self
     }
 
     /// Sync every (table, region) pair matching the filters, now: a user's
@@ -122,6 +134,9 @@ impl Syncer {
         for (depth, level) in self.levels().into_iter().enumerate() {
             for t in level {
                 if table.is_some_and(|f| f != t && f != self.resources[&t].schema().table) {
+                    continue;
+                }
+                if table.is_none() && self.watched.as_ref().is_some_and(|w| !w.contains(&t)) {
                     continue;
                 }
                 // A global type (IAM, Route53) is listed once, not once per region.
@@ -288,11 +303,17 @@ impl Syncer {
         let (result, calls) = infrasql_provider::calls::count_calls(async {
             match read::list(resource.as_ref(), region).await {
                 Ok(observed) => {
+                    let listed = started.elapsed();
                     if let Some(turn) = turn {
                         let t = Instant::now();
                         turn.wait().await;
                         waited = t.elapsed();
                     }
+                    // Where a round's time goes, per pair (bench/sync_100k.sh).
+                    tracing::debug!(
+                        "sync {table} in {region}: {} listed in {listed:.2?}, parents waited for {waited:.2?}",
+                        observed.len()
+                    );
                     self.apply_observed(
                         &mut db,
                         resource.as_ref(),
@@ -338,18 +359,23 @@ impl Syncer {
         first: bool,
     ) -> Result<Stats, SyncError> {
         let schema = resource.schema();
+        let t = Instant::now();
         let tx = db.transaction().await?;
         let current = read::current(&tx, &self.resources, schema, table, region, &observed).await?;
+        let read = t.elapsed();
         let mut d = diff::diff(&diff::Input {
             schema,
             observed: &observed,
             current: &current,
             first,
         });
+        let diffed = t.elapsed();
         write::rows(&tx, schema, table, &d).await?;
+        let written = t.elapsed();
         let set_drift = self
             .sync_members(&tx, schema, &observed, &current, &mut d, first)
             .await?;
+        let sets = t.elapsed();
         let revert_ok = if d.reverts.is_empty() {
             true
         } else {
@@ -367,6 +393,15 @@ impl Syncer {
         }
         status::confirm(&tx, table, region, schema.id_column(), &d.unconfirmed).await?;
         tx.commit().await?;
+        tracing::debug!(
+            "sync {table} in {region}: read {read:.2?}, diff {:.2?}, write {:.2?} ({} row writes), \
+             sets {:.2?}, drift and commit {:.2?}",
+            diffed - read,
+            written - diffed,
+            d.writes.len(),
+            sets - written,
+            t.elapsed() - sets,
+        );
         Ok(d.stats)
     }
 }

@@ -62,9 +62,9 @@ use serde_json::{json, Value};
 
 use self::modify::StoppedAttributes;
 use self::state::DesiredState;
-use self::volume::{root_of, Root};
+use self::volume::{root_by_id, Root};
 use super::{changed, opt_str, present, put_tags, update_tags};
-use crate::sdk::{all_pages, deleted, missing_id, not_found};
+use crate::sdk::{all_pages_map, deleted, missing_id, not_found};
 use crate::Clients;
 
 pub static SCHEMA: ResourceSchema = ResourceSchema {
@@ -338,7 +338,7 @@ impl Resource for Instance {
     async fn list(&self, region: &str) -> Result<Vec<Props>, ProviderError> {
         // One paginated listing: API calls grow with pages, not instances.
         let ec2 = self.clients.ec2(region).await;
-        let reservations = all_pages(
+        let listed = all_pages_map(
             ec2.describe_instances()
                 .filters(
                     Filter::builder()
@@ -353,30 +353,36 @@ impl Resource for Instance {
                 .into_paginator()
                 .items()
                 .send(),
+            // Each reservation's instances become props (and their root
+            // volume's id) as its page arrives; the SDK's copies go with it.
+            |r| {
+                let owner_id = r.owner_id;
+                r.instances
+                    .unwrap_or_default()
+                    .into_iter()
+                    // The filter already leaves them out; this also holds
+                    // for an endpoint that ignores it.
+                    .filter(|i| !going_away(i))
+                    .map(|instance| {
+                        let root = volume::root_volume_id(&instance).map(str::to_owned);
+                        let f = Found {
+                            instance,
+                            owner_id: owner_id.clone(),
+                        };
+                        (props(&f, region), root)
+                    })
+                    .collect::<Vec<_>>()
+            },
         )
         .await?;
-        // The filter already leaves them out; this also holds for an
-        // endpoint that ignores it.
-        let found: Vec<Found> = reservations
-            .iter()
-            .flat_map(|r| {
-                r.instances()
-                    .iter()
-                    .filter(|i| !going_away(i))
-                    .map(|i| Found {
-                        instance: i.clone(),
-                        owner_id: r.owner_id().map(str::to_owned),
-                    })
-            })
-            .collect();
-        let volumes = self
-            .root_volumes(region, found.iter().map(|f| &f.instance))
-            .await?;
-        Ok(found
-            .iter()
-            .map(|f| {
-                let mut p = props(f, region);
-                root_of(&f.instance, &volumes).put(&mut p);
+        drop(ec2);
+        let listed: Vec<(Props, Option<String>)> = listed.into_iter().flatten().collect();
+        let ids = listed.iter().filter_map(|(_, root)| root.clone()).collect();
+        let volumes = self.volumes_by_id(region, ids).await?;
+        Ok(listed
+            .into_iter()
+            .map(|(mut p, root)| {
+                root_by_id(root.as_deref(), &volumes).put(&mut p);
                 p
             })
             .collect())

@@ -17,7 +17,7 @@ use serde_json::json;
 
 use super::{changed, opt_str, put_tags, tag_spec_once, token_filter, update_tags};
 use crate::create_once::{create_once, create_token, no_sdk_retry};
-use crate::sdk::{all_pages, classify, deleted, described, missing_id, not_found};
+use crate::sdk::{all_pages, all_pages_map, classify, deleted, described, missing_id, not_found};
 use crate::Clients;
 
 pub static SCHEMA: ResourceSchema = ResourceSchema {
@@ -133,14 +133,14 @@ impl Resource for SecurityGroup {
 
     async fn list(&self, region: &str) -> Result<Vec<Props>, ProviderError> {
         let ec2 = self.clients.ec2(region).await;
-        let groups = all_pages(
+        all_pages_map(
             ec2.describe_security_groups()
                 .into_paginator()
                 .items()
                 .send(),
+            |g| props(&g, region),
         )
-        .await?;
-        Ok(groups.iter().map(|g| props(g, region)).collect())
+        .await
     }
 
     async fn create(&self, ctx: &ApplyContext, desired: &Props) -> Result<Props, ProviderError> {

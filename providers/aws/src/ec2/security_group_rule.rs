@@ -27,7 +27,9 @@ use serde_json::{json, Value};
 
 use super::{changed, opt_str, present, put_tags, tag_spec, update_tags};
 use crate::create_once::{create_once, no_sdk_retry};
-use crate::sdk::{all_pages, classify, deleted, described, if_found, missing_id, not_found};
+use crate::sdk::{
+    all_pages, all_pages_map, classify, deleted, described, if_found, missing_id, not_found,
+};
 use crate::Clients;
 
 pub static SCHEMA: ResourceSchema = ResourceSchema {
@@ -299,14 +301,14 @@ impl Resource for SecurityGroupRule {
 
     async fn list(&self, region: &str) -> Result<Vec<Props>, ProviderError> {
         let ec2 = self.clients.ec2(region).await;
-        let rules = all_pages(
+        all_pages_map(
             ec2.describe_security_group_rules()
                 .into_paginator()
                 .items()
                 .send(),
+            |r| props(&r, region),
         )
-        .await?;
-        Ok(rules.iter().map(|r| props(r, region)).collect())
+        .await
     }
 
     async fn create(&self, ctx: &ApplyContext, desired: &Props) -> Result<Props, ProviderError> {

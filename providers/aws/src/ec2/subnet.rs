@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 
 use super::{changed, opt_str, put_tags, tag_spec_once, token_filter, update_tags};
 use crate::create_once::{create_once, create_token, no_sdk_retry};
-use crate::sdk::{all_pages, classify, deleted, described, missing_id, not_found};
+use crate::sdk::{all_pages_map, classify, deleted, described, missing_id, not_found};
 use crate::Clients;
 
 pub static SCHEMA: ResourceSchema = ResourceSchema {
@@ -189,8 +189,11 @@ impl Resource for Subnet {
 
     async fn list(&self, region: &str) -> Result<Vec<Props>, ProviderError> {
         let ec2 = self.clients.ec2(region).await;
-        let subnets = all_pages(ec2.describe_subnets().into_paginator().items().send()).await?;
-        Ok(subnets.iter().map(|s| props(s, region)).collect())
+        all_pages_map(
+            ec2.describe_subnets().into_paginator().items().send(),
+            |s| props(&s, region),
+        )
+        .await
     }
 
     async fn create(&self, ctx: &ApplyContext, desired: &Props) -> Result<Props, ProviderError> {

@@ -64,7 +64,12 @@ pub(super) fn root_volume_id(i: &AwsInstance) -> Option<&str> {
 
 /// The root volume of `i`, from `volumes` (keyed by id).
 pub(super) fn root_of(i: &AwsInstance, volumes: &HashMap<String, Volume>) -> Root {
-    match root_volume_id(i) {
+    root_by_id(root_volume_id(i), volumes)
+}
+
+/// The root volume whose id is `root` (`None`: no EBS root), from `volumes`.
+pub(super) fn root_by_id(root: Option<&str>, volumes: &HashMap<String, Volume>) -> Root {
+    match root {
         None => Root::None,
         Some(id) => match volumes.get(id) {
             None => Root::Unseen,
@@ -96,6 +101,16 @@ impl Instance {
             .filter_map(root_volume_id)
             .map(str::to_owned)
             .collect();
+        self.volumes_by_id(region, ids).await
+    }
+
+    /// The volumes `ids` (root volumes): no call for none, DescribeVolumes
+    /// of the one for one, else one paginated DescribeVolumes of the region.
+    pub(super) async fn volumes_by_id(
+        &self,
+        region: &str,
+        ids: Vec<String>,
+    ) -> Result<HashMap<String, Volume>, ProviderError> {
         if ids.is_empty() {
             return Ok(HashMap::new());
         }
