@@ -69,7 +69,7 @@ impl SecurityGroupRule {
                 let own = rules.next().flatten();
                 for (m, rule) in members.iter_mut().zip(rules) {
                     m.answer(match rule {
-                        Some(r) => batch::Outcome::Made(r),
+                        Some(r) => batch::Outcome::Made(Box::new(r)),
                         None => batch::Outcome::Failed(missing()),
                     });
                 }

@@ -48,7 +48,7 @@ pub(super) struct Key {
 #[derive(Debug)]
 pub(super) enum Outcome {
     /// The batch's call made it: its rule as AWS answered.
-    Made(AwsRule),
+    Made(Box<AwsRule>),
     /// Send it alone (the batch was refused, or never sent).
     Alone,
     Failed(ProviderError),
