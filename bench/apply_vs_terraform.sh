@@ -24,6 +24,14 @@
 # Phase 2 (counting): one more run per side with bench/count_proxy.py between
 # the client and moto; API calls tallied by Action over exactly the timed
 # command (the proxy's counters are reset just before it).
+# Phase 3 (the moto floor, with phase 2): the exact requests each counted
+# infrasql run sent (recorded by the proxy) are replayed against a reset moto
+# by bench/replay_floor.py, a raw HTTP client, at concurrency 1 and at the
+# run's --aws-concurrency (ids AWS assigned rewritten; a request waits for
+# the answer that made an id it names); the faster is the floor: what moto
+# needs for these calls with no client cost. Printed: calls per group, the
+# phase-1 infrasql wall, the floor, infrasql / floor (target <= 1.3) and
+# terraform / infrasql.
 # After every run the end state is checked straight against moto (boto3):
 # 1 VPC 10.0.0.0/16, $SG_COUNT groups in it besides `default`, no egress rules
 # left on them.
@@ -31,7 +39,8 @@
 # Usage: bench/apply_vs_terraform.sh   (rerunnable; from anywhere)
 # Environment:
 #   SG_COUNT=200  ROUNDS=3  CONCURRENCY="10 default"  TF_PARALLELISM=10
-#   COUNT=1       run phase 2      SKIP_BUILD=1  use the existing binary
+#   COUNT=1       run phases 2 and 3   FLOOR_ROUNDS=3 replays per concurrency
+#   SKIP_BUILD=1  use the existing binary
 #   TF_PLUGIN_DIR (default: found under /opt/tf-plugins, /usr/share/terraform/plugins, ~/.terraform.d/plugins)
 #   KEEP=1        keep the scratch dir    LOG_DIR=bench/logs/apply_vs_terraform
 set -Eeuo pipefail
@@ -44,6 +53,7 @@ ROUNDS=${ROUNDS:-3}
 CONCURRENCY=${CONCURRENCY:-10 default}
 TF_PARALLELISM=${TF_PARALLELISM:-10}
 COUNT=${COUNT:-1}
+FLOOR_ROUNDS=${FLOOR_ROUNDS:-3}
 mkdir -p "$LOG_DIR"
 rm -f "$LOG_DIR"/*.log "$LOG_DIR"/*.json
 RESULTS=$LOG_DIR/results.log
@@ -125,7 +135,10 @@ run_infrasql() {
     c1=$(cpu_secs "$SERVER_PID" "$pm" $(ps -o pid= --ppid "$pm"))
     m1=$(cpu_secs "$MOTO_PID")
     CPU_NOTE="CPU: infrasql+PostgreSQL $(elapsed "$c0" "$c1")s, moto $(elapsed "$m0" "$m1")s"
-    [[ -z "$PROXY_PORT" ]] || proxy_counts >"$LOG_DIR/$label.counts.json"
+    if [[ -n "$PROXY_PORT" ]]; then
+        proxy_counts >"$LOG_DIR/$label.counts.json"
+        curl -sf "http://127.0.0.1:$PROXY_PORT/__count_proxy__/requests" >"$LOG_DIR/$label.requests.json"
+    fi
     stop_infrasql
     if ((rc != 0)); then
         tail -20 "$LOG_DIR/$label.psql.log" >&2
@@ -178,7 +191,7 @@ say "load average before: $(load_avg)"
 say ""
 say "-- phase 1: timing, no proxy, $ROUNDS round(s), fresh moto state per run"
 
-declare -A T
+declare -A T FLOOR CALLS
 for ((r = 1; r <= ROUNDS; r++)); do
     for conc in $CONCURRENCY; do
         reset_moto
@@ -236,6 +249,18 @@ PY
         v=$(verify "infrasql c=$conc via proxy") || die "$v"
         say "$v"
         summarize "count-infrasql-c$conc" "$s"
+        # Phase 3: the same requests, replayed raw (the replay resets moto).
+        c=$conc
+        [[ "$c" == default ]] && c=16
+        python3 "$ROOT/bench/replay_floor.py" --moto "http://127.0.0.1:$MOTO_PORT" \
+            --requests "$LOG_DIR/count-infrasql-c$conc.requests.json" --concurrency 1 "$c" \
+            --rounds "$FLOOR_ROUNDS" >"$LOG_DIR/floor-c$conc.log" 2>&1 ||
+            { tail -5 "$LOG_DIR/floor-c$conc.log" >&2; die "floor replay failed"; }
+        v=$(verify "floor replay of infrasql c=$conc") || die "$v"
+        say "$v"
+        FLOOR[$conc]=$(tail -1 "$LOG_DIR/floor-c$conc.log")
+        CALLS[$conc]=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["total"])' \
+            "$LOG_DIR/count-infrasql-c$conc.counts.json")
     done
     reset_moto
     run_terraform count-terraform "$EP"
@@ -244,6 +269,25 @@ PY
     say "$v"
     summarize count-terraform "$tot"
     stop_proxy
+    say ""
+    say "-- phase 3: the moto floor (infrasql's recorded requests replayed raw; best of $FLOOR_ROUNDS per concurrency)"
+    for conc in $CONCURRENCY; do
+        m=$(median "${T[infrasql-$conc]}")
+        python3 - "${FLOOR[$conc]}" "${CALLS[$conc]}" "$SG_COUNT" "$m" "$TFM" "$conc" <<'PY' | tee -a "$RESULTS"
+import json, sys
+f, calls, sgs = json.loads(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+wall, tf, conc = float(sys.argv[4]), float(sys.argv[5]), sys.argv[6]
+floor = f["floor"]
+by = ", ".join(f"{float(v):.2f}s at {k}" for k, v in f["by_concurrency"].items())
+r = wall / floor
+per = calls / sgs
+print(f"infrasql --aws-concurrency {conc}: {per:.3f} calls per group ({calls} calls incl. the VPC's; "
+      f"{'meets' if per <= 2.0 + 1.0 / sgs else 'MISSES'} the <= 2 target); "
+      f"infrasql {wall:.2f}s, floor {floor:.2f}s ({by}; the recording had up to "
+      f"{f['recorded_overlap']} calls in flight); infrasql/floor = {r:.2f} "
+      f"({'meets' if r <= 1.3 else 'MISSES'} the 1.3x target); terraform/infrasql = {tf / wall:.2f}x")
+PY
+    done
 fi
 say ""
 say "load average after: $(load_avg)"

@@ -22,7 +22,12 @@ JSON to --summary-file).
 Control endpoints (answered by the proxy itself, never forwarded):
     GET  /__count_proxy__/counts   -> JSON {"total": n, "by_action": {...},
                                             "by_status": {...}, "errors": {...}}
-    POST /__count_proxy__/reset    -> zero the counters
+    GET  /__count_proxy__/requests -> JSON list of every request since the
+                                      last reset, in arrival order: action,
+                                      method, path, the headers a replay needs,
+                                      body, status, response body, start and
+                                      end times (bench/replay_floor.py replays it)
+    POST /__count_proxy__/reset    -> zero the counters, forget the requests
 """
 
 import argparse
@@ -62,6 +67,7 @@ class Tally:
             self.errors = Counter()  # "Action status" for status >= 400
             self.total = 0
             self.started = time.time()
+            self.requests = []
 
     def add(self, action, status):
         with self.lock:
@@ -70,6 +76,14 @@ class Tally:
             self.by_status[str(status)] += 1
             if status >= 400:
                 self.errors[f"{action} {status}"] += 1
+
+    def record(self, entry):
+        with self.lock:
+            self.requests.append(entry)
+
+    def recorded(self):
+        with self.lock:
+            return list(self.requests)
 
     def snapshot(self):
         with self.lock:
@@ -196,6 +210,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         what = self.path[len(CONTROL):].split("?")[0]
         if what == "counts":
             return self._reply(200, json.dumps(TALLY.snapshot()).encode())
+        if what == "requests":
+            return self._reply(200, json.dumps(TALLY.recorded()).encode())
         if what == "reset":
             TALLY.reset()
             return self._reply(200, b'{"reset": true}')
@@ -216,6 +232,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         action = action_of(self.path, body, self.headers.get("Content-Type", ""),
                            self.command, self.headers.get("X-Amz-Target", ""))
         resp = None
+        t0 = time.time()
         for attempt in range(2):
             # A kept-alive upstream connection may have been closed by moto;
             # retry once on a fresh one (the request never reached moto).
@@ -229,6 +246,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 if attempt == 1:
                     raise
         TALLY.add(action, resp.status)
+        # What a replay needs (moto checks no signature; the region is read
+        # from the Authorization header's scope).
+        keep = {k: v for k, v in headers.items()
+                if k.lower() in ("content-type", "authorization", "x-amz-date", "x-amz-target")}
+        TALLY.record({"action": action, "method": self.command, "path": self.path,
+                      "headers": keep, "body": body.decode("utf-8", "replace"),
+                      "status": resp.status, "response": data.decode("utf-8", "replace"),
+                      "t0": t0, "t1": time.time()})
         self.send_response_only(resp.status, resp.reason)
         for k, v in resp.getheaders():
             if k.lower() in HOP_BY_HOP or k.lower() == "content-length":

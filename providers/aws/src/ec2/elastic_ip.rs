@@ -148,57 +148,47 @@ impl Resource for ElasticIp {
             )));
         }
         let token = &create_token(ctx);
-        let allocated = {
-            let ec2 = &self.clients.ec2(&ctx.region).await.client;
-            // Sent once in effect: a resend after a lost answer would
-            // allocate a second address (AllocateAddress takes no client
-            // token).
-            create_once(
-                move || async move {
-                    let out = ec2
-                        .allocate_address()
-                        .domain(DomainType::Vpc)
-                        .tag_specifications(tag_spec_once(
-                            ResourceType::ElasticIp,
-                            desired,
-                            ctx,
-                            token,
-                        ))
-                        .customize()
-                        .config_override(no_sdk_retry())
-                        .send()
-                        .await
-                        .map_err(classify)?;
-                    out.allocation_id()
-                        .map(str::to_owned)
-                        .ok_or_else(|| missing_id("AllocateAddress", "allocation id"))
-                },
-                move || async move {
-                    let out = ec2
-                        .describe_addresses()
-                        .filters(token_filter(token))
-                        .send()
-                        .await
-                        .map_err(classify)?;
-                    Ok(out
-                        .addresses()
-                        .first()
-                        .and_then(|a| a.allocation_id())
-                        .map(str::to_owned))
-                },
-            )
-            .await?
-        };
-        let id = allocated.as_str();
-        match self.describe(&ctx.region, id).await {
-            Ok(a) => Ok(props(&a, &ctx.region)),
-            Err(e) => {
-                // Leave nothing half-made behind: the engine only undoes
-                // creates that succeeded.
-                let _ = self.delete(ctx, id, desired).await;
-                Err(e)
-            }
-        }
+        let tags = &tag_spec_once(ResourceType::ElasticIp, desired, ctx, token);
+        let ec2 = &self.clients.ec2(&ctx.region).await.client;
+        // Sent once in effect: a resend after a lost answer would allocate a
+        // second address (AllocateAddress takes no client token).
+        let address = create_once(
+            move || async move {
+                let out = ec2
+                    .allocate_address()
+                    .domain(DomainType::Vpc)
+                    .tag_specifications(tags.clone())
+                    .customize()
+                    .config_override(no_sdk_retry())
+                    .send()
+                    .await
+                    .map_err(classify)?;
+                let id = out
+                    .allocation_id()
+                    .ok_or_else(|| missing_id("AllocateAddress", "allocation id"))?;
+                // The answer holds every column a new address has (it is
+                // associated with nothing yet); the tags are those sent.
+                Ok(Address::builder()
+                    .allocation_id(id)
+                    .set_domain(out.domain().cloned())
+                    .set_public_ip(out.public_ip().map(str::to_owned))
+                    .set_public_ipv4_pool(out.public_ipv4_pool().map(str::to_owned))
+                    .set_network_border_group(out.network_border_group().map(str::to_owned))
+                    .set_tags(tags.tags.clone())
+                    .build())
+            },
+            move || async move {
+                let out = ec2
+                    .describe_addresses()
+                    .filters(token_filter(token))
+                    .send()
+                    .await
+                    .map_err(classify)?;
+                Ok(out.addresses().first().cloned())
+            },
+        )
+        .await?;
+        Ok(props(&address, &ctx.region))
     }
 
     async fn update(

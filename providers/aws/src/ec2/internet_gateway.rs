@@ -8,7 +8,10 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use aws_sdk_ec2::types::{InternetGateway as AwsInternetGateway, ResourceType};
+use aws_sdk_ec2::types::{
+    AttachmentStatus, InternetGateway as AwsInternetGateway, InternetGatewayAttachment,
+    ResourceType,
+};
 use infrasql_provider::{
     ApplyContext, Column, ColumnKind::*, Props, PropsExt, ProviderError, ReplaceOrder, Resource,
     ResourceSchema,
@@ -219,7 +222,14 @@ impl Resource for InternetGateway {
                 .await;
             return Err(e);
         }
-        Ok(props(&self.describe(&ctx.region, &id).await?, &ctx.region))
+        // Attached: AWS reports an attached gateway's attachment as
+        // `available`, so the row is the create's answer plus that, unread.
+        let mut gateway = gateway;
+        gateway.attachments = Some(vec![InternetGatewayAttachment::builder()
+            .vpc_id(vpc_id)
+            .state(AttachmentStatus::from("available"))
+            .build()]);
+        Ok(props(&gateway, &ctx.region))
     }
 
     async fn update(

@@ -2,7 +2,9 @@
 //! as AWS's own SecurityGroupRule (DescribeSecurityGroupRules) has it.
 //!
 //! Create is AuthorizeSecurityGroupIngress/Egress with one IpPermission
-//! holding one source; AWS answers with the new rule and its id (sgr-...).
+//! per rule, holding one source; AWS answers with the new rules and their
+//! ids (sgr-...). The rules one apply creates on one group in one direction
+//! share one call ([`batch`]).
 //! The description changes in place with ModifySecurityGroupRules, tags with
 //! CreateTags/DeleteTags; everything else forces a replace. Delete revokes
 //! the rule by id.
@@ -15,9 +17,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{
-    Filter, IpPermission, IpRange, Ipv6Range, PrefixListId, ResourceType,
-    SecurityGroupRule as AwsRule, SecurityGroupRuleRequest, SecurityGroupRuleUpdate,
-    UserIdGroupPair,
+    IpPermission, IpRange, Ipv6Range, PrefixListId, SecurityGroupRule as AwsRule,
+    SecurityGroupRuleRequest, SecurityGroupRuleUpdate, UserIdGroupPair,
 };
 use infrasql_provider::{
     ApplyContext, Column, ColumnKind::*, Props, PropsExt, ProviderError, ReplaceOrder, Resource,
@@ -25,11 +26,11 @@ use infrasql_provider::{
 };
 use serde_json::{json, Value};
 
-use super::{changed, opt_str, present, put_tags, tag_spec, update_tags};
-use crate::create_once::{create_once, no_sdk_retry};
-use crate::sdk::{
-    all_pages, all_pages_map, classify, deleted, described, if_found, missing_id, not_found,
-};
+mod authorize;
+mod batch;
+
+use super::{changed, desired_tags, opt_str, present, put_tags, tag_spec, update_tags};
+use crate::sdk::{all_pages_map, classify, deleted, described, if_found, not_found};
 use crate::Clients;
 
 pub static SCHEMA: ResourceSchema = ResourceSchema {
@@ -127,11 +128,15 @@ pub static SCHEMA: ResourceSchema = ResourceSchema {
 
 pub struct SecurityGroupRule {
     clients: Arc<Clients>,
+    batches: batch::Batcher,
 }
 
 impl SecurityGroupRule {
     pub fn new(clients: Arc<Clients>) -> Self {
-        SecurityGroupRule { clients }
+        SecurityGroupRule {
+            clients,
+            batches: batch::Batcher::default(),
+        }
     }
 }
 
@@ -312,61 +317,29 @@ impl Resource for SecurityGroupRule {
     }
 
     async fn create(&self, ctx: &ApplyContext, desired: &Props) -> Result<Props, ProviderError> {
-        let group_id = desired.req_str("group_id")?;
-        let egress = desired.bool("is_egress").unwrap_or(false);
-        let perm = permission(desired)?;
-        let tags = &tag_spec(ResourceType::SecurityGroupRule, desired, ctx);
-        let perm = &perm;
-        let ec2 = &self.clients.ec2(&ctx.region).await.client;
-        let rule = create_once(
-            move || async move {
-                let rules = if egress {
-                    ec2.authorize_security_group_egress()
-                        .group_id(group_id)
-                        .ip_permissions(perm.clone())
-                        .tag_specifications(tags.clone())
-                        .customize()
-                        .config_override(no_sdk_retry())
-                        .send()
-                        .await
-                        .map_err(classify)?
-                        .security_group_rules
-                } else {
-                    ec2.authorize_security_group_ingress()
-                        .group_id(group_id)
-                        .ip_permissions(perm.clone())
-                        .tag_specifications(tags.clone())
-                        .customize()
-                        .config_override(no_sdk_retry())
-                        .send()
-                        .await
-                        .map_err(classify)?
-                        .security_group_rules
-                };
-                rules
-                    .unwrap_or_default()
-                    .into_iter()
-                    .find(|r| r.security_group_rule_id().is_some())
-                    .ok_or_else(|| missing_id("AuthorizeSecurityGroup*", "security group rule id"))
+        // A row AWS would refuse for its shape fails alone, before it joins.
+        permission(desired)?;
+        let key = batch::Key {
+            apply_id: ctx.apply_id.clone(),
+            region: ctx.region.clone(),
+            group_id: desired.req_str("group_id")?.to_owned(),
+            egress: desired.bool("is_egress").unwrap_or(false),
+            tags: format!("{:?}", desired_tags(desired)),
+        };
+        match self.batches.join(key, desired) {
+            batch::Place::Wait(answer) => match batch::received(answer.await) {
+                batch::Outcome::Made(rule) => Ok(props(&rule, &ctx.region)),
+                batch::Outcome::Alone => self.create_alone(ctx, desired, true).await,
+                batch::Outcome::Failed(e) => Err(e),
             },
-            // A rule is its group, direction, protocol, ports and peer
-            // (AWS refuses a second one as a duplicate): look for that.
-            move || async move {
-                let rules = all_pages(
-                    ec2.describe_security_group_rules()
-                        .filters(Filter::builder().name("group-id").values(group_id).build())
-                        .into_paginator()
-                        .items()
-                        .send(),
-                )
-                .await?;
-                Ok(rules
-                    .into_iter()
-                    .find(|r| same_rule(&props(r, &ctx.region), desired)))
-            },
-        )
-        .await?;
-        Ok(props(&rule, &ctx.region))
+            batch::Place::Lead(leader) => {
+                let members = leader.close().await;
+                if members.is_empty() {
+                    return self.create_alone(ctx, desired, false).await;
+                }
+                self.create_batch(ctx, desired, members).await
+            }
+        }
     }
 
     async fn update(

@@ -167,7 +167,8 @@ impl Subnet {
         let want_public = desired.bool("map_public_ip_on_launch").unwrap_or(false);
         if subnet.map_public_ip_on_launch().unwrap_or(false) != want_public {
             self.set_map_public_ip(&ctx.region, id, want_public).await?;
-            subnet = self.describe(&ctx.region, id).await?;
+            // Set as asked: no need to read it back.
+            subnet.map_public_ip_on_launch = Some(want_public);
         }
         // Wait until available so dependants can be created.
         for _ in 0..60 {
