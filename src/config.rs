@@ -98,7 +98,7 @@ pub struct ServeArgs {
 
     /// `adaptive`: each AWS service and region finds its own limit under
     /// --aws-concurrency, lower when AWS throttles or slows down; `fixed`:
-    /// --aws-concurrency per region, always [default: adaptive].
+    /// --aws-concurrency per region, always [default: fixed].
     #[arg(long, env = "INFRASQL_AWS_LIMITER")]
     pub aws_limiter: Option<String>,
 
@@ -503,20 +503,20 @@ mod tests {
     }
 
     #[test]
-    fn the_aws_limiter_is_adaptive_by_default_and_a_bad_value_refuses_to_start() {
+    fn the_aws_limiter_is_fixed_by_default_and_a_bad_value_refuses_to_start() {
         let default = ServeArgs::default().resolve().unwrap();
-        assert_eq!(default.aws_limiter, infrasql_aws::LimiterMode::Adaptive);
+        assert_eq!(default.aws_limiter, infrasql_aws::LimiterMode::Fixed);
         assert_eq!(default.aws_concurrency, 16);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
-        std::fs::write(&path, "aws-limiter = \"fixed\"\naws-concurrency = 4\n").unwrap();
+        std::fs::write(&path, "aws-limiter = \"adaptive\"\naws-concurrency = 4\n").unwrap();
         let from_file = ServeArgs {
             config: Some(path),
             ..Default::default()
         }
         .resolve()
         .unwrap();
-        assert_eq!(from_file.aws_limiter, infrasql_aws::LimiterMode::Fixed);
+        assert_eq!(from_file.aws_limiter, infrasql_aws::LimiterMode::Adaptive);
         assert_eq!(from_file.aws_concurrency, 4);
         let e = ServeArgs {
             aws_limiter: Some("bogus".into()),

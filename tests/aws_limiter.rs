@@ -68,7 +68,10 @@ fn security_groups(prefix: &str, n: usize) -> String {
 async fn throttling_cuts_the_ec2_limit_and_the_commit_still_succeeds() {
     let moto = Moto::start();
     let proxy = FaultProxy::start(&moto.url);
-    let s = TestServer::start_at(&proxy.url, &["--aws-concurrency", "8"]);
+    let s = TestServer::start_at(
+        &proxy.url,
+        &["--aws-limiter", "adaptive", "--aws-concurrency", "8"],
+    );
     let c = s.connect().await;
     c.batch_execute(
         "BEGIN; INSERT INTO aws.vpc (name, cidr_block) VALUES ('main', '10.0.0.0/16'); COMMIT;",

@@ -369,6 +369,9 @@ impl Resource for Instance {
                     })
             })
             .collect();
+        // root_volumes takes a permit of its own: holding this one too
+        // would wait forever under a limit of 1 (--aws-limiter adaptive).
+        drop(ec2);
         let volumes = self
             .root_volumes(region, found.iter().map(|f| &f.instance))
             .await?;

@@ -234,7 +234,11 @@ mod tests {
         let changes = feed(&mut a, 5, 100, true);
         assert_eq!(
             changes,
-            [(4, Reason::Throttle), (2, Reason::Throttle), (1, Reason::Throttle)]
+            [
+                (4, Reason::Throttle),
+                (2, Reason::Throttle),
+                (1, Reason::Throttle)
+            ]
         );
         assert_eq!(a.limit(), 1);
     }

@@ -3,8 +3,12 @@
 //! account's rate, and a single-process emulator such as moto, where calls
 //! past two or three only queue. So by default each (service, region) has
 //! an adaptive limit ([`algorithm`]), under `--aws-concurrency` as its
-//! ceiling; `--aws-limiter fixed` keeps the old rule (the ceiling, shared by
-//! every service of a region) for comparison.
+//! ceiling. It is opt-in (`--aws-limiter adaptive`) for now: a provider
+//! operation that takes a second permit of the same limiter while holding
+//! one (the instance listing did, for its root volumes) waits forever once
+//! the limit is 1, so every provider must first be audited for that. The
+//! default, `fixed`, keeps the old rule: the ceiling, shared by every
+//! service of a region.
 //!
 //! The permits are a tokio [`Semaphore`] whose size follows the limit: its
 //! waiters are served first come first served, and a dropped wait takes no
@@ -31,9 +35,9 @@ pub const LOG_TARGET: &str = "infrasql::aws::limiter";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LimiterMode {
     /// Per (service, region), between 1 and the ceiling.
-    #[default]
     Adaptive,
     /// The ceiling, per region, whatever happens.
+    #[default]
     Fixed,
 }
 
@@ -220,7 +224,12 @@ mod tests {
 
     fn busy(l: &Limiter, n: usize, ms: u64, throttled: bool) {
         for _ in 0..n {
-            l.observe("DescribeVpcs", Duration::from_millis(ms), throttled, l.epoch());
+            l.observe(
+                "DescribeVpcs",
+                Duration::from_millis(ms),
+                throttled,
+                l.epoch(),
+            );
         }
     }
 

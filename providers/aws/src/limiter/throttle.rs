@@ -66,7 +66,11 @@ mod tests {
             b"{}"
         ));
         assert!(is_throttle(400, None, br#"{"code": "RequestThrottled"}"#));
-        assert!(is_throttle(400, None, b"<Error><Code>SlowDown</Code></Error>"));
+        assert!(is_throttle(
+            400,
+            None,
+            b"<Error><Code>SlowDown</Code></Error>"
+        ));
     }
 
     #[test]
@@ -76,7 +80,11 @@ mod tests {
         // A limit on resources, not on the request rate.
         let quota = b"<Error><Code>VpcLimitExceeded</Code></Error>";
         assert!(!is_throttle(400, None, quota));
-        assert!(!is_throttle(500, None, b"<Error><Code>InternalError</Code></Error>"));
+        assert!(!is_throttle(
+            500,
+            None,
+            b"<Error><Code>InternalError</Code></Error>"
+        ));
         // A successful answer may name anything in its body.
         assert!(!is_throttle(200, None, b"<Code>Throttling</Code>"));
         assert!(!is_throttle(400, None, b"not xml"));
