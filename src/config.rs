@@ -90,9 +90,17 @@ pub struct ServeArgs {
     #[serde(default)]
     pub playground: bool,
 
-    /// Cloud operations in flight per region [default: 16].
+    /// The most cloud operations in flight per AWS service and region: the
+    /// adaptive limiter's ceiling, or with `--aws-limiter fixed` the limit
+    /// per region [default: 16].
     #[arg(long, env = "INFRASQL_AWS_CONCURRENCY")]
     pub aws_concurrency: Option<usize>,
+
+    /// `adaptive`: each AWS service and region finds its own limit under
+    /// --aws-concurrency, lower when AWS throttles or slows down; `fixed`:
+    /// --aws-concurrency per region, always [default: fixed].
+    #[arg(long, env = "INFRASQL_AWS_LIMITER")]
+    pub aws_limiter: Option<String>,
 
     /// Limits on each AWS call, e.g. `connect=5s,read=30s,attempt=30s,operation=2m`
     /// (any subset; units ms, s, m) [default: those].
@@ -183,6 +191,7 @@ pub struct ServeConfig {
     pub aws_endpoint_url: Option<String>,
     pub playground: bool,
     pub aws_concurrency: usize,
+    pub aws_limiter: infrasql_aws::LimiterMode,
     pub aws_timeouts: infrasql_aws::AwsTimeouts,
     pub sync_interval: Option<Duration>,
     pub sync_regions: Vec<String>,
@@ -262,6 +271,11 @@ impl ServeArgs {
                 .map_err(|e| ConfigError::Invalid(format!("--aws-timeouts {spec:?}: {e}")))?,
             None => infrasql_aws::AwsTimeouts::default(),
         };
+        let aws_limiter = match self.aws_limiter.or(file.aws_limiter) {
+            Some(v) => infrasql_aws::LimiterMode::parse(&v)
+                .map_err(|e| ConfigError::Invalid(format!("--aws-limiter {v:?}: {e}")))?,
+            None => infrasql_aws::LimiterMode::default(),
+        };
         let user = self.user.or(file.user).unwrap_or_else(default_user);
         if !is_plain_identifier(&user) {
             return Err(ConfigError::Invalid(format!(
@@ -303,6 +317,7 @@ impl ServeArgs {
                 .or(file.aws_concurrency)
                 .unwrap_or(16)
                 .max(1),
+            aws_limiter,
             aws_timeouts,
             sync_interval: {
                 let secs = self.sync_interval.or(file.sync_interval).unwrap_or(30.0);
@@ -510,6 +525,32 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("--aws-timeouts \"attempt=forever\""), "{e}");
+    }
+
+    #[test]
+    fn the_aws_limiter_is_fixed_by_default_and_a_bad_value_refuses_to_start() {
+        let default = ServeArgs::default().resolve().unwrap();
+        assert_eq!(default.aws_limiter, infrasql_aws::LimiterMode::Fixed);
+        assert_eq!(default.aws_concurrency, 16);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "aws-limiter = \"adaptive\"\naws-concurrency = 4\n").unwrap();
+        let from_file = ServeArgs {
+            config: Some(path),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(from_file.aws_limiter, infrasql_aws::LimiterMode::Adaptive);
+        assert_eq!(from_file.aws_concurrency, 4);
+        let e = ServeArgs {
+            aws_limiter: Some("bogus".into()),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("--aws-limiter \"bogus\""), "{e}");
     }
 
     #[test]

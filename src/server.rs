@@ -221,6 +221,7 @@ async fn prepare(
         }),
         region: playground.map(|_| "us-east-1".to_owned()),
         max_concurrency: Some(cfg.aws_concurrency),
+        limiter: cfg.aws_limiter,
         timeouts: cfg.aws_timeouts,
     };
     let clients = Arc::new(infrasql_aws::Clients::new(&settings).await);

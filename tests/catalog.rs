@@ -71,6 +71,7 @@ async fn every_table_and_column_has_a_comment_from_its_one_source() {
         static_credentials: Some(("testing".into(), "testing".into())),
         region: Some("us-east-1".into()),
         max_concurrency: None,
+        limiter: Default::default(),
         timeouts: Default::default(),
     })
     .await;

@@ -89,6 +89,7 @@ async fn our_tables() -> Tables {
         static_credentials: Some(("testing".into(), "testing".into())),
         region: Some("us-east-1".into()),
         max_concurrency: None,
+        limiter: Default::default(),
         timeouts: Default::default(),
     })
     .await;

@@ -17,6 +17,7 @@ async fn clients(moto: &infrasql_moto::Moto) -> Arc<Clients> {
             static_credentials: Some(("testing".into(), "testing".into())),
             region: Some("us-east-1".into()),
             max_concurrency: None,
+            limiter: Default::default(),
             timeouts: Default::default(),
         })
         .await,

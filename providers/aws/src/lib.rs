@@ -7,12 +7,14 @@
 //!
 //! Credentials and region come from `aws-config`'s standard chain (env,
 //! profile, SSO, IMDS...). infrasql never stores credentials. One SDK client
-//! per region; the SDK's standard retry with backoff handles throttling; at
-//! most `max_concurrency` operations run at once per region.
+//! per (service, region); the SDK's standard retry with backoff handles
+//! throttling; the operations in flight per (service, region) follow an
+//! adaptive limit under `max_concurrency` ([`limiter`]).
 
 pub mod create_once;
 pub mod ec2;
 pub mod fields;
+pub mod limiter;
 pub mod policy_doc;
 pub mod rds;
 mod request_ids;
@@ -20,16 +22,18 @@ pub mod sdk;
 pub mod tags;
 mod timeouts;
 
+pub use limiter::{LimitView, LimiterMode};
 pub use timeouts::AwsTimeouts;
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use infrasql_provider::Resource;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use limiter::{CallStart, Limiter};
 
 /// How to reach AWS.
 #[derive(Debug, Clone, Default)]
@@ -40,8 +44,10 @@ pub struct AwsSettings {
     pub static_credentials: Option<(String, String)>,
     /// Overrides the chain's region as the default for new rows.
     pub region: Option<String>,
-    /// Operations in flight per region (default 16).
+    /// The most operations in flight per (service, region) (default 16).
     pub max_concurrency: Option<usize>,
+    /// Whether that number is a ceiling to adapt under, or the limit.
+    pub limiter: LimiterMode,
     /// How long a call may take (`--aws-timeouts`).
     pub timeouts: AwsTimeouts,
 }
@@ -50,8 +56,10 @@ pub struct AwsSettings {
 pub struct Clients {
     sdk: SdkConfig,
     max_concurrency: usize,
-    /// Operations in flight per region, shared by every service there.
-    limits: Mutex<HashMap<String, Arc<Semaphore>>>,
+    limiter: LimiterMode,
+    /// Operations in flight per (service name, region); in fixed mode the
+    /// services of a region share one.
+    limits: Mutex<HashMap<(String, String), Arc<Limiter>>>,
     /// Each service's client per region, keyed by the client's type.
     services: Mutex<HashMap<(TypeId, String), Box<dyn Any + Send + Sync>>>,
     calls: Arc<AtomicU64>,
@@ -64,9 +72,20 @@ const GLOBAL_SERVICE_REGION: &str = "us-east-1";
 
 /// Counts every HTTP request the SDK sends, retries included: into the
 /// global count ([`Clients::api_calls`]) and, for the sync loop's per-task
-/// count, through [`infrasql_provider::calls::note_call`].
-#[derive(Debug)]
-pub struct CountCalls(Arc<AtomicU64>);
+/// count, through [`infrasql_provider::calls::note_call`]. It also times
+/// each answer and spots AWS's throttling for the (service, region)'s
+/// concurrency limit: part of this interceptor, so that no service crate
+/// can build a client the limiter does not see.
+pub struct CountCalls {
+    calls: Arc<AtomicU64>,
+    limiter: Arc<Limiter>,
+}
+
+impl std::fmt::Debug for CountCalls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CountCalls")
+    }
+}
 
 // Every SDK re-exports the one smithy interceptor trait, so one impl serves all.
 impl aws_sdk_ec2::config::Intercept for CountCalls {
@@ -78,10 +97,40 @@ impl aws_sdk_ec2::config::Intercept for CountCalls {
         &self,
         _ctx: &aws_sdk_ec2::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
         _rc: &aws_sdk_ec2::config::RuntimeComponents,
-        _cfg: &mut aws_sdk_ec2::config::ConfigBag,
+        cfg: &mut aws_sdk_ec2::config::ConfigBag,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        self.0.fetch_add(1, Ordering::Relaxed);
+        self.calls.fetch_add(1, Ordering::Relaxed);
         infrasql_provider::calls::note_call();
+        cfg.interceptor_state().store_put(CallStart {
+            at: Instant::now(),
+            epoch: self.limiter.epoch(),
+        });
+        Ok(())
+    }
+
+    // Only an attempt that got an answer is a sample: a timeout or a broken
+    // connection says nothing about the endpoint's latency under load.
+    fn read_after_deserialization(
+        &self,
+        ctx: &aws_sdk_ec2::config::interceptors::AfterDeserializationInterceptorContextRef<'_>,
+        _rc: &aws_sdk_ec2::config::RuntimeComponents,
+        cfg: &mut aws_sdk_ec2::config::ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let Some(start) = cfg.load::<CallStart>().copied() else {
+            return Ok(());
+        };
+        let r = ctx.response();
+        let body = r.body().bytes().unwrap_or_default();
+        let throttled = limiter::is_throttle(
+            r.status().as_u16(),
+            r.headers().get("x-amzn-errortype"),
+            body,
+        );
+        let operation = cfg
+            .load::<aws_smithy_runtime_api::client::orchestrator::Metadata>()
+            .map_or("", |m| m.name());
+        self.limiter
+            .observe(operation, start.at.elapsed(), throttled, start.epoch);
         Ok(())
     }
 }
@@ -101,7 +150,7 @@ pub struct ClientSetup<'a> {
 /// An SDK client plus a concurrency permit for one operation.
 pub struct Permitted<C> {
     pub client: C,
-    _permit: OwnedSemaphorePermit,
+    _permit: limiter::Permit,
 }
 
 impl<C> std::ops::Deref for Permitted<C> {
@@ -133,6 +182,7 @@ impl Clients {
         Clients {
             sdk: loader.load().await,
             max_concurrency: settings.max_concurrency.unwrap_or(16),
+            limiter: settings.limiter,
             limits: Mutex::new(HashMap::new()),
             services: Mutex::new(HashMap::new()),
             calls: Arc::new(AtomicU64::new(0)),
@@ -152,8 +202,52 @@ impl Clients {
             .unwrap_or_else(|| "us-east-1".into())
     }
 
+    /// The current concurrency limit of every (service, region) used so far.
+    pub fn limits(&self) -> Vec<LimitView> {
+        let mut all: Vec<LimitView> = self
+            .limits
+            .lock()
+            .expect("limit map lock poisoned")
+            .iter()
+            .map(|((service, region), l)| LimitView {
+                service: service.clone(),
+                region: region.clone(),
+                ..l.view()
+            })
+            .collect();
+        all.sort_by(|a, b| (&a.service, &a.region).cmp(&(&b.service, &b.region)));
+        all
+    }
+
+    /// The limiter of one service's calls in `region`. In fixed mode every
+    /// service of a region shares the first one made there, as before
+    /// issue 15.
+    fn limiter(&self, service: &str, region: &str) -> Arc<Limiter> {
+        let mut map = self.limits.lock().expect("limit map lock poisoned");
+        if let Some(l) = map.get(&(service.to_owned(), region.to_owned())) {
+            return l.clone();
+        }
+        let shared = (self.limiter == LimiterMode::Fixed)
+            .then(|| {
+                map.iter()
+                    .find(|((_, r), _)| r == region)
+                    .map(|(_, l)| l.clone())
+            })
+            .flatten();
+        let l = shared.unwrap_or_else(|| {
+            Arc::new(Limiter::new(
+                self.limiter,
+                self.max_concurrency,
+                service,
+                region,
+            ))
+        });
+        map.insert((service.to_owned(), region.to_owned()), l.clone());
+        l
+    }
+
     /// The client of one service for `region` (built by `make` on first
-    /// use), once a concurrency slot of the region is free. A global
+    /// use), once a concurrency slot of its limiter is free. A global
     /// service's rows say [`GLOBAL_REGION`]; its client is made for
     /// us-east-1, where AWS serves IAM and Route53.
     pub async fn service<C>(
@@ -164,6 +258,7 @@ impl Clients {
     where
         C: Clone + Send + Sync + 'static,
     {
+        let limiter = self.limiter(service_name::<C>(), region);
         let client = {
             let mut map = self.services.lock().expect("client map lock poisoned");
             map.entry((TypeId::of::<C>(), region.to_owned()))
@@ -175,7 +270,10 @@ impl Clients {
                     Box::new(make(ClientSetup {
                         sdk: &self.sdk,
                         region: Region::new(signing.to_owned()),
-                        count_calls: CountCalls(self.calls.clone()),
+                        count_calls: CountCalls {
+                            calls: self.calls.clone(),
+                            limiter: limiter.clone(),
+                        },
                         request_ids: RecordRequestIds,
                     }))
                 })
@@ -183,17 +281,9 @@ impl Clients {
                 .expect("keyed by the client's type")
                 .clone()
         };
-        let limit = self
-            .limits
-            .lock()
-            .expect("limit map lock poisoned")
-            .entry(region.to_owned())
-            .or_insert_with(|| Arc::new(Semaphore::new(self.max_concurrency)))
-            .clone();
-        let permit = limit.acquire_owned().await.expect("semaphore never closed");
         Permitted {
             client,
-            _permit: permit,
+            _permit: limiter.acquire().await,
         }
     }
 
@@ -211,8 +301,7 @@ impl Clients {
         .await
     }
 
-    /// The RDS client for `region`, once a concurrency slot is free (the
-    /// slots of a region are shared by every service).
+    /// The RDS client for `region`, once a concurrency slot is free.
     pub async fn rds(&self, region: &str) -> Rds {
         self.service(region, |s| {
             aws_sdk_rds::Client::from_conf(
@@ -225,6 +314,14 @@ impl Clients {
         })
         .await
     }
+}
+
+/// The SDK crate's service name from its client's type
+/// (`aws_sdk_ec2::client::Client` → `ec2`).
+fn service_name<C>() -> &'static str {
+    let path = std::any::type_name::<C>();
+    let krate = path.split("::").next().unwrap_or(path);
+    krate.strip_prefix("aws_sdk_").unwrap_or(krate)
 }
 
 /// Every AWS resource type infrasql manages.

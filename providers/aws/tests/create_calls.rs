@@ -32,6 +32,7 @@ async fn clients_at(url: &str) -> Arc<Clients> {
             region: Some("us-east-1".into()),
             max_concurrency: None,
             timeouts: Default::default(),
+            limiter: Default::default(),
         })
         .await,
     )

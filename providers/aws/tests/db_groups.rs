@@ -37,6 +37,7 @@ async fn clients_at(url: &str) -> Arc<Clients> {
             static_credentials: Some(("testing".into(), "testing".into())),
             region: Some("us-east-1".into()),
             max_concurrency: None,
+            limiter: Default::default(),
             timeouts: Default::default(),
         })
         .await,

@@ -375,6 +375,8 @@ impl Resource for Instance {
             },
         )
         .await?;
+        // The volumes' listing takes a permit of its own: holding this one
+        // too would wait forever under a limit of 1 (--aws-limiter adaptive).
         drop(ec2);
         let listed: Vec<(Props, Option<String>)> = listed.into_iter().flatten().collect();
         let ids = listed.iter().filter_map(|(_, root)| root.clone()).collect();

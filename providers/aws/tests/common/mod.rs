@@ -28,6 +28,7 @@ impl Moto {
                 static_credentials: Some(("testing".into(), "testing".into())),
                 region: Some("us-east-1".into()),
                 max_concurrency: None,
+                limiter: Default::default(),
                 timeouts: Default::default(),
             })
             .await,

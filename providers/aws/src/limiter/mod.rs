@@ -1,0 +1,291 @@
+//! How many AWS operations run at once (issue 15). One fixed number cannot
+//! suit both AWS, which serves many calls in parallel and throttles past an
+//! account's rate, and a single-process emulator such as moto, where calls
+//! past two or three only queue. So by default each (service, region) has
+//! an adaptive limit ([`algorithm`]), under `--aws-concurrency` as its
+//! ceiling. It is opt-in (`--aws-limiter adaptive`) for now: a provider
+//! operation that takes a second permit of the same limiter while holding
+//! one (the instance listing did, for its root volumes) waits forever once
+//! the limit is 1, so every provider must first be audited for that. The
+//! default, `fixed`, keeps the old rule: the ceiling, shared by every
+//! service of a region.
+//!
+//! The permits are a tokio [`Semaphore`] whose size follows the limit: its
+//! waiters are served first come first served, and a dropped wait takes no
+//! slot, so waiting is fair and cancellation-safe. A cut below the permits
+//! in use cannot take them back; it becomes a debt paid by the next permits
+//! returned.
+
+mod algorithm;
+mod throttle;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use algorithm::{Adaptive, Sample};
+pub use throttle::is_throttle;
+
+/// The log target of every change of a limit (fields `service`, `region`,
+/// `limit`, `from`, `reason`).
+pub const LOG_TARGET: &str = "infrasql::aws::limiter";
+
+/// `--aws-limiter`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LimiterMode {
+    /// Per (service, region), between 1 and the ceiling.
+    Adaptive,
+    /// The ceiling, per region, whatever happens.
+    #[default]
+    Fixed,
+}
+
+impl LimiterMode {
+    /// `adaptive` or `fixed`; anything else is an error, never a default.
+    pub fn parse(v: &str) -> Result<LimiterMode, String> {
+        match v.trim() {
+            "adaptive" => Ok(LimiterMode::Adaptive),
+            "fixed" => Ok(LimiterMode::Fixed),
+            _ => Err(format!("{v:?} is neither adaptive nor fixed")),
+        }
+    }
+}
+
+/// One (service, region)'s limit as it stands, for metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitView {
+    /// The SDK crate's service name: `ec2`, `rds`, `iam`...
+    pub service: String,
+    pub region: String,
+    pub limit: usize,
+    pub in_flight: usize,
+    pub ceiling: usize,
+}
+
+/// The concurrency limit of one (service, region), or in fixed mode of a
+/// region.
+pub struct Limiter {
+    semaphore: Arc<Semaphore>,
+    state: Mutex<State>,
+    ceiling: usize,
+    /// For the log: who this limiter is.
+    service: String,
+    region: String,
+}
+
+struct State {
+    /// `None` in fixed mode.
+    adaptive: Option<Adaptive>,
+    /// The semaphore's size: permits in use plus free, less the debt.
+    limit: usize,
+    /// Permits in use that are forgotten, not returned, when dropped.
+    debt: usize,
+    in_flight: usize,
+}
+
+/// One operation's slot; returned (or, after a cut, retired) on drop.
+pub struct Permit {
+    permit: Option<OwnedSemaphorePermit>,
+    limiter: Arc<Limiter>,
+}
+
+impl Limiter {
+    pub fn new(mode: LimiterMode, ceiling: usize, service: &str, region: &str) -> Limiter {
+        let ceiling = ceiling.max(1);
+        let adaptive = (mode == LimiterMode::Adaptive).then(|| Adaptive::new(ceiling));
+        let limit = adaptive.as_ref().map_or(ceiling, Adaptive::limit);
+        Limiter {
+            semaphore: Arc::new(Semaphore::new(limit)),
+            state: Mutex::new(State {
+                adaptive,
+                limit,
+                debt: 0,
+                in_flight: 0,
+            }),
+            ceiling,
+            service: service.to_owned(),
+            region: region.to_owned(),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Wait for a slot (first come, first served).
+    pub async fn acquire(self: &Arc<Self>) -> Permit {
+        let permit = self
+            .semaphore
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
+        self.state().in_flight += 1;
+        Permit {
+            permit: Some(permit),
+            limiter: self.clone(),
+        }
+    }
+
+    /// The epoch to stamp a call with when it is sent.
+    pub fn epoch(&self) -> u64 {
+        self.state().adaptive.as_ref().map_or(0, Adaptive::epoch)
+    }
+
+    /// One call's outcome: adapt the limit (adaptive mode only).
+    pub fn observe(&self, operation: &str, latency: Duration, throttled: bool, epoch: u64) {
+        let mut st = self.state();
+        let in_flight = st.in_flight;
+        let Some(a) = st.adaptive.as_mut() else {
+            return;
+        };
+        let sample = Sample {
+            operation,
+            latency,
+            throttled,
+            epoch,
+            in_flight,
+        };
+        let Some(reason) = a.on_sample(sample) else {
+            return;
+        };
+        let to = a.limit();
+        let from = st.limit;
+        self.resize(&mut st, to);
+        tracing::debug!(
+            target: LOG_TARGET,
+            service = %self.service,
+            region = %self.region,
+            limit = to,
+            from,
+            reason = %reason.as_str(),
+            "AWS concurrency limit changed"
+        );
+    }
+
+    /// Grow or shrink the semaphore to `to` permits in all.
+    fn resize(&self, st: &mut State, to: usize) {
+        if to > st.limit {
+            let mut grow = to - st.limit;
+            let repaid = grow.min(st.debt);
+            st.debt -= repaid;
+            grow -= repaid;
+            self.semaphore.add_permits(grow);
+        } else {
+            let shrink = st.limit - to;
+            let forgotten = self.semaphore.forget_permits(shrink);
+            st.debt += shrink - forgotten;
+        }
+        st.limit = to;
+    }
+
+    pub fn view(&self) -> LimitView {
+        let st = self.state();
+        LimitView {
+            service: self.service.clone(),
+            region: self.region.clone(),
+            limit: st.limit,
+            in_flight: st.in_flight,
+            ceiling: self.ceiling,
+        }
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let mut st = self.limiter.state();
+        st.in_flight -= 1;
+        let permit = self.permit.take().expect("dropped once");
+        if st.debt > 0 {
+            st.debt -= 1;
+            permit.forget();
+        } else {
+            drop(permit);
+        }
+    }
+}
+
+/// When a call was sent and in which epoch, kept in the SDK's per-operation
+/// config bag between the interceptor's two hooks.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CallStart {
+    pub at: Instant,
+    pub epoch: u64,
+}
+
+impl aws_smithy_types::config_bag::Storable for CallStart {
+    type Storer = aws_smithy_types::config_bag::StoreReplace<CallStart>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn busy(l: &Limiter, n: usize, ms: u64, throttled: bool) {
+        for _ in 0..n {
+            l.observe(
+                "DescribeVpcs",
+                Duration::from_millis(ms),
+                throttled,
+                l.epoch(),
+            );
+        }
+    }
+
+    #[test]
+    fn the_mode_is_adaptive_or_fixed_and_nothing_else() {
+        assert_eq!(LimiterMode::parse("adaptive"), Ok(LimiterMode::Adaptive));
+        assert_eq!(LimiterMode::parse(" fixed"), Ok(LimiterMode::Fixed));
+        for bad in ["", "bogus", "Fixed", "aimd"] {
+            assert!(LimiterMode::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_cut_below_the_permits_in_use_is_paid_back_as_they_return() {
+        let l = Arc::new(Limiter::new(LimiterMode::Adaptive, 8, "ec2", "r"));
+        let mut held = vec![l.acquire().await];
+        // Slow start while every slot is busy: one more per sample, to 8.
+        while l.view().limit < 8 {
+            busy(&l, 1, 10, false);
+            held.push(l.acquire().await);
+        }
+        assert_eq!(held.len(), 8);
+        assert_eq!(l.semaphore.available_permits(), 0);
+        busy(&l, 1, 10, true);
+        assert_eq!(l.view().limit, 4);
+        // Four of the eight returned are retired, not handed out again.
+        held.truncate(4);
+        assert_eq!(l.semaphore.available_permits(), 0);
+        held.truncate(3);
+        assert_eq!(l.semaphore.available_permits(), 1);
+        held.clear();
+        assert_eq!(l.semaphore.available_permits(), 4);
+        assert_eq!(l.view().in_flight, 0);
+    }
+
+    #[tokio::test]
+    async fn a_dropped_wait_takes_no_slot() {
+        let l = Arc::new(Limiter::new(LimiterMode::Fixed, 1, "ec2", "r"));
+        let first = l.acquire().await;
+        let abandoned = tokio::spawn({
+            let l = l.clone();
+            async move { l.acquire().await }
+        });
+        tokio::task::yield_now().await;
+        abandoned.abort();
+        assert!(abandoned.await.is_err_and(|e| e.is_cancelled()));
+        drop(first);
+        let again = tokio::time::timeout(Duration::from_secs(5), l.acquire()).await;
+        assert!(again.is_ok(), "the slot came back");
+        assert_eq!(l.view().in_flight, 1);
+    }
+
+    #[test]
+    fn a_fixed_limit_ignores_samples() {
+        let l = Limiter::new(LimiterMode::Fixed, 5, "ec2", "r");
+        busy(&l, 10, 10, true);
+        assert_eq!(l.view().limit, 5);
+    }
+}
