@@ -25,10 +25,15 @@ use aws_sdk_ec2::types::SecurityGroupRule as AwsRule;
 use infrasql_provider::{ErrorClass, Props, ProviderError};
 use tokio::sync::oneshot;
 
-/// A batch closes when no rule joined for this long...
-const QUIET: Duration = Duration::from_millis(3);
+/// A batch closes when no rule joined for this long... (The rules of one
+/// wave arrive as their journal rows are written, pipelined on one
+/// connection: well under a millisecond apart, unless the machine is busy
+/// and a process waits out a scheduler slice of a few milliseconds. A
+/// split batch is only one more call, but the quiet time costs each batch
+/// little next to an AWS call.)
+const QUIET: Duration = Duration::from_millis(10);
 /// ...or this long after it opened...
-const WINDOW: Duration = Duration::from_millis(25);
+const WINDOW: Duration = Duration::from_millis(60);
 /// ...or with this many rules (AWS's default limit of rules per group and
 /// direction is 60).
 const CAP: usize = 50;
