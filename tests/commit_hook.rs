@@ -1,5 +1,8 @@
 //! The commit hook: the boundary the apply engine plugs into. A test-only
-//! hook refuses any commit whose transaction wrote the `marker` table.
+//! hook refuses any commit whose transaction wrote the `marker` table. The
+//! wire calls the hook only for transactions whose backend raised the change
+//! marker (as `infra.capture()` does for resource tables), so `marker`
+//! carries a trigger that raises it.
 
 mod common;
 
@@ -9,7 +12,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use common::sqlstate;
 use infrasql::config::ServeArgs;
-use infrasql::engine::hook::{CommitContext, CommitHook, HookError, Verdict};
+use infrasql::engine::hook::{CommitContext, CommitHook, HookError, Verdict, CHANGE_MARKER};
 
 #[derive(Default)]
 struct RefuseMarker {
@@ -77,9 +80,18 @@ impl InProcess {
             hook,
         };
         let c = s.connect().await;
-        c.batch_execute("create table marker (n int); create table other (n int)")
-            .await
-            .unwrap();
+        // `marker` stands for a resource table: like `infra.capture()`, a
+        // trigger tells the proxy of each change (schema 1010), which is
+        // what makes the wire call the hook. `other` is a plain table.
+        c.batch_execute(&format!(
+            "create table marker (n int); create table other (n int);
+             create function note_change() returns trigger language plpgsql as $$
+             begin raise notice '{CHANGE_MARKER}'; return null; end $$;
+             create trigger note_change after insert or update or delete on marker
+                 for each row execute function note_change();"
+        ))
+        .await
+        .unwrap();
         s
     }
     fn conn_string(&self) -> String {
@@ -260,12 +272,17 @@ async fn the_hook_runs_inside_the_clients_transaction_for_extended_commits() {
         .unwrap();
     assert_eq!(s.count("other").await, 1);
 
-    // Reads never call the hook.
+    // Reads never call the hook, nor do blocks that changed no resource
+    // table (the backend raised no change marker).
     let calls = s.hook.calls.load(Ordering::SeqCst);
     for _ in 0..5 {
         c.query("select * from other", &[]).await.unwrap();
         c.simple_query("select 1").await.unwrap();
+        c.batch_execute("begin; insert into other values (2); commit")
+            .await
+            .unwrap();
     }
     assert_eq!(s.hook.calls.load(Ordering::SeqCst), calls);
+    assert_eq!(s.count("other").await, 6);
     s.stop().await;
 }
