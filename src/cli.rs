@@ -192,7 +192,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => {
             let cfg = args.resolve()?;
-            runtime(cfg.worker_threads)?.block_on(serve(cfg))?;
+            serve_runtime(cfg.worker_threads)?.block_on(serve(cfg))?;
         }
         Command::Docs => {
             let index = runtime(1)?.block_on(resource_index());
@@ -314,6 +314,22 @@ fn run_revert(args: RevertArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The server's runtime. With one worker thread (the default on two cores)
+/// it is a current-thread runtime: every task runs on the thread that
+/// drives the I/O driver, so a proxied message wakes no second thread and
+/// the scheduler's cross-thread bookkeeping is skipped (`bench/pgbench.sh`
+/// measured the difference; bench/README.md). A multi-thread runtime with
+/// one worker ran every task on that one worker too, so nothing that could
+/// run in parallel before is serialised now.
+fn serve_runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    if threads == 1 {
+        return tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build();
+    }
+    runtime(threads)
 }
 
 fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {

@@ -18,6 +18,8 @@
 //! - `relay`: backend → client.
 
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 
@@ -194,9 +196,8 @@ pub async fn run(parts: SessionParts) -> Result<(), SessionEnd> {
         out: BytesMut::with_capacity(8192),
         shared: shared.clone(),
         events: rx,
-        statements: HashMap::new(),
-        portals: HashMap::new(),
-        plan_statements: Default::default(),
+        statements: NameMap::default(),
+        portals: NameMap::default(),
         batch_reads_plan: false,
         batch: Vec::new(),
         batch_forwarded: false,
@@ -206,6 +207,7 @@ pub async fn run(parts: SessionParts) -> Result<(), SessionEnd> {
         copy_open: false,
         hook: parts.hook,
         cancel: parts.cancel,
+        stop: Box::pin(stopped(shared.clone(), parts.shutdown.clone())),
         shutdown: parts.shutdown,
         plan_only: parts.plan_only,
         client_addr: parts.client_addr,
@@ -231,6 +233,38 @@ pub async fn run(parts: SessionParts) -> Result<(), SessionEnd> {
     result
 }
 
+/// The end of an idle session: the server shuts down, or the backend went
+/// away. Each waiter is enabled before its flag is read, so a notification
+/// between the two is not missed.
+async fn stopped(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) -> SessionEnd {
+    let backend_gone = async {
+        let gone = shared.gone.notified();
+        tokio::pin!(gone);
+        gone.as_mut().enable();
+        if !shared.backend_gone.load(Ordering::Acquire) {
+            gone.await;
+        }
+        SessionEnd::BackendGone
+    };
+    let shut_down = async {
+        while !*shutdown.borrow_and_update() {
+            if shutdown.changed().await.is_err() {
+                break;
+            }
+        }
+        SessionEnd::Shutdown
+    };
+    tokio::select! {
+        end = backend_gone => end,
+        end = shut_down => end,
+    }
+}
+
+/// Statement or portal names to what they run. Looked up at every Bind and
+/// Execute, so with a fast hasher (foldhash, randomly seeded per map) rather
+/// than SipHash; the names are the session's own client's.
+type NameMap = HashMap<Vec<u8>, Prepared, foldhash::fast::RandomState>;
+
 struct Driver {
     client_in: BoxRead,
     cbuf: BytesMut,
@@ -243,10 +277,8 @@ struct Driver {
     out: BytesMut,
     shared: Arc<Shared>,
     events: mpsc::UnboundedReceiver<Event>,
-    statements: HashMap<Vec<u8>, Prepared>,
-    portals: HashMap<Vec<u8>, Prepared>,
-    /// Prepared statements that read `infra.plan`.
-    plan_statements: std::collections::HashSet<Vec<u8>>,
+    statements: NameMap,
+    portals: NameMap,
     /// The current extended batch binds one of them.
     batch_reads_plan: bool,
     /// Extended-protocol messages since the last Sync or Flush.
@@ -266,6 +298,10 @@ struct Driver {
     hook: Arc<dyn CommitHook>,
     /// The client's cancel requests, for the hook's apply.
     cancel: CancelSignal,
+    /// Ends when the server shuts down or the backend goes away: what an
+    /// idle driver waits for besides its client. It lives as long as the
+    /// session, so waiting for the next message registers no new waiter.
+    stop: Pin<Box<dyn Future<Output = SessionEnd> + Send + Sync>>,
     shutdown: watch::Receiver<bool>,
     /// Set at startup and never cleared: the session cannot leave it.
     plan_only: bool,

@@ -22,28 +22,24 @@ impl Driver {
         if self.client_eof {
             return Err(SessionEnd::ClientClosed);
         }
-        loop {
-            if *self.shutdown.borrow() {
-                return Err(SessionEnd::Shutdown);
-            }
-            let gone = self.shared.gone.notified();
-            if self.shared.backend_gone.load(Ordering::Acquire) {
-                return Err(SessionEnd::BackendGone);
-            }
-            tokio::select! {
-                r = self.client_in.read_buf(&mut self.cbuf) => {
-                    if r? == 0 {
-                        return Err(SessionEnd::ClientClosed);
-                    }
-                    return self.parse_client(false).await;
+        // A shutdown or a lost backend comes first, as cheap reads.
+        if *self.shutdown.borrow() {
+            return Err(SessionEnd::Shutdown);
+        }
+        if self.shared.backend_gone.load(Ordering::Acquire) {
+            return Err(SessionEnd::BackendGone);
+        }
+        // `biased`: the client's bytes are what the driver waits for almost
+        // every time; the stop future is polled only when they are not there.
+        tokio::select! {
+            biased;
+            r = self.client_in.read_buf(&mut self.cbuf) => {
+                if r? == 0 {
+                    return Err(SessionEnd::ClientClosed);
                 }
-                _ = gone => {}
-                r = self.shutdown.changed() => {
-                    if r.is_err() {
-                        return Err(SessionEnd::Shutdown);
-                    }
-                }
+                self.parse_client(false).await
             }
+            end = self.stop.as_mut() => Err(end),
         }
     }
 
@@ -188,9 +184,7 @@ impl Driver {
                     .get(stmt.as_bytes())
                     .cloned()
                     .unwrap_or_else(Prepared::unknown);
-                if self.plan_statements.contains(stmt.as_bytes()) {
-                    self.batch_reads_plan = true;
-                }
+                self.batch_reads_plan |= prepared.reads_plan;
                 let kind = prepared.kind;
                 self.portals.insert(portal, prepared);
                 self.batch.push(BatchItem {
@@ -215,7 +209,28 @@ impl Driver {
                 });
                 Ok(())
             }
-            b'D' | b'C' => {
+            b'C' => {
+                // What a closed name was is forgotten with it: a client that
+                // prepares and closes new names all session long does not
+                // grow these maps. A later Bind of the name is PostgreSQL's
+                // error, and infrasql treats it as a write meanwhile.
+                let body = f.body();
+                if let Some((&kind, mut name)) = body.split_first() {
+                    let name = read_cstr(&mut name).unwrap_or("").as_bytes();
+                    match kind {
+                        b'S' => drop(self.statements.remove(name)),
+                        b'P' => drop(self.portals.remove(name)),
+                        _ => {}
+                    }
+                }
+                self.batch.push(BatchItem {
+                    frame: f,
+                    execute: None,
+                    prepares: None,
+                });
+                Ok(())
+            }
+            b'D' => {
                 self.batch.push(BatchItem {
                     frame: f,
                     execute: None,
@@ -275,6 +290,7 @@ impl Driver {
             kind,
             text: text.filter(|_| kind.ends_with_hook()).map(Arc::from),
             copy_in: text.is_some_and(is_copy_from),
+            reads_plan: intercepts.reads_plan,
         };
         if let Some(SyncCall { table, region }) = intercepts.sync {
             // Sync before the statement is even prepared: its execution
@@ -284,11 +300,6 @@ impl Driver {
             if let Err(e) = self.hook.before_sync_call(table, region).await {
                 tracing::warn!("infra.sync() failed: {}", e.0);
             }
-        }
-        if intercepts.reads_plan {
-            self.plan_statements.insert(name.clone());
-        } else {
-            self.plan_statements.remove(&name);
         }
         self.statements.insert(name, prepared);
         // A bad `SET infra.x`: the error comes at Execute, as PostgreSQL's

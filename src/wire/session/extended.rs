@@ -25,6 +25,8 @@ pub(super) struct Prepared {
     /// `COPY ... FROM`: the backend enters copy-in mode and ignores the
     /// Sync the client sends with the Execute.
     pub(super) copy_in: bool,
+    /// The statement reads `infra.plan`, which is refreshed before it runs.
+    pub(super) reads_plan: bool,
 }
 
 impl Prepared {
@@ -35,6 +37,7 @@ impl Prepared {
             kind: StmtKind::Write,
             text: None,
             copy_in: false,
+            reads_plan: false,
         }
     }
 }

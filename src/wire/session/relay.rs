@@ -2,6 +2,8 @@
 //! never decoded) and hands each answer to the client or to the driver, as
 //! the front [`Route`] says.
 
+use bytes::Buf;
+
 use super::*;
 
 /// Backend → client. Never decodes rows; walks frame headers only.
@@ -44,9 +46,8 @@ pub(super) async fn relay(
                         shared.changed.store(false, Ordering::Release);
                     }
                     shared.status.store(status_byte, Ordering::Release);
-                    let frame = buf.split_to(n).freeze();
                     if route == Route::Client {
-                        out.extend_from_slice(&frame);
+                        out.extend_from_slice(&buf[..n]);
                     } else {
                         // The driver acts on this; everything before it must
                         // already be at the client.
@@ -58,6 +59,7 @@ pub(super) async fn relay(
                             error: error_seen,
                         });
                     }
+                    buf.advance(n);
                     error_seen = false;
                     shared
                         .routes
@@ -67,11 +69,14 @@ pub(super) async fn relay(
                     shared.drained.notify_waiters();
                 }
                 // Asynchronous messages always belong to the client.
-                b'A' | b'S' => out.extend_from_slice(&buf.split_to(n)),
+                b'A' | b'S' => {
+                    out.extend_from_slice(&buf[..n]);
+                    buf.advance(n);
+                }
                 // infrasql's own marker never reaches the client.
                 b'N' if buf.len() >= n && is_change_marker(&buf[5..n]) => {
                     shared.changed.store(true, Ordering::Release);
-                    let _ = buf.split_to(n);
+                    buf.advance(n);
                 }
                 _ => {
                     if tag == b'E' {
@@ -86,7 +91,10 @@ pub(super) async fn relay(
                         let frame = buf.split_to(n).freeze();
                         let _ = events.send(Event::Message(Frame { tag, bytes: frame }));
                     } else {
-                        out.extend_from_slice(&buf.split_to(n));
+                        // Copied, not split off: a split would make the
+                        // buffer shared and cost an allocation per message.
+                        out.extend_from_slice(&buf[..n]);
+                        buf.advance(n);
                     }
                 }
             }
