@@ -1,5 +1,7 @@
 //! The plan as `infrasql plan` prints it: a table for a terminal, Markdown
-//! for a pull-request comment, JSON modelled on `terraform show -json`.
+//! for a pull-request comment (with the plan's graph as a Mermaid block),
+//! JSON modelled on `terraform show -json`, and the graph alone as DOT or
+//! Mermaid ([`super::graph`]).
 //! Pure: rows of `infra.plan` and the column kinds in, text out.
 
 use std::collections::HashMap;
@@ -7,6 +9,7 @@ use std::fmt::Write;
 
 use serde_json::{json, Map, Value};
 
+use super::graph;
 use super::verdict::{self, cell, Verdict};
 
 pub const SENSITIVE: &str = "(sensitive)";
@@ -17,6 +20,10 @@ pub enum Format {
     Table,
     Markdown,
     Json,
+    /// Graphviz DOT: the plan's graph.
+    Dot,
+    /// A Mermaid flowchart: the plan's graph.
+    Mermaid,
 }
 
 /// One row of `infra.plan`.
@@ -30,6 +37,8 @@ pub struct PlanRow {
     pub region: String,
     /// field → {"before", "after"}
     pub changes: Map<String, Value>,
+    /// Steps that must finish first.
+    pub depends_on: Vec<i64>,
 }
 
 /// The plan and the kind of every resource column, keyed by (table, column).
@@ -189,13 +198,23 @@ pub fn render(view: &PlanView, format: Format) -> String {
     let changes = view.changes();
     match format {
         Format::Table => table(&changes) + &verdict::table(&view.verdicts),
-        Format::Markdown => markdown(&changes) + &verdict::markdown(&view.verdicts),
+        Format::Markdown => {
+            markdown(&changes, &graph::from_plan(&view.rows)) + &verdict::markdown(&view.verdicts)
+        }
         Format::Json => {
             let mut j = to_json(&changes);
             j["policy_results"] = verdict::to_json(&view.verdicts);
             serde_json::to_string_pretty(&j).unwrap_or_default() + "\n"
         }
+        Format::Dot => graph::dot(&graph::from_plan(&view.rows), &notes(&view.verdicts)),
+        Format::Mermaid => graph::mermaid(&graph::from_plan(&view.rows), &notes(&view.verdicts)),
     }
+}
+
+/// The policies' verdicts as comment lines of a graph: a graph format has
+/// nowhere else to show them, and a deny still makes `plan` exit 1.
+fn notes(verdicts: &[Verdict]) -> Vec<String> {
+    verdict::table(verdicts).lines().map(str::to_owned).collect()
 }
 
 fn table(changes: &[ResourceChange]) -> String {
@@ -227,8 +246,13 @@ fn table(changes: &[ResourceChange]) -> String {
     s
 }
 
-fn markdown(changes: &[ResourceChange]) -> String {
+fn markdown(changes: &[ResourceChange], graph: &graph::Graph) -> String {
     let mut s = format!("**Plan:** {}\n", summary(changes));
+    if !graph.nodes.is_empty() {
+        s.push_str("\n```mermaid\n");
+        s.push_str(&graph::mermaid(graph, &[]));
+        s.push_str("```\n");
+    }
     let mut tables: Vec<&str> = Vec::new();
     for c in changes {
         if !tables.contains(&c.table.as_str()) {
@@ -303,6 +327,7 @@ mod tests {
             name: Some("main".into()),
             region: "us-east-1".into(),
             changes: changes.as_object().unwrap().clone(),
+            depends_on: Vec::new(),
         };
         let kinds = [
             ("vpc_id", "identity"),
@@ -365,5 +390,39 @@ mod tests {
         let md = render(&view(), Format::Markdown);
         assert!(md.starts_with("**Plan:** 1 to create, 0 to update, 1 to replace, 0 to delete\n"));
         assert!(md.contains("cidr_block: 10.1.0.0/16 → 10.2.0.0/16"));
+    }
+
+    #[test]
+    fn markdown_embeds_the_graph_after_the_summary() {
+        let md = render(&view(), Format::Markdown);
+        let (summary, rest) = md.split_once('\n').unwrap();
+        assert!(summary.starts_with("**Plan:**"), "{md}");
+        assert!(rest.starts_with("\n```mermaid\nflowchart RL\n"), "{md}");
+        let (graph, tables) = rest.split_once("```\n\n### `aws.vpc`").expect("tables follow");
+        assert!(graph.contains("r1[\"create aws.vpc<br>main<br>(known after apply), us-east-1\"]:::create"), "{graph}");
+        assert!(tables.contains("| replace | main | vpc-2 |"), "{md}");
+        let empty = PlanView::default();
+        assert!(!render(&empty, Format::Markdown).contains("mermaid"));
+    }
+
+    #[test]
+    fn graph_formats_carry_the_verdicts_as_comments() {
+        let mut v = view();
+        v.verdicts.push(Verdict {
+            policy: "owner".into(),
+            severity: "deny".into(),
+            message: "needs an owner\nreally".into(),
+            resource_id: None,
+            offending: None,
+            error: None,
+        });
+        let dot = render(&v, Format::Dot);
+        // Each line of a message is a comment of its own.
+        assert!(
+            dot.contains("  // ! policy owner (deny): needs an owner\n  // really: -\n"),
+            "{dot}"
+        );
+        let mermaid = render(&v, Format::Mermaid);
+        assert!(mermaid.contains("  %% Policies: COMMIT would be refused.\n"), "{mermaid}");
     }
 }
