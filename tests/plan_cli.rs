@@ -376,15 +376,23 @@ async fn the_plan_as_a_graph() {
     let o = plan(&s, &["--format", "dot", &f]);
     assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
     let dot = common::stdout(&o);
-    assert!(dot.starts_with("digraph plan {\n") && dot.ends_with("}\n"), "{dot}");
+    assert!(
+        dot.starts_with("digraph plan {\n") && dot.ends_with("}\n"),
+        "{dot}"
+    );
     let vpc = node_id(&dot, "create aws.vpc");
     let subnet = node_id(&dot, "create aws.subnet");
     let sg = node_id(&dot, "create aws.security_group");
     let rule = node_id(&dot, "create aws.security_group_rule");
     for (from, to) in [(&subnet, &vpc), (&sg, &vpc), (&rule, &sg)] {
-        assert!(dot.contains(&format!("  {from} -> {to};\n")), "{from} -> {to}: {dot}");
+        assert!(
+            dot.contains(&format!("  {from} -> {to};\n")),
+            "{from} -> {to}: {dot}"
+        );
     }
-    let edges = dot.lines().filter(|l| l.starts_with("  r") && l.contains(" -> "));
+    let edges = dot
+        .lines()
+        .filter(|l| l.starts_with("  r") && l.contains(" -> "));
     assert_eq!(edges.count(), 3, "{dot}");
     assert!(
         dot.contains(&format!(
@@ -403,9 +411,19 @@ async fn the_plan_as_a_graph() {
         node_id(&mermaid, "create aws.vpc"),
         node_id(&mermaid, "create aws.subnet"),
     );
-    assert_eq!((&m_vpc, &m_subnet), (&vpc, &subnet), "the same ids in both formats");
-    assert!(mermaid.contains(&format!("  {subnet} --> {vpc}\n")), "{mermaid}");
-    assert!(mermaid.contains(&format!("  {rule} --> {sg}\n")), "{mermaid}");
+    assert_eq!(
+        (&m_vpc, &m_subnet),
+        (&vpc, &subnet),
+        "the same ids in both formats"
+    );
+    assert!(
+        mermaid.contains(&format!("  {subnet} --> {vpc}\n")),
+        "{mermaid}"
+    );
+    assert!(
+        mermaid.contains(&format!("  {rule} --> {sg}\n")),
+        "{mermaid}"
+    );
     assert!(mermaid.contains(&format!(
         "  {sg}[\"create aws.security_group<br>g-web<br>(known after apply), us-east-1\"]:::create\n"
     )), "{mermaid}");
@@ -425,7 +443,10 @@ async fn the_plan_as_a_graph() {
     let o = plan(&s, &["--format", "svg", &f]);
     assert_eq!(o.status.code(), Some(2), "clap's usage error");
     let err = common::stderr(&o);
-    assert!(err.contains("invalid value 'svg' for '--format <FORMAT>'"), "{err}");
+    assert!(
+        err.contains("invalid value 'svg' for '--format <FORMAT>'"),
+        "{err}"
+    );
     assert!(
         err.contains("[possible values: table, markdown, json, dot, mermaid]"),
         "{err}"
@@ -457,7 +478,10 @@ async fn the_plan_as_a_graph() {
             "{from} -> {to}: {dot}"
         );
     }
-    assert!(dot.contains("fillcolor=\"#ffc7ce\", color=\"#c62828\""), "{dot}");
+    assert!(
+        dot.contains("fillcolor=\"#ffc7ce\", color=\"#c62828\""),
+        "{dot}"
+    );
     assert!(!dot.contains("legend_create"), "{dot}");
     graphviz_accepts(&dot);
     assert_eq!(moto.vpcs().await.len(), 1, "the plan deleted nothing");
@@ -480,8 +504,21 @@ fn graphviz_accepts(dot: &str) {
             return;
         }
     };
-    child.stdin.take().unwrap().write_all(dot.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(dot.as_bytes())
+        .unwrap();
     let o = child.wait_with_output().unwrap();
-    assert!(o.status.success(), "dot -Tsvg: {}\n{dot}", common::stderr(&o));
-    assert!(common::stdout(&o).contains("<svg"), "{}", common::stdout(&o));
+    assert!(
+        o.status.success(),
+        "dot -Tsvg: {}\n{dot}",
+        common::stderr(&o)
+    );
+    assert!(
+        common::stdout(&o).contains("<svg"),
+        "{}",
+        common::stdout(&o)
+    );
 }

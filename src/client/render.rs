@@ -214,7 +214,10 @@ pub fn render(view: &PlanView, format: Format) -> String {
 /// The policies' verdicts as comment lines of a graph: a graph format has
 /// nowhere else to show them, and a deny still makes `plan` exit 1.
 fn notes(verdicts: &[Verdict]) -> Vec<String> {
-    verdict::table(verdicts).lines().map(str::to_owned).collect()
+    verdict::table(verdicts)
+        .lines()
+        .map(str::to_owned)
+        .collect()
 }
 
 fn table(changes: &[ResourceChange]) -> String {
@@ -398,8 +401,15 @@ mod tests {
         let (summary, rest) = md.split_once('\n').unwrap();
         assert!(summary.starts_with("**Plan:**"), "{md}");
         assert!(rest.starts_with("\n```mermaid\nflowchart RL\n"), "{md}");
-        let (graph, tables) = rest.split_once("```\n\n### `aws.vpc`").expect("tables follow");
-        assert!(graph.contains("r1[\"create aws.vpc<br>main<br>(known after apply), us-east-1\"]:::create"), "{graph}");
+        let (graph, tables) = rest
+            .split_once("```\n\n### `aws.vpc`")
+            .expect("tables follow");
+        assert!(
+            graph.contains(
+                "r1[\"create aws.vpc<br>main<br>(known after apply), us-east-1\"]:::create"
+            ),
+            "{graph}"
+        );
         assert!(tables.contains("| replace | main | vpc-2 |"), "{md}");
         let empty = PlanView::default();
         assert!(!render(&empty, Format::Markdown).contains("mermaid"));
@@ -423,6 +433,9 @@ mod tests {
             "{dot}"
         );
         let mermaid = render(&v, Format::Mermaid);
-        assert!(mermaid.contains("  %% Policies: COMMIT would be refused.\n"), "{mermaid}");
+        assert!(
+            mermaid.contains("  %% Policies: COMMIT would be refused.\n"),
+            "{mermaid}"
+        );
     }
 }

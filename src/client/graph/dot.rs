@@ -17,7 +17,9 @@ pub fn dot(g: &Graph, notes: &[String]) -> String {
         let _ = writeln!(s, "  // {}", comment_text(n));
     }
     if g.nodes.is_empty() {
-        s.push_str("  empty [label=\"no changes\", fillcolor=\"#e7e6e6\", color=\"#757575\"];\n}\n");
+        s.push_str(
+            "  empty [label=\"no changes\", fillcolor=\"#e7e6e6\", color=\"#757575\"];\n}\n",
+        );
         return s;
     }
     for n in &g.nodes {

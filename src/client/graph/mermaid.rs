@@ -7,8 +7,11 @@
 //! Mermaid's entities (`#quot;`, `#35;`, ...): `"` would end the string,
 //! `<`/`>`/`&` would be markup, `#` would start an entity, `` ` `` a
 //! Markdown string or the end of the code fence around the block, `;`
-//! ends a statement, and `:` with `#` makes Mermaid cut a line it takes
-//! for a style. A line break is `<br>`.
+//! ends a statement, `:` with `#` makes Mermaid cut a line it takes for a
+//! style, and `%%{` anywhere is read as a directive (the notes' `%%` is
+//! broken up for the same reason). A line break is `<br>`. The flowchart
+//! lexer takes any line holding `direction LR` (or TB, ...) for a direction
+//! statement, even inside a string, so that word's `d` is an entity too.
 
 use std::fmt::Write;
 
@@ -21,7 +24,11 @@ pub fn mermaid(g: &Graph, notes: &[String]) -> String {
     let mut s = String::from("flowchart RL\n");
     for n in notes {
         // A backtick run could end the code fence around the block.
-        let _ = writeln!(s, "  %% {}", comment_text(n).replace('`', "'"));
+        let mut text = comment_text(n).replace('`', "'");
+        while text.contains("%%") {
+            text = text.replace("%%", "% %");
+        }
+        let _ = writeln!(s, "  %% {text}");
     }
     if g.nodes.is_empty() {
         s.push_str("  empty[\"no changes\"]:::noop\n");
@@ -81,7 +88,10 @@ fn class(a: super::Action) -> &'static str {
 }
 
 fn class_def(s: &mut String, class: &str, (fill, border): (&str, &str)) {
-    let _ = writeln!(s, "  classDef {class} fill:{fill},stroke:{border},color:#000");
+    let _ = writeln!(
+        s,
+        "  classDef {class} fill:{fill},stroke:{border},color:#000"
+    );
 }
 
 /// The lines as the inside of a quoted Mermaid label.
@@ -98,7 +108,7 @@ fn escape(s: &str) -> String {
     for c in s.chars() {
         match c {
             '"' => out.push_str("#quot;"),
-            '#' | '&' | '<' | '>' | ';' | ':' | '`' => {
+            '#' | '&' | '<' | '>' | ';' | ':' | '`' | '%' => {
                 let _ = write!(out, "#{};", c as u32);
             }
             '\n' => out.push_str("<br>"),
@@ -106,5 +116,5 @@ fn escape(s: &str) -> String {
             c => out.push(c),
         }
     }
-    out
+    out.replace("direction", "#100;irection")
 }

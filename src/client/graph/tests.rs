@@ -2,7 +2,14 @@ use serde_json::Map;
 
 use super::*;
 
-fn row(step: i64, action: &str, table: &str, id: &str, name: Option<&str>, deps: &[i64]) -> PlanRow {
+fn row(
+    step: i64,
+    action: &str,
+    table: &str,
+    id: &str,
+    name: Option<&str>,
+    deps: &[i64],
+) -> PlanRow {
     PlanRow {
         step,
         action: action.into(),
@@ -20,9 +27,30 @@ fn row(step: i64, action: &str, table: &str, id: &str, name: Option<&str>, deps:
 fn network() -> Vec<PlanRow> {
     vec![
         row(1, "create", "aws.vpc", "pending-vpc-1", Some("net"), &[]),
-        row(2, "create", "aws.subnet", "pending-subnet-2", Some("net-a"), &[1]),
-        row(3, "create", "aws.security_group", "pending-sg-3", Some("web"), &[1]),
-        row(4, "create", "aws.security_group_rule", "pending-sgr-4", None, &[3]),
+        row(
+            2,
+            "create",
+            "aws.subnet",
+            "pending-subnet-2",
+            Some("net-a"),
+            &[1],
+        ),
+        row(
+            3,
+            "create",
+            "aws.security_group",
+            "pending-sg-3",
+            Some("web"),
+            &[1],
+        ),
+        row(
+            4,
+            "create",
+            "aws.security_group_rule",
+            "pending-sgr-4",
+            None,
+            &[3],
+        ),
     ]
 }
 
@@ -46,17 +74,28 @@ fn creates_point_at_what_they_reference() {
         dot.contains("  r2 [label=\"create aws.subnet\\nnet-a\\n(known after apply), us-east-1\", fillcolor=\"#c6efce\", color=\"#2e7d32\"];\n"),
         "{dot}"
     );
-    assert!(dot.contains("  r2 -> r1;\n  r3 -> r1;\n  r4 -> r3;\n"), "{dot}");
+    assert!(
+        dot.contains("  r2 -> r1;\n  r3 -> r1;\n  r4 -> r3;\n"),
+        "{dot}"
+    );
     assert!(dot.contains("legend_create [label=\"create\""), "{dot}");
-    assert!(!dot.contains("legend_delete"), "only the actions present: {dot}");
+    assert!(
+        !dot.contains("legend_delete"),
+        "only the actions present: {dot}"
+    );
     let m = mermaid(&g, &[]);
     assert!(m.starts_with("flowchart RL\n"), "{m}");
     assert!(
-        m.contains("  r4[\"create aws.security_group_rule<br>(known after apply), us-east-1\"]:::create\n"),
+        m.contains(
+            "  r4[\"create aws.security_group_rule<br>(known after apply), us-east-1\"]:::create\n"
+        ),
         "{m}"
     );
     assert!(m.contains("  r2 --> r1\n  r3 --> r1\n  r4 --> r3\n"), "{m}");
-    assert!(m.contains("  classDef create fill:#c6efce,stroke:#2e7d32,color:#000\n"), "{m}");
+    assert!(
+        m.contains("  classDef create fill:#c6efce,stroke:#2e7d32,color:#000\n"),
+        "{m}"
+    );
 }
 
 #[test]
@@ -70,7 +109,10 @@ fn deletes_point_the_way_the_apply_runs_them() {
     assert_eq!(g.nodes[0].resource_id.as_deref(), Some("subnet-1"));
     let dot = dot(&g, &[]);
     assert!(dot.contains("  r2 -> r1 [style=dashed];\n"), "{dot}");
-    assert!(dot.contains("fillcolor=\"#ffc7ce\", color=\"#c62828\""), "{dot}");
+    assert!(
+        dot.contains("fillcolor=\"#ffc7ce\", color=\"#c62828\""),
+        "{dot}"
+    );
     assert!(dot.contains("dashed: deletes, children first"), "{dot}");
     let m = mermaid(&g, &[]);
     assert!(m.contains("  r2 -.-> r1\n"), "{m}");
@@ -81,9 +123,23 @@ fn deletes_point_the_way_the_apply_runs_them() {
 fn a_replace_is_one_node_in_either_order() {
     // Create-first: the new subnet, an update that needs it, then the old deleted.
     let g = from_plan(&[
-        row(1, "replace (create new)", "aws.subnet", "pending-subnet-9", Some("a"), &[]),
+        row(
+            1,
+            "replace (create new)",
+            "aws.subnet",
+            "pending-subnet-9",
+            Some("a"),
+            &[],
+        ),
         row(2, "update", "aws.instance", "i-1", Some("web"), &[1]),
-        row(3, "replace (delete old)", "aws.subnet", "subnet-old", Some("a"), &[1]),
+        row(
+            3,
+            "replace (delete old)",
+            "aws.subnet",
+            "subnet-old",
+            Some("a"),
+            &[1],
+        ),
     ]);
     assert_eq!(g.nodes.len(), 2, "{g:?}");
     assert_eq!(g.nodes[0].action, Action::Replace);
@@ -95,17 +151,40 @@ fn a_replace_is_one_node_in_either_order() {
     // Delete-first (a unique name): the old one goes after the unrelated VPC.
     let g = from_plan(&[
         row(1, "create", "aws.vpc", "pending-vpc-1", Some("other"), &[]),
-        row(2, "replace (delete old first)", "aws.db_instance", "db", Some("db"), &[1]),
-        row(3, "replace (create new)", "aws.db_instance", "db", Some("db"), &[2]),
+        row(
+            2,
+            "replace (delete old first)",
+            "aws.db_instance",
+            "db",
+            Some("db"),
+            &[1],
+        ),
+        row(
+            3,
+            "replace (create new)",
+            "aws.db_instance",
+            "db",
+            Some("db"),
+            &[2],
+        ),
     ]);
     assert_eq!(g.nodes.len(), 2, "{g:?}");
     assert_eq!(edges(&g), vec![(2, 1, EdgeKind::After)]);
     let dot = dot(&g, &[]);
-    assert!(dot.contains("  r2 -> r1 [style=dotted, label=\"after\"];\n"), "{dot}");
-    assert!(dot.contains("fillcolor=\"#f8cbad\", color=\"#e65100\""), "{dot}");
+    assert!(
+        dot.contains("  r2 -> r1 [style=dotted, label=\"after\"];\n"),
+        "{dot}"
+    );
+    assert!(
+        dot.contains("fillcolor=\"#f8cbad\", color=\"#e65100\""),
+        "{dot}"
+    );
     let m = mermaid(&g, &[]);
     assert!(m.contains("  r2 -. after .-> r1\n"), "{m}");
-    assert!(m.contains("  r2[\"replace aws.db_instance<br>db<br>db, us-east-1\"]:::replace\n"), "{m}");
+    assert!(
+        m.contains("  r2[\"replace aws.db_instance<br>db<br>db, us-east-1\"]:::replace\n"),
+        "{m}"
+    );
 }
 
 #[test]
@@ -113,7 +192,10 @@ fn an_empty_plan_draws_no_changes() {
     let g = from_plan(&[]);
     assert_eq!(
         dot(&g, &[]),
-        format!("{}  empty [label=\"no changes\", fillcolor=\"#e7e6e6\", color=\"#757575\"];\n}}\n", dot::HEADER)
+        format!(
+            "{}  empty [label=\"no changes\", fillcolor=\"#e7e6e6\", color=\"#757575\"];\n}}\n",
+            dot::HEADER
+        )
     );
     assert_eq!(
         mermaid(&g, &[]),
@@ -126,7 +208,10 @@ fn an_unknown_step_label_is_grey_not_dropped() {
     let g = from_plan(&[row(1, "import", "aws.vpc", "vpc-1", None, &[])]);
     assert_eq!(g.nodes[0].action, Action::Other);
     let m = mermaid(&g, &[]);
-    assert!(m.contains("  r1[\"no-op aws.vpc<br>vpc-1, us-east-1\"]:::noop\n"), "{m}");
+    assert!(
+        m.contains("  r1[\"no-op aws.vpc<br>vpc-1, us-east-1\"]:::noop\n"),
+        "{m}"
+    );
     assert!(m.contains("classDef noop fill:#e7e6e6"), "{m}");
     assert!(dot(&g, &[]).contains("legend_no_op [label=\"no-op\""));
 }
@@ -145,7 +230,14 @@ const NASTY: &str = "a\"b]c;d\nx<b>&amp; \\N #quot; end` `` ```:#1 café ü";
 
 #[test]
 fn dot_labels_escape_quotes_backslashes_and_line_breaks() {
-    let g = from_plan(&[row(1, "create", "aws.vpc", "pending-vpc-1", Some(NASTY), &[])]);
+    let g = from_plan(&[row(
+        1,
+        "create",
+        "aws.vpc",
+        "pending-vpc-1",
+        Some(NASTY),
+        &[],
+    )]);
     let dot = dot(&g, &["deny: a\nb".to_string()]);
     let line = dot.lines().find(|l| l.starts_with("  r1 [")).unwrap();
     assert_eq!(
@@ -158,7 +250,14 @@ fn dot_labels_escape_quotes_backslashes_and_line_breaks() {
 
 #[test]
 fn mermaid_labels_are_quoted_with_entities() {
-    let g = from_plan(&[row(1, "create", "aws.vpc", "pending-vpc-1", Some(NASTY), &[])]);
+    let g = from_plan(&[row(
+        1,
+        "create",
+        "aws.vpc",
+        "pending-vpc-1",
+        Some(NASTY),
+        &[],
+    )]);
     let m = mermaid(&g, &["a ```b".to_string()]);
     let line = m.lines().find(|l| l.starts_with("  r1[")).unwrap();
     assert_eq!(
@@ -180,4 +279,25 @@ fn mermaid_labels_are_quoted_with_entities() {
         assert!(!l.contains("```"), "{l}");
     }
     assert!(m.contains("  %% a '''b\n"), "{m}");
+}
+
+#[test]
+fn mermaid_labels_cannot_hold_directives_or_direction_statements() {
+    let name = "%%{init: {'theme': 'dark'}}%% direction LR";
+    let g = from_plan(&[row(
+        1,
+        "create",
+        "aws.vpc",
+        "pending-vpc-1",
+        Some(name),
+        &[],
+    )]);
+    let m = mermaid(&g, &["%%%{init: {}}%%".to_string()]);
+    let line = m.lines().find(|l| l.starts_with("  r1[")).unwrap();
+    assert!(
+        line.contains("<br>#37;#37;{init#58; {'theme'#58; 'dark'}}#37;#37; #100;irection LR<br>"),
+        "{line}"
+    );
+    assert!(m.contains("  %% % % %{init: {}}% %\n"), "{m}");
+    assert!(!m.contains("%%{") && !m.contains("direction"), "{m}");
 }
