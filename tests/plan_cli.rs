@@ -1,5 +1,5 @@
 //! `infrasql plan`: the real binary against a real server on moto. Exit
-//! codes, the three formats, the failing line, secrets, and that SQL
+//! codes, the formats (the plan's graph too), the failing line, secrets, and that SQL
 //! trying to leave the plan-only session applies nothing.
 
 mod common;
@@ -336,4 +336,189 @@ async fn tls_as_sslmode_asks() {
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
+}
+
+const NETWORK: &str = "
+INSERT INTO aws.vpc (name, cidr_block) VALUES ('g', '10.61.0.0/16');
+INSERT INTO aws.subnet (name, vpc_id, cidr_block, availability_zone)
+  SELECT 'g-a', vpc_id, '10.61.1.0/24', 'us-east-1a' FROM aws.vpc WHERE name = 'g';
+INSERT INTO aws.security_group (name, group_name, description, vpc_id)
+  SELECT 'g-web', 'g-web', 'web servers', vpc_id FROM aws.vpc WHERE name = 'g';
+INSERT INTO aws.security_group_rule (group_id, is_egress, ip_protocol, from_port, to_port, cidr_ipv4)
+  SELECT group_id, false, 'tcp', 443, 443, '0.0.0.0/0' FROM aws.security_group WHERE group_name = 'g-web';
+";
+
+/// The id of the one node whose label starts with `action table`, in
+/// either format (`r3 [label="create aws.vpc...` or `r3["create aws.vpc...`).
+fn node_id(out: &str, action_table: &str) -> String {
+    let found: Vec<&str> = out
+        .lines()
+        .filter(|l| {
+            l.contains(&format!("[label=\"{action_table}\\n"))
+                || l.contains(&format!("[\"{action_table}<br>"))
+        })
+        .collect();
+    assert_eq!(found.len(), 1, "one node {action_table}: {out}");
+    let l = found[0].trim_start();
+    l[..l.find('[').unwrap()].trim_end().to_string()
+}
+
+/// `--format dot` and `mermaid` draw the plan's graph: nodes coloured by
+/// action, an arrow from each step to the step it waits for (reversed
+/// among deletes, as the apply runs them); markdown embeds the Mermaid.
+#[tokio::test]
+async fn the_plan_as_a_graph() {
+    let moto = Moto::start();
+    let s = TestServer::start_on(&moto, &[]);
+    let dir = common::temp_dir();
+    let f = write(dir.path(), "network.sql", NETWORK);
+
+    let o = plan(&s, &["--format", "dot", &f]);
+    assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
+    let dot = common::stdout(&o);
+    assert!(
+        dot.starts_with("digraph plan {\n") && dot.ends_with("}\n"),
+        "{dot}"
+    );
+    let vpc = node_id(&dot, "create aws.vpc");
+    let subnet = node_id(&dot, "create aws.subnet");
+    let sg = node_id(&dot, "create aws.security_group");
+    let rule = node_id(&dot, "create aws.security_group_rule");
+    for (from, to) in [(&subnet, &vpc), (&sg, &vpc), (&rule, &sg)] {
+        assert!(
+            dot.contains(&format!("  {from} -> {to};\n")),
+            "{from} -> {to}: {dot}"
+        );
+    }
+    let edges = dot
+        .lines()
+        .filter(|l| l.starts_with("  r") && l.contains(" -> "));
+    assert_eq!(edges.count(), 3, "{dot}");
+    assert!(
+        dot.contains(&format!(
+            "  {subnet} [label=\"create aws.subnet\\ng-a\\n(known after apply), us-east-1\", fillcolor=\"#c6efce\", color=\"#2e7d32\"];"
+        )),
+        "{dot}"
+    );
+    assert!(dot.contains("legend_create [label=\"create\""), "{dot}");
+    graphviz_accepts(&dot);
+
+    let o = plan(&s, &["--format", "mermaid", &f]);
+    assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
+    let mermaid = common::stdout(&o);
+    assert!(mermaid.starts_with("flowchart RL\n"), "{mermaid}");
+    let (m_vpc, m_subnet) = (
+        node_id(&mermaid, "create aws.vpc"),
+        node_id(&mermaid, "create aws.subnet"),
+    );
+    assert_eq!(
+        (&m_vpc, &m_subnet),
+        (&vpc, &subnet),
+        "the same ids in both formats"
+    );
+    assert!(
+        mermaid.contains(&format!("  {subnet} --> {vpc}\n")),
+        "{mermaid}"
+    );
+    assert!(
+        mermaid.contains(&format!("  {rule} --> {sg}\n")),
+        "{mermaid}"
+    );
+    assert!(mermaid.contains(&format!(
+        "  {sg}[\"create aws.security_group<br>g-web<br>(known after apply), us-east-1\"]:::create\n"
+    )), "{mermaid}");
+    assert!(
+        mermaid.contains("  classDef create fill:#c6efce,stroke:#2e7d32,color:#000\n"),
+        "{mermaid}"
+    );
+
+    let o = plan(&s, &["--format", "markdown", &f]);
+    assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
+    let md = common::stdout(&o);
+    let expected = format!(
+        "**Plan:** 4 to create, 0 to update, 0 to replace, 0 to delete\n\n```mermaid\n{mermaid}```\n\n### `aws.vpc`"
+    );
+    assert!(md.starts_with(&expected), "{md}");
+
+    let o = plan(&s, &["--format", "svg", &f]);
+    assert_eq!(o.status.code(), Some(2), "clap's usage error");
+    let err = common::stderr(&o);
+    assert!(
+        err.contains("invalid value 'svg' for '--format <FORMAT>'"),
+        "{err}"
+    );
+    assert!(
+        err.contains("[possible values: table, markdown, json, dot, mermaid]"),
+        "{err}"
+    );
+    assert!(common::stdout(&o).is_empty());
+
+    // Applied, then deleted: the VPC's delete waits for the subnet's.
+    let db = s.connect().await;
+    db.batch_execute(NETWORK).await.unwrap();
+    let gone = write(
+        dir.path(),
+        "gone.sql",
+        "DELETE FROM aws.security_group_rule
+           WHERE group_id IN (SELECT group_id FROM aws.security_group WHERE group_name = 'g-web');
+         DELETE FROM aws.security_group WHERE group_name = 'g-web';
+         DELETE FROM aws.subnet WHERE name = 'g-a';
+         DELETE FROM aws.vpc WHERE name = 'g';\n",
+    );
+    let o = plan(&s, &["--format", "dot", &gone]);
+    assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
+    let dot = common::stdout(&o);
+    let vpc = node_id(&dot, "delete aws.vpc");
+    let subnet = node_id(&dot, "delete aws.subnet");
+    let sg = node_id(&dot, "delete aws.security_group");
+    let rule = node_id(&dot, "delete aws.security_group_rule");
+    for (from, to) in [(&vpc, &subnet), (&vpc, &sg), (&sg, &rule)] {
+        assert!(
+            dot.contains(&format!("  {from} -> {to} [style=dashed];\n")),
+            "{from} -> {to}: {dot}"
+        );
+    }
+    assert!(
+        dot.contains("fillcolor=\"#ffc7ce\", color=\"#c62828\""),
+        "{dot}"
+    );
+    assert!(!dot.contains("legend_create"), "{dot}");
+    graphviz_accepts(&dot);
+    assert_eq!(moto.vpcs().await.len(), 1, "the plan deleted nothing");
+}
+
+/// Graphviz parses the DOT, when it is installed (it is not a dependency).
+fn graphviz_accepts(dot: &str) {
+    use std::io::Write;
+    use std::process::Stdio;
+    let child = Command::new("dot")
+        .arg("-Tsvg")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("skipped the graphviz check: `dot` cannot run ({e})");
+            return;
+        }
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(dot.as_bytes())
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(
+        o.status.success(),
+        "dot -Tsvg: {}\n{dot}",
+        common::stderr(&o)
+    );
+    assert!(
+        common::stdout(&o).contains("<svg"),
+        "{}",
+        common::stdout(&o)
+    );
 }

@@ -6,7 +6,9 @@
 //! - `tls`: libpq's `sslmode` meanings on rustls.
 //! - `sql`: which files, their statements, a failure's file and line.
 //! - `plan`: run SQL files in a plan-only session, read `infra.plan`.
-//! - `render`: the plan as a table, Markdown or JSON.
+//! - `render`: the plan as a table, Markdown or JSON, or its graph.
+//! - `graph`: the plan's steps as a graph (nodes by action, the apply's
+//!   order as edges), drawn as DOT or Mermaid.
 //! - `verdict`: the policies' verdicts on the plan (`infra.plan_policy`).
 //! - `revert`: the SQL `infra.revert()` writes for an apply, planned like
 //!   `plan` or applied with `--yes`.
@@ -18,6 +20,7 @@
 
 pub mod apply;
 pub mod connect;
+pub mod graph;
 pub mod plan;
 pub mod progress;
 pub mod render;

@@ -116,7 +116,8 @@ async fn column_kinds(client: &Client) -> anyhow::Result<HashMap<(String, String
 async fn read_plan(client: &Client) -> anyhow::Result<Vec<PlanRow>> {
     let rows = text_rows(
         client,
-        "SELECT step, action, \"table\", resource_id, name, region, changes::text FROM infra.plan",
+        "SELECT step, action, \"table\", resource_id, name, region, changes::text,
+                array_to_string(depends_on, ',') FROM infra.plan",
     )
     .await
     .context("cannot read infra.plan")?;
@@ -131,6 +132,11 @@ async fn read_plan(client: &Client) -> anyhow::Result<Vec<PlanRow>> {
                 name: get(4),
                 region: get(5).unwrap_or_default(),
                 changes: serde_json::from_str(&get(6).unwrap_or_else(|| "{}".into()))?,
+                depends_on: get(7)
+                    .unwrap_or_default()
+                    .split(',')
+                    .filter_map(|d| d.trim().parse().ok())
+                    .collect(),
             })
         })
         .collect()

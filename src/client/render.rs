@@ -1,5 +1,7 @@
 //! The plan as `infrasql plan` prints it: a table for a terminal, Markdown
-//! for a pull-request comment, JSON modelled on `terraform show -json`.
+//! for a pull-request comment (with the plan's graph as a Mermaid block),
+//! JSON modelled on `terraform show -json`, and the graph alone as DOT or
+//! Mermaid ([`super::graph`]).
 //! Pure: rows of `infra.plan` and the column kinds in, text out.
 
 use std::collections::HashMap;
@@ -7,6 +9,7 @@ use std::fmt::Write;
 
 use serde_json::{json, Map, Value};
 
+use super::graph;
 use super::verdict::{self, cell, Verdict};
 
 pub const SENSITIVE: &str = "(sensitive)";
@@ -17,6 +20,10 @@ pub enum Format {
     Table,
     Markdown,
     Json,
+    /// Graphviz DOT: the plan's graph.
+    Dot,
+    /// A Mermaid flowchart: the plan's graph.
+    Mermaid,
 }
 
 /// One row of `infra.plan`.
@@ -30,6 +37,8 @@ pub struct PlanRow {
     pub region: String,
     /// field → {"before", "after"}
     pub changes: Map<String, Value>,
+    /// Steps that must finish first.
+    pub depends_on: Vec<i64>,
 }
 
 /// The plan and the kind of every resource column, keyed by (table, column).
@@ -189,13 +198,26 @@ pub fn render(view: &PlanView, format: Format) -> String {
     let changes = view.changes();
     match format {
         Format::Table => table(&changes) + &verdict::table(&view.verdicts),
-        Format::Markdown => markdown(&changes) + &verdict::markdown(&view.verdicts),
+        Format::Markdown => {
+            markdown(&changes, &graph::from_plan(&view.rows)) + &verdict::markdown(&view.verdicts)
+        }
         Format::Json => {
             let mut j = to_json(&changes);
             j["policy_results"] = verdict::to_json(&view.verdicts);
             serde_json::to_string_pretty(&j).unwrap_or_default() + "\n"
         }
+        Format::Dot => graph::dot(&graph::from_plan(&view.rows), &notes(&view.verdicts)),
+        Format::Mermaid => graph::mermaid(&graph::from_plan(&view.rows), &notes(&view.verdicts)),
     }
+}
+
+/// The policies' verdicts as comment lines of a graph: a graph format has
+/// nowhere else to show them, and a deny still makes `plan` exit 1.
+fn notes(verdicts: &[Verdict]) -> Vec<String> {
+    verdict::table(verdicts)
+        .lines()
+        .map(str::to_owned)
+        .collect()
 }
 
 fn table(changes: &[ResourceChange]) -> String {
@@ -227,8 +249,13 @@ fn table(changes: &[ResourceChange]) -> String {
     s
 }
 
-fn markdown(changes: &[ResourceChange]) -> String {
+fn markdown(changes: &[ResourceChange], graph: &graph::Graph) -> String {
     let mut s = format!("**Plan:** {}\n", summary(changes));
+    if !graph.nodes.is_empty() {
+        s.push_str("\n```mermaid\n");
+        s.push_str(&graph::mermaid(graph, &[]));
+        s.push_str("```\n");
+    }
     let mut tables: Vec<&str> = Vec::new();
     for c in changes {
         if !tables.contains(&c.table.as_str()) {
@@ -291,79 +318,4 @@ pub fn to_json(changes: &[ResourceChange]) -> Value {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn view() -> PlanView {
-        let row = |step, action: &str, id: &str, changes: Value| PlanRow {
-            step,
-            action: action.into(),
-            table: "aws.vpc".into(),
-            resource_id: id.into(),
-            name: Some("main".into()),
-            region: "us-east-1".into(),
-            changes: changes.as_object().unwrap().clone(),
-        };
-        let kinds = [
-            ("vpc_id", "identity"),
-            ("cidr_block", "replace"),
-            ("owner_id", "cloud"),
-            ("secret", "write_only"),
-        ]
-        .iter()
-        .map(|(c, k)| (("aws.vpc".to_string(), c.to_string()), k.to_string()))
-        .collect();
-        PlanView {
-            rows: vec![
-                row(
-                    1,
-                    "create",
-                    "pending-vpc-1",
-                    json!({"cidr_block": {"before": null, "after": "10.0.0.0/16"}, "secret": {"before": null, "after": "(secret)"}}),
-                ),
-                row(
-                    2,
-                    "replace (create new)",
-                    "vpc-2",
-                    json!({"cidr_block": {"before": "10.1.0.0/16", "after": "10.2.0.0/16"}}),
-                ),
-                row(
-                    3,
-                    "replace (delete old)",
-                    "vpc-2",
-                    json!({"cidr_block": {"before": "10.1.0.0/16", "after": "10.2.0.0/16"}}),
-                ),
-            ],
-            kinds,
-            verdicts: Vec::new(),
-        }
-    }
-
-    #[test]
-    fn a_replace_is_one_change_with_its_reason() {
-        let changes = view().changes();
-        assert_eq!(changes.len(), 2);
-        assert_eq!(changes[1].actions, vec!["delete", "create"]);
-        assert_eq!(
-            changes[1].replace_reason.as_deref(),
-            Some("changing cidr_block forces a new resource")
-        );
-        assert_eq!(
-            summary(&changes),
-            "1 to create, 0 to update, 1 to replace, 0 to delete"
-        );
-    }
-
-    #[test]
-    fn secrets_are_sensitive_and_cloud_values_unknown() {
-        let j = to_json(&view().changes());
-        let create = &j["resource_changes"][0];
-        assert_eq!(create["id"], UNKNOWN);
-        assert_eq!(create["change"]["after"]["secret"], SENSITIVE);
-        assert_eq!(create["change"]["after"]["owner_id"], UNKNOWN);
-        assert_eq!(create["change"]["before"], Value::Null);
-        let md = render(&view(), Format::Markdown);
-        assert!(md.starts_with("**Plan:** 1 to create, 0 to update, 1 to replace, 0 to delete\n"));
-        assert!(md.contains("cidr_block: 10.1.0.0/16 → 10.2.0.0/16"));
-    }
-}
+mod tests;
