@@ -1,6 +1,8 @@
 //! The order of a round's row writes: parents' levels first, while every
 //! listing runs at once.
 
+use infrasql_provider::Props;
+
 /// Orders the row writes of one round by level while the listings run
 /// concurrently: level `d` may write once every pair of levels `< d` has
 /// finished (written, failed or skipped).
@@ -53,6 +55,34 @@ impl LevelGate {
 }
 
 impl Turn<'_> {
+    fn is_open(&self) -> bool {
+        *self.gate.done.borrow() >= self.depth
+    }
+
+    /// Waits for the turn holding `listed` as compact JSON text, one string
+    /// per resource, and gives it back as it was. A listing waits while the
+    /// levels below read, compare and write theirs; as `Props` (a map with
+    /// its keys per resource) 40,000 rules are about 65 MB, as text about a
+    /// third of it (issue #15: a round's peak RSS was every listing at full
+    /// size next to the rows being read).
+    pub(super) async fn wait_holding(self, listed: Vec<Props>) -> Vec<Props> {
+        if self.is_open() {
+            return listed;
+        }
+        let text: Vec<Box<str>> = listed
+            .into_iter()
+            .map(|p| {
+                serde_json::to_string(&p)
+                    .expect("a JSON map always serialises")
+                    .into_boxed_str()
+            })
+            .collect();
+        self.wait().await;
+        text.into_iter()
+            .map(|t| serde_json::from_str(&t).expect("text serialised from a JSON map parses"))
+            .collect()
+    }
+
     pub(super) async fn wait(self) {
         let mut rx = self.gate.done.subscribe();
         // The sender lives as long as the gate, which outlives every turn.
@@ -79,5 +109,27 @@ mod tests {
         );
         gate.finished(0);
         assert!(top.now_or_never().is_some());
+    }
+
+    #[tokio::test]
+    async fn a_listing_held_for_its_turn_comes_back_unchanged() {
+        use futures_util::FutureExt;
+        let listed: Vec<Props> = [
+            serde_json::json!({"id": "sg-1", "n": 443, "tags": {"a": "b"}, "none": null}),
+            serde_json::json!({"id": "sg-2", "cidrs": ["10.0.0.0/8"], "ok": true, "f": 0.1}),
+        ]
+        .into_iter()
+        .map(|v| v.as_object().unwrap().clone())
+        .collect();
+        let gate = LevelGate::new([0, 1].into_iter());
+        let mut held = Box::pin(gate.turn(1).wait_holding(listed.clone()));
+        assert!((&mut held).now_or_never().is_none(), "level 0 still runs");
+        gate.finished(0);
+        assert_eq!(held.await, listed);
+        // An open turn gives the listing back at once.
+        assert_eq!(
+            gate.turn(1).wait_holding(listed.clone()).now_or_never(),
+            Some(listed)
+        );
     }
 }

@@ -302,11 +302,11 @@ impl Syncer {
         // Counted per task: the other tables' listings run at the same time.
         let (result, calls) = infrasql_provider::calls::count_calls(async {
             match read::list(resource.as_ref(), region).await {
-                Ok(observed) => {
+                Ok(mut observed) => {
                     let listed = started.elapsed();
                     if let Some(turn) = turn {
                         let t = Instant::now();
-                        turn.wait().await;
+                        observed = turn.wait_holding(observed).await;
                         waited = t.elapsed();
                     }
                     // Where a round's time goes, per pair (bench/sync_100k.sh).
@@ -370,7 +370,7 @@ impl Syncer {
             first,
         });
         let diffed = t.elapsed();
-        write::rows(&tx, schema, table, &d).await?;
+        write::rows(&tx, schema, table, &d, &observed).await?;
         let written = t.elapsed();
         let set_drift = self
             .sync_members(&tx, schema, &observed, &current, &mut d, first)

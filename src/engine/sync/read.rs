@@ -4,6 +4,8 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use futures_util::TryStreamExt;
+
 use infrasql_provider::{Props, Resource, ResourceSchema};
 use serde_json::Value;
 use tokio_postgres::Transaction;
@@ -28,21 +30,24 @@ pub(super) async fn current(
     observed: &[Props],
 ) -> Result<Current, SyncError> {
     let idc = ident(schema.id_column());
-    // Rows an open transaction holds are skipped, never waited for.
-    let locked: BTreeMap<String, Props> = tx
-        .query(
+    // Rows an open transaction holds are skipped, never waited for. Each
+    // row is parsed as it arrives, so the region's rows are never held both
+    // as the server sent them and as `Props` (issue #15, peak RSS).
+    let stream = tx
+        .query_raw(
             &format!(
                 "SELECT {idc}, to_jsonb(t) FROM {table} t WHERE region = $1 FOR UPDATE SKIP LOCKED"
             ),
-            &[&region],
+            [&region],
         )
-        .await?
-        .into_iter()
-        .filter_map(|r| match r.get::<_, Value>(1) {
-            Value::Object(m) => Some((r.get::<_, String>(0), m)),
-            _ => None,
-        })
-        .collect();
+        .await?;
+    futures_util::pin_mut!(stream);
+    let mut locked: BTreeMap<String, Props> = BTreeMap::new();
+    while let Some(r) = stream.try_next().await? {
+        if let Value::Object(m) = r.get::<_, Value>(1) {
+            locked.insert(r.get::<_, String>(0), m);
+        }
+    }
     let all: HashSet<String> = strings(
         tx,
         &format!("SELECT {idc} FROM {table} WHERE region = $1"),

@@ -2,15 +2,17 @@
 //! role (so change capture never takes them for a user's intent): the rows,
 //! then the drift records.
 
-use infrasql_provider::ResourceSchema;
-use serde_json::Value;
+use infrasql_provider::{Props, ResourceSchema};
 use tokio_postgres::Transaction;
 
 use super::diff::{resolution, Columns, Diff, DriftRecord, RowWrite};
 use super::{ident, SyncError};
 
 /// Updates in two batches (every observed column; cloud-assigned ones
-/// only), inserts in one, deletes one at a time.
+/// only), inserts in one, deletes one at a time. A batch is serialised
+/// straight from the listed resources (`observed`, which the writes
+/// index), with no copy of them in between, and sent in statements of
+/// about [`CHUNK_BYTES`] of JSON each (issue #15, peak RSS).
 ///
 /// `diff` sends only rows it found changed, by comparing JSON; an update
 /// also checks, in the database's own types, that a written column
@@ -21,6 +23,7 @@ pub(super) async fn rows(
     schema: &ResourceSchema,
     table: &str,
     diff: &Diff,
+    observed: &[Props],
 ) -> Result<(), SyncError> {
     let idc = schema.id_column();
     let set = |cols: &[&str]| {
@@ -35,13 +38,11 @@ pub(super) async fn rows(
         (Columns::Observed, &diff.observed_cols),
         (Columns::CloudAssigned, &diff.cloud_cols),
     ] {
-        let rows: Vec<Value> = diff
+        let rows: Vec<&Props> = diff
             .writes
             .iter()
             .filter_map(|w| match w {
-                RowWrite::Update {
-                    columns, values, ..
-                } if *columns == scope => Some(Value::Object(values.clone())),
+                RowWrite::Update { columns, at, .. } if *columns == scope => Some(&observed[*at]),
                 _ => None,
             })
             .collect();
@@ -56,13 +57,13 @@ pub(super) async fn rows(
             ident(idc),
             differs(&written),
         );
-        tx.execute(&sql, &[&Value::Array(rows).to_string()]).await?;
+        in_chunks(tx, &sql, &rows).await?;
     }
-    let inserts: Vec<Value> = diff
+    let inserts: Vec<&Props> = diff
         .writes
         .iter()
         .filter_map(|w| match w {
-            RowWrite::Insert { values, .. } => Some(Value::Object(values.clone())),
+            RowWrite::Insert { at, .. } => Some(&observed[*at]),
             _ => None,
         })
         .collect();
@@ -73,8 +74,7 @@ pub(super) async fn rows(
              ON CONFLICT DO NOTHING",
             cols.join(", "),
         );
-        tx.execute(&sql, &[&Value::Array(inserts).to_string()])
-            .await?;
+        in_chunks(tx, &sql, &inserts).await?;
     }
     for w in &diff.writes {
         let RowWrite::Delete { id } = w else {
@@ -94,6 +94,33 @@ pub(super) async fn rows(
             "RELEASE SAVEPOINT sync_delete"
         };
         tx.batch_execute(undo).await?;
+    }
+    Ok(())
+}
+
+/// The JSON text of one statement's rows, at most about this long: 40,000
+/// rows in one statement made their text, the bind message and the
+/// connection's write buffer (each as long as the text, the bind message
+/// up to twice as it grows) 170 MB of a 545 MB peak (heaptrack, 100,000
+/// resources). A chunk of 1 MiB is 1,000–2,000 rows: a statement per
+/// chunk costs a round trip, small next to writing the rows.
+const CHUNK_BYTES: usize = 1 << 20;
+
+/// Runs `sql` (whose `$1` is a JSON array of rows, the text
+/// `jsonb_populate_recordset` reads) for `rows`, a chunk at a time: the
+/// rows are written independently of each other, in the round's one
+/// transaction, so the chunks write what one statement would.
+async fn in_chunks(tx: &Transaction<'_>, sql: &str, rows: &[&Props]) -> Result<(), SyncError> {
+    let statement = tx.prepare(sql).await?;
+    let mut text = String::with_capacity(CHUNK_BYTES + CHUNK_BYTES / 4);
+    for (i, row) in rows.iter().enumerate() {
+        text.push(if text.is_empty() { '[' } else { ',' });
+        text.push_str(&serde_json::to_string(row).expect("a JSON map always serialises"));
+        if text.len() >= CHUNK_BYTES || i + 1 == rows.len() {
+            text.push(']');
+            tx.execute(&statement, &[&text]).await?;
+            text.clear();
+        }
     }
     Ok(())
 }

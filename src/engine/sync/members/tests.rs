@@ -36,11 +36,11 @@ fn world(listed: &[&str]) -> World {
     let mut seen = row.clone();
     seen.insert("group_ids".into(), json!(listed));
     World {
-        observed: vec![seen.clone()],
+        observed: vec![seen],
         writes: vec![RowWrite::Update {
             id: "s-1".into(),
             columns: super::super::diff::Columns::CloudAssigned,
-            values: seen,
+            at: 0,
         }],
         owners: BTreeMap::from([("s-1".to_string(), row)]),
         rows: HashMap::from([("s-1".to_string(), BTreeSet::from(["sg-a".to_string()]))]),
@@ -142,7 +142,7 @@ fn a_new_owner_gets_its_rows_with_it() {
     w.owners.clear();
     w.writes = vec![RowWrite::Insert {
         id: "s-1".into(),
-        values: w.observed[0].clone(),
+        at: 0,
     }];
     let d = run(&w, false, &mut Vec::new());
     assert_eq!(d.inserts, vec![("s-1".to_string(), "sg-b".to_string())]);
