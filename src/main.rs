@@ -5,7 +5,21 @@ fn main() -> std::process::ExitCode {
         eprintln!("infrasql: {e}");
         return std::process::ExitCode::FAILURE;
     }
-    match infrasql::cli::run(infrasql::cli::Cli::parse()) {
+    // A usage error exits 1, as any other error: clap's own code is 2, which
+    // `infrasql plan` uses for "there are changes", so a mistyped flag in a
+    // CI job would pass as a plan.
+    let cli = match infrasql::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                std::process::ExitCode::FAILURE
+            } else {
+                std::process::ExitCode::SUCCESS
+            };
+        }
+    };
+    match infrasql::cli::run(cli) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("infrasql: {e:#}");
