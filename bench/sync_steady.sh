@@ -26,6 +26,13 @@
 # Environment:
 #   MEM_VPCS=10  MEM_SGS=5000  ROUNDS=5  SKIP_BUILD=1  KEEP=1
 #   LOG_DIR=bench/logs/sync_steady
+#   PG_STATS=1  also count what one steady round sends PostgreSQL: the
+#               cluster runs with pg_stat_statements (track=all, planning
+#               timed); after the rounds, one more steady round is counted
+#               from a reset: $LOG_DIR/statements.log (calls, plan and
+#               execution ms per statement) and the engine's backends it
+#               started (log_connections lines in the cluster's log). Its own timing costs CPU, so
+#               the rounds' CPU figures are taken without it.
 set -Eeuo pipefail
 
 SELF=sync_steady.sh
@@ -65,7 +72,13 @@ say "date: $(date -u '+%Y-%m-%d %H:%M UTC')   cores: $(nproc)   host: $(uname -s
 say "infrasql: $PROFILE binary built $BIN_ID; $SYNC_NOTE"
 say "load average before: $(load_avg)"
 python3 "$SYNC_PY" populate --endpoint "$MOTO_EP" --vpcs "$MEM_VPCS" --sgs "$MEM_SGS" 2>>"$LOG_DIR/populate.log" | tee -a "$RESULTS"
-start_infrasql steady "$MOTO_EP"
+PG_EXTRA=()
+if [[ "${PG_STATS:-0}" == 1 ]]; then
+    PG_EXTRA=(--pg-option shared_preload_libraries=pg_stat_statements
+        --pg-option pg_stat_statements.track=all --pg-option pg_stat_statements.track_planning=on
+        --pg-option pg_stat_statements.max=10000 --pg-option log_connections=on)
+fi
+start_infrasql steady "$MOTO_EP" "${PG_EXTRA[@]}"
 s=$(sync_once)
 ROWS=$(isql -A -t -q -c "SELECT count(*) FROM infra.resource_confirmed")
 say "import (first sync): ${s}s; $ROWS rows"
@@ -111,6 +124,32 @@ for ((k = 1; k <= ROUNDS; k++)); do
     say "$(measure full)"
 done
 status_table >"$LOG_DIR/sync_status.log"
+
+# count_round: one more steady round, counted by pg_stat_statements from a
+# reset; prints the summary and writes $LOG_DIR/statements.log.
+count_round() {
+    esql -q -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null
+    local s0 s1
+    esql -q -c "SELECT pg_stat_statements_reset()" >/dev/null
+    s0=$(grep -c 'connection authorized: user=infrasql_engine' "$DATA/postgres.log" || true)
+    sync_once >/dev/null
+    s1=$(grep -c 'connection authorized: user=infrasql_engine' "$DATA/postgres.log" || true)
+    esql -c "SELECT calls, round(total_plan_time::numeric, 1) AS plan_ms,
+                    round(total_exec_time::numeric, 1) AS exec_ms, plans,
+                    left(regexp_replace(query, '\s+', ' ', 'g'), 150) AS query
+             FROM pg_stat_statements
+             WHERE query NOT LIKE '%pg_stat_statements%'
+             ORDER BY total_plan_time + total_exec_time DESC" >"$LOG_DIR/statements.log"
+    esql -A -t -q -F ' ' -c "SELECT sum(calls), count(*), round(sum(total_plan_time)::numeric, 1),
+                    round(sum(total_exec_time)::numeric, 1), sum(plans)
+             FROM pg_stat_statements
+             WHERE query NOT LIKE '%pg_stat_statements%'" |
+        { read -r calls distinct plan exec plans
+          echo "one steady round: $calls statements ($distinct distinct), $plans planned; plan ${plan} ms, execution ${exec} ms (pg_stat_statements, top-level and nested); the engine's new backends: $((s1 - s0))"; }
+}
+if [[ "${PG_STATS:-0}" == 1 ]]; then
+    say "$(count_round)"
+fi
 
 summary() { # KIND COLUMN(2..6)
     awk -v k="$1" -v c="$2" '$1 == k { print $c }' "$LOG_DIR/rounds.log" | stats

@@ -12,6 +12,7 @@ use super::diff::{observed_columns, Current, DriftKind};
 use super::policy::PolicyRow;
 use super::{ident, SyncError};
 use crate::engine::apply::Resources;
+use crate::store::engine_db::Statements;
 
 /// Every resource of the type in the region, as the cloud reports it.
 pub(super) async fn list(resource: &dyn Resource, region: &str) -> Result<Vec<Props>, SyncError> {
@@ -21,6 +22,7 @@ pub(super) async fn list(resource: &dyn Resource, region: &str) -> Result<Vec<Pr
 /// The database's side of the round, for `diff`.
 pub(super) async fn current(
     tx: &Transaction<'_>,
+    st: &Statements,
     resources: &Resources,
     schema: &'static ResourceSchema,
     table: &str,
@@ -29,13 +31,10 @@ pub(super) async fn current(
 ) -> Result<Current, SyncError> {
     let idc = ident(schema.id_column());
     // Rows an open transaction holds are skipped, never waited for.
+    let sql =
+        format!("SELECT {idc}, to_jsonb(t) FROM {table} t WHERE region = $1 FOR UPDATE SKIP LOCKED");
     let locked: BTreeMap<String, Props> = tx
-        .query(
-            &format!(
-                "SELECT {idc}, to_jsonb(t) FROM {table} t WHERE region = $1 FOR UPDATE SKIP LOCKED"
-            ),
-            &[&region],
-        )
+        .query(&st.get(tx, &sql).await?, &[&region])
         .await?
         .into_iter()
         .filter_map(|r| match r.get::<_, Value>(1) {
@@ -45,17 +44,15 @@ pub(super) async fn current(
         .collect();
     let all: HashSet<String> = strings(
         tx,
+        st,
         &format!("SELECT {idc} FROM {table} WHERE region = $1"),
         &[&region],
     )
     .await?;
     let mut policies: Vec<PolicyRow> = Vec::new();
-    for r in tx
-        .query(
-            "SELECT stack, tag_key, tag_value, policy FROM infra.drift_policy WHERE table_name = $1",
-            &[&table],
-        )
-        .await?
+    let sql =
+        "SELECT stack, tag_key, tag_value, policy FROM infra.drift_policy WHERE table_name = $1";
+    for r in tx.query(&st.get(tx, sql).await?, &[&table]).await?
     {
         policies.push(PolicyRow {
             stack: r.get(0),
@@ -66,20 +63,20 @@ pub(super) async fn current(
     }
     let in_flight = strings(
         tx,
+        st,
         "SELECT apply_id FROM infra.apply WHERE infra.unsettled(status, xid)",
         &[],
     )
     .await?;
+    let sql = "SELECT EXISTS (SELECT 1 FROM infra.apply_action a JOIN infra.apply p USING (apply_id) \
+               WHERE a.table_name = $1 AND infra.unsettled(p.status, p.xid))";
     let table_busy: bool = tx
-        .query_one(
-            "SELECT EXISTS (SELECT 1 FROM infra.apply_action a JOIN infra.apply p USING (apply_id) \
-             WHERE a.table_name = $1 AND infra.unsettled(p.status, p.xid))",
-            &[&table],
-        )
+        .query_one(&st.get(tx, sql).await?, &[&table])
         .await?
         .get(0);
     let unsettled_ids = strings(
         tx,
+        st,
         "SELECT a.resource_id FROM infra.apply_action a JOIN infra.apply p USING (apply_id) \
          WHERE a.table_name = $1 AND a.resource_id IS NOT NULL AND infra.unsettled(p.status, p.xid)",
         &[&table],
@@ -93,15 +90,11 @@ pub(super) async fn current(
                 .is_some_and(|id| !all.contains(id))
         })
         .collect();
-    let parents = parents(tx, resources, schema, observed, &appeared).await?;
+    let parents = parents(tx, st, resources, schema, observed, &appeared).await?;
     let mut open_drift: HashMap<_, Vec<Option<Value>>> = HashMap::new();
-    for r in tx
-        .query(
-            "SELECT resource_id, kind, field, actual_value FROM infra.drift \
-             WHERE resolution = 'open' AND table_name = $1",
-            &[&table],
-        )
-        .await?
+    let sql = "SELECT resource_id, kind, field, actual_value FROM infra.drift \
+               WHERE resolution = 'open' AND table_name = $1";
+    for r in tx.query(&st.get(tx, sql).await?, &[&table]).await?
     {
         let kind = match r.get::<_, &str>(1) {
             "changed" => DriftKind::Changed,
@@ -130,6 +123,7 @@ pub(super) async fn current(
 /// region, as the foreign key sees them).
 async fn parents(
     tx: &Transaction<'_>,
+    st: &Statements,
     resources: &Resources,
     schema: &ResourceSchema,
     observed: &[Props],
@@ -154,6 +148,7 @@ async fn parents(
             let pid = ident(p.schema().id_column());
             strings(
                 tx,
+                st,
                 &format!("SELECT {pid} FROM {parent} WHERE {pid} = ANY($1)"),
                 &[&named],
             )
@@ -167,11 +162,12 @@ async fn parents(
 /// The first column of every row, as text.
 async fn strings(
     tx: &Transaction<'_>,
+    st: &Statements,
     sql: &str,
     params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
 ) -> Result<HashSet<String>, SyncError> {
     Ok(tx
-        .query(sql, params)
+        .query(&st.get(tx, sql).await?, params)
         .await?
         .iter()
         .map(|r| r.get(0))
@@ -190,6 +186,7 @@ pub(super) struct Members {
 /// members are rows (the foreign key), and the join table's open drift.
 pub(super) async fn members(
     tx: &Transaction<'_>,
+    st: &Statements,
     join_table: &str,
     set: infrasql_provider::MemberSet,
     member_table: &str,
@@ -213,6 +210,7 @@ pub(super) async fn members(
     }
     let members = strings(
         tx,
+        st,
         &format!(
             "SELECT {0} FROM {member_table} WHERE {0} = ANY($1)",
             ident(member_id)
