@@ -339,7 +339,8 @@ impl Syncer {
             interval: Duration::from_millis(self.interval_ms.load(Ordering::Relaxed)),
         };
         // The status row and the lock's release in one statement.
-        let unlocked = status::finish(&db, db.statements(), table, region, outcome, &lock_key).await;
+        let unlocked =
+            status::finish(&db, db.statements(), table, region, outcome, &lock_key).await;
         // Reused only once the lock is known to be gone; otherwise it
         // closes, and the lock with it.
         if unlocked.is_ok() {
@@ -375,7 +376,7 @@ impl Syncer {
         write::rows(&tx, schema, table, &d).await?;
         let written = t.elapsed();
         let set_drift = self
-            .sync_members(&tx, st, schema, &observed, &current, &mut d, first)
+            .sync_members(&tx, schema, &observed, &current, &mut d, first)
             .await?;
         let sets = t.elapsed();
         let revert_ok = if d.reverts.is_empty() {
@@ -415,7 +416,6 @@ impl Syncer {
     async fn sync_members(
         &self,
         tx: &tokio_postgres::Transaction<'_>,
-        st: &crate::store::engine_db::Statements,
         schema: &'static infrasql_provider::ResourceSchema,
         observed: &[Props],
         current: &diff::Current,
@@ -447,7 +447,6 @@ impl Syncer {
                 .collect();
             let m = read::members(
                 tx,
-                st,
                 &join_table,
                 set,
                 &member_table,

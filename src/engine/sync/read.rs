@@ -31,8 +31,9 @@ pub(super) async fn current(
 ) -> Result<Current, SyncError> {
     let idc = ident(schema.id_column());
     // Rows an open transaction holds are skipped, never waited for.
-    let sql =
-        format!("SELECT {idc}, to_jsonb(t) FROM {table} t WHERE region = $1 FOR UPDATE SKIP LOCKED");
+    let sql = format!(
+        "SELECT {idc}, to_jsonb(t) FROM {table} t WHERE region = $1 FOR UPDATE SKIP LOCKED"
+    );
     let locked: BTreeMap<String, Props> = tx
         .query(&st.get(tx, &sql).await?, &[&region])
         .await?
@@ -52,8 +53,7 @@ pub(super) async fn current(
     let mut policies: Vec<PolicyRow> = Vec::new();
     let sql =
         "SELECT stack, tag_key, tag_value, policy FROM infra.drift_policy WHERE table_name = $1";
-    for r in tx.query(&st.get(tx, sql).await?, &[&table]).await?
-    {
+    for r in tx.query(&st.get(tx, sql).await?, &[&table]).await? {
         policies.push(PolicyRow {
             stack: r.get(0),
             tag_key: r.get(1),
@@ -68,7 +68,8 @@ pub(super) async fn current(
         &[],
     )
     .await?;
-    let sql = "SELECT EXISTS (SELECT 1 FROM infra.apply_action a JOIN infra.apply p USING (apply_id) \
+    let sql =
+        "SELECT EXISTS (SELECT 1 FROM infra.apply_action a JOIN infra.apply p USING (apply_id) \
                WHERE a.table_name = $1 AND infra.unsettled(p.status, p.xid))";
     let table_busy: bool = tx
         .query_one(&st.get(tx, sql).await?, &[&table])
@@ -94,8 +95,7 @@ pub(super) async fn current(
     let mut open_drift: HashMap<_, Vec<Option<Value>>> = HashMap::new();
     let sql = "SELECT resource_id, kind, field, actual_value FROM infra.drift \
                WHERE resolution = 'open' AND table_name = $1";
-    for r in tx.query(&st.get(tx, sql).await?, &[&table]).await?
-    {
+    for r in tx.query(&st.get(tx, sql).await?, &[&table]).await? {
         let kind = match r.get::<_, &str>(1) {
             "changed" => DriftKind::Changed,
             "appeared" => DriftKind::Appeared,
@@ -186,7 +186,6 @@ pub(super) struct Members {
 /// members are rows (the foreign key), and the join table's open drift.
 pub(super) async fn members(
     tx: &Transaction<'_>,
-    st: &Statements,
     join_table: &str,
     set: infrasql_provider::MemberSet,
     member_table: &str,
@@ -208,16 +207,20 @@ pub(super) async fn members(
     {
         rows.entry(r.get(0)).or_default().insert(r.get(1));
     }
-    let members = strings(
-        tx,
-        st,
-        &format!(
-            "SELECT {0} FROM {member_table} WHERE {0} = ANY($1)",
-            ident(member_id)
-        ),
-        &[&listed],
-    )
-    .await?;
+    // Not kept prepared: a member table's text differs per set, and only
+    // types with sets send it.
+    let members = tx
+        .query(
+            &format!(
+                "SELECT {0} FROM {member_table} WHERE {0} = ANY($1)",
+                ident(member_id)
+            ),
+            &[&listed],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
     let mut open = HashSet::new();
     for r in tx
         .query(

@@ -131,8 +131,8 @@ pub(super) async fn finish(
 /// transaction (a failed round rolls it back, so its confirmed time stays):
 /// the rows it left alone (`unconfirmed`, AWS ids) keep the time they had
 /// in `infra.sync_unconfirmed`, the others are confirmed now through
-/// `sync_status.confirmed_at`. One statement for the pair, not one per row;
-/// in a steady state it writes the status row only.
+/// `sync_status.confirmed_at`. One statement for the pair (the status row
+/// too), not one per row; in a steady state it writes the status row only.
 pub(super) async fn confirm(
     tx: &tokio_postgres::Transaction<'_>,
     st: &Statements,
