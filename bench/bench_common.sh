@@ -76,7 +76,9 @@ bench_build() {
 SERVE_EXTRA=()
 SYNC_NOTE="binary has no sync loop"
 snapshot_bin() {
-    cp "$BIN" "$WORK/infrasql"
+    # A hard link when it can (no copy of a 150 MB debug binary on a full
+    # disk); a rebuild writes a new file, so the link keeps this one.
+    ln -f "$BIN" "$WORK/infrasql" 2>/dev/null || cp "$BIN" "$WORK/infrasql"
     BIN_ID="$(stat -c '%y' "$BIN" | cut -d. -f1), $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')$(cd "$ROOT" && git diff --quiet HEAD -- src providers schema 2>/dev/null || echo ' + uncommitted changes')"
     BIN=$WORK/infrasql
     if "$BIN" serve --help 2>/dev/null | grep -q -- '--sync-interval'; then

@@ -46,7 +46,7 @@ pub use policy::{Policy, UnknownPolicy};
 pub use status::{is_due, next_delay};
 
 use super::apply::Resources;
-use crate::store::engine_db::EngineDb;
+use crate::store::engine_db::{EngineDb, Session};
 use gate::{LevelGate, Turn};
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -284,19 +284,21 @@ impl Syncer {
             .ok_or_else(|| SyncError::NotAResourceTable(table.to_owned()))?
             .clone();
         // A connection of its own: the round holds a session lock and runs
-        // a transaction.
-        let mut db = self.db.session().await?;
+        // a transaction. The pair's connection of the last round, whose
+        // statements are prepared already.
         let lock_key = format!("infrasql.sync.{table}.{region}");
-        let got: bool = db
-            .query_one("SELECT pg_try_advisory_lock(hashtext($1))", &[&lock_key])
-            .await?
-            .get(0);
+        let mut db = self.db.session_for(&lock_key).await?;
+        let lock = db
+            .statements()
+            .get(&*db, "SELECT pg_try_advisory_lock(hashtext($1))")
+            .await?;
+        let got: bool = db.query_one(&lock, &[&lock_key]).await?.get(0);
         if !got {
             db.done();
             return Ok(Stats::default()); // another node is on it
         }
         // On an error the connection closes, and the session lock with it.
-        let before = status::start(&db, table, region).await?;
+        let before = status::start(&db, db.statements(), table, region).await?;
         let started = Instant::now();
         let mut waited = Duration::ZERO;
         // Counted per task: the other tables' listings run at the same time.
@@ -336,10 +338,9 @@ impl Syncer {
             failures: before.failures,
             interval: Duration::from_millis(self.interval_ms.load(Ordering::Relaxed)),
         };
-        status::finish(&db, table, region, outcome).await;
-        let unlocked = db
-            .execute("SELECT pg_advisory_unlock(hashtext($1))", &[&lock_key])
-            .await;
+        // The status row and the lock's release in one statement.
+        let unlocked =
+            status::finish(&db, db.statements(), table, region, outcome, &lock_key).await;
         // Reused only once the lock is known to be gone; otherwise it
         // closes, and the lock with it.
         if unlocked.is_ok() {
@@ -351,7 +352,7 @@ impl Syncer {
     /// Read the rows, decide, write: one transaction.
     async fn apply_observed(
         &self,
-        db: &mut tokio_postgres::Client,
+        db: &mut Session<'_>,
         resource: &dyn Resource,
         table: &str,
         region: &str,
@@ -360,8 +361,10 @@ impl Syncer {
     ) -> Result<Stats, SyncError> {
         let schema = resource.schema();
         let t = Instant::now();
+        let (db, st) = db.split();
         let tx = db.transaction().await?;
-        let current = read::current(&tx, &self.resources, schema, table, region, &observed).await?;
+        let current =
+            read::current(&tx, st, &self.resources, schema, table, region, &observed).await?;
         let read = t.elapsed();
         let mut d = diff::diff(&diff::Input {
             schema,
@@ -391,7 +394,7 @@ impl Syncer {
         for (join_table, records) in &set_drift {
             write::drift(&tx, join_table, region, records, revert_ok).await?;
         }
-        status::confirm(&tx, table, region, schema.id_column(), &d.unconfirmed).await?;
+        status::confirm(&tx, st, table, region, schema.id_column(), &d.unconfirmed).await?;
         tx.commit().await?;
         tracing::debug!(
             "sync {table} in {region}: read {read:.2?}, diff {:.2?}, write {:.2?} ({} row writes), \

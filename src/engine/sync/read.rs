@@ -14,6 +14,7 @@ use super::diff::{observed_columns, Current, DriftKind};
 use super::policy::PolicyRow;
 use super::{ident, SyncError};
 use crate::engine::apply::Resources;
+use crate::store::engine_db::Statements;
 
 /// Every resource of the type in the region, as the cloud reports it.
 pub(super) async fn list(resource: &dyn Resource, region: &str) -> Result<Vec<Props>, SyncError> {
@@ -23,6 +24,7 @@ pub(super) async fn list(resource: &dyn Resource, region: &str) -> Result<Vec<Pr
 /// The database's side of the round, for `diff`.
 pub(super) async fn current(
     tx: &Transaction<'_>,
+    st: &Statements,
     resources: &Resources,
     schema: &'static ResourceSchema,
     table: &str,
@@ -33,14 +35,10 @@ pub(super) async fn current(
     // Rows an open transaction holds are skipped, never waited for. Each
     // row is parsed as it arrives, so the region's rows are never held both
     // as the server sent them and as `Props` (issue #15, peak RSS).
-    let stream = tx
-        .query_raw(
-            &format!(
-                "SELECT {idc}, to_jsonb(t) FROM {table} t WHERE region = $1 FOR UPDATE SKIP LOCKED"
-            ),
-            [&region],
-        )
-        .await?;
+    let sql = format!(
+        "SELECT {idc}, to_jsonb(t) FROM {table} t WHERE region = $1 FOR UPDATE SKIP LOCKED"
+    );
+    let stream = tx.query_raw(&st.get(tx, &sql).await?, [&region]).await?;
     futures_util::pin_mut!(stream);
     let mut locked: BTreeMap<String, Props> = BTreeMap::new();
     while let Some(r) = stream.try_next().await? {
@@ -50,18 +48,15 @@ pub(super) async fn current(
     }
     let all: HashSet<String> = strings(
         tx,
+        st,
         &format!("SELECT {idc} FROM {table} WHERE region = $1"),
         &[&region],
     )
     .await?;
     let mut policies: Vec<PolicyRow> = Vec::new();
-    for r in tx
-        .query(
-            "SELECT stack, tag_key, tag_value, policy FROM infra.drift_policy WHERE table_name = $1",
-            &[&table],
-        )
-        .await?
-    {
+    let sql =
+        "SELECT stack, tag_key, tag_value, policy FROM infra.drift_policy WHERE table_name = $1";
+    for r in tx.query(&st.get(tx, sql).await?, &[&table]).await? {
         policies.push(PolicyRow {
             stack: r.get(0),
             tag_key: r.get(1),
@@ -71,20 +66,21 @@ pub(super) async fn current(
     }
     let in_flight = strings(
         tx,
+        st,
         "SELECT apply_id FROM infra.apply WHERE infra.unsettled(status, xid)",
         &[],
     )
     .await?;
+    let sql =
+        "SELECT EXISTS (SELECT 1 FROM infra.apply_action a JOIN infra.apply p USING (apply_id) \
+               WHERE a.table_name = $1 AND infra.unsettled(p.status, p.xid))";
     let table_busy: bool = tx
-        .query_one(
-            "SELECT EXISTS (SELECT 1 FROM infra.apply_action a JOIN infra.apply p USING (apply_id) \
-             WHERE a.table_name = $1 AND infra.unsettled(p.status, p.xid))",
-            &[&table],
-        )
+        .query_one(&st.get(tx, sql).await?, &[&table])
         .await?
         .get(0);
     let unsettled_ids = strings(
         tx,
+        st,
         "SELECT a.resource_id FROM infra.apply_action a JOIN infra.apply p USING (apply_id) \
          WHERE a.table_name = $1 AND a.resource_id IS NOT NULL AND infra.unsettled(p.status, p.xid)",
         &[&table],
@@ -98,16 +94,11 @@ pub(super) async fn current(
                 .is_some_and(|id| !all.contains(id))
         })
         .collect();
-    let parents = parents(tx, resources, schema, observed, &appeared).await?;
+    let parents = parents(tx, st, resources, schema, observed, &appeared).await?;
     let mut open_drift: HashMap<_, Vec<Option<Value>>> = HashMap::new();
-    for r in tx
-        .query(
-            "SELECT resource_id, kind, field, actual_value FROM infra.drift \
-             WHERE resolution = 'open' AND table_name = $1",
-            &[&table],
-        )
-        .await?
-    {
+    let sql = "SELECT resource_id, kind, field, actual_value FROM infra.drift \
+               WHERE resolution = 'open' AND table_name = $1";
+    for r in tx.query(&st.get(tx, sql).await?, &[&table]).await? {
         let kind = match r.get::<_, &str>(1) {
             "changed" => DriftKind::Changed,
             "appeared" => DriftKind::Appeared,
@@ -135,6 +126,7 @@ pub(super) async fn current(
 /// region, as the foreign key sees them).
 async fn parents(
     tx: &Transaction<'_>,
+    st: &Statements,
     resources: &Resources,
     schema: &ResourceSchema,
     observed: &[Props],
@@ -159,6 +151,7 @@ async fn parents(
             let pid = ident(p.schema().id_column());
             strings(
                 tx,
+                st,
                 &format!("SELECT {pid} FROM {parent} WHERE {pid} = ANY($1)"),
                 &[&named],
             )
@@ -172,11 +165,12 @@ async fn parents(
 /// The first column of every row, as text.
 async fn strings(
     tx: &Transaction<'_>,
+    st: &Statements,
     sql: &str,
     params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
 ) -> Result<HashSet<String>, SyncError> {
     Ok(tx
-        .query(sql, params)
+        .query(&st.get(tx, sql).await?, params)
         .await?
         .iter()
         .map(|r| r.get(0))
@@ -216,15 +210,20 @@ pub(super) async fn members(
     {
         rows.entry(r.get(0)).or_default().insert(r.get(1));
     }
-    let members = strings(
-        tx,
-        &format!(
-            "SELECT {0} FROM {member_table} WHERE {0} = ANY($1)",
-            ident(member_id)
-        ),
-        &[&listed],
-    )
-    .await?;
+    // Not kept prepared: a member table's text differs per set, and only
+    // types with sets send it.
+    let members = tx
+        .query(
+            &format!(
+                "SELECT {0} FROM {member_table} WHERE {0} = ANY($1)",
+                ident(member_id)
+            ),
+            &[&listed],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
     let mut open = HashSet::new();
     for r in tx
         .query(

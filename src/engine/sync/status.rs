@@ -11,6 +11,7 @@ use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
 use super::{Stats, SyncError};
+use crate::store::engine_db::Statements;
 
 /// The slowest retry pace (unless the interval itself is slower).
 pub const MAX_DELAY: Duration = Duration::from_secs(600);
@@ -36,29 +37,25 @@ pub(super) struct PairStatus {
     pub failures: i32,
 }
 
-/// Reads the pair's state and marks the round started.
+/// Reads the pair's state and marks the round started: one statement (the
+/// upsert leaves `resources_seen` and `failures` as they were, so the row it
+/// returns holds the state before the round).
 pub(super) async fn start(
     db: &tokio_postgres::Client,
+    st: &Statements,
     table: &str,
     region: &str,
 ) -> Result<PairStatus, SyncError> {
+    // `resources_seen` is written by successful rounds only, so a failed
+    // round does not make the next one a first import (which would adopt
+    // without drift and skip report/revert).
+    let sql = "INSERT INTO infra.sync_status AS s (region, table_name, last_started) \
+               VALUES ($1, $2, now()) \
+               ON CONFLICT (region, table_name) DO UPDATE SET last_started = now() \
+               RETURNING s.resources_seen IS NULL, coalesce(s.failures, 0)";
     let row = db
-        .query_one(
-            // `resources_seen` is written by successful rounds only, so a
-            // failed round does not make the next one a first import (which
-            // would adopt without drift and skip report/revert).
-            "SELECT NOT EXISTS (SELECT 1 FROM infra.sync_status WHERE table_name = $1 AND region = $2 \
-                                AND resources_seen IS NOT NULL), \
-                    coalesce((SELECT failures FROM infra.sync_status WHERE table_name = $1 AND region = $2), 0)",
-            &[&table, &region],
-        )
+        .query_one(&st.get(db, sql).await?, &[&region, &table])
         .await?;
-    db.execute(
-        "INSERT INTO infra.sync_status (region, table_name, last_started) VALUES ($1, $2, now()) \
-         ON CONFLICT (region, table_name) DO UPDATE SET last_started = now()",
-        &[&region, &table],
-    )
-    .await?;
     Ok(PairStatus {
         first: row.get(0),
         failures: row.get(1),
@@ -77,9 +74,19 @@ pub(super) struct Outcome<'a> {
     pub interval: Duration,
 }
 
-/// Records the round; a failure counts and sets the next try, a success
-/// resets both. Best effort: the round's own result is what is reported.
-pub(super) async fn finish(db: &tokio_postgres::Client, table: &str, region: &str, o: Outcome<'_>) {
+/// Records the round and releases the pair's session lock `lock_key`, in
+/// one statement; a failure counts and sets the next try, a success resets
+/// both. The status is best effort (the round's own result is what is
+/// reported); an error here means the lock may still be held, so the
+/// caller closes the connection, which releases it.
+pub(super) async fn finish(
+    db: &tokio_postgres::Client,
+    st: &Statements,
+    table: &str,
+    region: &str,
+    o: Outcome<'_>,
+    lock_key: &str,
+) -> Result<(), SyncError> {
     let (seen, error, class, failures, delay) = match o.result {
         Ok(s) => (Some(s.seen as i32), None, None, 0, None),
         Err(e) => {
@@ -94,64 +101,67 @@ pub(super) async fn finish(db: &tokio_postgres::Client, table: &str, region: &st
             )
         }
     };
-    let _ = db
-        .execute(
-            "UPDATE infra.sync_status SET last_finished = now(), duration_ms = $3, \
-             resources_seen = coalesce($4, resources_seen), api_calls = $5, last_error = $6, \
-             last_error_class = $7, failures = $8, \
-             next_attempt_at = now() + make_interval(secs => $9::float8) \
-             WHERE region = $1 AND table_name = $2",
-            &[
-                &region,
-                &table,
-                &(o.duration.as_millis() as i32),
-                &seen,
-                &o.calls,
-                &error,
-                &class,
-                &failures,
-                &delay,
-            ],
-        )
-        .await;
+    // A data-modifying WITH runs whether or not the SELECT reads it.
+    let sql = "WITH s AS (UPDATE infra.sync_status SET last_finished = now(), duration_ms = $3, \
+               resources_seen = coalesce($4, resources_seen), api_calls = $5, last_error = $6, \
+               last_error_class = $7, failures = $8, \
+               next_attempt_at = now() + make_interval(secs => $9::float8) \
+               WHERE region = $1 AND table_name = $2) \
+               SELECT pg_advisory_unlock(hashtext($10))";
+    db.execute(
+        &st.get(db, sql).await?,
+        &[
+            &region,
+            &table,
+            &(o.duration.as_millis() as i32),
+            &seen,
+            &o.calls,
+            &error,
+            &class,
+            &failures,
+            &delay,
+            &lock_key,
+        ],
+    )
+    .await?;
+    Ok(())
 }
 
 /// Marks the pair's rows confirmed by this round, in the round's
 /// transaction (a failed round rolls it back, so its confirmed time stays):
 /// the rows it left alone (`unconfirmed`, AWS ids) keep the time they had
 /// in `infra.sync_unconfirmed`, the others are confirmed now through
-/// `sync_status.confirmed_at`. One statement for the pair, not one per row;
-/// in a steady state it writes the status row only.
+/// `sync_status.confirmed_at`. One statement for the pair (the status row
+/// too), not one per row; in a steady state it writes the status row only.
 pub(super) async fn confirm(
     tx: &tokio_postgres::Transaction<'_>,
+    st: &Statements,
     table: &str,
     region: &str,
     id_column: &str,
     unconfirmed: &[String],
 ) -> Result<(), SyncError> {
-    // Run before confirmed_at moves: a row left alone for the first time
-    // keeps what infra.resource_confirmed said of it until now.
-    tx.execute(
-        &format!(
-            "WITH alone AS ( \
-                 SELECT t.id, greatest(t.synced_at, s.confirmed_at) AS at FROM {table} t \
-                 LEFT JOIN infra.sync_status s ON s.table_name = $1 AND s.region = $2 \
-                 WHERE t.region = $2 AND t.{} = ANY($3)), \
-             gone AS ( \
-                 DELETE FROM infra.sync_unconfirmed u WHERE u.table_name = $1 AND u.region = $2 \
-                 AND u.row_id NOT IN (SELECT id FROM alone)) \
-             INSERT INTO infra.sync_unconfirmed (table_name, row_id, region, confirmed_at) \
-             SELECT $1, id, $2, at FROM alone ON CONFLICT (table_name, row_id) DO NOTHING",
-            super::ident(id_column)
-        ),
-        &[&table, &region, &unconfirmed],
-    )
-    .await?;
-    tx.execute(
-        "UPDATE infra.sync_status SET confirmed_at = now() WHERE table_name = $1 AND region = $2",
-        &[&table, &region],
-    )
-    .await?;
+    // One statement, so `alone` reads confirmed_at as it was before the
+    // round moves it (a statement sees one snapshot): a row left alone for
+    // the first time keeps what infra.resource_confirmed said of it until
+    // now.
+    let sql = format!(
+        "WITH alone AS ( \
+             SELECT t.id, greatest(t.synced_at, s.confirmed_at) AS at FROM {table} t \
+             LEFT JOIN infra.sync_status s ON s.table_name = $1 AND s.region = $2 \
+             WHERE t.region = $2 AND t.{} = ANY($3)), \
+         gone AS ( \
+             DELETE FROM infra.sync_unconfirmed u WHERE u.table_name = $1 AND u.region = $2 \
+             AND u.row_id NOT IN (SELECT id FROM alone)), \
+         confirmed AS ( \
+             UPDATE infra.sync_status SET confirmed_at = now() \
+             WHERE table_name = $1 AND region = $2) \
+         INSERT INTO infra.sync_unconfirmed (table_name, row_id, region, confirmed_at) \
+         SELECT $1, id, $2, at FROM alone ON CONFLICT (table_name, row_id) DO NOTHING",
+        super::ident(id_column)
+    );
+    tx.execute(&st.get(tx, &sql).await?, &[&table, &region, &unconfirmed])
+        .await?;
     Ok(())
 }
 
