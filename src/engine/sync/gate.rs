@@ -1,7 +1,16 @@
 //! The order of a round's row writes: parents' levels first, while every
-//! listing runs at once.
+//! listing runs at once; and how many listed resources are compared at once.
 
 use infrasql_provider::Props;
+use tokio::sync::{Semaphore, SemaphorePermit};
+
+/// How many listed resources the pairs of a round read, compare and write
+/// at once. A pair holds its listing and its rows (`to_jsonb` of every
+/// column) expanded while it compares; two large tables of one level doing
+/// so together were a steady round's peak RSS at 100,000 resources (issue
+/// #15: 391 MiB, rules and instances). A pair larger than the budget takes
+/// all of it and runs alone; small pairs still run side by side.
+const BUDGET: usize = 40_000;
 
 /// Orders the row writes of one round by level while the listings run
 /// concurrently: level `d` may write once every pair of levels `< d` has
@@ -9,6 +18,8 @@ use infrasql_provider::Props;
 pub(super) struct LevelGate {
     remaining: std::sync::Mutex<Vec<usize>>,
     done: tokio::sync::watch::Sender<usize>,
+    /// Listed resources being compared (`BUDGET`).
+    budget: Semaphore,
 }
 
 /// A pair's place in the gate: it may write once `done >= depth`.
@@ -29,6 +40,7 @@ impl LevelGate {
         let gate = LevelGate {
             remaining: std::sync::Mutex::new(remaining),
             done: tokio::sync::watch::channel(0).0,
+            budget: Semaphore::new(BUDGET),
         };
         gate.advance(&gate.remaining.lock().expect("gate lock poisoned"));
         gate
@@ -54,20 +66,29 @@ impl LevelGate {
     }
 }
 
-impl Turn<'_> {
+impl<'a> Turn<'a> {
     fn is_open(&self) -> bool {
         *self.gate.done.borrow() >= self.depth
     }
 
-    /// Waits for the turn holding `listed` as compact JSON text, one string
-    /// per resource, and gives it back as it was. A listing waits while the
-    /// levels below read, compare and write theirs; as `Props` (a map with
-    /// its keys per resource) 40,000 rules are about 65 MB, as text about a
-    /// third of it (issue #15: a round's peak RSS was every listing at full
-    /// size next to the rows being read).
-    pub(super) async fn wait_holding(self, listed: Vec<Props>) -> Vec<Props> {
+    /// Waits for the turn, and for room in the round's budget (`BUDGET`),
+    /// holding `listed` as compact JSON text, one string per resource, and
+    /// gives it back as it was with the budget's share, to hold while the
+    /// pair compares and writes. A listing waits while others read, compare
+    /// and write theirs; as `Props` (a map with its keys per resource)
+    /// 40,000 rules are about 65 MB, as text about a third of it (issue #15:
+    /// a round's peak RSS was every listing at full size next to the rows
+    /// being read).
+    pub(super) async fn wait_holding(
+        self,
+        listed: Vec<Props>,
+    ) -> (Vec<Props>, SemaphorePermit<'a>) {
+        let share = listed.len().min(BUDGET) as u32;
+        let budget: &'a Semaphore = &self.gate.budget;
         if self.is_open() {
-            return listed;
+            if let Ok(permit) = budget.try_acquire_many(share) {
+                return (listed, permit);
+            }
         }
         let text: Vec<Box<str>> = listed
             .into_iter()
@@ -78,9 +99,16 @@ impl Turn<'_> {
             })
             .collect();
         self.wait().await;
-        text.into_iter()
+        // The gate owns the semaphore and never closes it.
+        let permit = budget
+            .acquire_many(share)
+            .await
+            .expect("the round's budget is never closed");
+        let listed = text
+            .into_iter()
             .map(|t| serde_json::from_str(&t).expect("text serialised from a JSON map parses"))
-            .collect()
+            .collect();
+        (listed, permit)
     }
 
     pub(super) async fn wait(self) {
@@ -125,11 +153,46 @@ mod tests {
         let mut held = Box::pin(gate.turn(1).wait_holding(listed.clone()));
         assert!((&mut held).now_or_never().is_none(), "level 0 still runs");
         gate.finished(0);
-        assert_eq!(held.await, listed);
-        // An open turn gives the listing back at once.
-        assert_eq!(
-            gate.turn(1).wait_holding(listed.clone()).now_or_never(),
-            Some(listed)
+        let (back, share) = held.await;
+        assert_eq!(back, listed);
+        drop(share);
+        // An open turn with room in the budget gives the listing back at once.
+        let (back, _share) = gate
+            .turn(1)
+            .wait_holding(listed.clone())
+            .now_or_never()
+            .expect("open turn, budget free");
+        assert_eq!(back, listed);
+    }
+
+    #[tokio::test]
+    async fn a_large_listing_waits_for_the_budget_and_comes_back_whole() {
+        use futures_util::FutureExt;
+        let big: Vec<Props> = (0..BUDGET + 1)
+            .map(|i| {
+                serde_json::json!({"id": format!("r-{i}")})
+                    .as_object()
+                    .unwrap()
+                    .clone()
+            })
+            .collect();
+        let small: Vec<Props> = vec![serde_json::json!({"id": "s"}).as_object().unwrap().clone()];
+        let gate = LevelGate::new([0, 0].into_iter());
+        // More than the budget: it takes all of it, not more (which would
+        // never be granted).
+        let (first, share) = gate
+            .turn(0)
+            .wait_holding(big.clone())
+            .now_or_never()
+            .expect("the budget is free");
+        assert_eq!(first.len(), BUDGET + 1);
+        let mut second = Box::pin(gate.turn(0).wait_holding(small.clone()));
+        assert!(
+            (&mut second).now_or_never().is_none(),
+            "the budget is taken"
         );
+        drop(share);
+        let (back, _share) = second.await;
+        assert_eq!(back, small);
     }
 }

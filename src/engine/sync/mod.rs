@@ -306,14 +306,18 @@ impl Syncer {
             match read::list(resource.as_ref(), region).await {
                 Ok(mut observed) => {
                     let listed = started.elapsed();
+                    // Held until the pair has compared and written (`gate`).
+                    let mut _share = None;
                     if let Some(turn) = turn {
                         let t = Instant::now();
-                        observed = turn.wait_holding(observed).await;
+                        let (held, share) = turn.wait_holding(observed).await;
+                        observed = held;
+                        _share = Some(share);
                         waited = t.elapsed();
                     }
                     // Where a round's time goes, per pair (bench/sync_100k.sh).
                     tracing::debug!(
-                        "sync {table} in {region}: {} listed in {listed:.2?}, parents waited for {waited:.2?}",
+                        "sync {table} in {region}: {} listed in {listed:.2?}, waited for parents and budget {waited:.2?}",
                         observed.len()
                     );
                     self.apply_observed(
