@@ -171,10 +171,9 @@ async fn a_sync_round_and_an_instance_commit_finish_at_a_limit_of_one() {
         )
         .await
     };
-    let (summary, committed) = tokio::time::timeout(
-        std::time::Duration::from_secs(120),
-        async { tokio::join!(sync, commit) },
-    )
+    let (summary, committed) = tokio::time::timeout(std::time::Duration::from_secs(120), async {
+        tokio::join!(sync, commit)
+    })
     .await
     .unwrap_or_else(|_| panic!("hung at a limit of 1: {}", s.stderr()));
     committed.unwrap();
