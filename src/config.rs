@@ -98,7 +98,7 @@ pub struct ServeArgs {
 
     /// `adaptive`: each AWS service and region finds its own limit under
     /// --aws-concurrency, lower when AWS throttles or slows down; `fixed`:
-    /// --aws-concurrency per region, always [default: fixed].
+    /// --aws-concurrency per region, always [default: adaptive].
     #[arg(long, env = "INFRASQL_AWS_LIMITER")]
     pub aws_limiter: Option<String>,
 

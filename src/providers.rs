@@ -9,7 +9,9 @@ use std::sync::Arc;
 use infrasql_aws::Clients;
 use infrasql_provider::Resource;
 
-/// Every AWS resource type infrasql manages.
+/// Every AWS resource type infrasql manages, each operation in its own
+/// limiter scope (`infrasql_aws::limiter::Operations`: a nested permit of
+/// the same limiter is borrowed, never waited for).
 pub fn aws(clients: Arc<Clients>) -> Vec<Arc<dyn Resource>> {
     let mut all = infrasql_aws::resources(clients.clone());
     all.extend(infrasql_aws_iam::resources(clients.clone()));
@@ -17,5 +19,5 @@ pub fn aws(clients: Arc<Clients>) -> Vec<Arc<dyn Resource>> {
     all.extend(infrasql_aws_elb::resources(clients.clone()));
     all.extend(infrasql_aws_acm::resources(clients.clone()));
     all.extend(infrasql_aws_route53::resources(clients));
-    all
+    infrasql_aws::limiter::Operations::wrap(all)
 }

@@ -135,3 +135,71 @@ fn an_unknown_limiter_refuses_to_start() {
     assert!(e.contains("--aws-limiter \"bogus\""), "{e}");
     assert!(e.contains("neither adaptive nor fixed"), "{e}");
 }
+
+/// Issue 15's hang: an operation that holds its (service, region)'s only
+/// permit and asks for a second waited forever. Every provider operation
+/// now borrows the permit it holds (`limiter::Operations`), so at a limit
+/// of 1 (the ceiling, adaptive by default) a sync round of every table and
+/// an instance's COMMIT, at once, both finish.
+#[tokio::test]
+async fn a_sync_round_and_an_instance_commit_finish_at_a_limit_of_one() {
+    let moto = Moto::start();
+    let s = TestServer::start_on(&moto, &["--aws-concurrency", "1"]);
+    let setup = s.connect().await;
+    // An instance for the instance listing to describe per item (its root
+    // volume), as it did holding its permit.
+    setup
+        .batch_execute(
+            "BEGIN;
+             INSERT INTO aws.vpc (name, cidr_block) VALUES ('main', '10.0.0.0/16');
+             INSERT INTO aws.instance (name, image_id) VALUES ('first', 'ami-760aaa0f');
+             COMMIT;",
+        )
+        .await
+        .unwrap();
+    let sync = async {
+        let c = s.connect().await;
+        one::<serde_json::Value>(&c, "select infra.sync()").await
+    };
+    let commit = async {
+        let c = s.connect().await;
+        c.batch_execute(
+            "BEGIN;
+             INSERT INTO aws.instance (name, image_id, root_volume_size)
+             VALUES ('second', 'ami-760aaa0f', 12);
+             COMMIT;",
+        )
+        .await
+    };
+    let (summary, committed) = tokio::time::timeout(std::time::Duration::from_secs(120), async {
+        tokio::join!(sync, commit)
+    })
+    .await
+    .unwrap_or_else(|_| panic!("hung at a limit of 1: {}", s.stderr()));
+    committed.unwrap();
+    assert!(summary.is_object(), "{summary}");
+    let instances: i64 = one(
+        &setup,
+        "SELECT count(*) FROM aws.instance WHERE instance_id LIKE 'i-%'",
+    )
+    .await;
+    assert_eq!(instances, 2);
+    let running = moto
+        .ec2()
+        .await
+        .describe_instances()
+        .send()
+        .await
+        .unwrap()
+        .reservations()
+        .iter()
+        .map(|r| r.instances().len())
+        .sum::<usize>();
+    assert_eq!(running, 2);
+    // The limit stayed where the ceiling holds it.
+    assert!(
+        changes(&s).iter().all(|ch| ch.limit == 1),
+        "{:?}",
+        changes(&s)
+    );
+}

@@ -77,20 +77,20 @@ fn aws_timeouts_default_to_aws_sized_limits_and_a_bad_value_refuses_to_start() {
 }
 
 #[test]
-fn the_aws_limiter_is_fixed_by_default_and_a_bad_value_refuses_to_start() {
+fn the_aws_limiter_is_adaptive_by_default_and_a_bad_value_refuses_to_start() {
     let default = ServeArgs::default().resolve().unwrap();
-    assert_eq!(default.aws_limiter, infrasql_aws::LimiterMode::Fixed);
+    assert_eq!(default.aws_limiter, infrasql_aws::LimiterMode::Adaptive);
     assert_eq!(default.aws_concurrency, 16);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.toml");
-    std::fs::write(&path, "aws-limiter = \"adaptive\"\naws-concurrency = 4\n").unwrap();
+    std::fs::write(&path, "aws-limiter = \"fixed\"\naws-concurrency = 4\n").unwrap();
     let from_file = ServeArgs {
         config: Some(path),
         ..Default::default()
     }
     .resolve()
     .unwrap();
-    assert_eq!(from_file.aws_limiter, infrasql_aws::LimiterMode::Adaptive);
+    assert_eq!(from_file.aws_limiter, infrasql_aws::LimiterMode::Fixed);
     assert_eq!(from_file.aws_concurrency, 4);
     let e = ServeArgs {
         aws_limiter: Some("bogus".into()),

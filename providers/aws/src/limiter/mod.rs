@@ -3,28 +3,42 @@
 //! account's rate, and a single-process emulator such as moto, where calls
 //! past two or three only queue. So by default each (service, region) has
 //! an adaptive limit ([`algorithm`]), under `--aws-concurrency` as its
-//! ceiling. It is opt-in (`--aws-limiter adaptive`) for now: a provider
-//! operation that takes a second permit of the same limiter while holding
-//! one (the instance listing did, for its root volumes) waits forever once
-//! the limit is 1, so every provider must first be audited for that. The
-//! default, `fixed`, keeps the old rule: the ceiling, shared by every
-//! service of a region.
+//! ceiling, starting at 1. `--aws-limiter fixed` keeps the old rule: the
+//! ceiling, shared by every service of a region.
 //!
 //! The permits are a tokio [`Semaphore`] whose size follows the limit: its
 //! waiters are served first come first served, and a dropped wait takes no
 //! slot, so waiting is fair and cancellation-safe. A cut below the permits
 //! in use cannot take them back; it becomes a debt paid by the next permits
 //! returned.
+//!
+//! **Nested permits.** A provider operation that holds a permit and asks
+//! the same limiter for another (a listing that describes each item on a
+//! fresh client, a create that looks itself up, a helper taking `&Clients`)
+//! waits forever once the limit is 1, which the adaptive limit starts at.
+//! Auditing every call site cannot keep it from coming back, so the rule is
+//! structural: every provider operation runs in [`operation`] (the engine's
+//! resource list is wrapped once, `Operations`), which keeps, task-locally,
+//! the limiters whose permits it holds; a further acquire on one of them in
+//! the same operation borrows the permit already held and does not wait.
+//! The operation then runs no more of its own calls than before in one
+//! slot, as when it fans out eight calls on one client. A permit taken per
+//! HTTP request inside the SDK's connector would avoid the question too,
+//! but its wait would count against the SDK's attempt and operation
+//! timeouts, so a long queue would fail calls AWS never saw.
 
 mod algorithm;
+mod operations;
 mod throttle;
 
+use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use algorithm::{Adaptive, Sample};
+pub use operations::Operations;
 pub use throttle::is_throttle;
 
 /// The log target of every change of a limit (fields `service`, `region`,
@@ -35,9 +49,9 @@ pub const LOG_TARGET: &str = "infrasql::aws::limiter";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LimiterMode {
     /// Per (service, region), between 1 and the ceiling.
+    #[default]
     Adaptive,
     /// The ceiling, per region, whatever happens.
-    #[default]
     Fixed,
 }
 
@@ -84,10 +98,62 @@ struct State {
     in_flight: usize,
 }
 
-/// One operation's slot; returned (or, after a cut, retired) on drop.
+/// One operation's slot; returned (or, after a cut, retired) on drop. A
+/// borrowed one (`permit` is `None`) rides on a slot its operation holds.
 pub struct Permit {
     permit: Option<OwnedSemaphorePermit>,
     limiter: Arc<Limiter>,
+    held: Option<Held>,
+}
+
+tokio::task_local! {
+    /// The limiters whose permits the running provider operation holds.
+    static HELD: Held;
+}
+
+/// Per operation: each limiter it holds permits of (by address), and how
+/// many. Shared by the futures the operation runs concurrently, as a
+/// task-local is; a `Vec` as an operation uses one or two limiters.
+#[derive(Clone, Default)]
+struct Held(Arc<Mutex<Vec<(usize, usize)>>>);
+
+impl Held {
+    fn lock(&self) -> MutexGuard<'_, Vec<(usize, usize)>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Count one more permit of `key`; whether one was held already.
+    fn take(&self, key: usize, only_if_held: bool) -> bool {
+        let mut all = self.lock();
+        match all.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, n)) if *n > 0 => {
+                *n += 1;
+                true
+            }
+            Some((_, n)) if !only_if_held => {
+                *n = 1;
+                false
+            }
+            None if !only_if_held => {
+                all.push((key, 1));
+                false
+            }
+            _ => false,
+        }
+    }
+
+    fn give_back(&self, key: usize) {
+        if let Some((_, n)) = self.lock().iter_mut().find(|(k, _)| *k == key) {
+            *n -= 1;
+        }
+    }
+}
+
+/// Run one provider operation (a list, create, update, delete or ready
+/// look): a permit it asks for while it holds one of the same limiter is
+/// borrowed, not waited for (see the module's doc).
+pub fn operation<F: Future>(f: F) -> impl Future<Output = F::Output> {
+    HELD.scope(Held::default(), f)
 }
 
 impl Limiter {
@@ -113,18 +179,33 @@ impl Limiter {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Wait for a slot (first come, first served).
+    /// Wait for a slot (first come, first served); within an [`operation`]
+    /// that holds one of this limiter already, borrow that one at once.
     pub async fn acquire(self: &Arc<Self>) -> Permit {
+        let key = Arc::as_ptr(self) as usize;
+        let held = HELD.try_with(Held::clone).ok();
+        if held.as_ref().is_some_and(|h| h.take(key, true)) {
+            self.state().in_flight += 1;
+            return Permit {
+                permit: None,
+                limiter: self.clone(),
+                held,
+            };
+        }
         let permit = self
             .semaphore
             .clone()
             .acquire_owned()
             .await
             .expect("the semaphore is never closed");
+        if let Some(h) = &held {
+            h.take(key, false);
+        }
         self.state().in_flight += 1;
         Permit {
             permit: Some(permit),
             limiter: self.clone(),
+            held,
         }
     }
 
@@ -194,9 +275,15 @@ impl Limiter {
 
 impl Drop for Permit {
     fn drop(&mut self) {
+        if let Some(h) = &self.held {
+            h.give_back(Arc::as_ptr(&self.limiter) as usize);
+        }
         let mut st = self.limiter.state();
         st.in_flight -= 1;
-        let permit = self.permit.take().expect("dropped once");
+        // A borrowed permit has no slot to return.
+        let Some(permit) = self.permit.take() else {
+            return;
+        };
         if st.debt > 0 {
             st.debt -= 1;
             permit.forget();
@@ -280,6 +367,72 @@ mod tests {
         let again = tokio::time::timeout(Duration::from_secs(5), l.acquire()).await;
         assert!(again.is_ok(), "the slot came back");
         assert_eq!(l.view().in_flight, 1);
+    }
+
+    #[test]
+    fn adaptive_is_the_default() {
+        assert_eq!(LimiterMode::default(), LimiterMode::Adaptive);
+    }
+
+    #[tokio::test]
+    async fn a_nested_permit_in_one_operation_is_borrowed_not_waited_for() {
+        let l = Arc::new(Limiter::new(LimiterMode::Adaptive, 8, "ec2", "r"));
+        assert_eq!(l.view().limit, 1, "slow start begins at 1");
+        let nested = operation({
+            let l = l.clone();
+            async move {
+                let outer = l.acquire().await;
+                // Before the scope this waited forever: the one slot is ours.
+                let inner = tokio::time::timeout(Duration::from_secs(5), l.acquire())
+                    .await
+                    .expect("the nested permit is borrowed");
+                assert_eq!(l.view().in_flight, 2);
+                drop(outer);
+                // The operation still holds one: another nested one is free.
+                let again = tokio::time::timeout(Duration::from_secs(5), l.acquire()).await;
+                assert!(again.is_ok());
+                drop(inner);
+            }
+        });
+        nested.await;
+        assert_eq!(l.view().in_flight, 0);
+        // Outside an operation the same nesting waits: what hung before.
+        let outer = l.acquire().await;
+        let inner = tokio::time::timeout(Duration::from_millis(50), l.acquire()).await;
+        assert!(inner.is_err(), "no operation, no borrowing");
+        drop(outer);
+        assert_eq!(l.semaphore.available_permits(), 1, "the one slot came back");
+    }
+
+    #[tokio::test]
+    async fn another_operation_still_waits_for_the_slot() {
+        let l = Arc::new(Limiter::new(LimiterMode::Fixed, 1, "ec2", "r"));
+        let (held_tx, held_rx) = tokio::sync::oneshot::channel();
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+        let holder = tokio::spawn(operation({
+            let l = l.clone();
+            async move {
+                let _p = l.acquire().await;
+                held_tx.send(()).unwrap();
+                done_rx.await.unwrap();
+            }
+        }));
+        held_rx.await.unwrap();
+        let other = tokio::spawn(operation({
+            let l = l.clone();
+            async move { drop(l.acquire().await) }
+        }));
+        // Its own operation holds nothing: it queues on the semaphore.
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        assert!(!other.is_finished(), "a second operation must wait");
+        done_tx.send(()).unwrap();
+        holder.await.unwrap();
+        tokio::time::timeout(Duration::from_secs(5), other)
+            .await
+            .expect("the slot passes on")
+            .unwrap();
     }
 
     #[test]
