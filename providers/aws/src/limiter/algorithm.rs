@@ -38,6 +38,13 @@ pub const BASELINE_DRIFT: f64 = 0.005;
 /// Samples of an epoch before its latency is judged: one slow call right
 /// after a cut is noise, not a trend.
 pub const MIN_SAMPLES: u32 = 4;
+/// Latency alone never cuts the limit below this (or the ceiling, if
+/// lower): a few calls in flight overlap infrasql's and PostgreSQL's work
+/// per step with the endpoint's, even when the endpoint queues them (moto
+/// answers one at a time, and the 200-group COMMIT ran 2.2× slower when
+/// latency held the limit at 1–3; bench/README.md). AWS says "too many"
+/// outright, with a throttle, and a throttle still halves down to 1.
+pub const LATENCY_FLOOR: f64 = 4.0;
 
 /// What ended one AWS call, as the limiter sees it.
 #[derive(Debug, Clone, Copy)]
@@ -138,7 +145,12 @@ impl Adaptive {
             if self.samples < MIN_SAMPLES {
                 return None;
             }
+            let floor = LATENCY_FLOOR.min(self.ceiling);
+            if self.limit <= floor {
+                return None;
+            }
             self.cut(0.75);
+            self.limit = self.limit.max(floor);
             return (self.limit() != before).then_some(Reason::Latency);
         }
         // Raise only a limit in use: an idle limiter has learnt nothing
@@ -272,6 +284,26 @@ mod tests {
         let changes = feed(&mut a, 30, 100, false);
         assert!(changes.iter().all(|(_, r)| *r == Reason::Rising));
         assert_eq!(a.limit(), 11);
+    }
+
+    #[test]
+    fn latency_alone_stops_at_the_floor_and_a_throttle_goes_below_it() {
+        let mut a = Adaptive::new(16);
+        feed(&mut a, 20, 100, false);
+        assert_eq!(a.limit(), 16);
+        // Ever slower answers: cut after cut, but never under the floor.
+        for ms in [200, 400, 800, 1600, 3200, 6400] {
+            feed(&mut a, 8, ms, false);
+        }
+        assert_eq!(a.limit(), LATENCY_FLOOR as usize);
+        // AWS throttles: that goes below the floor.
+        let changes = feed(&mut a, 1, 6400, true);
+        assert_eq!(changes, [(2, Reason::Throttle)]);
+        // With a ceiling under the floor, latency never cuts at all.
+        let mut low = Adaptive::new(2);
+        feed(&mut low, 10, 100, false);
+        assert!(feed(&mut low, 20, 1000, false).is_empty());
+        assert_eq!(low.limit(), 2);
     }
 
     #[test]
