@@ -24,6 +24,13 @@
 //!   error and class are recorded in `infra.sync_status`, and the
 //!   background loop retries it with backoff (`status`).
 
+/// What one pair's listing returned, and when it began (the database's
+/// clock): applies settled since then are left to the next round.
+struct Listing {
+    observed: Vec<Props>,
+    from: std::time::SystemTime,
+}
+
 mod diff;
 mod error;
 mod gate;
@@ -300,6 +307,10 @@ impl Syncer {
         // On an error the connection closes, and the session lock with it.
         let before = status::start(&db, db.statements(), table, region).await?;
         let started = Instant::now();
+        // Applies that finish from here on may have created or deleted what
+        // this listing missed or still shows: their resources are left to
+        // the next round. The database's clock, as their `finished_at`.
+        let listing_from = before.began;
         let mut waited = Duration::ZERO;
         // Counted per task: the other tables' listings run at the same time.
         let (result, calls) = infrasql_provider::calls::count_calls(async {
@@ -325,7 +336,10 @@ impl Syncer {
                         resource.as_ref(),
                         table,
                         region,
-                        observed,
+                        Listing {
+                            observed,
+                            from: listing_from,
+                        },
                         before.first,
                     )
                     .await
@@ -360,7 +374,7 @@ impl Syncer {
         resource: &dyn Resource,
         table: &str,
         region: &str,
-        observed: Vec<Props>,
+        listing: Listing,
         first: bool,
     ) -> Result<Stats, SyncError> {
         let schema = resource.schema();
@@ -368,7 +382,8 @@ impl Syncer {
         let (db, st) = db.split();
         let tx = db.transaction().await?;
         let current =
-            read::current(&tx, st, &self.resources, schema, table, region, &observed).await?;
+            read::current(&tx, st, &self.resources, schema, table, region, &listing).await?;
+        let observed = listing.observed;
         let read = t.elapsed();
         let mut d = diff::diff(&diff::Input {
             schema,

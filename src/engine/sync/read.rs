@@ -29,8 +29,9 @@ pub(super) async fn current(
     schema: &'static ResourceSchema,
     table: &str,
     region: &str,
-    observed: &[Props],
+    listing: &super::Listing,
 ) -> Result<Current, SyncError> {
+    let observed = &listing.observed;
     let idc = ident(schema.id_column());
     // Rows an open transaction holds are skipped, never waited for. Each
     // row is parsed as it arrives, so the region's rows are never held both
@@ -78,12 +79,17 @@ pub(super) async fn current(
         .query_one(&st.get(tx, sql).await?, &[&table])
         .await?
         .get(0);
+    // Unsettled, or settled after the listing began: an apply that ends
+    // between the listing and this read committed rows the listing cannot
+    // agree with (a created resource would read as disappeared, and be
+    // deleted under Adopt). Those are judged by the next round.
     let unsettled_ids = strings(
         tx,
         st,
         "SELECT a.resource_id FROM infra.apply_action a JOIN infra.apply p USING (apply_id) \
-         WHERE a.table_name = $1 AND a.resource_id IS NOT NULL AND infra.unsettled(p.status, p.xid)",
-        &[&table],
+         WHERE a.table_name = $1 AND a.resource_id IS NOT NULL \
+           AND (infra.unsettled(p.status, p.xid) OR p.finished_at >= $2)",
+        &[&table, &listing.from],
     )
     .await?;
     let appeared: Vec<&Props> = observed

@@ -35,6 +35,8 @@ pub(super) struct PairStatus {
     pub first: bool,
     /// Consecutive failed rounds before this one.
     pub failures: i32,
+    /// The database's clock when the round began, before its listing.
+    pub began: std::time::SystemTime,
 }
 
 /// Reads the pair's state and marks the round started: one statement (the
@@ -52,13 +54,14 @@ pub(super) async fn start(
     let sql = "INSERT INTO infra.sync_status AS s (region, table_name, last_started) \
                VALUES ($1, $2, now()) \
                ON CONFLICT (region, table_name) DO UPDATE SET last_started = now() \
-               RETURNING s.resources_seen IS NULL, coalesce(s.failures, 0)";
+               RETURNING s.resources_seen IS NULL, coalesce(s.failures, 0), clock_timestamp()";
     let row = db
         .query_one(&st.get(db, sql).await?, &[&region, &table])
         .await?;
     Ok(PairStatus {
         first: row.get(0),
         failures: row.get(1),
+        began: row.get(2),
     })
 }
 
