@@ -215,9 +215,9 @@ async fn a_failed_round_leaves_the_confirmed_time_where_it_was() {
 }
 
 #[tokio::test]
-async fn a_row_an_open_transaction_holds_keeps_its_confirmed_time() {
+async fn a_row_an_open_transaction_holds_is_not_written_and_keeps_its_confirmed_time() {
     let moto = Moto::start();
-    let ids = vpcs_in_moto(&moto, 2).await;
+    let ids = vpcs_in_moto(&moto, 3).await;
     let s = TestServer::start_on(&moto, &[]);
     let c = s.connect().await;
     sync(&c).await;
@@ -226,19 +226,36 @@ async fn a_row_an_open_transaction_holds_keeps_its_confirmed_time() {
             "select confirmed_at::text from infra.resource_confirmed where resource_id = '{id}'"
         )
     };
+    let tags = |id: &str| format!("select tags::text from aws.vpc where vpc_id = '{id}'");
     let held_before: String = one(&c, &at(&ids[0])).await;
+    let tags_before: String = one(&c, &tags(&ids[0])).await;
+    // A user edits two rows and has not committed; one of them changes in
+    // AWS meanwhile (drift the default policy adopts).
     let user = s.connect().await;
     user.batch_execute(&format!(
-        "BEGIN; UPDATE aws.vpc SET name = 'editing' WHERE vpc_id = '{}'",
-        ids[0]
+        "BEGIN; UPDATE aws.vpc SET name = 'editing' WHERE vpc_id IN ('{}', '{}')",
+        ids[0], ids[1]
     ))
     .await
     .unwrap();
+    moto.ec2()
+        .await
+        .create_tags()
+        .resources(&ids[0])
+        .tags(Tag::builder().key("owner").value("console").build())
+        .send()
+        .await
+        .unwrap();
 
+    // The round neither waits for the user nor writes the row it holds.
     sync(&c).await;
     assert_eq!(one::<String>(&c, &at(&ids[0])).await, held_before, "held");
-    let free: String = one(&c, &at(&ids[1])).await;
-    assert!(free > held_before, "{free} vs {held_before}");
+    assert_eq!(one::<String>(&c, &tags(&ids[0])).await, tags_before);
+    // A held row equal to AWS is compared as committed (never written).
+    for free in &ids[1..] {
+        let t: String = one(&c, &at(free)).await;
+        assert!(t > held_before, "{free}: {t} vs {held_before}");
+    }
     assert_eq!(
         one::<i64>(&c, "select count(*) from infra.sync_unconfirmed").await,
         1
@@ -249,6 +266,10 @@ async fn a_row_an_open_transaction_holds_keeps_its_confirmed_time() {
 
     user.batch_execute("ROLLBACK").await.unwrap();
     sync(&c).await;
+    assert_eq!(
+        one::<String>(&c, &tags(&ids[0])).await,
+        r#"{"owner": "console"}"#
+    );
     assert_eq!(off_round(&c).await, Vec::<String>::new());
     assert_eq!(
         one::<i64>(&c, "select count(*) from infra.sync_unconfirmed").await,

@@ -21,8 +21,10 @@ use crate::engine::plan::Action;
 /// transaction.
 #[derive(Debug, Default)]
 pub struct Current {
-    /// The region's rows this round may write, by AWS id: those no open
-    /// transaction holds (`FOR UPDATE SKIP LOCKED`).
+    /// The region's rows this round may judge, by AWS id. Read without a
+    /// lock; a round decides again after locking the rows it would touch
+    /// (`read::relock`), and those an open transaction holds are dropped
+    /// from here. Types with sets lock them all as they read them.
     pub locked: BTreeMap<String, Props>,
     /// Every row's AWS id in the region, held by a transaction or not.
     pub all: HashSet<String>,

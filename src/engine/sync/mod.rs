@@ -14,7 +14,8 @@
 //! `status`.
 //!
 //! # Guarantees
-//! - Rows locked by open transactions are skipped (`FOR UPDATE SKIP LOCKED`)
+//! - Rows locked by open transactions are skipped (`FOR UPDATE SKIP LOCKED`,
+//!   on the rows a round writes: `read::relock`)
 //!   and handled in a later round; sync never blocks or overwrites a user.
 //! - Resources created by an apply still in flight are left alone, so a
 //!   commit in progress and sync never touch the same resource.
@@ -381,16 +382,25 @@ impl Syncer {
         let t = Instant::now();
         let (db, st) = db.split();
         let tx = db.transaction().await?;
-        let current =
+        let mut current =
             read::current(&tx, st, &self.resources, schema, table, region, &listing).await?;
         let observed = listing.observed;
         let read = t.elapsed();
-        let mut d = diff::diff(&diff::Input {
-            schema,
-            observed: &observed,
-            current: &current,
-            first,
-        });
+        let decide = |current: &diff::Current| {
+            diff::diff(&diff::Input {
+                schema,
+                observed: &observed,
+                current,
+                first,
+            })
+        };
+        let mut d = decide(&current);
+        // Read without a lock: decide again on the rows to touch, locked.
+        let to_lock = read::to_lock(&d);
+        if read::read_unlocked(schema) && !to_lock.is_empty() {
+            read::relock(&tx, st, schema, table, &to_lock, &mut current).await?;
+            d = decide(&current);
+        }
         let diffed = t.elapsed();
         write::rows(&tx, schema, table, &d, &observed).await?;
         let written = t.elapsed();

@@ -10,10 +10,11 @@ use infrasql_provider::{Props, Resource, ResourceSchema};
 use serde_json::Value;
 use tokio_postgres::Transaction;
 
-use super::diff::{observed_columns, Current, DriftKind};
+use super::diff::{observed_columns, Current, Diff, DriftKind, RowWrite};
 use super::policy::PolicyRow;
 use super::{ident, SyncError};
 use crate::engine::apply::Resources;
+use crate::engine::plan::Action;
 use crate::store::engine_db::Statements;
 
 /// Every resource of the type in the region, as the cloud reports it.
@@ -33,27 +34,36 @@ pub(super) async fn current(
 ) -> Result<Current, SyncError> {
     let observed = &listing.observed;
     let idc = ident(schema.id_column());
-    // Rows an open transaction holds are skipped, never waited for. Each
-    // row is parsed as it arrives, so the region's rows are never held both
-    // as the server sent them and as `Props` (issue #15, peak RSS).
-    let sql = format!(
-        "SELECT {idc}, to_jsonb(t) FROM {table} t WHERE region = $1 FOR UPDATE SKIP LOCKED"
-    );
-    let stream = tx.query_raw(&st.get(tx, &sql).await?, [&region]).await?;
-    futures_util::pin_mut!(stream);
-    let mut locked: BTreeMap<String, Props> = BTreeMap::new();
-    while let Some(r) = stream.try_next().await? {
-        if let Value::Object(m) = r.get::<_, Value>(1) {
-            locked.insert(r.get::<_, String>(0), m);
-        }
-    }
-    let all: HashSet<String> = strings(
-        tx,
-        st,
-        &format!("SELECT {idc} FROM {table} WHERE region = $1"),
-        &[&region],
-    )
-    .await?;
+    // Each row is parsed as it arrives, so the region's rows are never held
+    // both as the server sent them and as `Props` (issue #15, peak RSS).
+    let mut rows: BTreeMap<String, Props> = BTreeMap::new();
+    let all: HashSet<String> = if !read_unlocked(schema) {
+        // A set's join rows change under their owner's lock (a change to a
+        // set locks its owner first): the owners are locked as they are
+        // read, so the sets `members` compares hold still. Rows an open
+        // transaction holds are skipped, never waited for.
+        let sql = format!(
+            "SELECT {idc}, to_jsonb(t) FROM {table} t WHERE region = $1 FOR UPDATE SKIP LOCKED"
+        );
+        read_rows(tx, st, &sql, &[&region], &mut rows).await?;
+        strings(
+            tx,
+            st,
+            &format!("SELECT {idc} FROM {table} WHERE region = $1"),
+            &[&region],
+        )
+        .await?
+    } else {
+        // Read without a lock: locking every row dirties every page of the
+        // table and writes WAL for each row, in a round that writes nothing
+        // (issue #15, PostgreSQL CPU per steady round). The rows a round
+        // will write are locked and read again before it writes
+        // (`relock`).
+        let sql = format!("SELECT {idc}, to_jsonb(t) FROM {table} t WHERE region = $1");
+        read_rows(tx, st, &sql, &[&region], &mut rows).await?;
+        rows.keys().cloned().collect()
+    };
+    let locked = rows;
     let mut policies: Vec<PolicyRow> = Vec::new();
     let sql =
         "SELECT stack, tag_key, tag_value, policy FROM infra.drift_policy WHERE table_name = $1";
@@ -125,6 +135,78 @@ pub(super) async fn current(
         parents,
         open_drift,
     })
+}
+
+/// Whether `current` read the rows without a lock, so that the rows a
+/// round writes must be locked and read again first (`relock`).
+pub(super) fn read_unlocked(schema: &ResourceSchema) -> bool {
+    schema.member_sets().next().is_none()
+}
+
+/// The rows a decision touches: those it updates or deletes, and those it
+/// records drift or reverts for. Inserted resources are not rows yet.
+pub(super) fn to_lock(d: &Diff) -> Vec<String> {
+    let mut ids: HashSet<&str> = HashSet::new();
+    for w in &d.writes {
+        if let RowWrite::Update { id, .. } | RowWrite::Delete { id } = w {
+            ids.insert(id);
+        }
+    }
+    for r in &d.drift {
+        if r.kind != DriftKind::Appeared {
+            ids.insert(&r.id);
+        }
+    }
+    for r in &d.reverts {
+        if r.action != Action::Delete {
+            ids.insert(&r.id);
+        }
+    }
+    let mut ids: Vec<String> = ids.into_iter().map(str::to_owned).collect();
+    ids.sort();
+    ids
+}
+
+/// Lock the rows `ids` (skipping those an open transaction holds) and read
+/// them again: what `current` read without a lock may have changed since.
+/// Rows not locked stay in `all` only, so the next decision skips them as
+/// held.
+pub(super) async fn relock(
+    tx: &Transaction<'_>,
+    st: &Statements,
+    schema: &ResourceSchema,
+    table: &str,
+    ids: &[String],
+    current: &mut Current,
+) -> Result<(), SyncError> {
+    let idc = ident(schema.id_column());
+    let sql = format!(
+        "SELECT {idc}, to_jsonb(t) FROM {table} t WHERE {idc} = ANY($1) FOR UPDATE SKIP LOCKED"
+    );
+    for id in ids {
+        current.locked.remove(id);
+    }
+    read_rows(tx, st, &sql, &[&ids], &mut current.locked).await
+}
+
+/// `SELECT id, to_jsonb(t)` rows into `into`, parsed as they arrive.
+async fn read_rows(
+    tx: &Transaction<'_>,
+    st: &Statements,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    into: &mut BTreeMap<String, Props>,
+) -> Result<(), SyncError> {
+    let stream = tx
+        .query_raw(&st.get(tx, sql).await?, params.iter().copied())
+        .await?;
+    futures_util::pin_mut!(stream);
+    while let Some(r) = stream.try_next().await? {
+        if let Value::Object(m) = r.get::<_, Value>(1) {
+            into.insert(r.get::<_, String>(0), m);
+        }
+    }
+    Ok(())
 }
 
 /// For each reference column the listing reports whose parent type is
