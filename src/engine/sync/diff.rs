@@ -14,6 +14,7 @@ use infrasql_provider::{ColumnKind, Props, ResourceSchema, APPLY_TAG, STACK};
 use serde_json::Value;
 
 use super::policy::{policy_for, stack_of, Policy, PolicyRow};
+use super::row::RowText;
 use super::Stats;
 use crate::engine::plan::Action;
 
@@ -25,7 +26,7 @@ pub struct Current {
     /// lock; a round decides again after locking the rows it would touch
     /// (`read::relock`), and those an open transaction holds are dropped
     /// from here. Types with sets lock them all as they read them.
-    pub locked: BTreeMap<String, Props>,
+    pub locked: BTreeMap<String, RowText>,
     /// Every row's AWS id in the region, held by a transaction or not.
     pub all: HashSet<String>,
     pub policies: Vec<PolicyRow>,
@@ -219,7 +220,7 @@ pub fn diff(input: &Input) -> Diff {
             continue; // recovery owns it until it is settled
         }
         match cur.locked.get(id) {
-            Some(row) => changed(&mut out, schema, cur, id, row, (at, p)),
+            Some(row) => changed(&mut out, schema, cur, id, &row.props(), (at, p)),
             None if cur.all.contains(id) => out.stats.skipped_locked += 1,
             None if cur.table_busy => {}
             None => appeared(&mut out, cur, id, (at, p), first),
@@ -233,6 +234,7 @@ pub fn diff(input: &Input) -> Diff {
         {
             continue;
         }
+        let row = &row.props();
         out.stats.drift += 1;
         let policy = policy_for(&cur.policies, row.get("tags"), stack_of(row));
         out.drift.push(DriftRecord {

@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 
 use super::diff::{DriftKind, DriftRecord, Revert, RowWrite};
 use super::policy::{policy_for, stack_of, Policy, PolicyRow};
+use super::row::RowText;
 use crate::engine::plan::Action;
 
 /// One set column of the type and what the round knows of it.
@@ -29,7 +30,7 @@ pub struct Input<'a> {
     /// inserted get their rows without drift of their own.
     pub writes: &'a [RowWrite],
     /// The owners' rows this round holds.
-    pub owners: &'a std::collections::BTreeMap<String, Props>,
+    pub owners: &'a std::collections::BTreeMap<String, RowText>,
     /// The join rows of those owners: owner → members.
     pub rows: &'a HashMap<String, BTreeSet<String>>,
     /// Members (of what the listing reports) that are rows.
@@ -115,7 +116,8 @@ pub fn diff(input: &Input, reverts: &mut Vec<Revert>) -> Diff {
         if appeared.is_empty() && gone.is_empty() {
             continue;
         }
-        let row = input.owners.get(id);
+        let row = input.owners.get(id).map(RowText::props);
+        let row = row.as_ref();
         let policy = if input.first {
             Policy::Adopt
         } else {

@@ -39,6 +39,7 @@ mod members;
 mod policy;
 mod read;
 mod revert;
+mod row;
 mod status;
 mod write;
 

@@ -12,6 +12,7 @@ use tokio_postgres::Transaction;
 
 use super::diff::{observed_columns, Current, Diff, DriftKind, RowWrite};
 use super::policy::PolicyRow;
+use super::row::RowText;
 use super::{ident, SyncError};
 use crate::engine::apply::Resources;
 use crate::engine::plan::Action;
@@ -34,16 +35,16 @@ pub(super) async fn current(
 ) -> Result<Current, SyncError> {
     let observed = &listing.observed;
     let idc = ident(schema.id_column());
-    // Each row is parsed as it arrives, so the region's rows are never held
-    // both as the server sent them and as `Props` (issue #15, peak RSS).
-    let mut rows: BTreeMap<String, Props> = BTreeMap::new();
+    // Rows are kept as the text the server sent, parsed one at a time
+    // while compared (`RowText`, issue #15, peak RSS).
+    let mut rows: BTreeMap<String, RowText> = BTreeMap::new();
     let all: HashSet<String> = if !read_unlocked(schema) {
         // A set's join rows change under their owner's lock (a change to a
         // set locks its owner first): the owners are locked as they are
         // read, so the sets `members` compares hold still. Rows an open
         // transaction holds are skipped, never waited for.
         let sql = format!(
-            "SELECT {idc}, to_jsonb(t) FROM {table} t WHERE region = $1 FOR UPDATE SKIP LOCKED"
+            "SELECT {idc}, to_jsonb(t)::text FROM {table} t WHERE region = $1 FOR UPDATE SKIP LOCKED"
         );
         read_rows(tx, st, &sql, &[&region], &mut rows).await?;
         strings(
@@ -59,7 +60,7 @@ pub(super) async fn current(
         // (issue #15, PostgreSQL CPU per steady round). The rows a round
         // will write are locked and read again before it writes
         // (`relock`).
-        let sql = format!("SELECT {idc}, to_jsonb(t) FROM {table} t WHERE region = $1");
+        let sql = format!("SELECT {idc}, to_jsonb(t)::text FROM {table} t WHERE region = $1");
         read_rows(tx, st, &sql, &[&region], &mut rows).await?;
         rows.keys().cloned().collect()
     };
@@ -181,7 +182,7 @@ pub(super) async fn relock(
 ) -> Result<(), SyncError> {
     let idc = ident(schema.id_column());
     let sql = format!(
-        "SELECT {idc}, to_jsonb(t) FROM {table} t WHERE {idc} = ANY($1) FOR UPDATE SKIP LOCKED"
+        "SELECT {idc}, to_jsonb(t)::text FROM {table} t WHERE {idc} = ANY($1) FOR UPDATE SKIP LOCKED"
     );
     for id in ids {
         current.locked.remove(id);
@@ -189,22 +190,20 @@ pub(super) async fn relock(
     read_rows(tx, st, &sql, &[&ids], &mut current.locked).await
 }
 
-/// `SELECT id, to_jsonb(t)` rows into `into`, parsed as they arrive.
+/// `SELECT id, to_jsonb(t)::text` rows into `into`, kept as text.
 async fn read_rows(
     tx: &Transaction<'_>,
     st: &Statements,
     sql: &str,
     params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-    into: &mut BTreeMap<String, Props>,
+    into: &mut BTreeMap<String, RowText>,
 ) -> Result<(), SyncError> {
     let stream = tx
         .query_raw(&st.get(tx, sql).await?, params.iter().copied())
         .await?;
     futures_util::pin_mut!(stream);
     while let Some(r) = stream.try_next().await? {
-        if let Value::Object(m) = r.get::<_, Value>(1) {
-            into.insert(r.get::<_, String>(0), m);
-        }
+        into.insert(r.get::<_, String>(0), RowText::new(r.get::<_, &str>(1)));
     }
     Ok(())
 }

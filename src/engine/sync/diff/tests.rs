@@ -66,7 +66,7 @@ fn rows(list: &[Props]) -> Current {
     Current {
         locked: list
             .iter()
-            .map(|p| (p["vpc_id"].as_str().unwrap().to_owned(), row(p)))
+            .map(|p| (p["vpc_id"].as_str().unwrap().to_owned(), (&row(p)).into()))
             .collect(),
         all: list
             .iter()
@@ -458,10 +458,9 @@ fn a_row_equal_to_the_listing_is_kept_not_written() {
     let mut spelt = a.clone();
     spelt["tags"] = serde_json::from_str(r#"{"env": "prod"}"#).unwrap();
     let mut cur = rows(std::slice::from_ref(&a));
-    cur.locked
-        .get_mut("vpc-1")
-        .unwrap()
-        .insert("state".into(), Value::Null);
+    let mut r = cur.locked["vpc-1"].props();
+    r.insert("state".into(), Value::Null);
+    cur.locked.insert("vpc-1".into(), (&r).into());
     spelt.remove("state");
     spelt.insert("state".into(), Value::Null);
     assert_eq!(run(&[spelt], &cur).writes, vec![keep("vpc-1")]);
@@ -471,10 +470,9 @@ fn a_row_equal_to_the_listing_is_kept_not_written() {
 fn a_row_sync_never_wrote_is_written_once() {
     let a = vpc("vpc-1", "a", json!({}));
     let mut cur = rows(std::slice::from_ref(&a));
-    cur.locked
-        .get_mut("vpc-1")
-        .unwrap()
-        .insert("synced_at".into(), Value::Null);
+    let mut r = cur.locked["vpc-1"].props();
+    r.insert("synced_at".into(), Value::Null);
+    cur.locked.insert("vpc-1".into(), (&r).into());
     assert_eq!(
         run(std::slice::from_ref(&a), &cur).writes,
         vec![update("vpc-1", Columns::CloudAssigned, 0)]

@@ -23,7 +23,7 @@ fn p(v: Value) -> Props {
 struct World {
     observed: Vec<Props>,
     writes: Vec<RowWrite>,
-    owners: BTreeMap<String, Props>,
+    owners: BTreeMap<String, RowText>,
     rows: HashMap<String, BTreeSet<String>>,
     members: HashSet<String>,
     policies: Vec<PolicyRow>,
@@ -42,7 +42,7 @@ fn world(listed: &[&str]) -> World {
             columns: super::super::diff::Columns::CloudAssigned,
             at: 0,
         }],
-        owners: BTreeMap::from([("s-1".to_string(), row)]),
+        owners: BTreeMap::from([("s-1".to_string(), (&row).into())]),
         rows: HashMap::from([("s-1".to_string(), BTreeSet::from(["sg-a".to_string()]))]),
         members: ["sg-a", "sg-b"].iter().map(|s| s.to_string()).collect(),
         policies: Vec::new(),
