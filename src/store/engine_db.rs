@@ -78,7 +78,19 @@ impl Statements {
 }
 
 impl EngineDb {
-    pub fn new(config: Config) -> Self {
+    pub fn new(mut config: Config) -> Self {
+        // The engine's statements are prepared once per connection and run
+        // with every (table, region)'s parameters. PostgreSQL plans a
+        // prepared statement again at each of its first five runs (custom
+        // plans), and a sync pair runs each statement once per round: most
+        // of a steady round's planning (issue #15). Generic plans are
+        // planned once; the engine's statements are key lookups and scans
+        // of one region, which a generic plan serves as well.
+        let options = match config.get_options() {
+            Some(o) if !o.is_empty() => format!("{o} -c plan_cache_mode=force_generic_plan"),
+            _ => "-c plan_cache_mode=force_generic_plan".to_owned(),
+        };
+        config.options(&options);
         EngineDb {
             config,
             shared: tokio::sync::Mutex::new(None),

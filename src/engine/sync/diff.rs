@@ -14,6 +14,7 @@ use infrasql_provider::{ColumnKind, Props, ResourceSchema, APPLY_TAG, STACK};
 use serde_json::Value;
 
 use super::policy::{policy_for, stack_of, Policy, PolicyRow};
+use super::known::Version;
 use super::row::RowText;
 use super::Stats;
 use crate::engine::plan::Action;
@@ -27,6 +28,11 @@ pub struct Current {
     /// (`read::relock`), and those an open transaction holds are dropped
     /// from here. Types with sets lock them all as they read them.
     pub locked: BTreeMap<String, RowText>,
+    /// Rows not read: the last round kept them, and neither they nor their
+    /// listed resource changed since (`known`). Kept again.
+    pub unchanged: HashSet<String>,
+    /// The tuple version of each row read or unchanged, for `known`.
+    pub versions: HashMap<String, Version>,
     /// Every row's AWS id in the region, held by a transaction or not.
     pub all: HashSet<String>,
     pub policies: Vec<PolicyRow>,
@@ -221,6 +227,7 @@ pub fn diff(input: &Input) -> Diff {
         }
         match cur.locked.get(id) {
             Some(row) => changed(&mut out, schema, cur, id, &row.props(), (at, p)),
+            None if cur.unchanged.contains(id) => out.writes.push(RowWrite::Keep { id: id.to_owned() }),
             None if cur.all.contains(id) => out.stats.skipped_locked += 1,
             None if cur.table_busy => {}
             None => appeared(&mut out, cur, id, (at, p), first),

@@ -35,6 +35,7 @@ struct Listing {
 mod diff;
 mod error;
 mod gate;
+mod known;
 mod members;
 mod policy;
 mod read;
@@ -79,6 +80,8 @@ pub struct Syncer {
     /// The loop's interval in milliseconds, the base of the retry backoff
     /// (an explicit `infra.sync()` that fails sets the next try too).
     interval_ms: AtomicU64,
+    /// Per pair, the rows its last round kept (`known`).
+    known: known::Known,
 }
 
 fn ident(s: &str) -> String {
@@ -93,6 +96,7 @@ impl Syncer {
             regions,
             watched: None,
             interval_ms: AtomicU64::new(DEFAULT_INTERVAL.as_millis() as u64),
+            known: known::Known::default(),
         }
     }
 
@@ -383,8 +387,19 @@ impl Syncer {
         let t = Instant::now();
         let (db, st) = db.split();
         let tx = db.transaction().await?;
-        let mut current =
-            read::current(&tx, st, &self.resources, schema, table, region, &listing).await?;
+        let known = self.known.take(table, region);
+        let mut current = read::current(
+            &tx,
+            st,
+            &self.resources,
+            schema,
+            table,
+            region,
+            &listing,
+            known.as_ref(),
+        )
+        .await?;
+        drop(known);
         let observed = listing.observed;
         let read = t.elapsed();
         let decide = |current: &diff::Current| {
@@ -402,6 +417,8 @@ impl Syncer {
             read::relock(&tx, st, schema, table, &to_lock, &mut current).await?;
             d = decide(&current);
         }
+        // Known only once the round commits.
+        let kept = known::PairKnown::kept(&d, schema.id_column(), &current.versions, &observed);
         let diffed = t.elapsed();
         write::rows(&tx, schema, table, &d, &observed).await?;
         let written = t.elapsed();
@@ -426,6 +443,7 @@ impl Syncer {
         }
         status::confirm(&tx, st, table, region, schema.id_column(), &d.unconfirmed).await?;
         tx.commit().await?;
+        self.known.put(table, region, kept);
         tracing::debug!(
             "sync {table} in {region}: read {read:.2?}, diff {:.2?}, write {:.2?} ({} row writes), \
              sets {:.2?}, drift and commit {:.2?}",

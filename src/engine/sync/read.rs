@@ -12,6 +12,7 @@ use tokio_postgres::Transaction;
 
 use super::diff::{observed_columns, Current, Diff, DriftKind, RowWrite};
 use super::policy::PolicyRow;
+use super::known::{listed_at, PairKnown};
 use super::row::RowText;
 use super::{ident, SyncError};
 use crate::engine::apply::Resources;
@@ -32,12 +33,15 @@ pub(super) async fn current(
     table: &str,
     region: &str,
     listing: &super::Listing,
+    known: Option<&PairKnown>,
 ) -> Result<Current, SyncError> {
     let observed = &listing.observed;
     let idc = ident(schema.id_column());
     // Rows are kept as the text the server sent, parsed one at a time
     // while compared (`RowText`, issue #15, peak RSS).
     let mut rows: BTreeMap<String, RowText> = BTreeMap::new();
+    let mut unchanged = HashSet::new();
+    let mut versions = HashMap::new();
     let all: HashSet<String> = if !read_unlocked(schema) {
         // A set's join rows change under their owner's lock (a change to a
         // set locks its owner first): the owners are locked as they are
@@ -60,9 +64,54 @@ pub(super) async fn current(
         // (issue #15, PostgreSQL CPU per steady round). The rows a round
         // will write are locked and read again before it writes
         // (`relock`).
-        let sql = format!("SELECT {idc}, to_jsonb(t)::text FROM {table} t WHERE region = $1");
-        read_rows(tx, st, &sql, &[&region], &mut rows).await?;
-        rows.keys().cloned().collect()
+        let mut all = HashSet::new();
+        let mut fetch: Vec<String> = Vec::new();
+        let cols = observed_columns(schema, observed);
+        let at = listed_at(schema.id_column(), observed);
+        let sql = format!("SELECT {idc}, xmin::text || ctid::text FROM {table} WHERE region = $1");
+        let stream = tx.query_raw(&st.get(tx, &sql).await?, [&region]).await?;
+        futures_util::pin_mut!(stream);
+        while let Some(r) = stream.try_next().await? {
+            let (id, version): (String, &str) = (r.get(0), r.get(1));
+            // Kept by the last round, and neither side changed since: not
+            // read again (`known`).
+            let same = known.is_some_and(|k| {
+                at.get(id.as_str())
+                    .is_some_and(|i| k.same(&cols, &id, version, &observed[*i]))
+            });
+            if same {
+                versions.insert(id.clone(), version.into());
+                unchanged.insert(id.clone());
+            } else {
+                fetch.push(id.clone());
+            }
+            all.insert(id);
+        }
+        // Most rows to read (the first round after a start): one scan
+        // rather than a long list of ids.
+        let sql = if fetch.len() * 2 > all.len() {
+            format!("SELECT {idc}, xmin::text || ctid::text, to_jsonb(t)::text FROM {table} t WHERE region = $1")
+        } else {
+            format!("SELECT {idc}, xmin::text || ctid::text, to_jsonb(t)::text FROM {table} t WHERE {idc} = ANY($1)")
+        };
+        if !fetch.is_empty() {
+            let stream = if fetch.len() * 2 > all.len() {
+                tx.query_raw(&st.get(tx, &sql).await?, [&region as &(dyn tokio_postgres::types::ToSql + Sync)]).await?
+            } else {
+                tx.query_raw(&st.get(tx, &sql).await?, [&fetch as &(dyn tokio_postgres::types::ToSql + Sync)]).await?
+            };
+            futures_util::pin_mut!(stream);
+            while let Some(r) = stream.try_next().await? {
+                let id: String = r.get(0);
+                // Kept, or new since the ids were read (the next round's).
+                if unchanged.contains(&id) || !all.contains(&id) {
+                    continue;
+                }
+                versions.insert(id.clone(), r.get::<_, &str>(1).into());
+                rows.insert(id, RowText::new(r.get::<_, &str>(2)));
+            }
+        }
+        all
     };
     let locked = rows;
     let mut policies: Vec<PolicyRow> = Vec::new();
@@ -128,6 +177,8 @@ pub(super) async fn current(
     }
     Ok(Current {
         locked,
+        unchanged,
+        versions,
         all,
         policies,
         in_flight,
@@ -186,6 +237,8 @@ pub(super) async fn relock(
     );
     for id in ids {
         current.locked.remove(id);
+        // Its version is read again; not known to be kept.
+        current.versions.remove(id);
     }
     read_rows(tx, st, &sql, &[&ids], &mut current.locked).await
 }
