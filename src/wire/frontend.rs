@@ -140,8 +140,10 @@ impl Frontend {
                 return;
             }
         };
-        // The guard and the slot last as long as the session.
+        // The guard and the slot last as long as the session, and so does
+        // its count in the open-sessions gauge.
         let (parts, _guard, _slot) = parts;
+        let _open = crate::metrics::session_opened();
         let parts = SessionParts {
             shutdown,
             client_addr: Some(peer.ip().to_canonical().to_string()),
