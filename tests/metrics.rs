@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::{one, sqlstate, Moto};
 use infrasql::config::ServeArgs;
+use infrasql_fault_proxy::{Effect, Fault, FaultProxy};
 use prometheus_parse::{Scrape, Value};
 
 /// Credentials moto accepts; distinctive, so the text can be searched.
@@ -60,7 +61,7 @@ struct InProcess {
 }
 
 impl InProcess {
-    async fn start(moto: &Moto) -> InProcess {
+    async fn start(aws: &str) -> InProcess {
         // This process's AWS chain, as the server binary's would be.
         std::env::set_var("AWS_ACCESS_KEY_ID", ACCESS_KEY);
         std::env::set_var("AWS_SECRET_ACCESS_KEY", SECRET_KEY);
@@ -73,7 +74,7 @@ impl InProcess {
             data_dir: Some(data.clone()),
             user: Some(common::USER.into()),
             pg_options: vec!["fsync=off".into()],
-            aws_endpoint_url: Some(moto.url.clone()),
+            aws_endpoint_url: Some(aws.to_owned()),
             // Rounds only when the test asks (`infra.sync`).
             sync_interval: Some(0.0),
             ..Default::default()
@@ -114,14 +115,21 @@ impl InProcess {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn counters_move_after_a_commit_a_denial_and_sync_rounds() {
     let moto = Moto::start();
-    let s = InProcess::start(&moto).await;
+    let s = InProcess::start(&moto.url).await;
     let s0 = scrape();
 
-    // A session: started once, open while connected.
+    // A session: started once, open while connected. The client may read
+    // its ReadyForQuery a moment before the server counts the session.
     let c = s.connect().await;
+    until("the session to count", || {
+        value(&scrape(), "infrasql_client_sessions", &[]) == 1.0
+    })
+    .await;
     let s1 = scrape();
-    assert_eq!(moved(&s0, &s1, "infrasql_client_sessions_started_total", &[]), 1.0);
-    assert_eq!(value(&s1, "infrasql_client_sessions", &[]), 1.0);
+    assert_eq!(
+        moved(&s0, &s1, "infrasql_client_sessions_started_total", &[]),
+        1.0
+    );
 
     // A COMMIT that creates a VPC: one commit, one apply, the EC2 call.
     c.batch_execute(
@@ -139,7 +147,11 @@ async fn counters_move_after_a_commit_a_denial_and_sync_rounds() {
         moved(&s1, &s2, "infrasql_apply_duration_seconds_count", &applied),
         1.0
     );
-    let create = [("service", "ec2"), ("action", "CreateVpc"), ("outcome", "success")];
+    let create = [
+        ("service", "ec2"),
+        ("action", "CreateVpc"),
+        ("outcome", "success"),
+    ];
     assert_eq!(moved(&s1, &s2, "infrasql_aws_requests_total", &create), 1.0);
     let limit = [("service", "ec2"), ("region", "us-east-1")];
     assert!(value(&s2, "infrasql_aws_concurrency_limit", &limit) >= 1.0);
@@ -163,7 +175,10 @@ async fn counters_move_after_a_commit_a_denial_and_sync_rounds() {
     assert_eq!(sqlstate(&e).as_deref(), Some("IX200"), "{e:?}");
     let s4 = scrape();
     let denial = [("policy", "vpc-owner")];
-    assert_eq!(moved(&s3, &s4, "infrasql_policy_denials_total", &denial), 1.0);
+    assert_eq!(
+        moved(&s3, &s4, "infrasql_policy_denials_total", &denial),
+        1.0
+    );
     let refused = [("outcome", "refused")];
     assert_eq!(moved(&s3, &s4, "infrasql_commits_total", &refused), 1.0);
     assert_eq!(moved(&s3, &s4, "infrasql_aws_requests_total", &create), 0.0);
@@ -173,18 +188,32 @@ async fn counters_move_after_a_commit_a_denial_and_sync_rounds() {
     let _: serde_json::Value = one(&c, "SELECT infra.sync('aws.vpc')").await;
     let s5 = scrape();
     let pair = [("table", "aws.vpc"), ("region", "us-east-1")];
-    let ok = [("table", "aws.vpc"), ("region", "us-east-1"), ("outcome", "success")];
+    let ok = [
+        ("table", "aws.vpc"),
+        ("region", "us-east-1"),
+        ("outcome", "success"),
+    ];
     assert_eq!(moved(&s4, &s5, "infrasql_sync_rounds_total", &ok), 1.0);
     assert_eq!(
-        moved(&s4, &s5, "infrasql_sync_round_duration_seconds_count", &pair),
+        moved(
+            &s4,
+            &s5,
+            "infrasql_sync_round_duration_seconds_count",
+            &pair
+        ),
         1.0
     );
     let age = value(&s5, "infrasql_sync_age_seconds", &pair);
     assert!((0.0..10.0).contains(&age), "age {age}");
-    assert_eq!(value(&s5, "infrasql_drift_open", &[("table", "aws.vpc")]), 0.0);
-    c.batch_execute("INSERT INTO infra.drift_policy (table_name, policy) VALUES ('aws.vpc', 'report')")
-        .await
-        .unwrap();
+    assert_eq!(
+        value(&s5, "infrasql_drift_open", &[("table", "aws.vpc")]),
+        0.0
+    );
+    c.batch_execute(
+        "INSERT INTO infra.drift_policy (table_name, policy) VALUES ('aws.vpc', 'report')",
+    )
+    .await
+    .unwrap();
     let stranger = moto
         .ec2()
         .await
@@ -200,7 +229,10 @@ async fn counters_move_after_a_commit_a_denial_and_sync_rounds() {
     let _: serde_json::Value = one(&c, "SELECT infra.sync('aws.vpc')").await;
     let s6 = scrape();
     assert_eq!(moved(&s5, &s6, "infrasql_sync_rounds_total", &ok), 1.0);
-    assert_eq!(value(&s6, "infrasql_drift_open", &[("table", "aws.vpc")]), 1.0);
+    assert_eq!(
+        value(&s6, "infrasql_drift_open", &[("table", "aws.vpc")]),
+        1.0
+    );
     let open: i64 = one(
         &c,
         "SELECT count(*) FROM infra.drift WHERE resolution = 'open' AND table_name = 'aws.vpc'",
@@ -214,7 +246,10 @@ async fn counters_move_after_a_commit_a_denial_and_sync_rounds() {
         assert!(!text.contains(secret), "the metrics name {secret}");
     }
     assert!(!text.contains("10.6"), "no CIDR in the metrics");
-    assert!(!text.to_lowercase().contains("select "), "no SQL in the metrics");
+    assert!(
+        !text.to_lowercase().contains("select "),
+        "no SQL in the metrics"
+    );
 
     // Every sample's labels are the ones docs/metrics.md lists.
     let documented = documented();
@@ -236,6 +271,79 @@ async fn counters_move_after_a_commit_a_denial_and_sync_rounds() {
         value(&scrape(), "infrasql_client_sessions", &[]) == 0.0
     })
     .await;
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttles_and_lost_answers_are_counted_by_service_action_and_outcome() {
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(&moto.url);
+    let s = InProcess::start(&proxy.url).await;
+    let c = s.connect().await;
+
+    // AWS's throttling answer twice; the SDK's third attempt gets through.
+    proxy.arm(Fault::on("DescribeVpcs").times(2).with(Effect::Throttle));
+    let before = scrape();
+    let _: serde_json::Value = one(&c, "SELECT infra.sync('aws.vpc')").await;
+    let after = scrape();
+    let list = |outcome| {
+        [
+            ("service", "ec2"),
+            ("action", "DescribeVpcs"),
+            ("outcome", outcome),
+        ]
+    };
+    let requests = "infrasql_aws_requests_total";
+    assert_eq!(moved(&before, &after, requests, &list("throttled")), 2.0);
+    assert!(moved(&before, &after, requests, &list("success")) >= 1.0);
+    let ec2 = [("service", "ec2"), ("region", "us-east-1")];
+    assert_eq!(
+        moved(&before, &after, "infrasql_aws_throttles_total", &ec2),
+        2.0
+    );
+    assert_eq!(
+        proxy.calls("DescribeVpcs") as f64,
+        value(&after, requests, &list("throttled"))
+            + value(&after, requests, &list("success"))
+            + value(&after, requests, &list("error")),
+        "every request the proxy saw is counted once"
+    );
+    // Throttled, the limit is back at its floor.
+    assert_eq!(value(&after, "infrasql_aws_concurrency_limit", &ec2), 1.0);
+    let ok = [
+        ("table", "aws.vpc"),
+        ("region", "us-east-1"),
+        ("outcome", "success"),
+    ];
+    assert_eq!(
+        moved(&before, &after, "infrasql_sync_rounds_total", &ok),
+        1.0
+    );
+
+    // A connection reset before moto sees the call: no answer, then a retry.
+    proxy.clear();
+    proxy.arm(
+        Fault::on("DescribeSubnets")
+            .times(1)
+            .with(Effect::ResetBefore),
+    );
+    let before = scrape();
+    let _: serde_json::Value = one(&c, "SELECT infra.sync('aws.subnet')").await;
+    let after = scrape();
+    let list = |outcome| {
+        [
+            ("service", "ec2"),
+            ("action", "DescribeSubnets"),
+            ("outcome", outcome),
+        ]
+    };
+    assert_eq!(moved(&before, &after, requests, &list("no_answer")), 1.0);
+    assert!(moved(&before, &after, requests, &list("success")) >= 1.0);
+    assert_eq!(
+        moved(&before, &after, "infrasql_aws_throttles_total", &ec2),
+        0.0
+    );
+    drop(c);
     s.stop().await;
 }
 
@@ -287,7 +395,11 @@ fn docs_metrics_md_lists_every_metric_with_its_type_and_help() {
     use infrasql::metrics::*;
     let _open = session_opened();
     commit_finished(CommitOutcome::Committed);
-    apply_finished(ApplySource::Commit, ApplyOutcome::Applied, Duration::from_secs(1));
+    apply_finished(
+        ApplySource::Commit,
+        ApplyOutcome::Applied,
+        Duration::from_secs(1),
+    );
     policy_denied("p");
     sync_round_finished("aws.vpc", "us-east-1", true, Duration::from_secs(1));
     set_open_drift(["aws.vpc".to_owned()], &[]);
@@ -309,6 +421,10 @@ fn docs_metrics_md_lists_every_metric_with_its_type_and_help() {
     for (name, d) in &documented {
         assert_eq!(d.kind, types[name], "{name}'s type");
         // The HELP line less the full stop the registry adds.
-        assert_eq!(d.help, scraped.docs[name].trim_end_matches('.'), "{name}'s meaning");
+        assert_eq!(
+            d.help,
+            scraped.docs[name].trim_end_matches('.'),
+            "{name}'s meaning"
+        );
     }
 }

@@ -86,7 +86,8 @@ impl Ages {
     }
 
     pub(super) fn succeeded(&self, table: &str, region: &str, at: Instant) {
-        self.lock().insert((table.to_owned(), region.to_owned()), at);
+        self.lock()
+            .insert((table.to_owned(), region.to_owned()), at);
     }
 }
 

@@ -187,3 +187,85 @@ pub fn encode() -> String {
         .expect("writing to a String cannot fail");
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// The value of the sample line that starts with `series` (name and
+    /// labels, as encoded).
+    fn sample(text: &str, series: &str) -> Option<f64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+            .map(|v| v.parse().expect("a number"))
+    }
+
+    #[test]
+    fn a_counter_sample_ends_in_total_under_its_family_type() {
+        commit_finished(CommitOutcome::PlanOnly);
+        let text = encode();
+        assert!(text.contains("# TYPE infrasql_commits counter\n"), "{text}");
+        let series = "infrasql_commits_total{outcome=\"plan_only\"}";
+        assert!(sample(&text, series).is_some_and(|n| n >= 1.0), "{text}");
+        assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn a_session_counts_as_open_until_its_guard_is_dropped() {
+        let gauge = || sample(&encode(), "infrasql_client_sessions").unwrap_or(0.0);
+        let started = || sample(&encode(), "infrasql_client_sessions_started_total");
+        let open = session_opened();
+        let (during, total) = (gauge(), started());
+        drop(open);
+        assert_eq!(gauge(), during - 1.0);
+        assert_eq!(started(), total, "a close is no start");
+    }
+
+    #[test]
+    fn a_table_whose_drift_was_resolved_reads_zero_not_its_old_count() {
+        let counts = [
+            ("aws.unit_a".to_owned(), 2),
+            ("aws.unit_join".to_owned(), 1),
+        ];
+        set_open_drift(["aws.unit_a".to_owned()], &counts);
+        let text = encode();
+        assert_eq!(
+            sample(&text, "infrasql_drift_open{table=\"aws.unit_a\"}"),
+            Some(2.0)
+        );
+        // The join table is no resource table: known only from its count.
+        set_open_drift(["aws.unit_a".to_owned()], &[]);
+        let text = encode();
+        assert_eq!(
+            sample(&text, "infrasql_drift_open{table=\"aws.unit_a\"}"),
+            Some(0.0)
+        );
+        assert_eq!(
+            sample(&text, "infrasql_drift_open{table=\"aws.unit_join\"}"),
+            Some(0.0)
+        );
+    }
+
+    #[test]
+    fn a_failed_round_leaves_the_pairs_age_alone() {
+        let age = |t: &str| {
+            sample(
+                &encode(),
+                &format!("infrasql_sync_age_seconds{{table=\"{t}\",region=\"r-unit\"}}"),
+            )
+        };
+        sync_round_finished(
+            "aws.unit_failing",
+            "r-unit",
+            false,
+            Duration::from_millis(5),
+        );
+        assert_eq!(age("aws.unit_failing"), None, "never succeeded: no age");
+        sync_round_finished("aws.unit_ok", "r-unit", true, Duration::from_millis(5));
+        assert!(age("aws.unit_ok").is_some_and(|a| (0.0..5.0).contains(&a)));
+        let failed = "infrasql_sync_rounds_total{table=\"aws.unit_failing\",region=\"r-unit\",outcome=\"failed\"}";
+        assert_eq!(sample(&encode(), failed), Some(1.0));
+    }
+}

@@ -153,7 +153,10 @@ pub fn set_open_drift(tables: impl IntoIterator<Item = String>, counts: &[(Strin
     seen.extend(counts.iter().map(|(t, _)| t.clone()));
     let family = &metrics().drift_open;
     for table in seen.iter() {
-        let n = counts.iter().find(|(t, _)| t == table).map_or(0, |(_, n)| *n);
+        let n = counts
+            .iter()
+            .find(|(t, _)| t == table)
+            .map_or(0, |(_, n)| *n);
         let labels = TableLabels {
             table: table.clone(),
         };

@@ -149,17 +149,22 @@ impl aws_sdk_ec2::config::Intercept for CountCalls {
         Ok(())
     }
 
-    // Runs after every attempt, answered or not: one that was sent and got
-    // no answer (a timeout, a broken connection) still has its start.
+    // Runs after every attempt, answered or not: one that was sent and
+    // not counted above still has its start. Without an answer it is a
+    // timeout or a broken connection; with one, an answer the SDK stopped
+    // reading before deserialization (counted by its status alone).
     fn read_after_attempt(
         &self,
-        _ctx: &aws_sdk_ec2::config::interceptors::FinalizerInterceptorContextRef<'_>,
+        ctx: &aws_sdk_ec2::config::interceptors::FinalizerInterceptorContextRef<'_>,
         _rc: &aws_sdk_ec2::config::RuntimeComponents,
         cfg: &mut aws_sdk_ec2::config::ConfigBag,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         if cfg.load::<CallStart>().is_some() {
+            let outcome = ctx.response().map_or(CallOutcome::NoAnswer, |r| {
+                CallOutcome::of_answer(r.status().as_u16(), false)
+            });
             let operation = operation_name(cfg);
-            metrics::note_outcome(self.service, &self.region, operation, CallOutcome::NoAnswer);
+            metrics::note_outcome(self.service, &self.region, operation, outcome);
             cfg.interceptor_state().unset::<CallStart>();
         }
         Ok(())
