@@ -174,6 +174,21 @@ impl Metrics {
             "Open drift records per table, as counted after the last sync round",
             m.drift_open.clone(),
         );
+        // Every outcome from the start, at 0: a rate or an alert on one
+        // that has not happened yet reads 0, not "no data".
+        for outcome in CommitOutcome::ALL {
+            let _ = m.commits.get_or_create(&OutcomeLabels {
+                outcome: outcome.as_str(),
+            });
+        }
+        for source in ApplySource::ALL {
+            for outcome in ApplyOutcome::ALL {
+                let _ = m.applies.get_or_create(&ApplyLabels {
+                    source: source.as_str(),
+                    outcome: outcome.as_str(),
+                });
+            }
+        }
         r.register_collector(Box::new(m.ages.clone()));
         r.register_collector(Box::new(collect::Aws));
         Metrics { registry: r, ..m }
@@ -210,6 +225,17 @@ mod tests {
         let series = "infrasql_commits_total{outcome=\"plan_only\"}";
         assert!(sample(&text, series).is_some_and(|n| n >= 1.0), "{text}");
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn every_commit_and_apply_outcome_is_there_from_the_start() {
+        let text = encode();
+        for o in CommitOutcome::ALL {
+            let series = format!("infrasql_commits_total{{outcome=\"{}\"}}", o.as_str());
+            assert!(sample(&text, &series).is_some(), "{series}");
+        }
+        let series = "infrasql_applies_total{source=\"sync_revert\",outcome=\"recovering\"}";
+        assert!(sample(&text, series).is_some(), "{text}");
     }
 
     #[test]

@@ -25,6 +25,14 @@ pub enum CommitOutcome {
 }
 
 impl CommitOutcome {
+    pub const ALL: [CommitOutcome; 5] = [
+        CommitOutcome::Committed,
+        CommitOutcome::NoChange,
+        CommitOutcome::PlanOnly,
+        CommitOutcome::Refused,
+        CommitOutcome::Failed,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             CommitOutcome::Committed => "committed",
@@ -45,6 +53,8 @@ pub enum ApplySource {
 }
 
 impl ApplySource {
+    pub const ALL: [ApplySource; 2] = [ApplySource::Commit, ApplySource::SyncRevert];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ApplySource::Commit => "commit",
@@ -65,6 +75,12 @@ pub enum ApplyOutcome {
 }
 
 impl ApplyOutcome {
+    pub const ALL: [ApplyOutcome; 3] = [
+        ApplyOutcome::Applied,
+        ApplyOutcome::Failed,
+        ApplyOutcome::Recovering,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ApplyOutcome::Applied => "applied",
