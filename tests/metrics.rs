@@ -125,11 +125,23 @@ async fn counters_move_after_a_commit_a_denial_and_sync_rounds() {
         value(&scrape(), "infrasql_client_sessions", &[]) == 1.0
     })
     .await;
+    let started = "infrasql_client_sessions_started_total";
+    let accepted = "infrasql_client_connections_accepted_total";
     let s1 = scrape();
-    assert_eq!(
-        moved(&s0, &s1, "infrasql_client_sessions_started_total", &[]),
-        1.0
+    assert_eq!(moved(&s0, &s1, started, &[]), 1.0);
+    assert_eq!(moved(&s0, &s1, accepted, &[]), 1.0);
+    // A refused login is a connection, not a session.
+    let port = s.running.as_ref().unwrap().local_addr.port();
+    let wrong = format!(
+        "host=127.0.0.1 port={port} user={} password=wrong dbname=infrasql",
+        common::USER
     );
+    let e = common::connect(&wrong).await.unwrap_err();
+    assert_eq!(sqlstate(&e).as_deref(), Some("28P01"), "{e}");
+    let s1 = scrape();
+    assert_eq!(moved(&s0, &s1, accepted, &[]), 2.0);
+    assert_eq!(moved(&s0, &s1, started, &[]), 1.0);
+    assert_eq!(value(&s1, "infrasql_client_sessions", &[]), 1.0);
 
     // A COMMIT that creates a VPC: one commit, one apply, the EC2 call.
     c.batch_execute(

@@ -29,8 +29,8 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 pub use record::{
-    apply_finished, commit_finished, policy_denied, session_opened, set_open_drift,
-    sync_round_finished, ApplyOutcome, ApplySource, CommitOutcome, OpenSession,
+    apply_finished, commit_finished, connection_accepted, policy_denied, session_opened,
+    set_open_drift, sync_round_finished, ApplyOutcome, ApplySource, CommitOutcome, OpenSession,
 };
 
 /// What `/metrics` answers with: the OpenMetrics text format, which
@@ -87,6 +87,7 @@ impl MetricConstructor<Histogram> for Buckets {
 /// Every metric recorded as it happens.
 struct Metrics {
     registry: Registry,
+    connections: Counter,
     sessions_open: Gauge,
     sessions: Counter,
     commits: Family<OutcomeLabels, Counter>,
@@ -108,6 +109,7 @@ impl Metrics {
     fn new() -> Metrics {
         let m = Metrics {
             registry: Registry::default(),
+            connections: Counter::default(),
             sessions_open: Gauge::default(),
             sessions: Counter::default(),
             commits: Family::default(),
@@ -129,6 +131,11 @@ impl Metrics {
         };
         let mut r = Registry::default();
         // A counter's samples get `_total` from the encoder.
+        r.register(
+            "infrasql_client_connections_accepted",
+            "TCP connections accepted on the wire listener: sessions, cancel requests and refused startups",
+            m.connections.clone(),
+        );
         r.register(
             "infrasql_client_sessions",
             "Client sessions open now (past authentication)",

@@ -101,6 +101,12 @@ impl Drop for OpenSession {
     }
 }
 
+/// A TCP connection on the wire listener, before its startup: a session,
+/// a cancel request or one refused.
+pub fn connection_accepted() {
+    metrics().connections.inc();
+}
+
 pub fn session_opened() -> OpenSession {
     let m = metrics();
     m.sessions.inc();

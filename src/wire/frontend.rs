@@ -98,6 +98,7 @@ impl Frontend {
             tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok((stream, peer)) => {
+                        crate::metrics::connection_accepted();
                         let fe = self.clone();
                         let sd = shutdown.clone();
                         sessions.spawn(async move { fe.connection(stream, peer, sd).await });
