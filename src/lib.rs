@@ -8,6 +8,7 @@ pub mod config;
 pub mod engine;
 pub mod gitops;
 pub mod logging;
+pub mod metrics;
 pub mod playground;
 pub mod providers;
 pub mod server;

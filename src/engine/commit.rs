@@ -37,6 +37,7 @@ use super::plan::{self, Action, Plan};
 use super::report::Report;
 use super::settings::{self, WaitMode};
 use super::stop;
+use crate::metrics::{self, ApplyOutcome, ApplySource, CommitOutcome};
 use crate::store::engine_db::EngineDb;
 
 mod policy;
@@ -246,6 +247,11 @@ fn journal_failed(e: JournalError) -> HookError {
     )
 }
 
+/// A COMMIT's apply ended: for `/metrics`.
+fn applied_metric(outcome: ApplyOutcome, started: Instant) {
+    metrics::apply_finished(ApplySource::Commit, outcome, started.elapsed());
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().fold(String::new(), |mut s, b| {
         let _ = write!(s, "{b:02x}");
@@ -280,6 +286,70 @@ async fn check_deferred(ctx: &mut dyn CommitContext) -> Result<(), HookError> {
 #[async_trait]
 impl CommitHook for Engine {
     async fn before_commit(&self, ctx: &mut dyn CommitContext) -> Result<Verdict, HookError> {
+        let mut applying = false;
+        let result = self.commit(ctx, &mut applying).await;
+        metrics::commit_finished(match &result {
+            Ok(Verdict::Commit) if applying => CommitOutcome::Committed,
+            Ok(Verdict::Commit) => CommitOutcome::NoChange,
+            Ok(Verdict::Rollback) => CommitOutcome::PlanOnly,
+            Err(_) if applying => CommitOutcome::Failed,
+            Err(_) => CommitOutcome::Refused,
+        });
+        result
+    }
+
+    async fn before_sync_call(
+        &self,
+        table: Option<String>,
+        region: Option<String>,
+    ) -> Result<(), HookError> {
+        if let Some(s) = &self.syncer {
+            s.sync_all(table.as_deref(), region.as_deref()).await;
+        }
+        Ok(())
+    }
+
+    async fn before_plan_read(&self, ctx: &mut dyn CommitContext) -> Result<(), HookError> {
+        let plan = self.plan(ctx).await?;
+        let rows = match &plan {
+            Some(plan) => plan.to_rows(),
+            None => Value::Array(Vec::new()),
+        };
+        ctx.query(&format!(
+            "SELECT infra.put_plan({}::jsonb)",
+            literal(&rows.to_string())
+        ))
+        .await?;
+        // What the policies would say of this plan at COMMIT, for
+        // infra.plan_policy (and `infrasql plan`).
+        let verdicts = match &plan {
+            Some(plan) if !plan.is_empty() => {
+                let db = self.journal_db().await?;
+                let policies = policy::load(&db)
+                    .await
+                    .map_err(|e| journal_failed(JournalError::from(e)))?;
+                let touched = policy::touched(plan, &self.schemas);
+                let judged = policy::judge(ctx, &policies, plan, &touched).await?;
+                policy::to_rows(&judged)
+            }
+            _ => Value::Array(Vec::new()),
+        };
+        ctx.query(&format!(
+            "SELECT infra.put_plan_policy({}::jsonb)",
+            literal(&verdicts.to_string())
+        ))
+        .await?;
+        Ok(())
+    }
+}
+
+impl Engine {
+    /// The COMMIT itself; `applying` turns true once the apply begins.
+    async fn commit(
+        &self,
+        ctx: &mut dyn CommitContext,
+        applying: &mut bool,
+    ) -> Result<Verdict, HookError> {
         let Some(plan) = self.plan(ctx).await? else {
             // A plan-only session commits nothing, not even rows outside
             // the resource tables.
@@ -345,6 +415,7 @@ impl CommitHook for Engine {
         let journal = Journal::begin(&db, &id, Origin::Commit(&who), &plan)
             .await
             .map_err(journal_failed)?;
+        *applying = true;
         let result = self
             .apply_and_write_back(ctx, plan, journal, db.clone(), started, steer)
             .await;
@@ -352,52 +423,6 @@ impl CommitHook for Engine {
         result
     }
 
-    async fn before_sync_call(
-        &self,
-        table: Option<String>,
-        region: Option<String>,
-    ) -> Result<(), HookError> {
-        if let Some(s) = &self.syncer {
-            s.sync_all(table.as_deref(), region.as_deref()).await;
-        }
-        Ok(())
-    }
-
-    async fn before_plan_read(&self, ctx: &mut dyn CommitContext) -> Result<(), HookError> {
-        let plan = self.plan(ctx).await?;
-        let rows = match &plan {
-            Some(plan) => plan.to_rows(),
-            None => Value::Array(Vec::new()),
-        };
-        ctx.query(&format!(
-            "SELECT infra.put_plan({}::jsonb)",
-            literal(&rows.to_string())
-        ))
-        .await?;
-        // What the policies would say of this plan at COMMIT, for
-        // infra.plan_policy (and `infrasql plan`).
-        let verdicts = match &plan {
-            Some(plan) if !plan.is_empty() => {
-                let db = self.journal_db().await?;
-                let policies = policy::load(&db)
-                    .await
-                    .map_err(|e| journal_failed(JournalError::from(e)))?;
-                let touched = policy::touched(plan, &self.schemas);
-                let judged = policy::judge(ctx, &policies, plan, &touched).await?;
-                policy::to_rows(&judged)
-            }
-            _ => Value::Array(Vec::new()),
-        };
-        ctx.query(&format!(
-            "SELECT infra.put_plan_policy({}::jsonb)",
-            literal(&verdicts.to_string())
-        ))
-        .await?;
-        Ok(())
-    }
-}
-
-impl Engine {
     /// Inside the client's transaction, once the cloud matches: seal, write
     /// the cloud's values into the rows, consume the change rows.
     async fn seal_and_write_back(
@@ -486,8 +511,10 @@ impl Engine {
         match outcome {
             Ok(applied) => {
                 if let Err(e) = self.seal_and_write_back(ctx, &plan, &applied).await {
+                    applied_metric(ApplyOutcome::Recovering, started);
                     return Err(self.lost_after_apply(&journal, e).await);
                 }
+                applied_metric(ApplyOutcome::Applied, started);
                 let ms = started.elapsed().as_millis();
                 // `succeeded` once recovery sees the transaction committed.
                 journal.finish(ApplyStatus::Applied, None).await;
@@ -499,11 +526,12 @@ impl Engine {
                 Ok(Verdict::Commit)
             }
             Err(f) => {
-                let status = if refusal::settled_now(&f) {
-                    ApplyStatus::Failed
+                let (status, outcome) = if refusal::settled_now(&f) {
+                    (ApplyStatus::Failed, ApplyOutcome::Failed)
                 } else {
-                    ApplyStatus::Undoing
+                    (ApplyStatus::Undoing, ApplyOutcome::Recovering)
                 };
+                applied_metric(outcome, started);
                 journal.finish(status, Some(&f.error.to_string())).await;
                 let display = self
                     .resources

@@ -98,6 +98,7 @@ impl Frontend {
             tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok((stream, peer)) => {
+                        crate::metrics::connection_accepted();
                         let fe = self.clone();
                         let sd = shutdown.clone();
                         sessions.spawn(async move { fe.connection(stream, peer, sd).await });
@@ -140,8 +141,10 @@ impl Frontend {
                 return;
             }
         };
-        // The guard and the slot last as long as the session.
+        // The guard and the slot last as long as the session, and so does
+        // its count in the open-sessions gauge.
         let (parts, _guard, _slot) = parts;
+        let _open = crate::metrics::session_opened();
         let parts = SessionParts {
             shutdown,
             client_addr: Some(peer.ip().to_canonical().to_string()),

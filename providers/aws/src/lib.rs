@@ -32,6 +32,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use infrasql_provider::metrics::{self, CallOutcome};
 use infrasql_provider::Resource;
 use limiter::{CallStart, Limiter};
 
@@ -76,9 +77,21 @@ const GLOBAL_SERVICE_REGION: &str = "us-east-1";
 /// each answer and spots AWS's throttling for the (service, region)'s
 /// concurrency limit: part of this interceptor, so that no service crate
 /// can build a client the limiter does not see.
+///
+/// Each attempt's outcome (answered, throttled, no answer) goes to
+/// [`infrasql_provider::metrics`] for `/metrics`, by the client's service
+/// and region, which a shared fixed-mode limiter does not know.
 pub struct CountCalls {
     calls: Arc<AtomicU64>,
     limiter: Arc<Limiter>,
+    service: &'static str,
+    region: String,
+}
+
+/// The SDK's name of the operation an interceptor hook runs for.
+fn operation_name(cfg: &aws_sdk_ec2::config::ConfigBag) -> &str {
+    cfg.load::<aws_smithy_runtime_api::client::orchestrator::Metadata>()
+        .map_or("", |m| m.name())
 }
 
 impl std::fmt::Debug for CountCalls {
@@ -126,11 +139,34 @@ impl aws_sdk_ec2::config::Intercept for CountCalls {
             r.headers().get("x-amzn-errortype"),
             body,
         );
-        let operation = cfg
-            .load::<aws_smithy_runtime_api::client::orchestrator::Metadata>()
-            .map_or("", |m| m.name());
+        let operation = operation_name(cfg);
         self.limiter
             .observe(operation, start.at.elapsed(), throttled, start.epoch);
+        let outcome = CallOutcome::of_answer(r.status().as_u16(), throttled);
+        metrics::note_outcome(self.service, &self.region, operation, outcome);
+        // Answered: `read_after_attempt` must not count it again.
+        cfg.interceptor_state().unset::<CallStart>();
+        Ok(())
+    }
+
+    // Runs after every attempt, answered or not: one that was sent and
+    // not counted above still has its start. Without an answer it is a
+    // timeout or a broken connection; with one, an answer the SDK stopped
+    // reading before deserialization (counted by its status alone).
+    fn read_after_attempt(
+        &self,
+        ctx: &aws_sdk_ec2::config::interceptors::FinalizerInterceptorContextRef<'_>,
+        _rc: &aws_sdk_ec2::config::RuntimeComponents,
+        cfg: &mut aws_sdk_ec2::config::ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        if cfg.load::<CallStart>().is_some() {
+            let outcome = ctx.response().map_or(CallOutcome::NoAnswer, |r| {
+                CallOutcome::of_answer(r.status().as_u16(), false)
+            });
+            let operation = operation_name(cfg);
+            metrics::note_outcome(self.service, &self.region, operation, outcome);
+            cfg.interceptor_state().unset::<CallStart>();
+        }
         Ok(())
     }
 }
@@ -243,6 +279,8 @@ impl Clients {
             ))
         });
         map.insert((service.to_owned(), region.to_owned()), l.clone());
+        // A shared fixed limiter is this pair's limit too.
+        metrics::set_limit(service, region, l.view().limit);
         l
     }
 
@@ -273,6 +311,8 @@ impl Clients {
                         count_calls: CountCalls {
                             calls: self.calls.clone(),
                             limiter: limiter.clone(),
+                            service: service_name::<C>(),
+                            region: region.to_owned(),
                         },
                         request_ids: RecordRequestIds,
                     }))

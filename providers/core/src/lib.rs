@@ -10,6 +10,7 @@
 //! properties as JSON objects keyed by column name ([`Props`]).
 
 pub mod calls;
+pub mod metrics;
 pub mod request_ids;
 
 use std::fmt;

@@ -249,6 +249,7 @@ pub async fn check(
             ))
             .await?;
         } else {
+            crate::metrics::policy_denied(&p.name);
             return Err(HookError(refusal(p, &rows)));
         }
     }

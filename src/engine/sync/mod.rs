@@ -182,6 +182,7 @@ impl Syncer {
             }
         });
         let out: Vec<_> = futures_util::future::join_all(jobs).await;
+        self.count_open_drift().await;
         // One line per round, not one per type: a missing credential would
         // otherwise repeat itself for every table every round.
         let mut errors: Vec<String> = out
@@ -199,6 +200,24 @@ impl Syncer {
             );
         }
         out
+    }
+
+    /// The open drift per table for `/metrics`, once per round: one count
+    /// on the partial index `drift_open`, so drift that a user resolved
+    /// between rounds is not counted, as a tally kept by the rounds would.
+    async fn count_open_drift(&self) {
+        let counted = match self.db.session().await {
+            Ok(db) => {
+                let r = status::open_drift(&db).await;
+                db.done();
+                r
+            }
+            Err(e) => Err(e.into()),
+        };
+        match counted {
+            Ok(counts) => crate::metrics::set_open_drift(self.resources.keys().cloned(), &counts),
+            Err(e) => tracing::debug!("sync: counting open drift failed: {e}"),
+        }
     }
 
     /// Pairs backing off; none if the database cannot say (each pair's
@@ -354,10 +373,12 @@ impl Syncer {
             }
         })
         .await;
+        // Time spent waiting for the parents' writes is not this pair's.
+        let duration = started.elapsed().saturating_sub(waited);
+        crate::metrics::sync_round_finished(table, region, result.is_ok(), duration);
         let outcome = status::Outcome {
             result: &result,
-            // Time spent waiting for the parents' writes is not this pair's.
-            duration: started.elapsed().saturating_sub(waited),
+            duration,
             calls: calls as i32,
             failures: before.failures,
             interval: Duration::from_millis(self.interval_ms.load(Ordering::Relaxed)),

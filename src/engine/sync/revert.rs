@@ -1,6 +1,8 @@
 //! Policy `revert`: the desired state is put back in AWS through the apply
 //! engine, journaled like a user's commit (source `sync-revert`).
 
+use std::time::Instant;
+
 use serde_json::Value;
 use tokio::sync::mpsc;
 
@@ -9,6 +11,7 @@ use super::{ident, SyncError, Syncer};
 use crate::engine::apply::{self, StepError};
 use crate::engine::journal::{ApplyId, ApplyStatus, Journal, Origin};
 use crate::engine::plan::{Action, Plan, Step};
+use crate::metrics::{self, ApplyOutcome, ApplySource};
 
 impl Syncer {
     /// Put the desired state back through the apply engine, journaled like a
@@ -32,16 +35,18 @@ impl Syncer {
         let id = ApplyId::generate();
         let journal = Journal::begin(&journal_db, &id, Origin::Sync, &plan).await?;
         let (ptx, mut prx) = mpsc::unbounded_channel();
+        let started = Instant::now();
         let result = apply::apply(&plan, &self.resources, &journal, &ptx).await;
         drop(ptx);
         while let Ok(line) = prx.try_recv() {
             tracing::info!("sync revert {id}: {line}");
         }
         let error = result.as_ref().err().map(|f| f.error.to_string());
-        let status = match error {
-            None => ApplyStatus::Succeeded,
-            Some(_) => ApplyStatus::Failed,
+        let (status, outcome) = match error {
+            None => (ApplyStatus::Succeeded, ApplyOutcome::Applied),
+            Some(_) => (ApplyStatus::Failed, ApplyOutcome::Failed),
         };
+        metrics::apply_finished(ApplySource::SyncRevert, outcome, started.elapsed());
         journal.finish(status, error.as_deref()).await;
         journal.release().await;
         let applied = result.map_err(|f| match f.error {

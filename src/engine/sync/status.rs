@@ -186,6 +186,21 @@ pub(super) async fn not_due(
         .collect())
 }
 
+/// The open drift records per table (tables with none are absent).
+pub(super) async fn open_drift(
+    db: &tokio_postgres::Client,
+) -> Result<Vec<(String, i64)>, SyncError> {
+    Ok(db
+        .query(
+            "SELECT table_name, count(*) FROM infra.drift WHERE resolution = 'open' GROUP BY 1",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

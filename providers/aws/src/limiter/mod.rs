@@ -234,6 +234,8 @@ impl Limiter {
         let to = a.limit();
         let from = st.limit;
         self.resize(&mut st, to);
+        // An adaptive limiter is its (service, region)'s alone.
+        infrasql_provider::metrics::set_limit(&self.service, &self.region, to);
         tracing::debug!(
             target: LOG_TARGET,
             service = %self.service,
