@@ -384,9 +384,15 @@ async fn the_web_view_in_a_real_browser() {
     let s = TestServer::start_on(&moto, &["--http", "127.0.0.1:0"]);
     let base = s.http.clone().expect("the HTTP address is printed");
     let c = s.connect().await;
-    c.batch_execute("BEGIN; INSERT INTO aws.vpc (name, cidr_block) VALUES ('browser', '10.78.0.0/16'); COMMIT;")
-        .await
-        .unwrap();
+    c.batch_execute(
+        "BEGIN;
+         INSERT INTO aws.vpc (name, cidr_block) VALUES ('browser', '10.78.0.0/16');
+         INSERT INTO aws.subnet (name, vpc_id, cidr_block)
+           SELECT 'browser-a', vpc_id, '10.78.1.0/24' FROM aws.vpc WHERE name = 'browser';
+         COMMIT;",
+    )
+    .await
+    .unwrap();
     let vpc: String = one(&c, "SELECT vpc_id FROM aws.vpc WHERE name = 'browser'").await;
     let apply: String = one(
         &c,

@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use super::html::esc;
 use crate::client::graph::{EdgeKind, Graph};
 
-const WIDTH: i64 = 230;
+const WIDTH: i64 = 270;
 const GAP_X: i64 = 70;
 const GAP_Y: i64 = 24;
 const LINE: i64 = 16;
@@ -105,7 +105,7 @@ fn columns(g: &Graph) -> HashMap<i64, usize> {
 
 /// A label line that fits the box (about 7 px a character at 12 px).
 fn shorten(s: &str) -> String {
-    const MAX: usize = 31;
+    const MAX: usize = 37;
     if s.chars().count() <= MAX {
         return s.to_owned();
     }

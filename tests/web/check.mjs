@@ -74,7 +74,8 @@ try {
   const actions = await page.locator('#actions-table').textContent();
   check(actions.includes(resource) && actions.includes('aws.vpc'), `its actions name ${resource}`);
   check(await page.locator('svg#graph').isVisible(), 'the graph is drawn');
-  check((await page.locator('svg#graph g.node').count()) >= 1, 'the graph has nodes');
+  check((await page.locator('svg#graph g.node').count()) === 2, 'the graph has the VPC and the subnet');
+  check((await page.locator('svg#graph line').count()) === 1, 'the subnet waits for its VPC');
   check((await page.locator('#revert-sql').textContent()).includes('DELETE FROM aws.vpc'), 'the revert plan deletes the VPC');
   await shot('apply');
 

@@ -32,7 +32,13 @@ pub fn plan_rows(steps: &[JournalStep], references: &[(String, String, String)])
             action: s.action.clone(),
             table: s.table.clone(),
             resource_id: s.resource_id.clone(),
-            name: None,
+            // The row's `name` (a Name tag, an RDS identifier), as the plan shows it.
+            name: s
+                .row
+                .as_ref()
+                .and_then(|r| r.get("name"))
+                .and_then(Value::as_str)
+                .map(str::to_owned),
             region: s.region.clone(),
             changes: Default::default(),
             depends_on: Vec::new(),
@@ -118,11 +124,13 @@ mod tests {
         let created = plan_rows(
             &[
                 step(1, "create", "aws.vpc", "vpc-1", json!({"vpc_id": "vpc-1"})),
-                step(2, "create", "aws.subnet", "subnet-1", json!({"vpc_id": "vpc-1"})),
+                step(2, "create", "aws.subnet", "subnet-1", json!({"vpc_id": "vpc-1", "name": "a"})),
             ],
             &refs(),
         );
         assert_eq!(created[1].depends_on, vec![1]);
+        assert_eq!(created[0].name, None);
+        assert_eq!(created[1].name.as_deref(), Some("a"));
         assert!(created[0].depends_on.is_empty());
         let g = from_plan(&created);
         assert_eq!(g.edges.len(), 1);
