@@ -326,7 +326,9 @@ fn run_token(cmd: TokenCommand) -> anyhow::Result<()> {
     match cmd {
         TokenCommand::Create { kind, url } => {
             let (id, token) = rt.block_on(tokens::create(url.as_deref(), kind))?;
-            eprintln!("created HTTP token {id}; send it as `Authorization: Bearer <token>` (shown once):");
+            eprintln!(
+                "created HTTP token {id}; send it as `Authorization: Bearer <token>` (shown once):"
+            );
             println!("{token}");
         }
         TokenCommand::List { url } => print!("{}", rt.block_on(tokens::list(url.as_deref()))?),

@@ -47,7 +47,14 @@ fn parse(raw: &[u8]) -> Reply {
     let text = String::from_utf8_lossy(raw);
     let (head, body) = text.split_once("\r\n\r\n").expect("a complete answer");
     let mut lines = head.lines();
-    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     let headers: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
@@ -160,8 +167,7 @@ fn a_non_loopback_address_without_tls_is_refused() {
     assert!(!o.status.success(), "{}", stdout(&o));
     let err = stderr(&o);
     assert!(
-        err.contains("--http 0.0.0.0:0 is not a loopback address")
-            && err.contains("--tls-cert"),
+        err.contains("--http 0.0.0.0:0 is not a loopback address") && err.contains("--tls-cert"),
         "{err}"
     );
     assert!(
@@ -193,10 +199,28 @@ async fn probes_are_open_pages_need_a_token_and_show_what_the_role_reads() {
             "{path}"
         );
     }
+    // The sign-in form needs no token and holds nothing of the database;
+    // every answer forbids loading from elsewhere.
+    let login = get(&base, "/login", None).await;
+    assert_eq!(login.status, 200);
+    assert!(
+        login.body.contains("id=\"token\"") && !login.body.contains("aws."),
+        "{}",
+        login.body
+    );
+    assert!(
+        login
+            .header("content-security-policy")
+            .is_some_and(|c| c.starts_with("default-src 'none'")),
+        "{login:?}"
+    );
     let unknown = get(&base, "/", Some("isq_not-a-token")).await;
     assert_eq!(unknown.status, 401);
     assert!(
-        unknown.header("www-authenticate").unwrap().contains("invalid_token"),
+        unknown
+            .header("www-authenticate")
+            .unwrap()
+            .contains("invalid_token"),
         "{unknown:?}"
     );
 
@@ -225,48 +249,101 @@ async fn probes_are_open_pages_need_a_token_and_show_what_the_role_reads() {
     let reader = create_token(&s, "--reader");
     // Only the hash rests in the database.
     let engine = s.connect_engine().await;
-    let stored: String = one(&engine, "SELECT string_agg(to_jsonb(t)::text, ' ') FROM infra.http_token t").await;
+    let stored: String = one(
+        &engine,
+        "SELECT string_agg(to_jsonb(t)::text, ' ') FROM infra.http_token t",
+    )
+    .await;
     assert!(!stored.contains(&reader), "{stored}");
     assert!(stored.contains(&sha256_hex(&reader)), "{stored}");
 
     let home = get(&base, "/", Some(&reader)).await;
     assert_eq!(home.status, 200, "{home:?}");
-    assert!(home.body.contains("reads as role infrasql_infra_reader"), "{}", home.body);
+    assert!(
+        home.body.contains("reads as role infrasql_infra_reader"),
+        "{}",
+        home.body
+    );
 
     let inv = get(&base, "/inventory", Some(&reader)).await;
     assert_eq!(inv.status, 200);
-    assert!(inv.body.contains("href=\"/inventory/aws.vpc\""), "{}", inv.body);
+    assert!(
+        inv.body.contains("href=\"/inventory/aws.vpc\""),
+        "{}",
+        inv.body
+    );
 
     let found = get(&base, &format!("/inventory/aws.vpc?q={vpc}"), Some(&reader)).await;
     assert_eq!(found.status, 200);
-    assert!(found.body.contains(&vpc) && found.body.contains("Rows: 1<"), "{}", found.body);
-    let none = get(&base, "/inventory/aws.vpc?q=nothing-matches-this", Some(&reader)).await;
-    assert!(none.body.contains("Rows: 0<") && !none.body.contains(&vpc), "{}", none.body);
+    assert!(
+        found.body.contains(&vpc) && found.body.contains("Rows: 1<"),
+        "{}",
+        found.body
+    );
+    let none = get(
+        &base,
+        "/inventory/aws.vpc?q=nothing-matches-this",
+        Some(&reader),
+    )
+    .await;
+    assert!(
+        none.body.contains("Rows: 0<") && !none.body.contains(&vpc),
+        "{}",
+        none.body
+    );
     let not_a_table = get(&base, "/inventory/infra.secret", Some(&reader)).await;
     assert_eq!(not_a_table.status, 404, "{not_a_table:?}");
 
     let history = get(&base, "/applies", Some(&reader)).await;
-    assert!(history.body.contains(&format!("href=\"/applies/{apply}\"")), "{}", history.body);
+    assert!(
+        history.body.contains(&format!("href=\"/applies/{apply}\"")),
+        "{}",
+        history.body
+    );
     let one_apply = get(&base, &format!("/applies/{apply}"), Some(&reader)).await;
     assert_eq!(one_apply.status, 200, "{one_apply:?}");
-    for expected in [vpc.as_str(), "aws.instance", "<svg id=\"graph\"", "id=\"revert-sql\"", "DELETE FROM aws.instance"] {
-        assert!(one_apply.body.contains(expected), "{expected}: {}", one_apply.body);
+    for expected in [
+        vpc.as_str(),
+        "aws.instance",
+        "<svg id=\"graph\"",
+        "id=\"revert-sql\"",
+        "DELETE FROM aws.instance",
+    ] {
+        assert!(
+            one_apply.body.contains(expected),
+            "{expected}: {}",
+            one_apply.body
+        );
     }
     // Three nodes, and the subnet and instance each wait for their parent.
     assert_eq!(one_apply.body.matches("<g class=\"node\"").count(), 3);
     assert_eq!(one_apply.body.matches("<line ").count(), 2);
 
-    for path in ["/drift", "/stacks", "/inventory/aws.instance", "/inventory/aws.instance?q=webv-1"] {
+    for path in [
+        "/drift",
+        "/stacks",
+        "/inventory/aws.instance",
+        "/inventory/aws.instance?q=webv-1",
+    ] {
         let p = get(&base, path, Some(&reader)).await;
         assert_eq!(p.status, 200, "{path}: {p:?}");
     }
     // The secret is on no page, nor found by a search.
-    for path in ["/inventory/aws.instance", &format!("/applies/{apply}"), "/applies"] {
+    for path in [
+        "/inventory/aws.instance",
+        &format!("/applies/{apply}"),
+        "/applies",
+    ] {
         let p = get(&base, path, Some(&reader)).await;
         assert!(!p.body.contains(secret), "{path} shows the secret");
     }
     // (The search box echoes the query; no row matches it.)
-    let searched = get(&base, &format!("/inventory/aws.instance?q={secret}"), Some(&reader)).await;
+    let searched = get(
+        &base,
+        &format!("/inventory/aws.instance?q={secret}"),
+        Some(&reader),
+    )
+    .await;
     assert!(searched.body.contains("Rows: 0<"), "{}", searched.body);
 
     // A reader cannot act: nothing takes a write.
@@ -276,20 +353,34 @@ async fn probes_are_open_pages_need_a_token_and_show_what_the_role_reads() {
     // The token's use is marked; revoked, it is refused.
     let listed = stdout(&token_cli(&s, &["list"]));
     let line = listed.lines().nth(1).unwrap_or_default().to_owned();
-    assert!(line.starts_with("1\treader\t") && !line.ends_with("never"), "{listed}");
-    assert!(!listed.contains(&sha256_hex(&reader)), "no hashes listed: {listed}");
+    assert!(
+        line.starts_with("1\treader\t") && !line.ends_with("never"),
+        "{listed}"
+    );
+    assert!(
+        !listed.contains(&sha256_hex(&reader)),
+        "no hashes listed: {listed}"
+    );
     let o = token_cli(&s, &["revoke", "1"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let revoked = get(&base, "/", Some(&reader)).await;
     assert_eq!(revoked.status, 401, "{revoked:?}");
     let again = token_cli(&s, &["revoke", "1"]);
     assert!(!again.status.success());
-    assert!(stderr(&again).contains("HTTP token 1 does not exist"), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("HTTP token 1 does not exist"),
+        "{}",
+        stderr(&again)
+    );
 
     // An admin's token reads as the admin group.
     let admin = create_token(&s, "--admin");
     let home = get(&base, "/", Some(&admin)).await;
-    assert!(home.body.contains("reads as role infrasql_infra_admin"), "{}", home.body);
+    assert!(
+        home.body.contains("reads as role infrasql_infra_admin"),
+        "{}",
+        home.body
+    );
 }
 
 #[tokio::test]
@@ -297,7 +388,14 @@ async fn only_admins_make_tokens() {
     let moto = Moto::start();
     let s = TestServer::start_on(&moto, &[]);
     let o = Command::new(bin())
-        .args(["role", "add", "viewer", "--reader", "--url", &s.conn_string()])
+        .args([
+            "role",
+            "add",
+            "viewer",
+            "--reader",
+            "--url",
+            &s.conn_string(),
+        ])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
@@ -354,7 +452,9 @@ async fn with_the_wires_certificate_it_serves_https_on_any_address() {
     assert_eq!(home.status, 200, "{home:?}");
 
     // Plain HTTP on the TLS port gets no page.
-    let mut tcp = tokio::net::TcpStream::connect(format!("127.0.0.1:{port}")).await.unwrap();
+    let mut tcp = tokio::net::TcpStream::connect(format!("127.0.0.1:{port}"))
+        .await
+        .unwrap();
     tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         .await
         .unwrap();
@@ -420,7 +520,15 @@ async fn the_web_view_in_a_real_browser() {
         stdout(&o),
         stderr(&o)
     );
-    for page in ["index", "inventory-vpc-search", "drift", "stacks", "applies", "apply"] {
+    for page in [
+        "index",
+        "inventory-vpc-search",
+        "drift",
+        "stacks",
+        "applies",
+        "apply",
+        "login",
+    ] {
         let png = shots.join(format!("{page}.png"));
         let bytes = std::fs::read(&png).unwrap_or_else(|e| panic!("{}: {e}", png.display()));
         assert!(bytes.starts_with(b"\x89PNG"), "{} is a PNG", png.display());

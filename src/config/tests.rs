@@ -176,7 +176,10 @@ fn http_is_off_by_default_and_off_loopback_needs_tls() {
         ..Default::default()
     };
     let e = open.resolve().unwrap_err().to_string();
-    assert!(e.contains("--http 0.0.0.0:9187 is not a loopback address"), "{e}");
+    assert!(
+        e.contains("--http 0.0.0.0:9187 is not a loopback address"),
+        "{e}"
+    );
     let with_tls = ServeArgs {
         http: Some("0.0.0.0:9187".parse().unwrap()),
         tls_cert: Some("c.pem".into()),

@@ -1,11 +1,12 @@
-//! Who a request is: the token of its `Authorization: Bearer` header,
-//! looked up by its SHA-256 in `infra.http_token`. Anonymous and unknown
+//! Who a request is: the token of its `Authorization: Bearer` header (or
+//! of the cookie `/login` sets in a browser), looked up by its SHA-256 in
+//! `infra.http_token`. Anonymous and unknown
 //! (or revoked) tokens are both 401, with `WWW-Authenticate: Bearer`
 //! (RFC 6750), and the body says no more than that.
 
 use axum::extract::FromRequestParts;
 use axum::response::{IntoResponse, Response};
-use hyper::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use hyper::header::{AUTHORIZATION, COOKIE, WWW_AUTHENTICATE};
 use hyper::http::request::Parts;
 use hyper::StatusCode;
 
@@ -34,7 +35,7 @@ impl IntoResponse for Refused {
             Refused::Anonymous => (
                 StatusCode::UNAUTHORIZED,
                 Some(r#"Bearer realm="infrasql""#),
-                "a token is required: Authorization: Bearer <token> (infrasql token create)\n",
+                "a token is required: Authorization: Bearer <token> (infrasql token create); in a browser, sign in at /login\n",
             ),
             Refused::BadToken => (
                 StatusCode::UNAUTHORIZED,
@@ -68,11 +69,20 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = Refused;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Refused> {
-        let header = match parts.headers.get(AUTHORIZATION) {
-            None => return Err(Refused::Anonymous),
-            Some(v) => v.to_str().map_err(|_| Refused::BadToken)?,
+        // The header wins; a browser signed in at /login sends the cookie.
+        let presented = match parts.headers.get(AUTHORIZATION) {
+            Some(v) => {
+                let header = v.to_str().map_err(|_| Refused::BadToken)?;
+                token::from_header(header).ok_or(Refused::BadToken)?
+            }
+            None => parts
+                .headers
+                .get_all(COOKIE)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .find_map(token::from_cookie)
+                .ok_or(Refused::Anonymous)?,
         };
-        let presented = token::from_header(header).ok_or(Refused::BadToken)?;
         let db = state.db.shared().await.map_err(|e| {
             tracing::warn!("http: cannot check a token: {e}");
             Refused::Unavailable

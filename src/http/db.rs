@@ -17,7 +17,10 @@ pub struct AsRole<'a> {
 }
 
 impl<'a> AsRole<'a> {
-    pub async fn begin(db: &'a EngineDb, caller: &Caller) -> Result<AsRole<'a>, tokio_postgres::Error> {
+    pub async fn begin(
+        db: &'a EngineDb,
+        caller: &Caller,
+    ) -> Result<AsRole<'a>, tokio_postgres::Error> {
         let session = db.session().await?;
         session
             .batch_execute(&format!(

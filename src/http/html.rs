@@ -103,15 +103,27 @@ impl From<tokio_postgres::Error> for PageError {
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
         match self {
-            PageError::NotFound(what) => (StatusCode::NOT_FOUND, page("Not found", &format!("<p>{}</p>", esc(&what)))).into_response(),
+            PageError::NotFound(what) => (
+                StatusCode::NOT_FOUND,
+                page("Not found", &format!("<p>{}</p>", esc(&what))),
+            )
+                .into_response(),
             PageError::Db(e) => {
                 // The token's role lacks a grant (42501): the database said no.
                 let denied = e.as_db_error().is_some_and(|d| d.code().code() == "42501");
                 if denied {
-                    (StatusCode::FORBIDDEN, "this token's role may not read this page\n").into_response()
+                    (
+                        StatusCode::FORBIDDEN,
+                        "this token's role may not read this page\n",
+                    )
+                        .into_response()
                 } else {
                     tracing::warn!("http page failed: {e}");
-                    (StatusCode::INTERNAL_SERVER_ERROR, "the page failed; see infrasql's log\n").into_response()
+                    (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "the page failed; see infrasql's log\n",
+                    )
+                        .into_response()
                 }
             }
         }
@@ -132,6 +144,9 @@ mod tests {
         );
         assert_eq!(url_part("aws.vpc"), "aws.vpc");
         assert_eq!(url_part("a b/?&"), "a%20b%2F%3F%26");
-        assert_eq!(link("/x?q=\"", "<b>"), "<a href=\"/x?q=&quot;\">&lt;b&gt;</a>");
+        assert_eq!(
+            link("/x?q=\"", "<b>"),
+            "<a href=\"/x?q=&quot;\">&lt;b&gt;</a>"
+        );
     }
 }

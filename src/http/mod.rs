@@ -42,9 +42,10 @@ pub struct AppState {
     pub db: Arc<EngineDb>,
 }
 
-/// Every route. Only `/healthz` and `/readyz` take no token: every other
-/// handler (and the fallback) extracts an [`auth::Caller`], which refuses
-/// a request without a valid one before the handler runs.
+/// Every route. Only `/healthz`, `/readyz` and `/login` (a form that keeps
+/// the token in a cookie) take no token: every other handler (and the
+/// fallback) extracts an [`auth::Caller`], which refuses a request without
+/// a valid one before the handler runs.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
@@ -52,7 +53,33 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .merge(pages::routes())
         .fallback(pages::not_found)
+        .layer(axum::middleware::map_response(guard_headers))
         .with_state(state)
+}
+
+/// On every answer: pages run no script but their own inline one (login)
+/// and load nothing from anywhere, are never framed or cached, and send no
+/// referrer (a URL may hold a search).
+async fn guard_headers(mut r: axum::response::Response) -> axum::response::Response {
+    use hyper::header::{self, HeaderValue};
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; \
+             form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+        ),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
 }
 
 /// Prometheus text, behind the same token as the pages.

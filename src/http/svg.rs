@@ -32,7 +32,8 @@ pub fn render(g: &Graph) -> String {
         y_next.insert(col, y + h + GAP_Y);
         place.insert(n.key, (PAD + col as i64 * (WIDTH + GAP_X), y, h));
     }
-    let width = PAD * 2 + (column.values().max().copied().unwrap_or(0) as i64 + 1) * (WIDTH + GAP_X);
+    let width =
+        PAD * 2 + (column.values().max().copied().unwrap_or(0) as i64 + 1) * (WIDTH + GAP_X);
     let height = y_next.values().max().copied().unwrap_or(0) + PAD;
     let mut out = format!(
         "<svg id=\"graph\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" \

@@ -34,6 +34,19 @@ pub fn from_header(value: &str) -> Option<&str> {
         .then_some(token)
 }
 
+/// The cookie `/login` sets for a browser, which cannot add a header.
+pub const COOKIE: &str = "infrasql_token";
+
+/// The token in a `Cookie` header value (`a=1; infrasql_token=isq_...`).
+pub fn from_cookie(value: &str) -> Option<&str> {
+    value
+        .split(';')
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)
+        .map(|(_, v)| v.trim())
+        .filter(|v| !v.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -47,7 +60,9 @@ mod tests {
         assert_eq!(a.len(), PREFIX.len() + 43, "{a}");
         let h = hash(&a);
         assert_eq!(h.len(), 64);
-        assert!(h.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert!(h
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
         assert_eq!(
             hash("abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
@@ -62,5 +77,13 @@ mod tests {
         assert_eq!(from_header("Bearer"), None);
         assert_eq!(from_header("Bearer "), None);
         assert_eq!(from_header("Bearer a b"), None);
+    }
+
+    #[test]
+    fn a_browser_sends_it_as_a_cookie() {
+        assert_eq!(from_cookie("infrasql_token=isq_x"), Some("isq_x"));
+        assert_eq!(from_cookie("a=1; infrasql_token=isq_x; b=2"), Some("isq_x"));
+        assert_eq!(from_cookie("xinfrasql_token=isq_x"), None);
+        assert_eq!(from_cookie("infrasql_token="), None);
     }
 }

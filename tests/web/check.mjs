@@ -80,6 +80,18 @@ try {
   await shot('apply');
 
   check(outside.length === 0, `requests left the server: ${outside.join(', ')}`);
+
+  // A person's browser sends no header: it signs in at /login (a cookie).
+  const plain = await browser.newContext();
+  const person = await plain.newPage();
+  const refused = await person.goto(base + '/inventory');
+  check(refused.status() === 401, `without a token the inventory is refused, not ${refused.status()}`);
+  await person.goto(base + '/login');
+  await person.fill('#token', token);
+  await Promise.all([person.waitForURL(base + '/'), person.click('#login button[type=submit]')]);
+  check((await person.locator('#sections a').count()) === 4, 'signed in, the index shows');
+  await person.screenshot({ path: `${shots}/login.png` });
+  saved.push(`${shots}/login.png`);
 } finally {
   await browser.close();
 }

@@ -39,14 +39,23 @@ pub async fn applies(caller: Caller, State(s): State<AppState>) -> PageResult {
             ]
         })
         .collect();
-    let headers = ["apply", "started", "finished", "status", "by", "source", "actions", "error"];
+    let headers = [
+        "apply", "started", "finished", "status", "by", "source", "actions", "error",
+    ];
     Ok(page(
         "Applies",
-        &format!("<p>The 200 newest.</p>{}", table("applies", &headers, &cells)),
+        &format!(
+            "<p>The 200 newest.</p>{}",
+            table("applies", &headers, &cells)
+        ),
     ))
 }
 
-pub async fn apply(caller: Caller, State(s): State<AppState>, Path(id): Path<String>) -> PageResult {
+pub async fn apply(
+    caller: Caller,
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> PageResult {
     let tx = AsRole::begin(&s.db, &caller).await?;
     let Some(head) = tx
         .client()
@@ -78,7 +87,11 @@ pub async fn apply(caller: Caller, State(s): State<AppState>, Path(id): Path<Str
         .collect();
     // Last: a refusal (a failed apply, a later apply on the same
     // resources) aborts the transaction, and its message is the answer.
-    let revert = match tx.client().query_one("SELECT infra.revert($1)", &[&id]).await {
+    let revert = match tx
+        .client()
+        .query_one("SELECT infra.revert($1)", &[&id])
+        .await
+    {
         Ok(r) => Ok(r.get::<_, String>(0)),
         Err(e) => match e.as_db_error() {
             Some(d) => Err(d.message().to_owned()),

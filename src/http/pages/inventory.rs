@@ -55,7 +55,10 @@ pub async fn tables(caller: Caller, State(s): State<AppState>) -> PageResult {
         ]);
     }
     tx.finish().await;
-    Ok(page("Inventory", &table("tables", &["table", "rows"], &cells)))
+    Ok(page(
+        "Inventory",
+        &table("tables", &["table", "rows"], &cells),
+    ))
 }
 
 pub async fn rows(

@@ -25,7 +25,10 @@ pub async fn drift(caller: Caller, State(s): State<AppState>) -> PageResult {
             vec![
                 r.get::<_, i64>(0).to_string(),
                 esc(&r.get::<_, String>(1)),
-                link(&format!("/inventory/{}", crate::http::html::url_part(&table_name)), &table_name),
+                link(
+                    &format!("/inventory/{}", crate::http::html::url_part(&table_name)),
+                    &table_name,
+                ),
                 esc(&r.get::<_, String>(3)),
                 esc(&r.get::<_, String>(4)),
                 esc(&r.get::<_, String>(5)),
@@ -35,7 +38,9 @@ pub async fn drift(caller: Caller, State(s): State<AppState>) -> PageResult {
             ]
         })
         .collect();
-    let headers = ["#", "detected", "table", "resource", "region", "kind", "field", "known", "actual"];
+    let headers = [
+        "#", "detected", "table", "resource", "region", "kind", "field", "known", "actual",
+    ];
     Ok(page(
         "Open drift",
         &format!(
@@ -72,6 +77,16 @@ pub async fn stacks(caller: Caller, State(s): State<AppState>) -> PageResult {
             ]
         })
         .collect();
-    let headers = ["stack", "source", "revision", "author", "applied", "status", "error", "resources", "open drift"];
+    let headers = [
+        "stack",
+        "source",
+        "revision",
+        "author",
+        "applied",
+        "status",
+        "error",
+        "resources",
+        "open drift",
+    ];
     Ok(page("Stacks", &table("stacks", &headers, &cells)))
 }

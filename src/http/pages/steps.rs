@@ -55,7 +55,11 @@ pub fn plan_rows(steps: &[JournalStep], references: &[(String, String, String)])
             };
             for (j, p) in steps.iter().enumerate() {
                 if j != i && p.table == *parent_table && p.resource_id == *parent_id {
-                    let (later, earlier) = if p.step < s.step { (i, p.step) } else { (j, s.step) };
+                    let (later, earlier) = if p.step < s.step {
+                        (i, p.step)
+                    } else {
+                        (j, s.step)
+                    };
                     waits.push((later, earlier));
                 }
             }
@@ -124,7 +128,13 @@ mod tests {
         let created = plan_rows(
             &[
                 step(1, "create", "aws.vpc", "vpc-1", json!({"vpc_id": "vpc-1"})),
-                step(2, "create", "aws.subnet", "subnet-1", json!({"vpc_id": "vpc-1", "name": "a"})),
+                step(
+                    2,
+                    "create",
+                    "aws.subnet",
+                    "subnet-1",
+                    json!({"vpc_id": "vpc-1", "name": "a"}),
+                ),
             ],
             &refs(),
         );
@@ -138,7 +148,13 @@ mod tests {
 
         let deleted = plan_rows(
             &[
-                step(1, "delete", "aws.subnet", "subnet-1", json!({"vpc_id": "vpc-1"})),
+                step(
+                    1,
+                    "delete",
+                    "aws.subnet",
+                    "subnet-1",
+                    json!({"vpc_id": "vpc-1"}),
+                ),
                 step(2, "delete", "aws.vpc", "vpc-1", json!({"vpc_id": "vpc-1"})),
             ],
             &refs(),
@@ -169,8 +185,17 @@ mod tests {
         let rows = plan_rows(
             &[
                 step(1, "create", "aws.vpc", "vpc-1", json!({})),
-                step(2, "create", "aws.subnet", "subnet-1", json!({"vpc_id": "vpc-other"})),
-                JournalStep { row: None, ..step(3, "create", "aws.subnet", "s", json!({})) },
+                step(
+                    2,
+                    "create",
+                    "aws.subnet",
+                    "subnet-1",
+                    json!({"vpc_id": "vpc-other"}),
+                ),
+                JournalStep {
+                    row: None,
+                    ..step(3, "create", "aws.subnet", "s", json!({}))
+                },
             ],
             &refs(),
         );
