@@ -164,7 +164,7 @@ pub async fn start(
             };
             let http_addr = http.as_ref().map(|(_, addr)| *addr);
             let http = http.map(|(listener, _)| {
-                let state = crate::http::AppState { db: store.engine() };
+                let state = crate::http::AppState::new(store.engine());
                 tokio::spawn(crate::http::serve(listener, tls.clone(), state, rx.clone()))
             });
             let frontend = tokio::spawn(frontend.serve(listener, rx, cfg.shutdown_grace));

@@ -179,7 +179,7 @@ fn a_non_loopback_address_without_tls_is_refused() {
 #[tokio::test]
 async fn probes_are_open_pages_need_a_token_and_show_what_the_role_reads() {
     let moto = Moto::start();
-    let s = TestServer::start_on(&moto, &["--http", "127.0.0.1:0"]);
+    let mut s = TestServer::start_on(&moto, &["--http", "127.0.0.1:0"]);
     let base = s.http.clone().expect("the HTTP address is printed");
     assert!(base.starts_with("http://127.0.0.1:"), "{base}");
 
@@ -380,6 +380,24 @@ async fn probes_are_open_pages_need_a_token_and_show_what_the_role_reads() {
         home.body.contains("reads as role infrasql_infra_admin"),
         "{}",
         home.body
+    );
+
+    // An idle keep-alive connection does not hold up an orderly stop.
+    let (_, addr) = split_base(&base);
+    let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+    idle.write_all(format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut buf = [0u8; 512];
+    let n = idle.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    let started = std::time::Instant::now();
+    let status = s.stop().expect("the server was running");
+    assert!(status.success(), "{status:?}: {}", s.stderr());
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
     );
 }
 

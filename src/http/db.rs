@@ -10,25 +10,32 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Row};
 
 use super::auth::Caller;
-use crate::store::engine_db::{EngineDb, Session};
+use super::AppState;
+use crate::store::engine_db::Session;
 
 pub struct AsRole<'a> {
     session: Session<'a>,
+    /// A turn among the pages that may hold a connection at once.
+    _turn: tokio::sync::SemaphorePermit<'a>,
 }
 
 impl<'a> AsRole<'a> {
     pub async fn begin(
-        db: &'a EngineDb,
+        state: &'a AppState,
         caller: &Caller,
     ) -> Result<AsRole<'a>, tokio_postgres::Error> {
-        let session = db.session().await?;
+        let turn = state.turn().await;
+        let session = state.db.session().await?;
         session
             .batch_execute(&format!(
                 "BEGIN TRANSACTION READ ONLY; SET LOCAL ROLE {}",
                 quote_ident(&caller.role)
             ))
             .await?;
-        Ok(AsRole { session })
+        Ok(AsRole {
+            session,
+            _turn: turn,
+        })
     }
 
     pub fn client(&self) -> &Client {

@@ -36,10 +36,30 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long requests in flight may finish after shutdown begins.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
+/// Pages whose queries run at once; more wait. Each holds an engine
+/// connection, which the sync loop and the applies need too.
+const CONCURRENT_PAGES: usize = 8;
+
 /// What every handler reaches: the engine's connections.
 #[derive(Clone)]
 pub struct AppState {
     pub db: Arc<EngineDb>,
+    pages: Arc<tokio::sync::Semaphore>,
+}
+
+impl AppState {
+    pub fn new(db: Arc<EngineDb>) -> AppState {
+        AppState {
+            db,
+            pages: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_PAGES)),
+        }
+    }
+
+    /// Wait for a page's turn to hold an engine connection.
+    pub async fn turn(&self) -> tokio::sync::SemaphorePermit<'_> {
+        // The semaphore is never closed, so acquiring cannot fail.
+        self.pages.acquire().await.expect("never closed")
+    }
 }
 
 /// Every route. Only `/healthz`, `/readyz` and `/login` (a form that keeps

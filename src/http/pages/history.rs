@@ -14,7 +14,7 @@ use crate::http::html::{esc, link, opt, page, table, url_part, PageError, PageRe
 use crate::http::{svg, AppState};
 
 pub async fn applies(caller: Caller, State(s): State<AppState>) -> PageResult {
-    let tx = AsRole::begin(&s.db, &caller).await?;
+    let tx = AsRole::begin(&s, &caller).await?;
     let rows = tx
         .query(
             "SELECT apply_id, started_at::text, finished_at::text, status, username, source, actions, error \
@@ -56,7 +56,7 @@ pub async fn apply(
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> PageResult {
-    let tx = AsRole::begin(&s.db, &caller).await?;
+    let tx = AsRole::begin(&s, &caller).await?;
     let Some(head) = tx
         .client()
         .query_opt(

@@ -41,7 +41,7 @@ fn qualified(table: &str) -> String {
 }
 
 pub async fn tables(caller: Caller, State(s): State<AppState>) -> PageResult {
-    let tx = AsRole::begin(&s.db, &caller).await?;
+    let tx = AsRole::begin(&s, &caller).await?;
     let mut cells = Vec::new();
     for t in resource_tables(&tx).await? {
         let n: i64 = tx
@@ -68,7 +68,7 @@ pub async fn rows(
     Query(search): Query<Search>,
 ) -> PageResult {
     let q = search.q.unwrap_or_default();
-    let tx = AsRole::begin(&s.db, &caller).await?;
+    let tx = AsRole::begin(&s, &caller).await?;
     if !resource_tables(&tx).await?.contains(&name) {
         return Err(PageError::NotFound(format!("{name} is no resource table.")));
     }

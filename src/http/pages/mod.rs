@@ -47,7 +47,7 @@ async fn login() -> axum::response::Html<String> {
 }
 
 async fn index(caller: Caller, State(s): State<AppState>) -> PageResult {
-    let tx = AsRole::begin(&s.db, &caller).await?;
+    let tx = AsRole::begin(&s, &caller).await?;
     let row = tx
         .client()
         .query_one(

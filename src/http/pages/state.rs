@@ -8,7 +8,7 @@ use crate::http::html::{esc, link, opt, page, table, PageResult};
 use crate::http::AppState;
 
 pub async fn drift(caller: Caller, State(s): State<AppState>) -> PageResult {
-    let tx = AsRole::begin(&s.db, &caller).await?;
+    let tx = AsRole::begin(&s, &caller).await?;
     let rows = tx
         .query(
             "SELECT drift_id, detected_at::text, table_name, resource_id, region, kind, field, \
@@ -52,7 +52,7 @@ pub async fn drift(caller: Caller, State(s): State<AppState>) -> PageResult {
 }
 
 pub async fn stacks(caller: Caller, State(s): State<AppState>) -> PageResult {
-    let tx = AsRole::begin(&s.db, &caller).await?;
+    let tx = AsRole::begin(&s, &caller).await?;
     let rows = tx
         .query(
             "SELECT name, source, revision, author, applied_at::text, status, error, resources, open_drift \
