@@ -56,6 +56,38 @@ pub enum Command {
     /// tag or a stack. Run by an admin.
     #[command(subcommand)]
     Role(RoleCommand),
+    /// Bearer tokens for the HTTP listener (`serve --http`): create one
+    /// (printed once; only its SHA-256 is stored), list or revoke them.
+    /// Run by an admin.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Make a token and print it once on stdout; its requests read as the
+    /// reader or the admin group.
+    Create {
+        #[command(flatten)]
+        kind: crate::client::tokens::Kind,
+        /// Connection URL or key=value string; without it the PG* variables
+        /// and ~/.pgpass are used, as libpq does.
+        #[arg(long)]
+        url: Option<String>,
+    },
+    /// The tokens: id, kind, when and by whom made, last used (no hashes).
+    List {
+        /// Connection URL or key=value string, as for create.
+        #[arg(long)]
+        url: Option<String>,
+    },
+    /// Delete a token: requests with it are refused from now on.
+    Revoke {
+        id: i64,
+        /// Connection URL or key=value string, as for create.
+        #[arg(long)]
+        url: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -276,6 +308,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 runtime(1)?.block_on(crate::client::roles::scope(url.as_deref(), &name, &scope))?;
             println!("{line}");
         }
+        Command::Token(cmd) => run_token(cmd)?,
         Command::Status(args) => {
             let status = runtime(1)?.block_on(crate::client::status::read(args.url.as_deref()))?;
             print!("{}", crate::client::status::render(&status, args.format));
@@ -285,6 +318,25 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn run_token(cmd: TokenCommand) -> anyhow::Result<()> {
+    use crate::client::tokens;
+    let rt = runtime(1)?;
+    match cmd {
+        TokenCommand::Create { kind, url } => {
+            let (id, token) = rt.block_on(tokens::create(url.as_deref(), kind))?;
+            eprintln!(
+                "created HTTP token {id}; send it as `Authorization: Bearer <token>` (shown once):"
+            );
+            println!("{token}");
+        }
+        TokenCommand::List { url } => print!("{}", rt.block_on(tokens::list(url.as_deref()))?),
+        TokenCommand::Revoke { id, url } => {
+            println!("{}", rt.block_on(tokens::revoke(url.as_deref(), id))?)
+        }
+    }
+    Ok(())
 }
 
 fn run_revert(args: RevertArgs) -> anyhow::Result<ExitCode> {
@@ -355,6 +407,12 @@ async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
     let running = crate::server::start(cfg, None).await?;
     if let Some(url) = &running.aws_endpoint {
         tracing::info!("AWS API calls go to {url}");
+    }
+    // Before the wire's line: scripts (and the test harness) that wait for
+    // that line have both addresses by then.
+    if let Some(addr) = running.http_addr {
+        let scheme = if running.tls { "https" } else { "http" };
+        println!("infrasql HTTP on {scheme}://{addr}");
     }
     println!(
         "infrasql listening on {}{}; connect with: {}",

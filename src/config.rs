@@ -33,6 +33,12 @@ pub struct ServeArgs {
     #[arg(long, env = "INFRASQL_LISTEN")]
     pub listen: Option<SocketAddr>,
 
+    /// Serve HTTP here too: /healthz, /readyz and, with a token
+    /// (`infrasql token create`), the web view [default: off]. A
+    /// non-loopback address needs --tls-cert and --tls-key (HTTPS).
+    #[arg(long, env = "INFRASQL_HTTP")]
+    pub http: Option<SocketAddr>,
+
     /// Where the embedded PostgreSQL and the generated passwords live
     /// [default: $XDG_DATA_HOME/infrasql, or /var/lib/infrasql as root].
     #[arg(long, env = "INFRASQL_DATA_DIR")]
@@ -178,6 +184,8 @@ pub enum ConfigError {
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
     pub listen: SocketAddr,
+    /// The HTTP listener, off when `None`.
+    pub http: Option<SocketAddr>,
     pub data_dir: PathBuf,
     pub database_url: Option<String>,
     pub pg_bin: Option<PathBuf>,
@@ -236,6 +244,14 @@ impl ServeArgs {
                 ))
             }
         };
+        let http = self.http.or(file.http);
+        if let Some(addr) = http.filter(|a| !a.ip().is_loopback() && tls.is_none()) {
+            // Unlike the wire (SCRAM keeps passwords off it), every HTTP
+            // request carries its bearer token: in plaintext it is anyone's.
+            return Err(ConfigError::Invalid(format!(
+                "--http {addr} is not a loopback address: give --tls-cert and --tls-key, or every request's token crosses the network in plaintext"
+            )));
+        }
         let tls_required = self.tls_required || file.tls_required;
         if tls_required && tls.is_none() {
             return Err(ConfigError::Invalid(
@@ -293,6 +309,7 @@ impl ServeArgs {
         Ok(ServeConfig {
             gitops,
             listen,
+            http,
             data_dir: self
                 .data_dir
                 .or(file.data_dir)

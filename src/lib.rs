@@ -7,6 +7,7 @@ pub mod client;
 pub mod config;
 pub mod engine;
 pub mod gitops;
+pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod playground;

@@ -52,6 +52,8 @@ pub enum ServeError {
 /// A running server.
 pub struct Running {
     pub local_addr: SocketAddr,
+    /// Where the HTTP listener (`--http`) listens, when it is on.
+    pub http_addr: Option<SocketAddr>,
     pub login: Login,
     pub tls: bool,
     /// The AWS endpoint in use when it is not AWS itself.
@@ -65,6 +67,7 @@ pub struct Running {
     sync: Option<tokio::task::JoinHandle<()>>,
     retention: Option<tokio::task::JoinHandle<()>>,
     gitops: Option<tokio::task::JoinHandle<()>>,
+    http: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Start everything and return once clients can connect. `hook` replaces
@@ -110,6 +113,16 @@ pub async fn start(
                 addr: cfg.listen,
                 source,
             })?;
+            let http = match cfg.http {
+                Some(addr) => match crate::http::bind(addr).await {
+                    Ok(bound) => Some(bound),
+                    Err(source) => {
+                        store.stop().await;
+                        return Err(ServeError::Listen { addr, source });
+                    }
+                },
+                None => None,
+            };
             let frontend = Arc::new(Frontend {
                 backend: store.backend.clone(),
                 auth: cfg.auth,
@@ -149,9 +162,16 @@ pub async fn start(
                 }
                 None => None,
             };
+            let http_addr = http.as_ref().map(|(_, addr)| *addr);
+            let http = http.map(|(listener, _)| {
+                let state = crate::http::AppState::new(store.engine());
+                tokio::spawn(crate::http::serve(listener, tls.clone(), state, rx.clone()))
+            });
             let frontend = tokio::spawn(frontend.serve(listener, rx, cfg.shutdown_grace));
             Ok(Running {
                 local_addr,
+                http_addr,
+                http,
                 login: store.login.clone(),
                 tls: tls.is_some(),
                 aws_endpoint,
@@ -375,6 +395,9 @@ impl Running {
         }
         if let Some(g) = self.gitops.as_mut() {
             let _ = g.await;
+        }
+        if let Some(h) = self.http.as_mut() {
+            let _ = h.await;
         }
         self.store.stop().await;
         if let Some(p) = self.playground.take() {

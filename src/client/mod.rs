@@ -17,6 +17,8 @@
 //! - `stack`: `--stack`: files as a stack's whole declaration; psql variables.
 //! - `stack_admin`: `infrasql stack delete` and `stack confirm`.
 //! - `status`: version, sync state, open drift, last applies.
+//! - `tokens`: `infrasql token create|list|revoke` (the HTTP listener's
+//!   bearer tokens; only their SHA-256 reaches the server).
 
 pub mod apply;
 pub mod connect;
@@ -31,4 +33,5 @@ pub mod stack;
 pub mod stack_admin;
 pub mod status;
 pub mod tls;
+pub mod tokens;
 pub mod verdict;

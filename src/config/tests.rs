@@ -167,3 +167,38 @@ fn max_connections_default_to_100_and_never_zero() {
     .to_string();
     assert!(e.contains("--max-connections"), "{e}");
 }
+
+#[test]
+fn http_is_off_by_default_and_off_loopback_needs_tls() {
+    assert_eq!(ServeArgs::default().resolve().unwrap().http, None);
+    let open = ServeArgs {
+        http: Some("0.0.0.0:9187".parse().unwrap()),
+        ..Default::default()
+    };
+    let e = open.resolve().unwrap_err().to_string();
+    assert!(
+        e.contains("--http 0.0.0.0:9187 is not a loopback address"),
+        "{e}"
+    );
+    let with_tls = ServeArgs {
+        http: Some("0.0.0.0:9187".parse().unwrap()),
+        tls_cert: Some("c.pem".into()),
+        tls_key: Some("k.pem".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        with_tls.resolve().unwrap().http,
+        Some("0.0.0.0:9187".parse().unwrap())
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, "http = \"127.0.0.1:9187\"\n").unwrap();
+    let from_file = ServeArgs {
+        config: Some(path),
+        ..Default::default()
+    };
+    assert_eq!(
+        from_file.resolve().unwrap().http,
+        Some("127.0.0.1:9187".parse().unwrap())
+    );
+}

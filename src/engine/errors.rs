@@ -43,6 +43,9 @@
 //! | 42710 | | `infra.role_add` (`infrasql role add`) of a role name that exists in the cluster (raised by the database) |
 //! | 42704 | | `infra.role_scope` (`infrasql role scope`) of a role that does not exist (raised by the database) |
 //! | 22023 | | `infra.role_scope` of an admin (scopes do not bind admins), `infra.role_add` with an unknown kind (raised by the database) |
+//! | 42501 | | `infra.http_token_create` or `infra.http_token_revoke` (`infrasql token create`/`revoke`) by a role that is not an admin (raised by the database, `schema/1020_http_token.sql`) |
+//! | 22023 | | `infra.http_token_create` with a kind other than reader or admin, or a value that is not a SHA-256 in hex (raised by the database) |
+//! | 42704 | | `infra.http_token_revoke` of a token id that does not exist (raised by the database) |
 //! | IX900 | `INFRASQL_FAILED` | infrasql's own database failed (its apply journal could not be written): nothing further was applied in AWS |
 //! | XX000 | `INTERNAL` | infrasql failed internally (the apply task died); also a backend error that carried no code |
 //!
@@ -60,6 +63,13 @@
 //! | 08006 | `CONNECTION_LOST` | the connection to the backend (or, during the commit hook, to the client) was lost |
 //! | 42601 | `SYNTAX_ERROR` | recognised in the backend's answers: a syntax error anywhere in a multi-statement query stops the whole string |
 //! | 00000 | `NOTICE` | the code of infrasql's own NOTICEs (plan lines, apply progress) |
+//!
+//! The HTTP listener (`--http`, `src/http`) answers with statuses, not
+//! SQLSTATEs: 401 with `WWW-Authenticate: Bearer` for a request without a
+//! token or with an unknown or revoked one; 403 when the database refuses
+//! the token's role a page's query (42501); 404 for no such page, table
+//! or apply; 405 for a method other than GET; 503 when the database does
+//! not answer (and from `/readyz` until every schema file is applied).
 
 use infrasql_provider::ErrorClass;
 

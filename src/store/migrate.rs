@@ -31,6 +31,12 @@ fn checksum(sql: &str) -> String {
     format!("{h:016x}")
 }
 
+/// The schema files this binary carries, by name (`/readyz` checks the
+/// database has them all).
+pub fn names() -> Vec<&'static str> {
+    MIGRATIONS.iter().map(|(name, _)| *name).collect()
+}
+
 /// Returns the names applied by this call.
 pub async fn migrate(client: &mut Client) -> Result<Vec<String>, MigrateError> {
     run(client, None).await

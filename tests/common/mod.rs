@@ -117,6 +117,8 @@ pub struct TestServer {
     _tmp: Option<tempfile::TempDir>,
     pub data: PathBuf,
     pub stderr_log: PathBuf,
+    /// The HTTP listener's base URL (`--http`), when it is on.
+    pub http: Option<String>,
 }
 
 /// A temp dir that the `postgres` OS user can traverse (tests run as root,
@@ -225,9 +227,13 @@ impl TestServer {
             }
         });
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let mut http = None;
         loop {
             match rx.recv_timeout(Duration::from_millis(100)) {
                 Ok(line) => {
+                    if let Some(url) = line.strip_prefix("infrasql HTTP on ") {
+                        http = Some(url.trim().to_owned());
+                    }
                     if let Some(rest) = line.strip_prefix("infrasql listening on ") {
                         let addr = rest.split([' ', ';']).next().unwrap();
                         let port: u16 = addr.rsplit_once(':').unwrap().1.parse().unwrap();
@@ -237,6 +243,7 @@ impl TestServer {
                             _tmp: None,
                             data: data.to_owned(),
                             stderr_log,
+                            http,
                         });
                     }
                 }
