@@ -13,8 +13,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use infrasql_provider::{ColumnKind, Props, ResourceSchema, APPLY_TAG, STACK};
 use serde_json::Value;
 
-use super::policy::{policy_for, stack_of, Policy, PolicyRow};
 use super::known::Version;
+use super::policy::{policy_for, stack_of, Policy, PolicyRow};
 use super::row::RowText;
 use super::Stats;
 use crate::engine::plan::Action;
@@ -227,7 +227,9 @@ pub fn diff(input: &Input) -> Diff {
         }
         match cur.locked.get(id) {
             Some(row) => changed(&mut out, schema, cur, id, &row.props(), (at, p)),
-            None if cur.unchanged.contains(id) => out.writes.push(RowWrite::Keep { id: id.to_owned() }),
+            None if cur.unchanged.contains(id) => {
+                out.writes.push(RowWrite::Keep { id: id.to_owned() })
+            }
             None if cur.all.contains(id) => out.stats.skipped_locked += 1,
             None if cur.table_busy => {}
             None => appeared(&mut out, cur, id, (at, p), first),

@@ -11,8 +11,8 @@ use serde_json::Value;
 use tokio_postgres::Transaction;
 
 use super::diff::{observed_columns, Current, Diff, DriftKind, RowWrite};
-use super::policy::PolicyRow;
 use super::known::{listed_at, PairKnown};
+use super::policy::PolicyRow;
 use super::row::RowText;
 use super::{ident, SyncError};
 use crate::engine::apply::Resources;
@@ -96,9 +96,17 @@ pub(super) async fn current(
         };
         if !fetch.is_empty() {
             let stream = if fetch.len() * 2 > all.len() {
-                tx.query_raw(&st.get(tx, &sql).await?, [&region as &(dyn tokio_postgres::types::ToSql + Sync)]).await?
+                tx.query_raw(
+                    &st.get(tx, &sql).await?,
+                    [&region as &(dyn tokio_postgres::types::ToSql + Sync)],
+                )
+                .await?
             } else {
-                tx.query_raw(&st.get(tx, &sql).await?, [&fetch as &(dyn tokio_postgres::types::ToSql + Sync)]).await?
+                tx.query_raw(
+                    &st.get(tx, &sql).await?,
+                    [&fetch as &(dyn tokio_postgres::types::ToSql + Sync)],
+                )
+                .await?
             };
             futures_util::pin_mut!(stream);
             while let Some(r) = stream.try_next().await? {
