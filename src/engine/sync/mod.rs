@@ -30,6 +30,8 @@
 struct Listing {
     observed: Vec<Props>,
     from: std::time::SystemTime,
+    /// The rows the pair's last round kept (`known`), taken for this one.
+    known: Option<known::PairKnown>,
 }
 
 mod diff;
@@ -364,6 +366,7 @@ impl Syncer {
                         Listing {
                             observed,
                             from: listing_from,
+                            known: self.known.take(table, region),
                         },
                         before.first,
                     )
@@ -408,19 +411,8 @@ impl Syncer {
         let t = Instant::now();
         let (db, st) = db.split();
         let tx = db.transaction().await?;
-        let known = self.known.take(table, region);
-        let mut current = read::current(
-            &tx,
-            st,
-            &self.resources,
-            schema,
-            table,
-            region,
-            &listing,
-            known.as_ref(),
-        )
-        .await?;
-        drop(known);
+        let mut current =
+            read::current(&tx, st, &self.resources, schema, table, region, &listing).await?;
         let observed = listing.observed;
         let read = t.elapsed();
         let decide = |current: &diff::Current| {

@@ -11,7 +11,7 @@ use serde_json::Value;
 use tokio_postgres::Transaction;
 
 use super::diff::{observed_columns, Current, Diff, DriftKind, RowWrite};
-use super::known::{listed_at, PairKnown};
+use super::known::listed_at;
 use super::policy::PolicyRow;
 use super::row::RowText;
 use super::{ident, SyncError};
@@ -33,8 +33,8 @@ pub(super) async fn current(
     table: &str,
     region: &str,
     listing: &super::Listing,
-    known: Option<&PairKnown>,
 ) -> Result<Current, SyncError> {
+    let known = listing.known.as_ref();
     let observed = &listing.observed;
     let idc = ident(schema.id_column());
     // Rows are kept as the text the server sent, parsed one at a time
