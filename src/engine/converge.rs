@@ -194,7 +194,7 @@ async fn delete_created(
                 .push(format!("kept {table} {id}: a committed row names it"));
             continue;
         }
-        match resource.delete(ctx, id, p).await {
+        match resource.delete(ctx, id, &p).await {
             Ok(()) => out.notes.push(format!("deleted {table} {id}")),
             Err(e) if e.class == ErrorClass::NotFound => {}
             Err(e) => {

@@ -23,8 +23,8 @@ use infrasql_aws::sdk::{all_pages, classify, deleted, described, missing_id, not
 use infrasql_aws::tags::{self, NameTag, TAG_COLUMNS};
 use infrasql_aws::Clients;
 use infrasql_provider::{
-    ApplyContext, Column, ColumnKind::*, Props, PropsExt, ProviderError, ReplaceOrder, Resource,
-    ResourceSchema,
+    ApplyContext, Column, ColumnKind::*, Listed, Props, PropsExt, ProviderError, ReplaceOrder,
+    Resource, ResourceSchema,
 };
 use serde_json::{json, Value};
 
@@ -255,7 +255,7 @@ impl Resource for Certificate {
     /// Every certificate, all pages (ListCertificates by NextToken, every
     /// key type: by default AWS lists only RSA ones), each described and
     /// its tags read, eight certificates at a time.
-    async fn list(&self, region: &str) -> Result<Vec<Props>, ProviderError> {
+    async fn list(&self, region: &str) -> Result<Listed, ProviderError> {
         use futures_util::stream::{self, StreamExt, TryStreamExt};
         let acm = self.clients_acm(region).await;
         let key_types = vec![

@@ -19,8 +19,8 @@ use infrasql_aws::fields::{changed, opt_str};
 use infrasql_aws::sdk::{all_pages, classify, deleted, described, missing_id, not_found};
 use infrasql_aws::Clients;
 use infrasql_provider::{
-    ApplyContext, Column, ColumnKind::*, MemberSet, Props, PropsExt, ProviderError, Readiness,
-    ReplaceOrder, Resource, ResourceSchema, Scope, APPLY_TAG, STACK,
+    ApplyContext, Column, ColumnKind::*, Listed, MemberSet, Props, PropsExt, ProviderError,
+    Readiness, ReplaceOrder, Resource, ResourceSchema, Scope, APPLY_TAG, STACK,
 };
 use serde_json::{json, Value};
 
@@ -195,7 +195,7 @@ impl Resource for Lb {
 
     /// Every load balancer (DescribeLoadBalancers, all pages of up to 400),
     /// then their tags (DescribeTags, one call per 20, concurrently).
-    async fn list(&self, region: &str) -> Result<Vec<Props>, ProviderError> {
+    async fn list(&self, region: &str) -> Result<Listed, ProviderError> {
         let elb = client(&self.clients, region).await;
         let lbs = all_pages(
             elb.describe_load_balancers()

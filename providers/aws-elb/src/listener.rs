@@ -17,8 +17,8 @@ use infrasql_aws::fields::{changed, opt_str};
 use infrasql_aws::sdk::{all_pages, classify, deleted, described, missing_id, not_found};
 use infrasql_aws::Clients;
 use infrasql_provider::{
-    ApplyContext, Column, ColumnKind::*, Props, PropsExt, ProviderError, ReplaceOrder, Resource,
-    ResourceSchema, Scope,
+    ApplyContext, Column, ColumnKind::*, Listed, Props, PropsExt, ProviderError, ReplaceOrder,
+    Resource, ResourceSchema, Scope,
 };
 use serde_json::json;
 
@@ -189,7 +189,7 @@ impl Resource for ListenerType {
 
     /// DescribeLoadBalancers (all pages), one DescribeListeners per load
     /// balancer (concurrently), DescribeTags per 20 listeners.
-    async fn list(&self, region: &str) -> Result<Vec<Props>, ProviderError> {
+    async fn list(&self, region: &str) -> Result<Listed, ProviderError> {
         let elb = client(&self.clients, region).await;
         let listeners: Vec<(String, Props)> = all(&elb)
             .await?

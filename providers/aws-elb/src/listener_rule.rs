@@ -18,8 +18,8 @@ use infrasql_aws::fields::{changed, opt_str};
 use infrasql_aws::sdk::{all_pages, classify, deleted, described, missing_id, not_found};
 use infrasql_aws::Clients;
 use infrasql_provider::{
-    ApplyContext, Column, ColumnKind::*, Props, PropsExt, ProviderError, ReplaceOrder, Resource,
-    ResourceSchema, Scope,
+    ApplyContext, Column, ColumnKind::*, Listed, Props, PropsExt, ProviderError, ReplaceOrder,
+    Resource, ResourceSchema, Scope,
 };
 use serde_json::{json, Value};
 
@@ -153,7 +153,7 @@ impl Resource for ListenerRuleType {
 
     /// The listeners (see `listener::all`), one DescribeRules per listener
     /// (all pages, concurrently), DescribeTags per 20 rules.
-    async fn list(&self, region: &str) -> Result<Vec<Props>, ProviderError> {
+    async fn list(&self, region: &str) -> Result<Listed, ProviderError> {
         let elb = client(&self.clients, region).await;
         let listeners: Vec<String> = listener::all(&elb)
             .await?

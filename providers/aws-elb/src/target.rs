@@ -18,8 +18,8 @@ use infrasql_aws::fields::opt_str;
 use infrasql_aws::sdk::{classify, deleted, if_found};
 use infrasql_aws::Clients;
 use infrasql_provider::{
-    ApplyContext, Column, ColumnKind::*, ErrorClass, Props, PropsExt, ProviderError, ReplaceOrder,
-    Resource, ResourceSchema, Scope,
+    ApplyContext, Column, ColumnKind::*, ErrorClass, Listed, Props, PropsExt, ProviderError,
+    ReplaceOrder, Resource, ResourceSchema, Scope,
 };
 use serde_json::{json, Value};
 
@@ -207,7 +207,7 @@ impl Resource for TargetType {
 
     /// The target groups (DescribeTargetGroups, all pages), then one
     /// DescribeTargetHealth per group, concurrently.
-    async fn list(&self, region: &str) -> Result<Vec<Props>, ProviderError> {
+    async fn list(&self, region: &str) -> Result<Listed, ProviderError> {
         let elb = client(&self.clients, region).await;
         let groups = target_group::all(&elb).await?;
         let elb_ref = &elb;

@@ -15,8 +15,8 @@ use infrasql_aws::fields::{changed, opt_str};
 use infrasql_aws::sdk::{all_pages, classify, deleted, described, missing_id, not_found};
 use infrasql_aws::Clients;
 use infrasql_provider::{
-    ApplyContext, Column, ColumnKind::*, Props, PropsExt, ProviderError, ReplaceOrder, Resource,
-    ResourceSchema, Scope,
+    ApplyContext, Column, ColumnKind::*, Listed, Props, PropsExt, ProviderError, ReplaceOrder,
+    Resource, ResourceSchema, Scope,
 };
 use serde_json::json;
 
@@ -214,7 +214,7 @@ impl Resource for TargetGroupType {
 
     /// Every target group (DescribeTargetGroups, all pages), then their
     /// tags (DescribeTags, one call per 20, concurrently).
-    async fn list(&self, region: &str) -> Result<Vec<Props>, ProviderError> {
+    async fn list(&self, region: &str) -> Result<Listed, ProviderError> {
         let elb = client(&self.clients, region).await;
         // Lambda and alb groups have no port, protocol or VPC: no rows.
         let groups: Vec<TargetGroup> = all(&elb)

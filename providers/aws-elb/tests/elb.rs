@@ -61,14 +61,14 @@ async fn a_load_balancer_is_created_with_its_sets_changed_both_ways_listed_and_d
     assert_eq!(back["security_group_ids"], json!([groups[0]]));
     assert_eq!(back["tags"], json!({"team": "web"}));
 
-    let listed = lb.list("us-east-1").await.unwrap();
+    let listed = lb.list("us-east-1").await.unwrap().into_props();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0]["lb_arn"], json!(arn));
     assert_eq!(listed[0]["subnet_ids"], json!(subnets));
     assert_eq!(listed[0]["infrasql:apply-id"], json!("test-apply"));
 
     lb.delete(&ctx(), &arn, &made).await.unwrap();
-    assert!(lb.list("us-east-1").await.unwrap().is_empty());
+    assert!(lb.list("us-east-1").await.unwrap().into_props().is_empty());
     lb.delete(&ctx(), &arn, &made)
         .await
         .expect("already gone is done");
@@ -147,7 +147,7 @@ async fn a_target_group_listener_rule_and_target_are_made_changed_and_removed() 
     let changed = tgs.update(&ctx(), &tg_arn, &tg, &tg2).await.unwrap();
     assert_eq!(changed["health_check_path"], json!("/ready"));
     assert_eq!(changed["unhealthy_threshold_count"], json!(4));
-    let listed = tgs.list("us-east-1").await.unwrap();
+    let listed = tgs.list("us-east-1").await.unwrap().into_props();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0]["health_check_path"], json!("/ready"));
 
@@ -164,7 +164,7 @@ async fn a_target_group_listener_rule_and_target_are_made_changed_and_removed() 
     assert_eq!(t["target_id"], json!(target_id));
     assert_eq!(t["ip_address"], json!("10.1.0.9"));
     assert!(t["health_state"].is_string(), "{t:?}");
-    let listed = targets.list("us-east-1").await.unwrap();
+    let listed = targets.list("us-east-1").await.unwrap().into_props();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0]["target_id"], json!(target_id));
 
@@ -189,7 +189,7 @@ async fn a_target_group_listener_rule_and_target_are_made_changed_and_removed() 
     assert_eq!(f["default_target_group_arn"], json!(null));
     let b = listeners.update(&ctx(), &l_arn, &fixed, &l).await.unwrap();
     assert_eq!(b["default_target_group_arn"], json!(tg_arn));
-    let listed = listeners.list("us-east-1").await.unwrap();
+    let listed = listeners.list("us-east-1").await.unwrap().into_props();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0]["tags"], json!({"a": "1"}));
 
@@ -215,7 +215,7 @@ async fn a_target_group_listener_rule_and_target_are_made_changed_and_removed() 
     let changed = rules.update(&ctx(), &r_arn, &r, &r2).await.unwrap();
     assert_eq!(changed["priority"], json!(7));
     assert_eq!(changed["conditions"], r2["conditions"]);
-    let listed = rules.list("us-east-1").await.unwrap();
+    let listed = rules.list("us-east-1").await.unwrap().into_props();
     assert_eq!(listed.len(), 1, "the default rule is no row: {listed:?}");
     assert_eq!(listed[0]["priority"], json!(7));
 
@@ -233,7 +233,12 @@ async fn a_target_group_listener_rule_and_target_are_made_changed_and_removed() 
         .await
         .expect("already gone is done");
     targets.delete(&ctx(), &target_id, &t).await.unwrap();
-    assert!(targets.list("us-east-1").await.unwrap().is_empty());
+    assert!(targets
+        .list("us-east-1")
+        .await
+        .unwrap()
+        .into_props()
+        .is_empty());
     tgs.delete(&ctx(), &tg_arn, &tg).await.unwrap();
-    assert!(tgs.list("us-east-1").await.unwrap().is_empty());
+    assert!(tgs.list("us-east-1").await.unwrap().into_props().is_empty());
 }

@@ -15,8 +15,8 @@ use async_trait::async_trait;
 use infrasql_aws::sdk::{all_pages, classify, deleted};
 use infrasql_aws::Clients;
 use infrasql_provider::{
-    ApplyContext, Column, ColumnKind::*, Props, PropsExt, ProviderError, ReplaceOrder, Resource,
-    ResourceSchema, Scope, GLOBAL_REGION,
+    ApplyContext, Column, ColumnKind::*, Listed, Props, PropsExt, ProviderError, ReplaceOrder,
+    Resource, ResourceSchema, Scope, GLOBAL_REGION,
 };
 use serde_json::{json, Value};
 
@@ -124,7 +124,7 @@ impl Resource for Attachment {
     }
 
     /// ListRoles pages, then ListAttachedRolePolicies per role, concurrently.
-    async fn list(&self, _region: &str) -> Result<Vec<Props>, ProviderError> {
+    async fn list(&self, _region: &str) -> Result<Listed, ProviderError> {
         let roles = all_roles(&self.clients).await?;
         let per_role = each(roles, |r| async move {
             let c = iam(&self.clients).await;

@@ -13,8 +13,8 @@ use infrasql_aws::policy_doc;
 use infrasql_aws::sdk::{all_pages, classify, deleted};
 use infrasql_aws::Clients;
 use infrasql_provider::{
-    ApplyContext, Column, ColumnKind::*, Props, PropsExt, ProviderError, ReplaceOrder, Resource,
-    ResourceSchema, Scope, GLOBAL_REGION,
+    ApplyContext, Column, ColumnKind::*, Listed, Props, PropsExt, ProviderError, ReplaceOrder,
+    Resource, ResourceSchema, Scope, GLOBAL_REGION,
 };
 use serde_json::{json, Value};
 
@@ -157,7 +157,7 @@ impl Resource for InlinePolicy {
 
     /// ListRoles pages, ListRolePolicies per role, GetRolePolicy per
     /// policy, concurrently.
-    async fn list(&self, _region: &str) -> Result<Vec<Props>, ProviderError> {
+    async fn list(&self, _region: &str) -> Result<Listed, ProviderError> {
         let roles = all_roles(&self.clients).await?;
         let names: Vec<String> = roles.iter().map(|r| r.role_name().to_owned()).collect();
         let per_role = each(names, |r| self.of_role(r)).await?;

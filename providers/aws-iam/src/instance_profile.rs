@@ -16,8 +16,8 @@ use infrasql_aws::sdk::{all_pages, classify, deleted, ignore_not_found, missing_
 use infrasql_aws::tags::{self, NameTag};
 use infrasql_aws::Clients;
 use infrasql_provider::{
-    ApplyContext, Column, ColumnKind::*, Props, PropsExt, ProviderError, ReplaceOrder, Resource,
-    ResourceSchema, Scope, GLOBAL_REGION,
+    ApplyContext, Column, ColumnKind::*, Listed, Props, PropsExt, ProviderError, ReplaceOrder,
+    Resource, ResourceSchema, Scope, GLOBAL_REGION,
 };
 use serde_json::{json, Value};
 
@@ -151,7 +151,7 @@ impl Resource for InstanceProfile {
 
     /// ListInstanceProfiles pages, then GetInstanceProfile per profile
     /// (for its tags), concurrently.
-    async fn list(&self, _region: &str) -> Result<Vec<Props>, ProviderError> {
+    async fn list(&self, _region: &str) -> Result<Listed, ProviderError> {
         let listed = {
             let c = iam(&self.clients).await;
             all_pages(c.list_instance_profiles().into_paginator().items().send()).await?

@@ -18,8 +18,8 @@ use infrasql_aws::sdk::{all_pages, classify, deleted, missing_id};
 use infrasql_aws::tags::{self, NameTag};
 use infrasql_aws::Clients;
 use infrasql_provider::{
-    ApplyContext, Column, ColumnKind::*, Props, PropsExt, ProviderError, ReplaceOrder, Resource,
-    ResourceSchema, Scope, GLOBAL_REGION,
+    ApplyContext, Column, ColumnKind::*, Listed, Props, PropsExt, ProviderError, ReplaceOrder,
+    Resource, ResourceSchema, Scope, GLOBAL_REGION,
 };
 use serde_json::{json, Value};
 
@@ -220,7 +220,7 @@ impl Resource for Policy {
 
     /// ListPolicies (Scope=Local) pages, then GetPolicyVersion of the
     /// default version and ListPolicyTags per policy, concurrently.
-    async fn list(&self, _region: &str) -> Result<Vec<Props>, ProviderError> {
+    async fn list(&self, _region: &str) -> Result<Listed, ProviderError> {
         let policies = local_policies(&self.clients).await?;
         each(policies, |p| async move {
             let arn = p.arn().unwrap_or_default();
@@ -246,6 +246,7 @@ impl Resource for Policy {
             Ok(out)
         })
         .await
+        .map(Listed::from)
     }
 
     async fn create(&self, ctx: &ApplyContext, desired: &Props) -> Result<Props, ProviderError> {

@@ -16,8 +16,8 @@ use infrasql_aws::sdk::{all_pages, classify, deleted, missing_id};
 use infrasql_aws::tags::{self, NameTag};
 use infrasql_aws::Clients;
 use infrasql_provider::{
-    ApplyContext, Column, ColumnKind::*, Props, PropsExt, ProviderError, ReplaceOrder, Resource,
-    ResourceSchema, Scope, GLOBAL_REGION,
+    ApplyContext, Column, ColumnKind::*, Listed, Props, PropsExt, ProviderError, ReplaceOrder,
+    Resource, ResourceSchema, Scope, GLOBAL_REGION,
 };
 use serde_json::{json, Value};
 
@@ -154,7 +154,7 @@ impl Resource for Role {
     }
 
     /// ListRoles pages, then ListRoleTags per role, concurrently.
-    async fn list(&self, _region: &str) -> Result<Vec<Props>, ProviderError> {
+    async fn list(&self, _region: &str) -> Result<Listed, ProviderError> {
         let roles = all_roles(&self.clients).await?;
         each(roles, |r| async move {
             let tags = role_tags(&self.clients, r.role_name()).await?;
@@ -163,6 +163,7 @@ impl Resource for Role {
             Ok(p)
         })
         .await
+        .map(Listed::from)
     }
 
     async fn create(&self, ctx: &ApplyContext, desired: &Props) -> Result<Props, ProviderError> {

@@ -65,7 +65,7 @@ async fn a_role_is_created_changed_listed_and_deleted() {
     assert_eq!(made["path"], json!("/svc/"));
     assert!(made["arn"].as_str().unwrap().ends_with(":role/svc/app"));
 
-    let listed = roles.list("global").await.unwrap();
+    let listed = roles.list("global").await.unwrap().into_props();
     let found = listed
         .iter()
         .find(|p| p["role_name"] == json!("app"))
@@ -138,7 +138,11 @@ async fn the_role_listing_follows_every_page() {
             .await
             .unwrap();
     }
-    let listed = role::Role::new(c.clone()).list("global").await.unwrap();
+    let listed = role::Role::new(c.clone())
+        .list("global")
+        .await
+        .unwrap()
+        .into_props();
     assert_eq!(listed.len(), 105);
 }
 
@@ -170,7 +174,7 @@ async fn a_sixth_document_prunes_the_oldest_version() {
         "{}",
         versions.versions().len()
     );
-    let listed = policies.list("global").await.unwrap();
+    let listed = policies.list("global").await.unwrap().into_props();
     let found = listed
         .iter()
         .find(|p| p["policy_arn"] == json!(arn))
@@ -224,7 +228,7 @@ async fn attachments_inline_policies_and_profiles() {
     )
     .await
     .unwrap();
-    let mut listed = att.list("global").await.unwrap();
+    let mut listed = att.list("global").await.unwrap().into_props();
     listed.sort_by_key(|p| p["attachment_id"].to_string());
     assert_eq!(listed.len(), 2);
     assert!(listed
@@ -246,7 +250,7 @@ async fn attachments_inline_policies_and_profiles() {
         .update(&ctx(), "app|logs", &row, &after)
         .await
         .unwrap();
-    let listed = inline.list("global").await.unwrap();
+    let listed = inline.list("global").await.unwrap().into_props();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0]["policy_document"], allow("logs:CreateLogStream"));
 
@@ -254,7 +258,7 @@ async fn attachments_inline_policies_and_profiles() {
     let prow =
         props(json!({"instance_profile_name": "web", "role_name": "app", "tags": {"a": "1"}}));
     profiles.create(&ctx(), &prow).await.unwrap();
-    let listed = profiles.list("global").await.unwrap();
+    let listed = profiles.list("global").await.unwrap().into_props();
     assert_eq!(listed[0]["role_name"], json!("app"));
     assert_eq!(listed[0]["tags"], json!({"a": "1"}));
     let mut none = prow.clone();
@@ -278,7 +282,7 @@ async fn attachments_inline_policies_and_profiles() {
     assert_eq!(refused.class, ErrorClass::Conflict, "{refused}");
     profiles.delete(&ctx(), "web", &prow).await.unwrap();
     inline.delete(&ctx(), "app|logs", &after).await.unwrap();
-    for p in att.list("global").await.unwrap() {
+    for p in att.list("global").await.unwrap().into_props() {
         att.delete(&ctx(), p["attachment_id"].as_str().unwrap(), &p)
             .await
             .unwrap();
@@ -309,5 +313,10 @@ async fn a_profile_whose_role_is_refused_is_not_left_behind() {
         .await
         .unwrap_err();
     assert_eq!(e.class, ErrorClass::NotFound, "{e}");
-    assert!(profiles.list("global").await.unwrap().is_empty());
+    assert!(profiles
+        .list("global")
+        .await
+        .unwrap()
+        .into_props()
+        .is_empty());
 }

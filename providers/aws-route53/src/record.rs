@@ -38,8 +38,8 @@ use infrasql_aws::fields::opt_str;
 use infrasql_aws::sdk::{all_pages, classify};
 use infrasql_aws::{Clients, GLOBAL_REGION};
 use infrasql_provider::{
-    ApplyContext, Column, ColumnKind::*, ErrorClass, Props, PropsExt, ProviderError, ReplaceOrder,
-    Resource, ResourceSchema,
+    ApplyContext, Column, ColumnKind::*, ErrorClass, Listed, Props, PropsExt, ProviderError,
+    ReplaceOrder, Resource, ResourceSchema,
 };
 use serde_json::{json, Value};
 
@@ -375,7 +375,7 @@ impl Resource for Record {
 
     /// ListHostedZones (Marker) pages, then every zone's record sets,
     /// eight zones at a time.
-    async fn list(&self, _region: &str) -> Result<Vec<Props>, ProviderError> {
+    async fn list(&self, _region: &str) -> Result<Listed, ProviderError> {
         let r53 = crate::client(&self.clients, GLOBAL_REGION).await;
         let zones = all_pages(r53.list_hosted_zones().into_paginator().items().send()).await?;
         let r53 = &r53;

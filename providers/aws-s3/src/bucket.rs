@@ -15,7 +15,7 @@ use futures_util::stream::{self, StreamExt, TryStreamExt};
 use infrasql_aws::sdk::{all_pages, classify, ignore_not_found};
 use infrasql_aws::Clients;
 use infrasql_provider::{
-    ApplyContext, ErrorClass, Props, PropsExt, ProviderError, Resource, ResourceSchema,
+    ApplyContext, ErrorClass, Listed, Props, PropsExt, ProviderError, Resource, ResourceSchema,
 };
 use serde_json::json;
 
@@ -115,7 +115,7 @@ impl Resource for BucketType {
     /// ContinuationToken page), then per bucket its seven settings (one Get
     /// each), up to 8 buckets at once. A bucket deleted between the two is
     /// left out: it is gone.
-    async fn list(&self, region: &str) -> Result<Vec<Props>, ProviderError> {
+    async fn list(&self, region: &str) -> Result<Listed, ProviderError> {
         let buckets = {
             let s3 = self.s3(region).await;
             all_pages(

@@ -160,7 +160,7 @@ async fn a_bucket_with_every_setting_is_made_listed_as_made_changed_and_changed_
         .contains("s3:GetObject"));
 
     // The listing reads every setting as the create reported it.
-    let all = t.list("us-east-1").await.unwrap();
+    let all = t.list("us-east-1").await.unwrap().into_props();
     let row = listed(&all, "web-assets").expect("listed");
     for col in SETTINGS {
         assert_eq!(row.get(col), made.get(col), "{col}");
@@ -170,7 +170,7 @@ async fn a_bucket_with_every_setting_is_made_listed_as_made_changed_and_changed_
     assert!(!row.contains_key("force_destroy"), "never observed");
     assert!(!row.contains_key("versioning"), "not observed");
     assert!(
-        t.list("eu-west-1").await.unwrap().is_empty(),
+        t.list("eu-west-1").await.unwrap().into_props().is_empty(),
         "listed in its own region only"
     );
 
@@ -188,7 +188,7 @@ async fn a_bucket_with_every_setting_is_made_listed_as_made_changed_and_changed_
     after.insert("bucket_key_enabled".into(), Value::Null);
     after.insert("tags".into(), json!({"team": "api"}));
     let changed = t.update(&ctx(), "web-assets", &made, &after).await.unwrap();
-    let all = t.list("us-east-1").await.unwrap();
+    let all = t.list("us-east-1").await.unwrap().into_props();
     let row = listed(&all, "web-assets").unwrap();
     for col in SETTINGS {
         assert_eq!(row.get(col), changed.get(col), "{col} after the update");
@@ -215,7 +215,7 @@ async fn a_bucket_with_every_setting_is_made_listed_as_made_changed_and_changed_
     );
 
     t.update(&ctx(), "web-assets", &after, &made).await.unwrap();
-    let all = t.list("us-east-1").await.unwrap();
+    let all = t.list("us-east-1").await.unwrap().into_props();
     let row = listed(&all, "web-assets").unwrap();
     for col in SETTINGS {
         assert_eq!(row.get(col), made.get(col), "{col} after the undo");

@@ -101,17 +101,21 @@ where
 /// [`all_pages`], each item turned by `f` into what the caller keeps as it
 /// arrives: a listing of 40,000 resources never holds the SDK's copies and
 /// the caller's at once, and the SDK's are freed page by page.
-pub async fn all_pages_map<T, U, E, R>(
+///
+/// The items go into any collection (`C`): a provider's `list` collects
+/// into [`infrasql_provider::Listed`], which keeps each as text at once.
+pub async fn all_pages_map<T, U, C, E, R>(
     mut items: PaginationStream<Result<T, SdkError<E, R>>>,
     mut f: impl FnMut(T) -> U,
-) -> Result<Vec<U>, ProviderError>
+) -> Result<C, ProviderError>
 where
+    C: Default + Extend<U>,
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug,
 {
-    let mut out = Vec::new();
+    let mut out = C::default();
     while let Some(item) = items.next().await {
-        out.push(f(item.map_err(classify)?));
+        out.extend(std::iter::once(f(item.map_err(classify)?)));
     }
     Ok(out)
 }

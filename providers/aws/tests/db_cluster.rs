@@ -77,7 +77,7 @@ async fn a_manual_snapshot_is_taken_listed_retagged_and_deleted() {
         .unwrap();
     assert!(matches!(ready, Readiness::Ready(Some(ref p)) if p.str("status") == Some("available")));
 
-    let listed = snapshots.list("us-east-1").await.unwrap();
+    let listed = snapshots.list("us-east-1").await.unwrap().into_props();
     let row = find(&listed, "db_snapshot_identifier", "orders-before-upgrade")
         .expect("the new snapshot is listed");
     assert_eq!(row.str("db_instance_identifier"), Some("orders"));
@@ -218,7 +218,7 @@ async fn a_cluster_is_created_changed_renamed_and_deleted_with_a_final_snapshot(
     let ready = clusters.ready(&ctx(), "ledger", &made).await.unwrap();
     assert!(matches!(ready, Readiness::Ready(Some(ref p)) if p.str("status") == Some("available")));
 
-    let listed = clusters.list("us-east-1").await.unwrap();
+    let listed = clusters.list("us-east-1").await.unwrap().into_props();
     let seen = find(&listed, "db_cluster_identifier", "ledger").expect("listed");
     assert_eq!(seen.i64("backup_retention_period"), Some(3));
     assert_eq!(seen["tags"], json!({"team": "payments"}));

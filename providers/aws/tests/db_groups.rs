@@ -156,7 +156,7 @@ async fn a_subnet_group_is_created_with_its_subnets_listed_retagged_and_deleted(
         ]
     );
 
-    let listed = groups.list("us-east-1").await.unwrap();
+    let listed = groups.list("us-east-1").await.unwrap().into_props();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0]["subnet_ids"], made["subnet_ids"]);
     assert_eq!(listed[0]["tags"], json!({"team": "db"}));
@@ -260,7 +260,7 @@ async fn a_parameter_group_is_created_listed_retagged_and_deleted() {
         .unwrap_err();
     assert_eq!(again.class, ErrorClass::Conflict, "{again}");
 
-    let listed = groups.list("us-east-1").await.unwrap();
+    let listed = groups.list("us-east-1").await.unwrap().into_props();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].str("family"), Some("postgres16"));
     assert_eq!(listed[0]["tags"], json!({"team": "db"}));
@@ -359,7 +359,7 @@ async fn parameters_are_set_listed_changed_and_reset_one_at_a_time() {
         ]
     );
 
-    let mut listed = params.list("us-east-1").await.unwrap();
+    let mut listed = params.list("us-east-1").await.unwrap().into_props();
     listed.sort_by(|a, b| a.str("parameter_id").cmp(&b.str("parameter_id")));
     assert_eq!(listed, vec![max_conn.clone(), work_mem.clone()]);
 

@@ -63,7 +63,7 @@ async fn a_database_is_created_ready_listed_modified_renamed_and_deleted_with_a_
         other => panic!("moto reports available at once: {other:?}"),
     }
 
-    let listed = p.list("us-east-1").await.unwrap();
+    let listed = p.list("us-east-1").await.unwrap().into_props();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].str("db_instance_class"), Some("db.t3.micro"));
     assert_eq!(listed[0]["pending_modified_values"], json!({}));
@@ -103,7 +103,7 @@ async fn a_database_is_created_ready_listed_modified_renamed_and_deleted_with_a_
 
     let current = committed(&renamed, &now);
     p.delete(&ctx(), "store", &current).await.unwrap();
-    assert!(p.list("us-east-1").await.unwrap().is_empty());
+    assert!(p.list("us-east-1").await.unwrap().into_props().is_empty());
     assert!(snapshots(&rds).await.contains(&"shop-last".to_owned()));
     // Gone is done.
     p.delete(&ctx(), "store", &current).await.unwrap();
@@ -122,7 +122,11 @@ async fn a_row_without_a_final_snapshot_choice_is_not_deleted() {
         .unwrap_err();
     assert_eq!(e.class, ErrorClass::Invalid);
     assert!(e.message.contains("skip_final_snapshot"), "{e}");
-    assert_eq!(p.list("us-east-1").await.unwrap().len(), 1, "still there");
+    assert_eq!(
+        p.list("us-east-1").await.unwrap().into_props().len(),
+        1,
+        "still there"
+    );
 
     let mut skip = committed(&desired, &created);
     skip.insert("skip_final_snapshot".into(), json!(true));

@@ -48,7 +48,7 @@ async fn an_address_is_allocated_listed_retagged_and_released() {
         .iter()
         .any(|t| t.key() == Some("Name") && t.value() == Some("nat")));
 
-    let listed = eips.list("us-east-1").await.unwrap();
+    let listed = eips.list("us-east-1").await.unwrap().into_props();
     let mine = listed
         .iter()
         .find(|p| p.str("allocation_id") == Some(&id))
@@ -129,7 +129,7 @@ async fn an_associated_address_reports_its_instance_and_is_released_anyway() {
         .unwrap();
     let association = assoc.association_id().unwrap().to_owned();
 
-    let listed = eips.list("us-east-1").await.unwrap();
+    let listed = eips.list("us-east-1").await.unwrap().into_props();
     let mine = listed
         .iter()
         .find(|p| p.str("allocation_id") == Some(&id))

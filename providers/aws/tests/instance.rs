@@ -230,7 +230,7 @@ async fn an_instance_is_launched_listed_changed_in_place_and_terminated() {
         "#!/bin/sh\necho hello > /tmp/hello\n"
     );
 
-    let listed = instances.list("us-east-1").await.unwrap();
+    let listed = instances.list("us-east-1").await.unwrap().into_props();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0], made);
 
@@ -275,7 +275,7 @@ async fn an_instance_is_launched_listed_changed_in_place_and_terminated() {
         .send()
         .await
         .unwrap();
-    let listed = instances.list("us-east-1").await.unwrap();
+    let listed = instances.list("us-east-1").await.unwrap().into_props();
     assert_eq!(listed[0].get("security_group_ids"), Some(&json!([net.web])));
     let mut without_set = listed[0].clone();
     without_set.remove("security_group_ids");
@@ -292,7 +292,7 @@ async fn an_instance_is_launched_listed_changed_in_place_and_terminated() {
 
     // Stopped outside infrasql: a type change leaves it stopped.
     ec2.stop_instances().instance_ids(&id).send().await.unwrap();
-    let stopped = instances.list("us-east-1").await.unwrap()[0].clone();
+    let stopped = instances.list("us-east-1").await.unwrap().into_props()[0].clone();
     assert_eq!(
         stopped.str("state"),
         Some("stopped"),
@@ -315,7 +315,7 @@ async fn an_instance_is_launched_listed_changed_in_place_and_terminated() {
         .send()
         .await
         .unwrap();
-    let running = instances.list("us-east-1").await.unwrap()[0].clone();
+    let running = instances.list("us-east-1").await.unwrap().into_props()[0].clone();
     let mut new_data = running.clone();
     new_data.insert("user_data".into(), json!("#cloud-config\n"));
     let err = instances
@@ -328,7 +328,12 @@ async fn an_instance_is_launched_listed_changed_in_place_and_terminated() {
 
     instances.delete(&ctx(), &id, &updated).await.unwrap();
     assert_eq!(state(&aws_instance(&ec2, &id).await), "terminated");
-    assert!(instances.list("us-east-1").await.unwrap().is_empty());
+    assert!(instances
+        .list("us-east-1")
+        .await
+        .unwrap()
+        .into_props()
+        .is_empty());
     // Terminating again is not an error: the goal is reached.
     instances.delete(&ctx(), &id, &updated).await.unwrap();
     instances
@@ -373,7 +378,7 @@ async fn without_subnet_or_groups_the_defaults_are_used_and_imports_report_every
         .subnets()[0]
         .default_for_az();
     assert_eq!(default_subnet, Some(true));
-    let listed = instances.list("us-east-1").await.unwrap();
+    let listed = instances.list("us-east-1").await.unwrap().into_props();
     assert_eq!(listed[0].str("subnet_id"), Some(subnet.as_str()));
 
     // An empty set at launch leaves the group to AWS (the VPC's default
@@ -450,7 +455,7 @@ async fn without_subnet_or_groups_the_defaults_are_used_and_imports_report_every
         .instance_id()
         .unwrap()
         .to_owned();
-    let listed = instances.list("us-east-1").await.unwrap();
+    let listed = instances.list("us-east-1").await.unwrap().into_props();
     let imported = listed
         .iter()
         .find(|p| p.str("instance_id") == Some(other.as_str()))
@@ -494,7 +499,7 @@ async fn listing_follows_every_page_in_one_call_per_page() {
         .await
         .unwrap();
     let before = clients.api_calls();
-    let listed = instances.list("us-east-1").await.unwrap();
+    let listed = instances.list("us-east-1").await.unwrap().into_props();
     let calls = clients.api_calls() - before;
     let mut got: Vec<String> = listed
         .iter()
@@ -616,7 +621,7 @@ async fn desired_state_stops_and_starts_in_place_and_a_stopped_launch_stays_stop
     assert_eq!(made.str("state"), Some("stopped"));
     assert_eq!(made.str("desired_state"), Some("stopped"));
     assert_eq!(state(&aws_instance(&ec2, &id).await), "stopped");
-    let listed = instances.list("us-east-1").await.unwrap();
+    let listed = instances.list("us-east-1").await.unwrap().into_props();
     assert_eq!(listed, vec![made.clone()], "the listing agrees: no drift");
 
     // stopped → running → stopped, same instance.
@@ -667,7 +672,7 @@ async fn desired_state_stops_and_starts_in_place_and_a_stopped_launch_stays_stop
 
     // Stopped in the console: the listing reports it on desired_state.
     ec2.stop_instances().instance_ids(&id).send().await.unwrap();
-    let listed = instances.list("us-east-1").await.unwrap();
+    let listed = instances.list("us-east-1").await.unwrap().into_props();
     assert_eq!(listed[0].str("desired_state"), Some("stopped"));
     assert_eq!(listed[0].str("state"), Some("stopped"));
 }
@@ -711,7 +716,7 @@ async fn the_root_volume_is_sized_at_launch_and_grows_in_place_but_never_shrinks
 
     // The listing reports the same, with one DescribeVolumes for all.
     let before = clients.api_calls();
-    let listed = instances.list("us-east-1").await.unwrap();
+    let listed = instances.list("us-east-1").await.unwrap().into_props();
     assert_eq!(
         clients.api_calls() - before,
         2,
@@ -768,7 +773,7 @@ async fn ebs_optimization_and_monitoring_are_set_at_launch_and_listed() {
         Some("enabled")
     );
     assert_eq!(
-        instances.list("us-east-1").await.unwrap(),
+        instances.list("us-east-1").await.unwrap().into_props(),
         vec![made.clone()]
     );
 

@@ -65,7 +65,7 @@ async fn a_gateway_is_created_attached_moved_detached_and_deleted() {
         .iter()
         .any(|t| t.key() == Some("Name") && t.value() == Some("gw")));
 
-    let listed = igw.list("us-east-1").await.unwrap();
+    let listed = igw.list("us-east-1").await.unwrap().into_props();
     let mine = listed
         .iter()
         .find(|p| p.str("internet_gateway_id") == Some(&id))

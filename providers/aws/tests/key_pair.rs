@@ -56,7 +56,7 @@ async fn a_key_is_imported_listed_retagged_and_deleted() {
         .iter()
         .any(|t| t.key() == Some("team") && t.value() == Some("ops")));
 
-    let listed = keys.list("us-east-1").await.unwrap();
+    let listed = keys.list("us-east-1").await.unwrap().into_props();
     let mine = listed
         .iter()
         .find(|p| p.str("key_pair_id") == Some(&id))

@@ -98,7 +98,7 @@ async fn a_route_table_is_created_listed_retagged_and_deleted() {
         .iter()
         .any(|t| t.key() == Some("Name") && t.value() == Some("public")));
 
-    let listed = rt.list("us-east-1").await.unwrap();
+    let listed = rt.list("us-east-1").await.unwrap().into_props();
     assert!(listed
         .iter()
         .any(|p| p.str("route_table_id") == Some(&id) && p.str("name") == Some("public")));
@@ -169,7 +169,7 @@ async fn a_route_is_created_retargeted_in_place_listed_and_deleted() {
     assert_eq!(err.class, ErrorClass::Conflict, "{err}");
     assert_eq!(err.code, "RouteAlreadyExists");
 
-    let listed = route.list("us-east-1").await.unwrap();
+    let listed = route.list("us-east-1").await.unwrap().into_props();
     assert!(listed
         .iter()
         .any(|p| p.str("route_id") == Some(&id) && p.str("gateway_id") == Some(&igw)));
@@ -257,7 +257,7 @@ async fn an_association_is_created_moved_listed_and_deleted() {
         .iter()
         .any(|a| a.route_table_association_id() == Some(&id) && a.subnet_id() == Some(&subnet)));
 
-    let listed = assoc.list("us-east-1").await.unwrap();
+    let listed = assoc.list("us-east-1").await.unwrap().into_props();
     assert!(listed
         .iter()
         .any(|p| p.str("route_table_association_id") == Some(&id)

@@ -98,7 +98,7 @@ async fn a_security_group_starts_without_rules_and_is_listed_retagged_and_delete
     assert_eq!(err.class, ErrorClass::Conflict, "{err}");
     assert_eq!(err.code, "InvalidGroup.Duplicate");
 
-    let listed = sg.list("us-east-1").await.unwrap();
+    let listed = sg.list("us-east-1").await.unwrap().into_props();
     assert!(listed
         .iter()
         .any(|p| p.str("group_id") == Some(&id) && p.str("name") == Some("web")));
@@ -273,7 +273,7 @@ async fn security_group_rules_are_authorized_listed_described_retagged_and_revok
     assert_eq!(rules_of(&ec2, &group).await.len(), 5);
 
     // List reports every rule as create did (DescribeSecurityGroupRules).
-    let listed = rules.list("us-east-1").await.unwrap();
+    let listed = rules.list("us-east-1").await.unwrap().into_props();
     for p in [&made, &all_out, &v6_out, &ssh_self, &ping] {
         let id = p.str("security_group_rule_id").unwrap();
         let found = listed

@@ -63,7 +63,7 @@ async fn a_subnet_is_created_in_a_vpc_listed_modified_in_place_and_deleted() {
         .any(|t| t.key() == Some("tier") && t.value() == Some("public")));
 
     // Listed, with the default VPC's default subnets.
-    let listed = subnet.list("us-east-1").await.unwrap();
+    let listed = subnet.list("us-east-1").await.unwrap().into_props();
     let mine = listed
         .iter()
         .find(|p| p.str("subnet_id") == Some(&id))

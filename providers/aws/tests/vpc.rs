@@ -31,7 +31,7 @@ async fn a_vpc_is_created_tagged_listed_retagged_and_deleted() {
         .iter()
         .any(|t| t.key() == Some("Name") && t.value() == Some("main")));
 
-    let listed = vpc.list("us-east-1").await.unwrap();
+    let listed = vpc.list("us-east-1").await.unwrap().into_props();
     assert!(listed
         .iter()
         .any(|p| p.str("vpc_id") == Some(&id) && p.str("name") == Some("main")));

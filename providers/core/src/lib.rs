@@ -10,6 +10,7 @@
 //! properties as JSON objects keyed by column name ([`Props`]).
 
 pub mod calls;
+mod listed;
 pub mod metrics;
 pub mod request_ids;
 
@@ -17,6 +18,8 @@ use std::fmt;
 
 use async_trait::async_trait;
 use serde_json::{Map, Value};
+
+pub use listed::Listed;
 
 /// A resource's properties keyed by column name. Values use JSON types:
 /// text, cidr and inet as strings, integers as numbers, `tags` as an object.
@@ -406,8 +409,9 @@ pub const APPLY_TAG: &str = "infrasql:apply-id";
 #[async_trait]
 pub trait Resource: Send + Sync {
     fn schema(&self) -> &'static ResourceSchema;
-    /// Every resource of this type in `region`, following all pages.
-    async fn list(&self, region: &str) -> Result<Vec<Props>, ProviderError>;
+    /// Every resource of this type in `region`, following all pages, each
+    /// kept as text as it arrives ([`Listed`]).
+    async fn list(&self, region: &str) -> Result<Listed, ProviderError>;
     async fn create(&self, ctx: &ApplyContext, desired: &Props) -> Result<Props, ProviderError>;
     async fn update(
         &self,

@@ -1,7 +1,7 @@
 //! The order of a round's row writes: parents' levels first, while every
 //! listing runs at once; and how many listed resources are compared at once.
 
-use infrasql_provider::Props;
+use infrasql_provider::{Listed, Props};
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 /// How many listed resources the pairs of a round read, compare and write
@@ -67,48 +67,24 @@ impl LevelGate {
 }
 
 impl<'a> Turn<'a> {
-    fn is_open(&self) -> bool {
-        *self.gate.done.borrow() >= self.depth
-    }
-
     /// Waits for the turn, and for room in the round's budget (`BUDGET`),
-    /// holding `listed` as compact JSON text, one string per resource, and
-    /// gives it back as it was with the budget's share, to hold while the
-    /// pair compares and writes. A listing waits while others read, compare
-    /// and write theirs; as `Props` (a map with its keys per resource)
-    /// 40,000 rules are about 65 MB, as text about a third of it (issue #15:
-    /// a round's peak RSS was every listing at full size next to the rows
-    /// being read).
-    pub(super) async fn wait_holding(
-        self,
-        listed: Vec<Props>,
-    ) -> (Vec<Props>, SemaphorePermit<'a>) {
+    /// holding `listed` as the provider gave it (compact text, one string
+    /// per resource), and gives it back parsed, with the budget's share to
+    /// hold while the pair compares and writes. As `Props` (a map with its
+    /// keys per resource) 40,000 rules are about 65 MB, as text about a
+    /// third of it: a listing is expanded only once the budget has room
+    /// (issue #15: a round's peak RSS was every listing at full size next
+    /// to the rows being read).
+    pub(super) async fn wait_holding(self, listed: Listed) -> (Vec<Props>, SemaphorePermit<'a>) {
         let share = listed.len().min(BUDGET) as u32;
         let budget: &'a Semaphore = &self.gate.budget;
-        if self.is_open() {
-            if let Ok(permit) = budget.try_acquire_many(share) {
-                return (listed, permit);
-            }
-        }
-        let text: Vec<Box<str>> = listed
-            .into_iter()
-            .map(|p| {
-                serde_json::to_string(&p)
-                    .expect("a JSON map always serialises")
-                    .into_boxed_str()
-            })
-            .collect();
         self.wait().await;
         // The gate owns the semaphore and never closes it.
         let permit = budget
             .acquire_many(share)
             .await
             .expect("the round's budget is never closed");
-        let listed = text
-            .into_iter()
-            .map(|t| serde_json::from_str(&t).expect("text serialised from a JSON map parses"))
-            .collect();
-        (listed, permit)
+        (listed.into_props(), permit)
     }
 
     pub(super) async fn wait(self) {
@@ -150,7 +126,7 @@ mod tests {
         .map(|v| v.as_object().unwrap().clone())
         .collect();
         let gate = LevelGate::new([0, 1].into_iter());
-        let mut held = Box::pin(gate.turn(1).wait_holding(listed.clone()));
+        let mut held = Box::pin(gate.turn(1).wait_holding(Listed::from(listed.clone())));
         assert!((&mut held).now_or_never().is_none(), "level 0 still runs");
         gate.finished(0);
         let (back, share) = held.await;
@@ -159,7 +135,7 @@ mod tests {
         // An open turn with room in the budget gives the listing back at once.
         let (back, _share) = gate
             .turn(1)
-            .wait_holding(listed.clone())
+            .wait_holding(Listed::from(listed.clone()))
             .now_or_never()
             .expect("open turn, budget free");
         assert_eq!(back, listed);
@@ -182,11 +158,11 @@ mod tests {
         // never be granted).
         let (first, share) = gate
             .turn(0)
-            .wait_holding(big.clone())
+            .wait_holding(Listed::from(big.clone()))
             .now_or_never()
             .expect("the budget is free");
         assert_eq!(first.len(), BUDGET + 1);
-        let mut second = Box::pin(gate.turn(0).wait_holding(small.clone()));
+        let mut second = Box::pin(gate.turn(0).wait_holding(Listed::from(small.clone())));
         assert!(
             (&mut second).now_or_never().is_none(),
             "the budget is taken"

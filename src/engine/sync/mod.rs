@@ -342,17 +342,20 @@ impl Syncer {
         // Counted per task: the other tables' listings run at the same time.
         let (result, calls) = infrasql_provider::calls::count_calls(async {
             match read::list(resource.as_ref(), region).await {
-                Ok(mut observed) => {
+                Ok(listed_text) => {
                     let listed = started.elapsed();
                     // Held until the pair has compared and written (`gate`).
                     let mut _share = None;
-                    if let Some(turn) = turn {
-                        let t = Instant::now();
-                        let (held, share) = turn.wait_holding(observed).await;
-                        observed = held;
-                        _share = Some(share);
-                        waited = t.elapsed();
-                    }
+                    let observed = match turn {
+                        Some(turn) => {
+                            let t = Instant::now();
+                            let (held, share) = turn.wait_holding(listed_text).await;
+                            _share = Some(share);
+                            waited = t.elapsed();
+                            held
+                        }
+                        None => listed_text.into_props(),
+                    };
                     // Where a round's time goes, per pair (bench/sync_100k.sh).
                     tracing::debug!(
                         "sync {table} in {region}: {} listed in {listed:.2?}, waited for parents and budget {waited:.2?}",

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use futures_util::TryStreamExt;
 
-use infrasql_provider::{Props, Resource, ResourceSchema};
+use infrasql_provider::{Listed, Props, Resource, ResourceSchema};
 use serde_json::Value;
 use tokio_postgres::Transaction;
 
@@ -20,7 +20,7 @@ use crate::engine::plan::Action;
 use crate::store::engine_db::Statements;
 
 /// Every resource of the type in the region, as the cloud reports it.
-pub(super) async fn list(resource: &dyn Resource, region: &str) -> Result<Vec<Props>, SyncError> {
+pub(super) async fn list(resource: &dyn Resource, region: &str) -> Result<Listed, SyncError> {
     Ok(resource.list(region).await?)
 }
 

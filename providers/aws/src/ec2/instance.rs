@@ -55,8 +55,8 @@ use aws_sdk_ec2::types::{
 };
 use base64::Engine as _;
 use infrasql_provider::{
-    ApplyContext, Column, ColumnKind::*, MemberSet, Props, PropsExt, ProviderError, Readiness,
-    ReplaceOrder, Resource, ResourceSchema,
+    ApplyContext, Column, ColumnKind::*, Listed, MemberSet, Props, PropsExt, ProviderError,
+    Readiness, ReplaceOrder, Resource, ResourceSchema,
 };
 use serde_json::{json, Value};
 
@@ -329,16 +329,33 @@ fn gone(id: &str) -> ProviderError {
     not_found(&SCHEMA, "InvalidInstanceID.NotFound", id)
 }
 
+/// A listing's instances, held as text while the root volumes are
+/// described ([`Listed`]), and each one's root volume id, in the same order.
+#[derive(Default)]
+struct Paged {
+    listed: Listed,
+    roots: Vec<Option<String>>,
+}
+
+impl Extend<Vec<(Props, Option<String>)>> for Paged {
+    fn extend<I: IntoIterator<Item = Vec<(Props, Option<String>)>>>(&mut self, pages: I) {
+        for (p, root) in pages.into_iter().flatten() {
+            self.listed.push(p);
+            self.roots.push(root);
+        }
+    }
+}
+
 #[async_trait]
 impl Resource for Instance {
     fn schema(&self) -> &'static ResourceSchema {
         &SCHEMA
     }
 
-    async fn list(&self, region: &str) -> Result<Vec<Props>, ProviderError> {
+    async fn list(&self, region: &str) -> Result<Listed, ProviderError> {
         // One paginated listing: API calls grow with pages, not instances.
         let ec2 = self.clients.ec2(region).await;
-        let listed = all_pages_map(
+        let paged: Paged = all_pages_map(
             ec2.describe_instances()
                 .filters(
                     Filter::builder()
@@ -378,11 +395,12 @@ impl Resource for Instance {
         // The volumes' listing takes a permit of its own: holding this one
         // too would wait forever under a limit of 1 (--aws-limiter adaptive).
         drop(ec2);
-        let listed: Vec<(Props, Option<String>)> = listed.into_iter().flatten().collect();
-        let ids = listed.iter().filter_map(|(_, root)| root.clone()).collect();
+        let ids = paged.roots.iter().flatten().cloned().collect();
         let volumes = self.volumes_by_id(region, ids).await?;
-        Ok(listed
+        Ok(paged
+            .listed
             .into_iter()
+            .zip(paged.roots)
             .map(|(mut p, root)| {
                 root_by_id(root.as_deref(), &volumes).put(&mut p);
                 p

@@ -13,8 +13,8 @@ use aws_sdk_ec2::types::{
     ResourceType,
 };
 use infrasql_provider::{
-    ApplyContext, Column, ColumnKind::*, Props, PropsExt, ProviderError, ReplaceOrder, Resource,
-    ResourceSchema,
+    ApplyContext, Column, ColumnKind::*, Listed, Props, PropsExt, ProviderError, ReplaceOrder,
+    Resource, ResourceSchema,
 };
 use serde_json::json;
 
@@ -154,7 +154,7 @@ impl Resource for InternetGateway {
         &SCHEMA
     }
 
-    async fn list(&self, region: &str) -> Result<Vec<Props>, ProviderError> {
+    async fn list(&self, region: &str) -> Result<Listed, ProviderError> {
         let ec2 = self.clients.ec2(region).await;
         let gateways = all_pages(
             ec2.describe_internet_gateways()

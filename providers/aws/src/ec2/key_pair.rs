@@ -15,8 +15,8 @@ use async_trait::async_trait;
 use aws_sdk_ec2::primitives::{Blob, DateTimeFormat};
 use aws_sdk_ec2::types::{Filter, KeyPairInfo, ResourceType, Tag};
 use infrasql_provider::{
-    ApplyContext, Column, ColumnKind::*, Props, PropsExt, ProviderError, ReplaceOrder, Resource,
-    ResourceSchema,
+    ApplyContext, Column, ColumnKind::*, Listed, Props, PropsExt, ProviderError, ReplaceOrder,
+    Resource, ResourceSchema,
 };
 use serde_json::{json, Value};
 
@@ -184,7 +184,7 @@ impl Resource for KeyPair {
         &SCHEMA
     }
 
-    async fn list(&self, region: &str) -> Result<Vec<Props>, ProviderError> {
+    async fn list(&self, region: &str) -> Result<Listed, ProviderError> {
         // DescribeKeyPairs does not page: it answers with every key pair.
         let ec2 = self.clients.ec2(region).await;
         let out = ec2

@@ -17,8 +17,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_sdk_ec2::types::Route as AwsRoute;
 use infrasql_provider::{
-    ApplyContext, Column, ColumnKind::*, ErrorClass, Props, PropsExt, ProviderError, ReplaceOrder,
-    Resource, ResourceSchema,
+    ApplyContext, Column, ColumnKind::*, ErrorClass, Listed, Props, PropsExt, ProviderError,
+    ReplaceOrder, Resource, ResourceSchema,
 };
 use serde_json::json;
 
@@ -203,9 +203,9 @@ impl Resource for Route {
         &SCHEMA
     }
 
-    async fn list(&self, region: &str) -> Result<Vec<Props>, ProviderError> {
+    async fn list(&self, region: &str) -> Result<Listed, ProviderError> {
         let ec2 = self.clients.ec2(region).await;
-        let mut out = Vec::new();
+        let mut out = Listed::new();
         for t in route_tables(&ec2, None).await? {
             let Some(table_id) = t.route_table_id() else {
                 continue;

@@ -18,8 +18,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{Filter, RouteTableAssociation as AwsAssociation};
 use infrasql_provider::{
-    ApplyContext, Column, ColumnKind::*, Props, PropsExt, ProviderError, ReplaceOrder, Resource,
-    ResourceSchema,
+    ApplyContext, Column, ColumnKind::*, Listed, Props, PropsExt, ProviderError, ReplaceOrder,
+    Resource, ResourceSchema,
 };
 use serde_json::json;
 
@@ -151,7 +151,7 @@ impl Resource for RouteTableAssociation {
         &SCHEMA
     }
 
-    async fn list(&self, region: &str) -> Result<Vec<Props>, ProviderError> {
+    async fn list(&self, region: &str) -> Result<Listed, ProviderError> {
         let ec2 = self.clients.ec2(region).await;
         Ok(associations(&ec2, None)
             .await?

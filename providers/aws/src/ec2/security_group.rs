@@ -15,8 +15,8 @@ use aws_sdk_ec2::types::{
     TagSpecification,
 };
 use infrasql_provider::{
-    ApplyContext, Column, ColumnKind::*, ErrorClass, Props, PropsExt, ProviderError, ReplaceOrder,
-    Resource, ResourceSchema,
+    ApplyContext, Column, ColumnKind::*, ErrorClass, Listed, Props, PropsExt, ProviderError,
+    ReplaceOrder, Resource, ResourceSchema,
 };
 use serde_json::{json, Value};
 
@@ -199,7 +199,7 @@ impl Resource for SecurityGroup {
         &SCHEMA
     }
 
-    async fn list(&self, region: &str) -> Result<Vec<Props>, ProviderError> {
+    async fn list(&self, region: &str) -> Result<Listed, ProviderError> {
         let ec2 = self.clients.ec2(region).await;
         all_pages_map(
             ec2.describe_security_groups()

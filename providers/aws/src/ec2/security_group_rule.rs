@@ -21,8 +21,8 @@ use aws_sdk_ec2::types::{
     SecurityGroupRuleRequest, SecurityGroupRuleUpdate, UserIdGroupPair,
 };
 use infrasql_provider::{
-    ApplyContext, Column, ColumnKind::*, Props, PropsExt, ProviderError, ReplaceOrder, Resource,
-    ResourceSchema,
+    ApplyContext, Column, ColumnKind::*, Listed, Props, PropsExt, ProviderError, ReplaceOrder,
+    Resource, ResourceSchema,
 };
 use serde_json::{json, Value};
 
@@ -304,7 +304,7 @@ impl Resource for SecurityGroupRule {
         &SCHEMA
     }
 
-    async fn list(&self, region: &str) -> Result<Vec<Props>, ProviderError> {
+    async fn list(&self, region: &str) -> Result<Listed, ProviderError> {
         let ec2 = self.clients.ec2(region).await;
         all_pages_map(
             ec2.describe_security_group_rules()

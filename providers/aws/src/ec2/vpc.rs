@@ -12,8 +12,8 @@ use aws_sdk_ec2::types::{
     AttributeBooleanValue, ResourceType, Tenancy, Vpc as AwsVpc, VpcCidrBlockStateCode, VpcState,
 };
 use infrasql_provider::{
-    ApplyContext, Column, ColumnKind::*, Props, PropsExt, ProviderError, ReplaceOrder, Resource,
-    ResourceSchema,
+    ApplyContext, Column, ColumnKind::*, Listed, Props, PropsExt, ProviderError, ReplaceOrder,
+    Resource, ResourceSchema,
 };
 use serde_json::{json, Value};
 
@@ -172,7 +172,7 @@ impl Resource for Vpc {
         &SCHEMA
     }
 
-    async fn list(&self, region: &str) -> Result<Vec<Props>, ProviderError> {
+    async fn list(&self, region: &str) -> Result<Listed, ProviderError> {
         let ec2 = self.clients.ec2(region).await;
         all_pages_map(ec2.describe_vpcs().into_paginator().items().send(), |v| {
             props(&v, region)

@@ -7,7 +7,9 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use infrasql_provider::{ApplyContext, Props, ProviderError, Readiness, Resource, ResourceSchema};
+use infrasql_provider::{
+    ApplyContext, Listed, Props, ProviderError, Readiness, Resource, ResourceSchema,
+};
 
 use super::operation;
 
@@ -29,7 +31,7 @@ impl Resource for Operations {
         self.0.schema()
     }
 
-    async fn list(&self, region: &str) -> Result<Vec<Props>, ProviderError> {
+    async fn list(&self, region: &str) -> Result<Listed, ProviderError> {
         operation(self.0.list(region)).await
     }
 

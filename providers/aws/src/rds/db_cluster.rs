@@ -29,8 +29,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_rds::types::DbCluster as AwsCluster;
 use infrasql_provider::{
-    ApplyContext, Column, ColumnKind::*, ErrorClass, MemberSet, Props, PropsExt, ProviderError,
-    Readiness, ReplaceOrder, Resource, ResourceSchema,
+    ApplyContext, Column, ColumnKind::*, ErrorClass, Listed, MemberSet, Props, PropsExt,
+    ProviderError, Readiness, ReplaceOrder, Resource, ResourceSchema,
 };
 use serde_json::Value;
 
@@ -246,7 +246,7 @@ impl Resource for DbCluster {
         &SCHEMA
     }
 
-    async fn list(&self, region: &str) -> Result<Vec<Props>, ProviderError> {
+    async fn list(&self, region: &str) -> Result<Listed, ProviderError> {
         let rds = self.clients.rds(region).await;
         let clusters =
             all_pages(rds.describe_db_clusters().into_paginator().items().send()).await?;

@@ -34,8 +34,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_sdk_rds::types::DbInstance as AwsDbInstance;
 use infrasql_provider::{
-    ApplyContext, Column, ColumnKind::*, MemberSet, Props, PropsExt, ProviderError, Readiness,
-    ReplaceOrder, Resource, ResourceSchema,
+    ApplyContext, Column, ColumnKind::*, Listed, MemberSet, Props, PropsExt, ProviderError,
+    Readiness, ReplaceOrder, Resource, ResourceSchema,
 };
 
 use self::modify::{wanted_groups, Modification};
@@ -247,7 +247,7 @@ impl Resource for DbInstance {
         &SCHEMA
     }
 
-    async fn list(&self, region: &str) -> Result<Vec<Props>, ProviderError> {
+    async fn list(&self, region: &str) -> Result<Listed, ProviderError> {
         let rds = self.clients.rds(region).await;
         let found = all_pages(
             rds.describe_db_instances()

@@ -25,8 +25,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_sdk_rds::types::{ApplyMethod, Parameter};
 use infrasql_provider::{
-    ApplyContext, Column, ColumnKind::*, ErrorClass, Props, PropsExt, ProviderError, ReplaceOrder,
-    Resource, ResourceSchema,
+    ApplyContext, Column, ColumnKind::*, ErrorClass, Listed, Props, PropsExt, ProviderError,
+    ReplaceOrder, Resource, ResourceSchema,
 };
 use serde_json::json;
 
@@ -151,7 +151,7 @@ impl Resource for DbParameterType {
     /// one DescribeDBParameterGroups page per 100 groups plus at least one
     /// DescribeDBParameters per group the user can modify. A group deleted
     /// between the two calls has no parameters left.
-    async fn list(&self, region: &str) -> Result<Vec<Props>, ProviderError> {
+    async fn list(&self, region: &str) -> Result<Listed, ProviderError> {
         let rds = self.clients.rds(region).await;
         let groups = all_pages(
             rds.describe_db_parameter_groups()
@@ -160,7 +160,7 @@ impl Resource for DbParameterType {
                 .send(),
         )
         .await?;
-        let mut out = Vec::new();
+        let mut out = Listed::new();
         // AWS's own `default.*` groups cannot be modified, so they hold no
         // user parameters: no call for them (user names cannot contain a
         // period).

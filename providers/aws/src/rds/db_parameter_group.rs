@@ -11,8 +11,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_sdk_rds::types::DbParameterGroup;
 use infrasql_provider::{
-    ApplyContext, Column, ColumnKind::*, Props, PropsExt, ProviderError, ReplaceOrder, Resource,
-    ResourceSchema,
+    ApplyContext, Column, ColumnKind::*, Listed, Props, PropsExt, ProviderError, ReplaceOrder,
+    Resource, ResourceSchema,
 };
 use serde_json::json;
 
@@ -113,7 +113,7 @@ impl Resource for DbParameterGroupType {
     /// with its tags: one DescribeDBParameterGroups page per 100 groups
     /// plus one ListTagsForResource per group, since RDS returns no tags
     /// with a group (and the apply tag is what recovery reads).
-    async fn list(&self, region: &str) -> Result<Vec<Props>, ProviderError> {
+    async fn list(&self, region: &str) -> Result<Listed, ProviderError> {
         let rds = self.clients.rds(region).await;
         let groups = all_pages(
             rds.describe_db_parameter_groups()
@@ -122,7 +122,7 @@ impl Resource for DbParameterGroupType {
                 .send(),
         )
         .await?;
-        let mut out = Vec::with_capacity(groups.len());
+        let mut out = Listed::new();
         for g in &groups {
             out.push(with_tags(&rds, props(g, region), g.db_parameter_group_arn()).await?);
         }

@@ -14,8 +14,8 @@ use async_trait::async_trait;
 use aws_sdk_rds::primitives::DateTimeFormat;
 use aws_sdk_rds::types::DbSnapshot as AwsSnapshot;
 use infrasql_provider::{
-    ApplyContext, Column, ColumnKind::*, Props, PropsExt, ProviderError, Readiness, ReplaceOrder,
-    Resource, ResourceSchema,
+    ApplyContext, Column, ColumnKind::*, Listed, Props, PropsExt, ProviderError, Readiness,
+    ReplaceOrder, Resource, ResourceSchema,
 };
 use serde_json::{json, Value};
 
@@ -131,7 +131,7 @@ impl Resource for DbSnapshot {
         &SCHEMA
     }
 
-    async fn list(&self, region: &str) -> Result<Vec<Props>, ProviderError> {
+    async fn list(&self, region: &str) -> Result<Listed, ProviderError> {
         let rds = self.clients.rds(region).await;
         // No snapshot type named: AWS answers with manual and automated ones.
         let snapshots =

@@ -25,8 +25,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_sdk_rds::types::DbSubnetGroup;
 use infrasql_provider::{
-    ApplyContext, Column, ColumnKind::*, MemberSet, Props, PropsExt, ProviderError, ReplaceOrder,
-    Resource, ResourceSchema,
+    ApplyContext, Column, ColumnKind::*, Listed, MemberSet, Props, PropsExt, ProviderError,
+    ReplaceOrder, Resource, ResourceSchema,
 };
 use serde_json::{json, Value};
 
@@ -176,7 +176,7 @@ impl Resource for DbSubnetGroupType {
     /// page per 100 groups plus one ListTagsForResource per group, since
     /// RDS returns no tags with a group (and the apply tag is what recovery
     /// reads).
-    async fn list(&self, region: &str) -> Result<Vec<Props>, ProviderError> {
+    async fn list(&self, region: &str) -> Result<Listed, ProviderError> {
         let rds = self.clients.rds(region).await;
         let groups = all_pages(
             rds.describe_db_subnet_groups()
@@ -185,7 +185,7 @@ impl Resource for DbSubnetGroupType {
                 .send(),
         )
         .await?;
-        let mut out = Vec::with_capacity(groups.len());
+        let mut out = Listed::new();
         for g in &groups {
             out.push(with_tags(&rds, props(g, region), g.db_subnet_group_arn()).await?);
         }
