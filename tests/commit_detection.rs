@@ -150,3 +150,70 @@ async fn a_transaction_that_changed_nothing_commits_as_postgresql_answers() {
     assert_eq!(got.last(), Some(&Msg::Ready('T')), "{got:?}");
     no_errors_nor_marker(&c.query("ROLLBACK").send(1).await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_autocommit_write_hidden_in_a_function_is_refused_with_the_way_out() {
+    let moto = Moto::start();
+    let srv = TestServer::start_on(&moto, &[]);
+    let c = srv.connect().await;
+    c.batch_execute(
+        "CREATE FUNCTION public.make_vpc(n text) RETURNS int LANGUAGE sql AS \
+         $$ INSERT INTO aws.vpc (name, cidr_block) VALUES (n, '10.42.0.0/16') RETURNING 1 $$",
+    )
+    .await
+    .unwrap();
+    // Outside a block, a SELECT is not wrapped (a read pays no COMMIT round
+    // trip), so the write reaches the commit path unsealed.
+    let e = c
+        .query("SELECT public.make_vpc('auto-fn')", &[])
+        .await
+        .unwrap_err();
+    let db = e.as_db_error().expect("a database error");
+    assert_eq!(db.code().code(), "IX100", "{e:?}");
+    assert!(
+        db.detail()
+            .is_some_and(|d| d.contains("outside a transaction block")),
+        "{db:?}"
+    );
+    assert!(
+        db.hint().is_some_and(|h| h.contains("BEGIN ... COMMIT")),
+        "{db:?}"
+    );
+    // The simple protocol, as psql sends it: the same refusal.
+    let e = c
+        .batch_execute("SELECT public.make_vpc('auto-fn')")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.as_db_error().map(|d| d.code().code()),
+        Some("IX100"),
+        "{e:?}"
+    );
+    assert_eq!(vpcs_named(&moto, "auto-fn").await, 0);
+    let rows: i64 = c
+        .query_one("SELECT count(*) FROM aws.vpc WHERE name = 'auto-fn'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 0, "nothing is left half-done");
+
+    // The way out the hint gives works on the same session.
+    c.batch_execute("BEGIN; SELECT public.make_vpc('auto-fn'); COMMIT")
+        .await
+        .unwrap();
+    assert_eq!(vpcs_named(&moto, "auto-fn").await, 1);
+
+    // Straight to the backend the refusal still says why: a direct session.
+    let direct = srv.connect_direct().await;
+    let e = direct
+        .batch_execute("INSERT INTO aws.vpc (name, cidr_block) VALUES ('sneaky', '10.43.0.0/16')")
+        .await
+        .unwrap_err();
+    let db = e.as_db_error().expect("a database error");
+    assert_eq!(db.code().code(), "IX100", "{e:?}");
+    assert!(
+        db.detail()
+            .is_some_and(|d| d.contains("connected to the backend PostgreSQL directly")),
+        "{db:?}"
+    );
+}

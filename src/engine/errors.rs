@@ -16,7 +16,7 @@
 //! | 55000 | `WOULD_LOSE_DATA` | a replace that would destroy data, without `infra.allow_replace` |
 //! | 55000 | | a DELETE (or replace) of a DB instance or DB cluster with deletion protection on, or without a committed `skip_final_snapshot` / `final_snapshot_identifier` (raised by the database at the statement, before any AWS call: `schema/0630_aws_db_instance.sql`, `schema/0640_aws_db_cluster.sql`) |
 //! | 55000 | `MASS_DELETE_REFUSED` | a COMMIT that deletes more than `infra.max_deletes` resources, without `infra.allow_mass_delete` |
-//! | IX100 | `BYPASSED_INFRASQL` | a change to a resource table (or a join table of one) bypassed infrasql (raised by the database) |
+//! | IX100 | `BYPASSED_INFRASQL` | a change to a resource table (or a join table of one) bypassed infrasql: a direct connection to the backend, or an autocommit statement that wrote through a function or rule, which the proxy cannot tell from a read; its DETAIL says which (raised by the database, `schema/1030_commit_path_message.sql`) |
 //! | IX200 | `POLICY_DENIED` | a `deny` policy (`infra.policy`) returned a resource the transaction creates, changes or deletes; checked at COMMIT before any AWS call |
 //! | IX201 | `POLICY_FAILED` | a policy's query failed at COMMIT (or has no `resource_id` column): the COMMIT is refused, nothing applied |
 //! | 428C9 | | a cloud-assigned column was written (raised by the database) |

@@ -19,9 +19,15 @@ pub enum Mode {
 
 const KEY: &str = "infrasql.mode";
 
+/// The backend setting that marks a session as infrasql's proxied one:
+/// the commit-path refusal (IX100, `schema/1030_commit_path_message.sql`)
+/// then explains an unforeseen autocommit write, not a direct connection.
+const PROXIED: &str = "infra.proxied";
+
 /// Reads infrasql's mode from the startup packet (length, version, then
 /// `key\0value\0` pairs and a final `\0`) and returns the packet without
-/// it. `Err` is the message for an unknown mode value.
+/// it, marked `infra.proxied=on` for the backend. `Err` is the message for
+/// an unknown mode value.
 pub fn take_mode(packet: &[u8]) -> Result<(Mode, Vec<u8>), String> {
     let Some(params) = parse_params(packet) else {
         // Malformed packets are refused by the startup checks that follow.
@@ -50,6 +56,8 @@ pub fn take_mode(packet: &[u8]) -> Result<(Mode, Vec<u8>), String> {
             kept.push((k, rest));
         }
     }
+    kept.retain(|(k, _)| k != PROXIED);
+    kept.push((PROXIED.to_owned(), "on".to_owned()));
     let mut out = Vec::with_capacity(packet.len());
     out.extend_from_slice(&[0, 0, 0, 0]);
     out.extend_from_slice(&packet[4..8]);
@@ -157,7 +165,7 @@ mod tests {
         let p = packet(&[("user", "u"), ("options", "-c infrasql.mode=plan")]);
         let (mode, out) = take_mode(&p).unwrap();
         assert_eq!(mode, Mode::PlanOnly);
-        assert_eq!(out, packet(&[("user", "u")]));
+        assert_eq!(out, packet(&[("user", "u"), (PROXIED, "on")]));
     }
 
     #[test]
@@ -177,15 +185,24 @@ mod tests {
             packet(&[
                 ("user", "u"),
                 ("options", "-c search_path=x -cwork_mem=8MB"),
-                ("database", "d")
+                ("database", "d"),
+                (PROXIED, "on"),
             ])
         );
     }
 
     #[test]
-    fn no_mode_leaves_the_packet_as_it_was() {
+    fn no_mode_leaves_the_packet_as_it_was_but_marked_proxied() {
         let p = packet(&[("user", "u"), ("options", "-c a=b")]);
-        assert_eq!(take_mode(&p).unwrap(), (Mode::Normal, p.clone()));
+        let marked = packet(&[("user", "u"), ("options", "-c a=b"), (PROXIED, "on")]);
+        assert_eq!(take_mode(&p).unwrap(), (Mode::Normal, marked));
+    }
+
+    #[test]
+    fn a_clients_own_proxied_setting_is_replaced_by_infrasqls() {
+        let p = packet(&[(PROXIED, "off"), ("user", "u")]);
+        let (_, out) = take_mode(&p).unwrap();
+        assert_eq!(out, packet(&[("user", "u"), (PROXIED, "on")]));
     }
 
     #[test]
