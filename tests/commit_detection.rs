@@ -168,13 +168,7 @@ async fn an_autocommit_write_hidden_in_a_function_is_refused_with_the_way_out() 
         .query("SELECT public.make_vpc('auto-fn')", &[])
         .await
         .unwrap_err();
-    let db = e.as_db_error().expect("a database error");
-    assert_eq!(db.code().code(), "IX100", "{e:?}");
-    assert!(
-        db.detail()
-            .is_some_and(|d| d.contains("outside a transaction block")),
-        "{db:?}"
-    );
+    let db = refused_ix100(&e, "outside a transaction block");
     assert!(
         db.hint().is_some_and(|h| h.contains("BEGIN ... COMMIT")),
         "{db:?}"
@@ -209,11 +203,16 @@ async fn an_autocommit_write_hidden_in_a_function_is_refused_with_the_way_out() 
         .batch_execute("INSERT INTO aws.vpc (name, cidr_block) VALUES ('sneaky', '10.43.0.0/16')")
         .await
         .unwrap_err();
+    refused_ix100(&e, "connected to the backend PostgreSQL directly");
+}
+
+/// The commit path's refusal (IX100), whose DETAIL says `why`.
+fn refused_ix100<'a>(
+    e: &'a tokio_postgres::Error,
+    why: &str,
+) -> &'a tokio_postgres::error::DbError {
     let db = e.as_db_error().expect("a database error");
     assert_eq!(db.code().code(), "IX100", "{e:?}");
-    assert!(
-        db.detail()
-            .is_some_and(|d| d.contains("connected to the backend PostgreSQL directly")),
-        "{db:?}"
-    );
+    assert!(db.detail().is_some_and(|d| d.contains(why)), "{db:?}");
+    db
 }
