@@ -23,7 +23,9 @@
 # Usage: bench/sync_100k.sh   (rerunnable; from anywhere)
 # Environment:
 #   SYNTH_VPCS=1000  STEADY=3  SKIP_BUILD=1  KEEP=1  PERF=1 (perf record -g the
-#   import and one steady round; needs perf)  BIN=target/release/infrasql
+#   import and one steady round; needs perf; PERF_CALLGRAPH='--call-graph dwarf'
+#   for call chains through code built without frame pointers)
+#   BIN=target/release/infrasql
 #   LOG_DIR=bench/logs/sync_100k  SERVE_ARGS="--pg-option log_min_duration_statement=100"
 set -Eeuo pipefail
 
@@ -120,7 +122,7 @@ mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 PERF_PID=""
 perf_on() {
     [[ "${PERF:-0}" == 1 ]] || return 0
-    perf record -g -F 499 -p "$SERVER_PID" -o "$LOG_DIR/$1.perf.data" >"$LOG_DIR/perf-$1.log" 2>&1 &
+    perf record ${PERF_CALLGRAPH:--g} -F 499 -p "$SERVER_PID" -o "$LOG_DIR/$1.perf.data" >"$LOG_DIR/perf-$1.log" 2>&1 &
     PERF_PID=$!
     PIDS+=("$PERF_PID")
     sleep 1

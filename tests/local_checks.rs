@@ -220,3 +220,91 @@ async fn what_aws_would_refuse_for_certain_is_refused_at_the_statement() {
         1
     );
 }
+
+/// The engine's own writes (a sync importing what AWS has) skip the
+/// triggers that only return at once for it, and rows in no stack skip the
+/// stack guard (schema 1040): PostgreSQL does not even call them. A user's
+/// writes still meet every check.
+#[tokio::test]
+async fn the_engine_skips_the_checks_it_is_exempt_from_and_a_user_still_meets_them() {
+    let moto = Moto::start();
+    let s = TestServer::start_on(&moto, &[]);
+    let engine = s.connect_engine().await;
+
+    // What a sync writes: real ids, a subnet whose VPC is in another
+    // region (the engine writes what AWS says), a rule, an instance.
+    // PostgreSQL counts the PL/pgSQL calls of this transaction.
+    engine
+        .batch_execute(
+            "BEGIN; SET LOCAL track_functions = 'pl';
+             INSERT INTO aws.vpc (vpc_id, name, cidr_block) VALUES ('vpc-0e1', 'a', '10.10.0.0/16');
+             INSERT INTO aws.subnet (subnet_id, name, region, vpc_id, cidr_block)
+                  VALUES ('subnet-0e1', 's', 'us-west-2', 'vpc-0e1', '10.10.1.0/24');
+             INSERT INTO aws.security_group (group_id, name, group_name, vpc_id)
+                  VALUES ('sg-0e1', 'g', 'g', 'vpc-0e1');
+             INSERT INTO aws.security_group_rule (security_group_rule_id, group_id, ip_protocol, from_port, to_port, cidr_ipv4)
+                  VALUES ('sgr-0e1', 'sg-0e1', 'tcp', 443, 443, '0.0.0.0/0');
+             UPDATE aws.vpc SET tags = '{\"team\": \"x\"}' WHERE vpc_id = 'vpc-0e1';
+             INSERT INTO aws.instance (instance_id, image_id, state) VALUES ('i-0e1', 'ami-760aaa0f', 'stopped');",
+        )
+        .await
+        .unwrap();
+    let calls: Vec<(String, i64)> = engine
+        .query(
+            "SELECT funcname::text, calls FROM pg_stat_xact_user_functions \
+             WHERE schemaname = 'infra' ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    engine.batch_execute("ROLLBACK").await.unwrap();
+    let called = |f: &str| calls.iter().any(|(n, _)| n == f);
+    // The counter works: keep_secret still runs for the engine, on the one
+    // table here with a write-only column (the instance's user_data).
+    assert!(
+        calls.contains(&("keep_secret".to_string(), 1)),
+        "{calls:?}"
+    );
+    for skipped in [
+        "guard",
+        "capture",
+        "require_commit_path",
+        "stack_declare",
+        "stack_guard",
+        "check_tags",
+        "check_same_region",
+        "check_subnet",
+        "check_rule",
+        "check_referenced_group",
+    ] {
+        assert!(!called(skipped), "{skipped} ran for the engine: {calls:?}");
+    }
+
+    // A user's rows meet the checks as before: the other region is refused.
+    let c = s.connect().await;
+    let db = refused(
+        &c,
+        TWO_VPCS,
+        "INSERT INTO aws.subnet (name, region, vpc_id, cidr_block) SELECT 'w', 'us-west-2', vpc_id, '10.10.8.0/24' FROM aws.vpc WHERE name = 'a'",
+    )
+    .await;
+    assert!(
+        db.message().contains("is in region us-east-1"),
+        "{}",
+        db.message()
+    );
+    // And a column AWS assigns is still the user's to leave out (guard).
+    let err = c
+        .batch_execute("BEGIN; INSERT INTO aws.vpc (name, cidr_block, vpc_id) VALUES ('x', '10.30.0.0/16', 'vpc-0mine')")
+        .await
+        .expect_err("guard refuses an AWS-assigned id");
+    c.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(
+        err.as_db_error().map(|d| d.code().code()),
+        Some("428C9"),
+        "{err:?}"
+    );
+}

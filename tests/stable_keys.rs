@@ -142,6 +142,15 @@ async fn old_rows(db: &Client, vpc_id: &str) {
 /// Every foreign key of the aws schema: table and name, and definition.
 /// Names come out qualified whatever the search_path (the upgrade changes
 /// the database's default).
+async fn texts(db: &Client, sql: &str) -> Vec<String> {
+    db.query(sql, &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
 async fn foreign_keys(db: &Client) -> Vec<(String, String)> {
     db.batch_execute("SET search_path = pg_catalog")
         .await
@@ -249,20 +258,34 @@ async fn a_database_of_the_previous_version_upgrades_in_place() {
     )
     .await;
     assert_eq!(desired, "i-0old running, i-0stopped stopped");
-    // 0580: every table managed before it keeps its secrets out of its rows.
-    let unguarded: Vec<String> = old
-        .query(
-            "SELECT DISTINCT g.tgrelid::regclass::text FROM pg_trigger g \
-             WHERE g.tgname = 'infrasql_guard' AND NOT EXISTS (SELECT 1 FROM pg_trigger k \
-                 WHERE k.tgrelid = g.tgrelid AND k.tgname = 'infrasql_keep_secret')",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    assert!(unguarded.is_empty(), "{unguarded:?}");
+    // 0580: every table with a write-only column, managed before it or
+    // after, keeps its secrets out of its rows (1040: and only those tables
+    // call keep_secret).
+    let with_secrets = texts(
+        &old,
+        "SELECT DISTINCT table_name FROM infra.resource_column WHERE kind = 'write_only' ORDER BY 1",
+    )
+    .await;
+    assert_eq!(
+        with_secrets,
+        ["aws.db_cluster", "aws.db_instance", "aws.instance"]
+    );
+    let kept = texts(
+        &old,
+        "SELECT tgrelid::regclass::text FROM pg_trigger WHERE tgname = 'infrasql_keep_secret' ORDER BY 1",
+    )
+    .await;
+    assert_eq!(kept, with_secrets);
+    // 1040: the upgraded tables' triggers skip the engine's own writes,
+    // those made by files before it and after it alike.
+    let unskipped = texts(
+        &old,
+        "SELECT tgrelid::regclass::text || ' ' || tgname FROM pg_trigger \
+         WHERE tgqual IS NULL AND (tgname IN ('infrasql_guard', 'infrasql_capture', 'infrasql_commit_path', 'infrasql_local_tags') \
+            OR tgfoid = 'infra.stack_guard()'::regprocedure)",
+    )
+    .await;
+    assert!(unskipped.is_empty(), "{unskipped:?}");
     // The sync status survives, with the backoff's columns (no failures
     // counted before the upgrade, nothing scheduled).
     let status: String = one(

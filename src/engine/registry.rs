@@ -5,7 +5,8 @@
 //! database's read-only guard) and as COMMENTs on the tables and columns (what
 //! `\d+`, JDBC's REMARKS and BI tools show), and compared with the tables that
 //! `schema/` created, so a description and its table can never silently
-//! disagree.
+//! disagree. The row triggers are then fitted to them
+//! (`infra.fit_row_triggers()`, schema/1040: which tables keep secrets).
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -275,6 +276,9 @@ pub async fn install(
         &[&default_region],
     )
     .await?;
+    // The row triggers' conditions follow the descriptions just written
+    // (which tables have write-only columns): schema/1040.
+    tx.query_one("SELECT infra.fit_row_triggers()", &[]).await?;
     tx.commit().await?;
     Ok(())
 }
