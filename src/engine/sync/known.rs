@@ -15,8 +15,8 @@
 //! transaction committed: a restart or a failed round reads every row.
 
 use std::collections::{HashMap, HashSet};
-use std::hash::{Hash, Hasher};
-use std::sync::Mutex;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::{Mutex, OnceLock};
 
 use infrasql_provider::Props;
 
@@ -44,6 +44,7 @@ impl PairKnown {
         idc: &str,
         versions: &HashMap<String, Version>,
         observed: &[Props],
+        hashes: &ListedHashes,
     ) -> Self {
         let at = listed_at(idc, observed);
         let drifted: HashSet<&str> = d
@@ -61,8 +62,8 @@ impl PairKnown {
             })
             .filter_map(|id| {
                 let version = versions.get(id)?;
-                let p = &observed[*at.get(id.as_str())?];
-                Some((id.clone(), (version.clone(), listed_hash(p))))
+                let i = *at.get(id.as_str())?;
+                Some((id.clone(), (version.clone(), hashes.of(i, &observed[i]))))
             })
             .collect();
         PairKnown {
@@ -71,13 +72,20 @@ impl PairKnown {
         }
     }
 
-    /// Whether the row `id` at `version`, listed as `p`, is what was kept.
-    pub(super) fn same(&self, cols: &[&'static str], id: &str, version: &str, p: &Props) -> bool {
+    /// Whether the row `id` at `version`, listed with the hash `listed`
+    /// (asked for only when the version is the kept one), is what was kept.
+    pub(super) fn same(
+        &self,
+        cols: &[&'static str],
+        id: &str,
+        version: &str,
+        listed: impl FnOnce() -> u64,
+    ) -> bool {
         self.cols == cols
             && self
                 .rows
                 .get(id)
-                .is_some_and(|(v, h)| &**v == version && *h == listed_hash(p))
+                .is_some_and(|(v, h)| &**v == version && *h == listed())
     }
 }
 
@@ -111,10 +119,34 @@ pub(super) fn listed_at<'a>(idc: &str, observed: &'a [Props]) -> HashMap<&'a str
         .collect()
 }
 
+/// Each listed resource's hash, computed at most once a round: the read
+/// asks for those of the rows the last round kept, and `kept` for those
+/// this round keeps, which in a steady round are the same resources.
+#[derive(Debug, Default)]
+pub struct ListedHashes(Vec<OnceLock<u64>>);
+
+impl ListedHashes {
+    /// For a listing of `n` resources.
+    pub fn new(n: usize) -> Self {
+        Self((0..n).map(|_| OnceLock::new()).collect())
+    }
+
+    /// The hash of `p`, the listing's resource at `at`.
+    pub(super) fn of(&self, at: usize, p: &Props) -> u64 {
+        match self.0.get(at) {
+            Some(cell) => *cell.get_or_init(|| listed_hash(p)),
+            None => listed_hash(p),
+        }
+    }
+}
+
 /// A listed resource's hash: of its JSON text (one provider spells a
-/// resource the same way each time), streamed into the hasher.
+/// resource the same way each time), streamed into the hasher. The hasher
+/// is seeded once per process at random: equal within the process, which
+/// is as long as anything is known, and not predictable from outside.
 fn listed_hash(p: &Props) -> u64 {
-    struct Sink(std::collections::hash_map::DefaultHasher);
+    static SEED: OnceLock<foldhash::quality::RandomState> = OnceLock::new();
+    struct Sink(foldhash::quality::FoldHasher<'static>);
     impl std::io::Write for Sink {
         fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
             self.0.write(b);
@@ -124,7 +156,7 @@ fn listed_hash(p: &Props) -> u64 {
             Ok(())
         }
     }
-    let mut sink = Sink(Default::default());
+    let mut sink = Sink(SEED.get_or_init(Default::default).build_hasher());
     // Writing a map of JSON values to a sink that never fails cannot fail.
     let _ = serde_json::to_writer(&mut sink, p);
     p.len().hash(&mut sink.0);
@@ -159,16 +191,16 @@ mod tests {
             observed_cols: cols.to_vec(),
             ..Default::default()
         };
-        let k = PairKnown::kept(&d, "vpc_id", &versions, &listed);
-        assert!(k.same(&cols, "vpc-1", "7(0,1)", &listed[0]));
+        let k = PairKnown::kept(&d, "vpc_id", &versions, &listed, &ListedHashes::default());
+        assert!(k.same(&cols, "vpc-1", "7(0,1)", || listed_hash(&listed[0])));
         // Only kept rows are known.
-        assert!(!k.same(&cols, "vpc-2", "7(0,2)", &listed[1]));
+        assert!(!k.same(&cols, "vpc-2", "7(0,2)", || listed_hash(&listed[1])));
         // A new tuple, a changed resource or other reported columns: read.
-        assert!(!k.same(&cols, "vpc-1", "8(0,3)", &listed[0]));
+        assert!(!k.same(&cols, "vpc-1", "8(0,3)", || listed_hash(&listed[0])));
         let mut changed = listed[0].clone();
         changed.insert("cidr".into(), json!("10.9.0.0/16"));
-        assert!(!k.same(&cols, "vpc-1", "7(0,1)", &changed));
-        assert!(!k.same(&["vpc_id"], "vpc-1", "7(0,1)", &listed[0]));
+        assert!(!k.same(&cols, "vpc-1", "7(0,1)", || listed_hash(&changed)));
+        assert!(!k.same(&["vpc_id"], "vpc-1", "7(0,1)", || listed_hash(&listed[0])));
     }
 
     #[test]
@@ -189,7 +221,7 @@ mod tests {
             observed_cols: vec!["vpc_id"],
             ..Default::default()
         };
-        let k = PairKnown::kept(&d, "vpc_id", &versions, &listed);
-        assert!(!k.same(&["vpc_id"], "vpc-1", "7(0,1)", &listed[0]));
+        let k = PairKnown::kept(&d, "vpc_id", &versions, &listed, &ListedHashes::default());
+        assert!(!k.same(&["vpc_id"], "vpc-1", "7(0,1)", || listed_hash(&listed[0])));
     }
 }

@@ -46,7 +46,13 @@ impl Syncer {
             d = decide(&current);
         }
         // Known only once the round commits.
-        let kept = known::PairKnown::kept(&d, schema.id_column(), &current.versions, &observed);
+        let kept = known::PairKnown::kept(
+            &d,
+            schema.id_column(),
+            &current.versions,
+            &observed,
+            &current.hashes,
+        );
         let diffed = t.elapsed();
         write::rows(&tx, schema, table, &d, &observed).await?;
         let written = t.elapsed();

@@ -11,7 +11,7 @@ use serde_json::Value;
 use tokio_postgres::Transaction;
 
 use super::diff::{observed_columns, Current, Diff, DriftKind, RowWrite};
-use super::known::listed_at;
+use super::known::{listed_at, ListedHashes};
 use super::policy::PolicyRow;
 use super::row::RowText;
 use super::{ident, SyncError};
@@ -42,6 +42,7 @@ pub(super) async fn current(
     let mut rows: BTreeMap<String, RowText> = BTreeMap::new();
     let mut unchanged = HashSet::new();
     let mut versions = HashMap::new();
+    let hashes = ListedHashes::new(observed.len());
     let all: HashSet<String> = if !read_unlocked(schema) {
         // A set's join rows change under their owner's lock (a change to a
         // set locks its owner first): the owners are locked as they are
@@ -77,7 +78,7 @@ pub(super) async fn current(
             // read again (`known`).
             let same = known.is_some_and(|k| {
                 at.get(id.as_str())
-                    .is_some_and(|i| k.same(&cols, &id, version, &observed[*i]))
+                    .is_some_and(|&i| k.same(&cols, &id, version, || hashes.of(i, &observed[i])))
             });
             if same {
                 versions.insert(id.clone(), version.into());
@@ -194,6 +195,7 @@ pub(super) async fn current(
         unsettled_ids,
         parents,
         open_drift,
+        hashes,
     })
 }
 
