@@ -180,16 +180,23 @@ pub fn observed_columns(schema: &ResourceSchema, observed: &[Props]) -> Vec<&'st
         .filter(|c| c.name != "synced_at")
         .map(|c| c.name)
         .collect();
-    // Resource by resource, every column at once: each map is visited once
-    // while it is in the cache. Column by column, a 40,000-resource listing
-    // was walked a dozen times, a cache miss per resource each time, and
-    // this took a third of a steady round's CPU (issue #15).
+    // Resource by resource, all columns in one merge with the resource's
+    // keys (both in order): each map is walked once, front to back. Column
+    // by column, with a lookup each, a 40,000-resource listing was walked a
+    // dozen times, and this took a third of a steady round's CPU (issue #15).
+    let mut present = cols.clone();
+    present.sort_unstable();
     for p in observed {
-        cols.retain(|c| p.contains_key(*c));
-        if cols.is_empty() {
+        let mut keys = p.keys().map(String::as_str).peekable();
+        present.retain(|c| {
+            while keys.next_if(|k| k < c).is_some() {}
+            keys.next_if_eq(c).is_some()
+        });
+        if present.is_empty() {
             break;
         }
     }
+    cols.retain(|c| present.binary_search(c).is_ok());
     cols
 }
 

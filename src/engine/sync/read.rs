@@ -282,8 +282,11 @@ async fn parents(
     observed: &[Props],
     appeared: &[&Props],
 ) -> Result<Vec<(&'static str, HashSet<String>)>, SyncError> {
-    let cols = observed_columns(schema, observed);
     let mut out = Vec::new();
+    if appeared.is_empty() {
+        return Ok(out);
+    }
+    let cols = observed_columns(schema, observed);
     for c in schema.references().filter(|c| cols.contains(&c.name)) {
         let parent = format!("{}.{}", schema.schema, c.references.unwrap_or_default());
         let Some(p) = resources.get(&parent) else {
