@@ -264,10 +264,7 @@ async fn the_engine_skips_the_checks_it_is_exempt_from_and_a_user_still_meets_th
     let called = |f: &str| calls.iter().any(|(n, _)| n == f);
     // The counter works: keep_secret still runs for the engine, on the one
     // table here with a write-only column (the instance's user_data).
-    assert!(
-        calls.contains(&("keep_secret".to_string(), 1)),
-        "{calls:?}"
-    );
+    assert!(calls.contains(&("keep_secret".to_string(), 1)), "{calls:?}");
     for skipped in [
         "guard",
         "capture",
