@@ -3,7 +3,7 @@
 
 use bytes::{BufMut, BytesMut};
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpStream, UnixStream};
+use tokio::net::TcpStream;
 
 use super::protocol::CANCEL_REQUEST_CODE;
 use super::stream::{BoxRead, BoxWrite};
@@ -13,7 +13,7 @@ use crate::store::BackendAddr;
 pub async fn connect(addr: &BackendAddr) -> std::io::Result<(BoxRead, BoxWrite)> {
     match addr {
         BackendAddr::Unix(path) => {
-            let (r, w) = UnixStream::connect(path).await?.into_split();
+            let (r, w) = super::quiet_unix::connect(path).await?;
             Ok((Box::new(r), Box::new(w)))
         }
         BackendAddr::Tcp { host, port } => {

@@ -2,6 +2,7 @@
 //!
 //! - `frontend`: accept, TLS, startup, authentication relay, cancel.
 //! - `backend`: reaching the backend at its address (`store::BackendAddr`).
+//! - `quiet_unix`: the backend's Unix socket, woken only when it has data.
 //! - `session`: the message pump and its interception points.
 //! - `classify`: what a statement means for transaction handling, and what
 //!   infrasql must do before it runs (`infra.sync`, `infra.plan`, bad `SET infra.x`).
@@ -11,5 +12,6 @@ pub mod cancel;
 pub mod classify;
 pub mod frontend;
 pub mod protocol;
+mod quiet_unix;
 pub mod session;
 pub mod stream;

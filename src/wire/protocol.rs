@@ -71,6 +71,24 @@ pub fn frame_len(buf: &[u8], max: usize) -> Result<Option<usize>, FrameError> {
     Ok((buf.len() >= total).then_some(total))
 }
 
+/// Spare room a socket read gets at least, and how much is reserved when
+/// there is less. A read that fills all the room it was given must be
+/// followed by another (only a short read shows the socket drained), so a
+/// buffer whose spare room has dwindled below one message's size costs a
+/// system call per message: 0.2 more `recvfrom` per `pgbench -S`
+/// transaction than PgBouncer before this.
+const MIN_READ_ROOM: usize = 4096;
+const READ_RESERVE: usize = 16 * 1024;
+
+/// Make room for the next read of a peer's messages into `buf`. The
+/// frames split off it earlier are usually gone by now, so the reserve
+/// reuses the buffer's own allocation.
+pub fn room_to_read(buf: &mut BytesMut) {
+    if buf.capacity() - buf.len() < MIN_READ_ROOM {
+        buf.reserve(READ_RESERVE);
+    }
+}
+
 /// Split one complete tagged message off the front of `buf`.
 pub fn next_frame(buf: &mut BytesMut, max: usize) -> Result<Option<Frame>, FrameError> {
     match frame_len(buf, max)? {

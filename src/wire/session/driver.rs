@@ -63,6 +63,7 @@ impl Driver {
                 Ok(None) => {
                     shrink(&mut self.cbuf);
                     self.reserve_frame();
+                    room_to_read(&mut self.cbuf);
                     break;
                 }
                 Err(e) => {

@@ -102,6 +102,7 @@ pub(super) async fn relay(
         if flush_out(&shared, &mut out).await.is_err() {
             return gone(&shared, None).await;
         }
+        room_to_read(&mut buf);
         match backend.read_buf(&mut buf).await {
             Ok(0) | Err(_) => {
                 // A FATAL already relayed needs no second error.
