@@ -13,7 +13,7 @@ mod intercept;
 mod lex;
 
 pub use intercept::{query_intercepts, statement_intercepts, Intercepts, SyncCall};
-use lex::{first_words, top_level_words};
+use lex::{first_words, top_level_words, words};
 pub use lex::{interpolate, split_statements, strip_comments, UnsetVariable};
 
 use sqlparser::ast::{SetExpr, Statement};
@@ -61,33 +61,40 @@ impl StmtKind {
 
 /// Classify one statement.
 pub fn classify(sql: &str) -> StmtKind {
-    let w = first_words(sql, 4);
-    let word = |k: usize| w.get(k).map(String::as_str).unwrap_or("");
-    match word(0) {
+    // Every simple query passes here: the words are borrowed, and only the
+    // first is lowercased, on the stack.
+    let mut w = [""; 4];
+    for (slot, word) in w.iter_mut().zip(words(sql)) {
+        *slot = word;
+    }
+    let is = |k: usize, keyword: &str| w[k].eq_ignore_ascii_case(keyword);
+    let any = |keyword: &str| w.iter().any(|x| x.eq_ignore_ascii_case(keyword));
+    let mut first = [0u8; 16];
+    match lowercase_keyword(w[0], &mut first) {
         "" => StmtKind::Empty,
         "select" | "show" | "values" | "table" | "fetch" | "move" | "close" | "listen"
         | "unlisten" | "notify" | "set" | "reset" | "discard" | "deallocate" | "declare"
         | "load" | "checkpoint" => StmtKind::Read,
         "explain" => {
-            if w.iter().any(|x| x == "analyze" || x == "analyse") {
+            if any("analyze") || any("analyse") {
                 StmtKind::Write
             } else {
                 StmtKind::Read
             }
         }
-        "prepare" if word(1) == "transaction" => StmtKind::PrepareTransaction,
+        "prepare" if is(1, "transaction") => StmtKind::PrepareTransaction,
         "prepare" => StmtKind::Read,
         "begin" | "start" => StmtKind::Begin,
-        "commit" | "end" if word(1) == "prepared" => StmtKind::NoTransactionBlock,
+        "commit" | "end" if is(1, "prepared") => StmtKind::NoTransactionBlock,
         // Only PostgreSQL's exact grammar ends a transaction: anything else
         // (`COMMIT TRANSACTON`) is a syntax error the backend must report
         // before infrasql applies anything.
         "commit" | "end" if is_commit(sql) => StmtKind::Commit,
         "commit" | "end" => StmtKind::Read,
-        "rollback" if word(1) == "prepared" => StmtKind::NoTransactionBlock,
-        "rollback" | "abort" if word(1) == "to" => StmtKind::Savepoint,
-        "rollback" | "abort" if word(1) == "transaction" || word(1) == "work" => {
-            if word(2) == "to" {
+        "rollback" if is(1, "prepared") => StmtKind::NoTransactionBlock,
+        "rollback" | "abort" if is(1, "to") => StmtKind::Savepoint,
+        "rollback" | "abort" if is(1, "transaction") || is(1, "work") => {
+            if is(2, "to") {
                 StmtKind::Savepoint
             } else {
                 StmtKind::Rollback
@@ -96,19 +103,15 @@ pub fn classify(sql: &str) -> StmtKind {
         "rollback" | "abort" => StmtKind::Rollback,
         "savepoint" | "release" => StmtKind::Savepoint,
         "vacuum" | "cluster" => StmtKind::NoTransactionBlock,
-        "alter" if word(1) == "system" => StmtKind::NoTransactionBlock,
+        "alter" if is(1, "system") => StmtKind::NoTransactionBlock,
         "create" | "drop" | "alter"
-            if matches!(word(1), "database" | "tablespace" | "subscription") =>
+            if is(1, "database") || is(1, "tablespace") || is(1, "subscription") =>
         {
             StmtKind::NoTransactionBlock
         }
-        "create" | "drop" | "reindex" if w.iter().any(|x| x == "concurrently") => {
-            StmtKind::NoTransactionBlock
-        }
-        "create" if word(1) == "unique" && word(3) == "concurrently" => {
-            StmtKind::NoTransactionBlock
-        }
-        "reindex" if matches!(word(1), "system" | "database") => StmtKind::NoTransactionBlock,
+        "create" | "drop" | "reindex" if any("concurrently") => StmtKind::NoTransactionBlock,
+        "create" if is(1, "unique") && is(3, "concurrently") => StmtKind::NoTransactionBlock,
+        "reindex" if is(1, "system") || is(1, "database") => StmtKind::NoTransactionBlock,
         "copy" => {
             if copy_is_from(sql) {
                 StmtKind::Write
@@ -123,6 +126,18 @@ pub fn classify(sql: &str) -> StmtKind {
 
 /// `{COMMIT | END} [WORK | TRANSACTION] [AND [NO] CHAIN]`, with comments,
 /// whitespace and trailing semicolons allowed, and nothing else.
+/// `word` lowercased into `buf`, or "-" (no keyword) when it is longer
+/// than any keyword `classify` knows.
+fn lowercase_keyword<'b>(word: &str, buf: &'b mut [u8; 16]) -> &'b str {
+    let Some(buf) = buf.get_mut(..word.len()) else {
+        return "-";
+    };
+    buf.copy_from_slice(word.as_bytes());
+    buf.make_ascii_lowercase();
+    // ASCII letters, digits and `_` only: `words` yields nothing else.
+    std::str::from_utf8(buf).unwrap_or("-")
+}
+
 fn is_commit(sql: &str) -> bool {
     // Comments first: `COMMIT; -- done` is a COMMIT.
     let bare = strip_comments(sql);
@@ -253,6 +268,20 @@ mod tests {
         assert_eq!(classify(""), Empty);
         assert_eq!(classify("  -- only a comment"), Empty);
         assert_eq!(classify("frobnicate"), Write);
+    }
+
+    #[test]
+    fn keywords_match_in_any_case_and_long_words_are_writes() {
+        assert_eq!(classify("SeLeCt 1"), Read);
+        assert_eq!(classify("ROLLBACK Transaction TO s"), Savepoint);
+        assert_eq!(
+            classify("Create Unique Index Concurrently i on t (a)"),
+            NoTransactionBlock
+        );
+        assert_eq!(classify("EXPLAIN (ANALYZE) select 1"), Write);
+        // No keyword is this long: whatever it is, it is treated as a write.
+        assert_eq!(classify("averyveryverylongfunctionname()"), Write);
+        assert_eq!(classify("selectx 1"), Write);
     }
 
     #[test]

@@ -13,7 +13,7 @@
 //! register a duplicate of the descriptor for write readiness, and it drops
 //! that registration as soon as the write goes through.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::pin::Pin;
@@ -57,23 +57,43 @@ impl AsyncRead for ReadHalf {
     ) -> Poll<io::Result<()>> {
         loop {
             let mut guard = ready!(self.0.poll_read_ready(cx))?;
-            let want = buf.remaining();
-            let unfilled = buf.initialize_unfilled();
-            match guard.try_io(|fd| fd.get_ref().read(unfilled)) {
-                Ok(Ok(n)) => {
+            match guard.try_io(|fd| recv_into(fd.get_ref(), buf)) {
+                Ok(Ok((n, want))) => {
                     // A short read drained the socket (as tokio's own streams
                     // assume under epoll): wait for the next edge rather than
                     // pay for a read that would say WouldBlock.
                     if n > 0 && n < want {
                         guard.clear_ready();
                     }
-                    buf.advance(n);
                     return Poll::Ready(Ok(()));
                 }
+                Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Ok(Err(e)) => return Poll::Ready(Err(e)),
                 Err(_would_block) => continue,
             }
         }
+    }
+}
+
+/// Read into the unfilled part of `buf` without zeroing it first: the
+/// session reads into a buffer's spare capacity, and `initialize_unfilled`
+/// would write all of it (16 KiB) for every message received. Returns the
+/// bytes read and the room there was.
+fn recv_into(stream: &UnixStream, buf: &mut ReadBuf<'_>) -> io::Result<(usize, usize)> {
+    // SAFETY: `recv` writes at most `room` bytes into the unfilled part
+    // (valid for writes, possibly uninitialised), and exactly the `n` it
+    // returns are then marked initialised and filled.
+    unsafe {
+        let unfilled = buf.unfilled_mut();
+        let room = unfilled.len();
+        let n = libc::recv(stream.as_raw_fd(), unfilled.as_mut_ptr().cast(), room, 0);
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let n = n as usize;
+        buf.assume_init(n);
+        buf.advance(n);
+        Ok((n, room))
     }
 }
 

@@ -35,6 +35,9 @@ pub struct SyncCall {
 
 /// The intercepts of a simple Query's string (any number of statements).
 pub fn query_intercepts(sql: &str) -> Intercepts {
+    if !mentions_infra(sql) {
+        return Intercepts::default();
+    }
     Intercepts {
         refusal: rewrite_settings(sql),
         sync: sync_call(sql),
@@ -45,11 +48,24 @@ pub fn query_intercepts(sql: &str) -> Intercepts {
 /// The intercepts of the one statement a Parse prepares. A refusal comes at
 /// Execute, as PostgreSQL's own would.
 pub fn statement_intercepts(sql: &str) -> Intercepts {
+    if !mentions_infra(sql) {
+        return Intercepts::default();
+    }
     Intercepts {
         refusal: refuse_bad_setting(sql),
         sync: sync_call(sql),
         reads_plan: mentions_plan(sql),
     }
+}
+
+/// Whether the text has `infra.` anywhere, in any case: every needle below
+/// starts with it, so a text without it (nearly every query) needs none of
+/// their searches. Found from the dots, which are rare, rather than by
+/// comparing at every byte.
+fn mentions_infra(sql: &str) -> bool {
+    let b = sql.as_bytes();
+    memchr::memchr_iter(b'.', b)
+        .any(|dot| dot >= 5 && b[dot - 5..dot].eq_ignore_ascii_case(b"infra"))
 }
 
 /// `infra.sync('aws.vpc', 'us-east-1')` → the literal arguments, if the
@@ -293,6 +309,25 @@ mod tests {
         // A plain text search: a mention in a literal counts too (one
         // preview too many, never one missed).
         assert!(query_intercepts("select 'see infra.plan'").reads_plan);
+    }
+
+    #[test]
+    fn the_infra_prefilter_misses_no_mention() {
+        // The name at the very start, right before the end, and glued to
+        // another word (a plain text search, as the needles are).
+        assert!(query_intercepts("infra.plan").reads_plan);
+        assert!(query_intercepts("TABLE xINFRA.plan").reads_plan);
+        assert!(statement_intercepts("select infra.sync()").sync.is_some());
+        assert!(query_intercepts("SET infra.mode = 'bogus'")
+            .refusal
+            .is_some());
+        // Dots elsewhere, or `infra` with no dot, ask for nothing.
+        assert_eq!(
+            query_intercepts("select a.b, 1.5 from t.u"),
+            Intercepts::default()
+        );
+        assert_eq!(query_intercepts("select infra"), Intercepts::default());
+        assert_eq!(query_intercepts("."), Intercepts::default());
     }
 
     #[test]

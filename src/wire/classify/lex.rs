@@ -195,30 +195,53 @@ pub struct UnsetVariable {
 /// The first `n` words of a statement, lowercased, skipping comments and
 /// opening parentheses.
 pub fn first_words(sql: &str, n: usize) -> Vec<String> {
-    let b = sql.as_bytes();
-    let mut words = Vec::new();
-    let mut i = 0;
-    while i < b.len() && words.len() < n {
-        let c = b[i];
-        if c.is_ascii_whitespace() || c == b'(' {
-            i += 1;
-        } else if c == b'-' && b.get(i + 1) == Some(&b'-') {
-            while i < b.len() && b[i] != b'\n' {
+    words(sql).take(n).map(str::to_ascii_lowercase).collect()
+}
+
+/// The leading words of a statement as they are written, skipping
+/// whitespace, comments and opening parentheses, up to the first character
+/// that is none of these. Borrowed, not lowercased: classifying every
+/// simple query allocated a string per word.
+pub fn words(sql: &str) -> Words<'_> {
+    Words { sql, i: 0 }
+}
+
+pub struct Words<'a> {
+    sql: &'a str,
+    i: usize,
+}
+
+impl<'a> Iterator for Words<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let b = self.sql.as_bytes();
+        let mut i = self.i;
+        let word = loop {
+            let Some(&c) = b.get(i) else { break None };
+            if c.is_ascii_whitespace() || c == b'(' {
                 i += 1;
+            } else if c == b'-' && b.get(i + 1) == Some(&b'-') {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            } else if c == b'/' && b.get(i + 1) == Some(&b'*') {
+                i = skip_block_comment(b, i);
+            } else if c.is_ascii_alphabetic() || c == b'_' {
+                let s = i;
+                while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
+                    i += 1;
+                }
+                break Some(&self.sql[s..i]);
+            } else {
+                // Anything else ends the leading words for good.
+                i = b.len();
+                break None;
             }
-        } else if c == b'/' && b.get(i + 1) == Some(&b'*') {
-            i = skip_block_comment(b, i);
-        } else if c.is_ascii_alphabetic() || c == b'_' {
-            let s = i;
-            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
-                i += 1;
-            }
-            words.push(sql[s..i].to_ascii_lowercase());
-        } else {
-            break;
-        }
+        };
+        self.i = i;
+        word
     }
-    words
 }
 
 /// The statement without its comments (quotes are not expected here: only

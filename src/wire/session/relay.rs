@@ -16,6 +16,7 @@ pub(super) async fn relay(
     let mut out = BytesMut::with_capacity(16 * 1024);
     let mut error_seen = false;
     let mut fatal: Option<Report> = None;
+    let mut front: Option<Route> = None;
     loop {
         loop {
             let n = match frame_len(&buf, MAX_BACKEND_MESSAGE) {
@@ -31,13 +32,22 @@ pub(super) async fn relay(
                 }
             };
             let tag = buf[0];
-            let route = shared
-                .routes
-                .lock()
-                .expect("routes lock poisoned")
-                .front()
-                .copied()
-                .unwrap_or(Route::Client);
+            // The front route changes only when this task pops it at a
+            // ReadyForQuery, or when the driver pushes onto an empty queue
+            // (which is why an empty queue is not remembered): one lock per
+            // answer, not per message.
+            let route = match front {
+                Some(r) => r,
+                None => {
+                    front = shared
+                        .routes
+                        .lock()
+                        .expect("routes lock poisoned")
+                        .front()
+                        .copied();
+                    front.unwrap_or(Route::Client)
+                }
+            };
             match tag {
                 b'Z' => {
                     let status_byte = buf[5];
@@ -66,6 +76,7 @@ pub(super) async fn relay(
                         .lock()
                         .expect("routes lock poisoned")
                         .pop_front();
+                    front = None;
                     shared.drained.notify_waiters();
                 }
                 // Asynchronous messages always belong to the client.
