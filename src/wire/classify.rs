@@ -61,16 +61,33 @@ impl StmtKind {
 
 /// Classify one statement.
 pub fn classify(sql: &str) -> StmtKind {
-    // Every simple query passes here: the words are borrowed, and only the
-    // first is lowercased, on the stack.
-    let mut w = [""; 4];
-    for (slot, word) in w.iter_mut().zip(words(sql)) {
-        *slot = word;
+    // Every simple query passes here: the words are borrowed, only the
+    // first is lowercased (on the stack), and the next three are read only
+    // for the statements whose kind depends on them.
+    let mut it = words(sql);
+    let mut w = [it.next().unwrap_or(""), "", "", ""];
+    let mut first = [0u8; 16];
+    let keyword = lowercase_keyword(w[0], &mut first);
+    if matches!(
+        keyword,
+        "explain"
+            | "prepare"
+            | "commit"
+            | "end"
+            | "rollback"
+            | "abort"
+            | "alter"
+            | "create"
+            | "drop"
+            | "reindex"
+    ) {
+        for (slot, word) in w[1..].iter_mut().zip(it) {
+            *slot = word;
+        }
     }
     let is = |k: usize, keyword: &str| w[k].eq_ignore_ascii_case(keyword);
     let any = |keyword: &str| w.iter().any(|x| x.eq_ignore_ascii_case(keyword));
-    let mut first = [0u8; 16];
-    match lowercase_keyword(w[0], &mut first) {
+    match keyword {
         "" => StmtKind::Empty,
         "select" | "show" | "values" | "table" | "fetch" | "move" | "close" | "listen"
         | "unlisten" | "notify" | "set" | "reset" | "discard" | "deallocate" | "declare"

@@ -261,9 +261,41 @@ async fn stopped(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) -> Se
 }
 
 /// Statement or portal names to what they run. Looked up at every Bind and
-/// Execute, so with a fast hasher (foldhash, randomly seeded per map) rather
-/// than SipHash; the names are the session's own client's.
-type NameMap = HashMap<Vec<u8>, Prepared, foldhash::fast::RandomState>;
+/// Execute. The unnamed one, which most drivers bind and execute for every
+/// query (the unnamed portal always, the unnamed statement often), has a
+/// field of its own; named ones are hashed with foldhash (randomly seeded
+/// per map) rather than SipHash, the names being the session's own client's.
+#[derive(Default)]
+struct NameMap {
+    unnamed: Option<Prepared>,
+    named: HashMap<Vec<u8>, Prepared, foldhash::fast::RandomState>,
+}
+
+impl NameMap {
+    fn get(&self, name: &[u8]) -> Option<&Prepared> {
+        if name.is_empty() {
+            self.unnamed.as_ref()
+        } else {
+            self.named.get(name)
+        }
+    }
+
+    fn insert(&mut self, name: &[u8], prepared: Prepared) {
+        if name.is_empty() {
+            self.unnamed = Some(prepared);
+        } else {
+            self.named.insert(name.to_vec(), prepared);
+        }
+    }
+
+    fn remove(&mut self, name: &[u8]) {
+        if name.is_empty() {
+            self.unnamed = None;
+        } else {
+            self.named.remove(name);
+        }
+    }
+}
 
 struct Driver {
     client_in: BoxRead,

@@ -178,7 +178,7 @@ impl Driver {
             b'P' => self.parse(f).await,
             b'B' => {
                 let mut body = f.body();
-                let portal = read_cstr(&mut body).unwrap_or("").as_bytes().to_vec();
+                let portal = read_cstr(&mut body).unwrap_or("").as_bytes();
                 let stmt = read_cstr(&mut body).unwrap_or("");
                 let prepared = self
                     .statements
@@ -219,8 +219,8 @@ impl Driver {
                 if let Some((&kind, mut name)) = body.split_first() {
                     let name = read_cstr(&mut name).unwrap_or("").as_bytes();
                     match kind {
-                        b'S' => drop(self.statements.remove(name)),
-                        b'P' => drop(self.portals.remove(name)),
+                        b'S' => self.statements.remove(name),
+                        b'P' => self.portals.remove(name),
                         _ => {}
                     }
                 }
@@ -283,7 +283,7 @@ impl Driver {
     /// before it runs, then queue the message with the batch.
     async fn parse(&mut self, f: Frame) -> Result<(), SessionEnd> {
         let mut body = f.body();
-        let name = read_cstr(&mut body).unwrap_or("").as_bytes().to_vec();
+        let name = read_cstr(&mut body).unwrap_or("").as_bytes();
         let text = read_cstr(&mut body);
         let kind = text.map(classify).unwrap_or(StmtKind::Write);
         let intercepts = text.map(statement_intercepts).unwrap_or_default();

@@ -2,7 +2,7 @@
 //! never decoded) and hands each answer to the client or to the driver, as
 //! the front [`Route`] says.
 
-use bytes::Buf;
+use bytes::{Buf, Bytes};
 
 use super::*;
 
@@ -18,8 +18,13 @@ pub(super) async fn relay(
     let mut fatal: Option<Report> = None;
     let mut front: Option<Route> = None;
     loop {
+        // Frames are walked in place from `pos`; the ones for the client
+        // are copied out in runs (`run..pos`), and the buffer advances once
+        // per read rather than once per message.
+        let mut pos = 0;
+        let mut run = 0;
         loop {
-            let n = match frame_len(&buf, MAX_BACKEND_MESSAGE) {
+            let n = match frame_len(&buf[pos..], MAX_BACKEND_MESSAGE) {
                 Ok(Some(n)) => n,
                 Ok(None) => break,
                 Err(e) => {
@@ -31,7 +36,8 @@ pub(super) async fn relay(
                     break;
                 }
             };
-            let tag = buf[0];
+            let frame = &buf[pos..pos + n];
+            let tag = frame[0];
             // The front route changes only when this task pops it at a
             // ReadyForQuery, or when the driver pushes onto an empty queue
             // (which is why an empty queue is not remembered): one lock per
@@ -48,19 +54,21 @@ pub(super) async fn relay(
                     front.unwrap_or(Route::Client)
                 }
             };
-            match tag {
+            // Whether the frame joins the run of bytes for the client.
+            let to_client = match tag {
                 b'Z' => {
-                    let status_byte = buf[5];
+                    let status_byte = frame[5];
                     let status = TxStatus::from_byte(status_byte).unwrap_or(TxStatus::Idle);
                     if status == TxStatus::Idle {
                         shared.changed.store(false, Ordering::Release);
                     }
                     shared.status.store(status_byte, Ordering::Release);
-                    if route == Route::Client {
-                        out.extend_from_slice(&buf[..n]);
-                    } else {
+                    let to_client = route == Route::Client;
+                    if !to_client {
                         // The driver acts on this; everything before it must
                         // already be at the client.
+                        out.extend_from_slice(&buf[run..pos]);
+                        run = pos + n;
                         if flush_out(&shared, &mut out).await.is_err() {
                             return gone(&shared, None).await;
                         }
@@ -69,7 +77,6 @@ pub(super) async fn relay(
                             error: error_seen,
                         });
                     }
-                    buf.advance(n);
                     error_seen = false;
                     shared
                         .routes
@@ -78,38 +85,39 @@ pub(super) async fn relay(
                         .pop_front();
                     front = None;
                     shared.drained.notify_waiters();
+                    to_client
                 }
                 // Asynchronous messages always belong to the client.
-                b'A' | b'S' => {
-                    out.extend_from_slice(&buf[..n]);
-                    buf.advance(n);
-                }
+                b'A' | b'S' => true,
                 // infrasql's own marker never reaches the client.
-                b'N' if buf.len() >= n && is_change_marker(&buf[5..n]) => {
+                b'N' if is_change_marker(&frame[5..]) => {
                     shared.changed.store(true, Ordering::Release);
-                    buf.advance(n);
+                    false
                 }
                 _ => {
                     if tag == b'E' {
                         error_seen = true;
-                        if buf.len() >= n && is_fatal(&buf[5..n]) {
+                        if is_fatal(&frame[5..]) {
                             // The backend closes after a FATAL; the relay
                             // reports this error instead of a generic one.
-                            fatal = Some(parse_report(&buf[5..n]));
+                            fatal = Some(parse_report(&frame[5..]));
                         }
                     }
                     if route == Route::Driver {
-                        let frame = buf.split_to(n).freeze();
-                        let _ = events.send(Event::Message(Frame { tag, bytes: frame }));
-                    } else {
-                        // Copied, not split off: a split would make the
-                        // buffer shared and cost an allocation per message.
-                        out.extend_from_slice(&buf[..n]);
-                        buf.advance(n);
+                        let bytes = Bytes::copy_from_slice(frame);
+                        let _ = events.send(Event::Message(Frame { tag, bytes }));
                     }
+                    route != Route::Driver
                 }
+            };
+            if !to_client && run < pos + n {
+                out.extend_from_slice(&buf[run..pos]);
+                run = pos + n;
             }
+            pos += n;
         }
+        out.extend_from_slice(&buf[run..pos]);
+        buf.advance(pos);
         if flush_out(&shared, &mut out).await.is_err() {
             return gone(&shared, None).await;
         }
