@@ -22,6 +22,7 @@
 #        BIN=target/debug/infrasql SKIP_BUILD=1 bench/limiter.sh  (no release build)
 # Environment:
 #   SG_COUNT=200  SYNC_VPCS=20  SYNC_SGS=1000  ROUNDS=3
+#   WORKLOADS="apply sync"   (one of them alone: more rounds in the same time)
 #   SETTINGS="default fixed1 fixed2 fixed4 fixed8 fixed16"
 #   SKIP_BUILD=1  KEEP=1  LOG_DIR=bench/logs/limiter
 set -Eeuo pipefail
@@ -34,6 +35,7 @@ SYNC_VPCS=${SYNC_VPCS:-20}
 SYNC_SGS=${SYNC_SGS:-1000}
 ROUNDS=${ROUNDS:-3}
 SETTINGS=${SETTINGS:-default fixed1 fixed2 fixed4 fixed8 fixed16}
+WORKLOADS=${WORKLOADS:-apply sync}
 mkdir -p "$LOG_DIR"
 rm -f "$LOG_DIR"/*.log "$LOG_DIR"/sync.out
 RESULTS=$LOG_DIR/results.log
@@ -102,8 +104,8 @@ run() {
         t1=$(now)
         ;;
     esac
-    printf '%s %s r%s moto CPU %ss\n' "$workload" "$setting" "$round" \
-        "$(elapsed "$m0" "$(cpu_secs "$MOTO_PID")")" >>"$LOG_DIR/cpu.log"
+    MOTO_CPU=$(elapsed "$m0" "$(cpu_secs "$MOTO_PID")")
+    printf '%s %s r%s moto CPU %ss\n' "$workload" "$setting" "$round" "$MOTO_CPU" >>"$LOG_DIR/cpu.log"
     stop_infrasql
     ((rc == 0)) || die "$workload at $setting failed; see $LOG_DIR/server-$workload-$setting-r$round.stderr.log"
     SECS=$(elapsed "$t0" "$t1")
@@ -146,8 +148,9 @@ say "moto: $(python3 -c 'import moto; print(moto.__version__)') on 127.0.0.1:$MO
 say "settings: $SETTINGS; $ROUNDS round(s), median"
 say "load average before: $(load_avg)"
 
-declare -A T
-for workload in apply sync; do
+# Wall seconds and moto's CPU seconds per run, by workload/setting.
+declare -A T C
+for workload in $WORKLOADS; do
     if [[ $workload == sync ]]; then
         reset_moto
         python3 "$SYNC_PY" populate --endpoint "$MOTO_EP" --vpcs "$SYNC_VPCS" --sgs "$SYNC_SGS" \
@@ -159,13 +162,14 @@ for workload in apply sync; do
             [[ $workload == apply ]] && reset_moto
             run "$workload" "$setting" "$r"
             T[$workload/$setting]+="$SECS "
+            C[$workload/$setting]+="$MOTO_CPU "
             note "$workload $setting round $r: ${SECS}s"
         done
     done
 done
 say "load average after: $(load_avg)"
 
-for workload in apply sync; do
+for workload in $WORKLOADS; do
     case $workload in
     apply) say "" && say "-- apply: 1 VPC + $SG_COUNT security groups in one COMMIT (wall s, median of $ROUNDS)" ;;
     sync) say "" && say "-- sync: full import of $SYNC_VPCS VPCs + $SYNC_SGS groups (wall s, median of $ROUNDS)" ;;
@@ -178,10 +182,14 @@ for workload in apply sync; do
             best=$setting best_s=${M[$setting]}
         fi
     done
-    say "$(printf '  %-10s %8s %14s %12s   %s' setting wall 'x best fixed' 'x fixed1' 'runs')"
+    # moto's CPU per run shows how much of a run's time was the endpoint's
+    # own variance (a single-process emulator answering several calls at
+    # once) rather than the setting's.
+    say "$(printf '  %-10s %8s %14s %12s %10s   %s' setting wall 'x best fixed' 'x fixed1' 'moto CPU' 'runs')"
     for setting in $SETTINGS; do
-        say "$(awk -v n="$setting" -v s="${M[$setting]}" -v b="$best_s" -v f="${M[fixed1]}" -v runs="${T[$workload/$setting]}" \
-            'BEGIN { printf "  %-10s %8.3f %14.2f %12.2f   %s\n", n, s, s / b, s / f, runs }')"
+        cpu=$(tr ' ' '\n' <<<"${C[$workload/$setting]}" | grep . | stats | sed -E 's/.*median=([0-9.]+).*/\1/')
+        say "$(awk -v n="$setting" -v s="${M[$setting]}" -v b="$best_s" -v f="${M[fixed1]}" -v c="$cpu" -v runs="${T[$workload/$setting]}" \
+            'BEGIN { printf "  %-10s %8.3f %14.2f %12.2f %10.2f   %s\n", n, s, s / b, s / f, c, runs }')"
     done
     if [[ " $SETTINGS " == *" default "* ]]; then
         say "$(awk -v d="${M[default]}" -v b="$best_s" -v bn="$best" -v f="${M[fixed1]}" 'BEGIN {

@@ -5,9 +5,13 @@
 /// Split a simple-protocol query string into statements, respecting quotes,
 /// dollar quotes and comments. Each slice excludes the terminating `;`.
 /// Empty trailing pieces are dropped.
-pub fn split_statements(sql: &str) -> Vec<&str> {
+///
+/// Inline room for two pieces: nearly every query is one statement (or
+/// one and a trailing blank), and this runs at every simple Query, where
+/// a heap allocation would be most of its cost.
+pub fn split_statements(sql: &str) -> Statements<'_> {
     let b = sql.as_bytes();
-    let mut out = Vec::new();
+    let mut out = Statements::new();
     let mut start = 0;
     let mut i = 0;
     let mut depth = 0i32; // parentheses: a ';' inside CREATE RULE (...) is not a separator
@@ -53,6 +57,9 @@ pub fn split_statements(sql: &str) -> Vec<&str> {
     }
     out
 }
+
+/// The statements of one query string, as `split_statements` found them.
+pub type Statements<'a> = smallvec::SmallVec<[&'a str; 2]>;
 
 /// The bytes `split_statements` acts on; every other byte is skipped.
 const SPLIT_SPECIAL: [bool; 256] = {
@@ -334,9 +341,9 @@ mod tests {
         assert_eq!(parts[1].trim(), "select $$x;y$$");
         assert_eq!(parts[2].trim(), "select $f$ $$ ; $f$");
         assert!(parts[4].contains("we;ird"));
-        assert_eq!(split_statements("select 1;"), vec!["select 1"]);
-        assert_eq!(split_statements("select $1"), vec!["select $1"]);
-        assert_eq!(split_statements(""), vec![""]);
+        assert_eq!(split_statements("select 1;").as_slice(), ["select 1"]);
+        assert_eq!(split_statements("select $1").as_slice(), ["select $1"]);
+        assert_eq!(split_statements("").as_slice(), [""]);
         assert_eq!(split_statements("begin;;commit").len(), 3);
     }
 

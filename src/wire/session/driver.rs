@@ -29,6 +29,9 @@ impl Driver {
         if self.shared.backend_gone.load(Ordering::Acquire) {
             return Err(SessionEnd::BackendGone);
         }
+        // The frames of the last read are handled and dropped by now, so an
+        // emptied buffer can start again at its front.
+        room_to_read(&mut self.cbuf);
         // `biased`: the client's bytes are what the driver waits for almost
         // every time; the stop future is polled only when they are not there.
         tokio::select! {

@@ -116,11 +116,20 @@ pub(super) async fn relay(
             }
             pos += n;
         }
-        out.extend_from_slice(&buf[run..pos]);
-        buf.advance(pos);
-        if flush_out(&shared, &mut out).await.is_err() {
+        // Usually the whole read goes to the client: it is written from
+        // the read buffer itself, without a copy.
+        let sent = if !out.is_empty() {
+            out.extend_from_slice(&buf[run..pos]);
+            flush_out(&shared, &mut out).await
+        } else if run < pos {
+            shared.write_client(&buf[run..pos]).await
+        } else {
+            Ok(())
+        };
+        if sent.is_err() {
             return gone(&shared, None).await;
         }
+        buf.advance(pos);
         room_to_read(&mut buf);
         match backend.read_buf(&mut buf).await {
             Ok(0) | Err(_) => {

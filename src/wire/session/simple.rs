@@ -7,7 +7,10 @@ use super::*;
 impl Driver {
     pub(super) async fn simple_query(&mut self, f: Frame) -> Result<(), SessionEnd> {
         self.copy_never_started().await?;
-        let mut body = f.body();
+        // A handle of its own on the text (a reference count, not a copy):
+        // the statements borrow it while `f` is forwarded.
+        let text = f.bytes.clone();
+        let mut body = &text[5..];
         let Some(sql) = read_cstr(&mut body) else {
             // Not valid UTF-8 or unterminated: PostgreSQL will say so.
             return self.forward_query(f);
@@ -34,7 +37,7 @@ impl Driver {
             return self.client_ready(self.shared.status()).await;
         }
         let stmts = split_statements(sql);
-        let kinds: Vec<StmtKind> = stmts.iter().map(|s| classify(s)).collect();
+        let kinds: smallvec::SmallVec<[StmtKind; 2]> = stmts.iter().map(|s| classify(s)).collect();
         if self.wrapper && kinds.first() == Some(&StmtKind::Begin) {
             // A wrapper opened for an extended batch still in flight (a
             // Flush, no Sync yet) becomes the client's block, as PostgreSQL
