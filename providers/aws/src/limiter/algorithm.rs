@@ -3,8 +3,9 @@
 //! latency and throttle sequence.
 //!
 //! It is TCP's congestion control applied to operations in flight:
-//! - **slow start**: from 1, the limit grows by one per good sample (doubling
-//!   per round of calls) until the first sign of overload; then
+//! - **slow start**: from [`LATENCY_FLOOR`], the limit grows by one per good
+//!   sample (doubling per round of calls) until the first sign of
+//!   overload; then
 //! - **additive increase**: by `1/limit` per good sample (one per round);
 //! - **multiplicative decrease**: halved on a throttle (AWS said so
 //!   outright), cut to 3/4 when latency climbs over its baseline (the
@@ -95,12 +96,20 @@ pub struct Adaptive {
 }
 
 impl Adaptive {
-    /// Starts at 1 and finds its level within a few rounds of calls, so
-    /// that the first samples show the endpoint's latency unloaded.
+    /// Starts at [`LATENCY_FLOOR`] (or the ceiling, if lower), as TCP's
+    /// initial window is 10 segments rather than 1 (RFC 6928): latency
+    /// never takes the limit below the floor, so starting under it only
+    /// cost the climb: one step per answer, and the first answers of a
+    /// sync are its slowest pages (from 1 to 4 took the first 0.6 s of a
+    /// 4-second import against moto, the EC2 listings queued one behind
+    /// another; bench/README.md). A throttle still halves it down to 1, and
+    /// the per-operation baseline is the fastest sample seen, so loaded
+    /// first samples do not set it.
     pub fn new(ceiling: usize) -> Adaptive {
+        let ceiling = ceiling.max(1) as f64;
         Adaptive {
-            limit: 1.0,
-            ceiling: ceiling.max(1) as f64,
+            limit: LATENCY_FLOOR.min(ceiling),
+            ceiling,
             slow_start: true,
             epoch: 0,
             samples: 0,
@@ -217,12 +226,14 @@ mod tests {
     #[test]
     fn the_limit_rises_while_latency_holds_and_never_passes_the_ceiling() {
         let mut a = Adaptive::new(16);
-        assert_eq!(a.limit(), 1);
+        assert_eq!(a.limit(), LATENCY_FLOOR as usize);
         let changes = feed(&mut a, 200, 100, false);
         assert!(changes.iter().all(|(_, r)| *r == Reason::Rising));
         // Slow start: one per sample, so the ceiling is reached at once.
-        assert_eq!(changes.len(), 15);
+        assert_eq!(changes.len(), 16 - LATENCY_FLOOR as usize);
         assert_eq!(a.limit(), 16);
+        // A ceiling under the floor is where it starts.
+        assert_eq!(Adaptive::new(2).limit(), 2);
     }
 
     #[test]

@@ -334,8 +334,12 @@ mod tests {
     #[tokio::test]
     async fn a_cut_below_the_permits_in_use_is_paid_back_as_they_return() {
         let l = Arc::new(Limiter::new(LimiterMode::Adaptive, 8, "ec2", "r"));
-        let mut held = vec![l.acquire().await];
-        // Slow start while every slot is busy: one more per sample, to 8.
+        // Every slot of the starting limit busy, then slow start: one more
+        // per sample, to 8.
+        let mut held = Vec::new();
+        while held.len() < l.view().limit {
+            held.push(l.acquire().await);
+        }
         while l.view().limit < 8 {
             busy(&l, 1, 10, false);
             held.push(l.acquire().await);
@@ -378,8 +382,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_nested_permit_in_one_operation_is_borrowed_not_waited_for() {
-        let l = Arc::new(Limiter::new(LimiterMode::Adaptive, 8, "ec2", "r"));
-        assert_eq!(l.view().limit, 1, "slow start begins at 1");
+        let l = Arc::new(Limiter::new(LimiterMode::Adaptive, 1, "ec2", "r"));
+        assert_eq!(l.view().limit, 1, "a ceiling of 1 is where it starts");
         let nested = operation({
             let l = l.clone();
             async move {
