@@ -368,7 +368,8 @@ fn run_revert(args: RevertArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// The server's runtime. With one worker thread (the default on two cores)
+/// The engine's runtime (the client sessions have their own, without
+/// timers: `wire::runtime`). With one worker thread (the default on two cores)
 /// it is a current-thread runtime: every task runs on the thread that
 /// drives the I/O driver, so a proxied message wakes no second thread and
 /// the scheduler's cross-thread bookkeeping is skipped (`bench/pgbench.sh`

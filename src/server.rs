@@ -20,6 +20,7 @@ use crate::store::engine_db::EngineDb;
 use crate::store::{Login, Store, StoreError};
 use crate::wire::cancel::CancelRegistry;
 use crate::wire::frontend::{tls_acceptor, Frontend};
+use crate::wire::runtime::{self, EngineRuntime};
 
 /// How often unfinished applies are looked at.
 const RECOVERY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
@@ -45,6 +46,8 @@ pub enum ServeError {
     Gitops(String),
     #[error("--sync-tables: {0}")]
     SyncTables(String),
+    #[error("cannot start the sessions' runtime: {0}")]
+    Runtime(std::io::Error),
     #[error("cannot read infrasql's seal secret: {0}")]
     Secret(tokio_postgres::Error),
 }
@@ -123,12 +126,21 @@ pub async fn start(
                 },
                 None => None,
             };
+            let sessions_rt = match runtime::build(cfg.worker_threads) {
+                Ok(rt) => rt,
+                Err(source) => {
+                    store.stop().await;
+                    return Err(ServeError::Runtime(source));
+                }
+            };
+            let engine = EngineRuntime::current();
             let frontend = Arc::new(Frontend {
                 backend: store.backend.clone(),
                 auth: cfg.auth,
                 tls: tls.clone(),
                 tls_required: cfg.tls_required,
-                hook,
+                hook: runtime::on_engine(hook, engine.clone()),
+                engine,
                 reserved_roles: store.reserved_roles.clone(),
                 cancels: CancelRegistry::default(),
                 slots: Arc::new(tokio::sync::Semaphore::new(cfg.max_connections)),
@@ -167,7 +179,7 @@ pub async fn start(
                 let state = crate::http::AppState::new(store.engine());
                 tokio::spawn(crate::http::serve(listener, tls.clone(), state, rx.clone()))
             });
-            let frontend = tokio::spawn(frontend.serve(listener, rx, cfg.shutdown_grace));
+            let frontend = serve_sessions(sessions_rt, frontend, listener, rx, cfg.shutdown_grace);
             Ok(Running {
                 local_addr,
                 http_addr,
@@ -194,6 +206,28 @@ pub async fn start(
             Err(e)
         }
     }
+}
+
+/// Run the listener and its sessions on their own runtime (`wire::runtime`),
+/// on a thread of the blocking pool; the handle ends when `serve` does.
+fn serve_sessions(
+    rt: tokio::runtime::Runtime,
+    frontend: Arc<Frontend>,
+    listener: TcpListener,
+    shutdown: watch::Receiver<bool>,
+    grace: std::time::Duration,
+) -> tokio::task::JoinHandle<()> {
+    // The listener moves to the sessions' I/O driver: accepted sockets
+    // register with the runtime whose task reads them.
+    let listener = listener.into_std();
+    tokio::task::spawn_blocking(move || {
+        rt.block_on(async move {
+            match listener.and_then(TcpListener::from_std) {
+                Ok(l) => frontend.serve(l, shutdown, grace).await,
+                Err(e) => tracing::error!("cannot move the listener to the sessions' runtime: {e}"),
+            }
+        });
+    })
 }
 
 /// The agent logs in to this server as the user infrasql created, with the

@@ -31,6 +31,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::backend;
 use super::cancel::{CancelGuard, CancelRegistry};
+use super::runtime::EngineRuntime;
 use super::session::{self, SessionParts};
 use crate::config::AuthMode;
 use crate::engine::errors;
@@ -50,7 +51,11 @@ pub struct Frontend {
     pub tls: Option<TlsAcceptor>,
     /// `--tls-required`: a client that did not switch to TLS is refused.
     pub tls_required: bool,
+    /// Run with the engine's runtime as its context
+    /// ([`super::runtime::on_engine`]).
     pub hook: Arc<dyn CommitHook>,
+    /// Where the sessions' timers run: theirs has none (`wire::runtime`).
+    pub engine: EngineRuntime,
     /// Roles that may not log in through the proxy (the engine's own).
     pub reserved_roles: Vec<String>,
     pub cancels: CancelRegistry,
@@ -106,7 +111,7 @@ impl Frontend {
                     Err(e) => {
                         // Out of file descriptors and the like: back off, keep serving.
                         tracing::warn!("accept failed: {e}");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        self.engine.sleep(Duration::from_millis(50)).await;
                     }
                 },
                 Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
@@ -115,7 +120,7 @@ impl Frontend {
         }
         drop(listener);
         let drain = async { while sessions.join_next().await.is_some() {} };
-        if tokio::time::timeout(grace, drain).await.is_err() {
+        if self.engine.timeout(grace, drain).await.is_none() {
             tracing::warn!("sessions still open after {grace:?}; closing them");
             sessions.abort_all();
         }
@@ -128,15 +133,18 @@ impl Frontend {
         shutdown: watch::Receiver<bool>,
     ) {
         let _ = stream.set_nodelay(true);
-        let started = tokio::time::timeout(STARTUP_TIMEOUT, self.startup(stream)).await;
+        let started = self
+            .engine
+            .timeout(STARTUP_TIMEOUT, self.startup(stream))
+            .await;
         let parts = match started {
-            Ok(Ok(Some(p))) => p,
-            Ok(Ok(None)) => return,
-            Ok(Err(e)) => {
+            Some(Ok(Some(p))) => p,
+            Some(Ok(None)) => return,
+            Some(Err(e)) => {
                 tracing::debug!(%peer, "startup failed: {e}");
                 return;
             }
-            Err(_) => {
+            None => {
                 tracing::debug!(%peer, "startup timed out");
                 return;
             }

@@ -37,6 +37,7 @@ use super::protocol::{
     encode_ready, encode_sync, frame_len, next_frame, parse_data_row, parse_report, read_cstr,
     rewrite_parse, room_to_read, Frame, FrameError, TxStatus, MAX_CLIENT_MESSAGE,
 };
+use super::runtime::EngineRuntime;
 use super::stream::{BoxRead, BoxWrite};
 use crate::engine::errors;
 use crate::engine::hook::{
@@ -152,6 +153,8 @@ pub struct SessionParts {
     pub backend_out: BoxWrite,
     pub status: TxStatus,
     pub hook: Arc<dyn CommitHook>,
+    /// Where the session's timers run (`wire::runtime`).
+    pub engine: EngineRuntime,
     /// Raised by the client's cancel requests (`wire::cancel`).
     pub cancel: CancelSignal,
     pub shutdown: watch::Receiver<bool>,
@@ -206,6 +209,7 @@ pub async fn run(parts: SessionParts) -> Result<(), SessionEnd> {
         client_eof: false,
         copy_open: false,
         hook: parts.hook,
+        engine: parts.engine,
         cancel: parts.cancel,
         stop: Box::pin(stopped(shared.clone(), parts.shutdown.clone())),
         shutdown: parts.shutdown,
@@ -328,6 +332,7 @@ struct Driver {
     /// An extended COPY FROM went out and no CopyDone or CopyFail since.
     copy_open: bool,
     hook: Arc<dyn CommitHook>,
+    engine: EngineRuntime,
     /// The client's cancel requests, for the hook's apply.
     cancel: CancelSignal,
     /// Ends when the server shuts down or the backend goes away: what an

@@ -149,6 +149,7 @@ impl Frontend {
                             backend_out: b_out,
                             status,
                             hook: self.hook.clone(),
+                            engine: self.engine.clone(),
                             cancel: guard.apply.clone(),
                             shutdown: rx,
                             plan_only: mode == super::mode::Mode::PlanOnly,

@@ -133,7 +133,10 @@ impl Driver {
                 }
             }
         };
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), drain).await;
+        let engine = self.engine.clone();
+        let _ = engine
+            .timeout(std::time::Duration::from_secs(2), drain)
+            .await;
         self.client_eof = true;
     }
 
