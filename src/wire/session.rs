@@ -25,8 +25,9 @@ use std::sync::{Arc, Mutex as StdMutex};
 
 use async_trait::async_trait;
 use bytes::BytesMut;
+use futures_util::lock::Mutex;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::{mpsc, watch, Mutex, Notify};
+use tokio::sync::{mpsc, watch, Notify};
 
 use super::classify::{
     chains, classify, is_copy_from, query_intercepts, split_statements, statement_intercepts,
@@ -95,6 +96,9 @@ struct Shared {
     changed: AtomicBool,
     /// Writing to the client failed: it went away.
     client_gone: AtomicBool,
+    /// futures' mutex rather than tokio's: taken for every answer the relay
+    /// forwards, and its uncontended lock and unlock are one atomic each
+    /// (tokio's goes through its semaphore and that semaphore's lock).
     client_out: Mutex<BoxWrite>,
 }
 
