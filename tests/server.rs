@@ -150,6 +150,33 @@ async fn oversized_and_malformed_messages_after_login_close_only_that_session() 
     );
 }
 
+/// An idle session hears that the server is stopping (57P01). Were it not
+/// woken, it would be cut off without a word when the grace period ends.
+#[test]
+fn an_idle_session_is_told_at_once_when_the_server_shuts_down() {
+    let s = TestServer::start_with(&["--auth", "trust"]);
+    let mut t = raw(&s);
+    t.write_all(&startup_packet(USER)).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !got.windows(6).any(|w| w == [b'Z', 0, 0, 0, 5, b'I']) {
+        let n = t.read(&mut buf).unwrap();
+        assert!(n > 0, "server closed during startup");
+        got.extend_from_slice(&buf[..n]);
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(s.pid() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let answer = read_all(&mut t);
+    assert_eq!(sqlstate_in(&answer).as_deref(), Some("57P01"), "{answer:?}");
+    assert!(
+        String::from_utf8_lossy(&answer).contains("infrasql is shutting down"),
+        "{answer:?}"
+    );
+}
+
 #[tokio::test]
 async fn backend_loss_is_reported_and_new_clients_connect_once_it_is_back() {
     let s = TestServer::start();

@@ -18,14 +18,13 @@
 //! - `relay`: backend → client.
 
 use std::collections::{HashMap, VecDeque};
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 
 use async_trait::async_trait;
 use bytes::BytesMut;
 use futures_util::lock::Mutex;
+use futures_util::task::AtomicWaker;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, watch, Notify};
 
@@ -84,9 +83,13 @@ struct Shared {
     routes: StdMutex<VecDeque<Route>>,
     /// Notified whenever a route is popped or the backend goes away.
     drained: Notify,
-    /// Notified only when the backend goes away: an idle driver waits on
-    /// this, not on `drained`, so answers do not wake it for nothing.
-    gone: Notify,
+    /// Woken when the backend goes away or the server shuts down: what an
+    /// idle driver waits for besides its client. Not `drained`, so answers
+    /// do not wake it for nothing; and an `AtomicWaker`, whose polling at
+    /// every idle wait is one atomic exchange (a `Notify`'s takes its lock).
+    stop: AtomicWaker,
+    /// The server is shutting down (set by the session's watcher task).
+    shutting_down: AtomicBool,
     /// Backend's status byte from the last ReadyForQuery.
     status: AtomicU8,
     backend_gone: AtomicBool,
@@ -105,6 +108,28 @@ struct Shared {
 impl Shared {
     fn idle(&self) -> bool {
         self.routes.lock().expect("routes lock poisoned").is_empty()
+    }
+    /// The end of an idle session, once there is one (see `stop`). The
+    /// flags are read again after registering, so a wake between the first
+    /// read and the registration is not missed.
+    fn poll_stop(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<SessionEnd> {
+        let end = || {
+            if self.backend_gone.load(Ordering::Acquire) {
+                Some(SessionEnd::BackendGone)
+            } else if self.shutting_down.load(Ordering::Acquire) {
+                Some(SessionEnd::Shutdown)
+            } else {
+                None
+            }
+        };
+        if let Some(e) = end() {
+            return std::task::Poll::Ready(e);
+        }
+        self.stop.register(cx.waker());
+        match end() {
+            Some(e) => std::task::Poll::Ready(e),
+            None => std::task::Poll::Pending,
+        }
     }
     fn status(&self) -> TxStatus {
         TxStatus::from_byte(self.status.load(Ordering::Acquire)).unwrap_or(TxStatus::Idle)
@@ -180,13 +205,15 @@ pub async fn run(parts: SessionParts) -> Result<(), SessionEnd> {
     let shared = Arc::new(Shared {
         routes: StdMutex::new(VecDeque::new()),
         drained: Notify::new(),
-        gone: Notify::new(),
+        stop: AtomicWaker::new(),
+        shutting_down: AtomicBool::new(false),
         status: AtomicU8::new(status_byte),
         backend_gone: AtomicBool::new(false),
         changed: AtomicBool::new(false),
         client_gone: AtomicBool::new(false),
         client_out: Mutex::new(parts.client_out),
     });
+    let watcher = tokio::spawn(watch_shutdown(shared.clone(), parts.shutdown.clone()));
     let (tx, rx) = mpsc::unbounded_channel();
     let relay = tokio::spawn(relay(
         parts.backend_in,
@@ -215,7 +242,6 @@ pub async fn run(parts: SessionParts) -> Result<(), SessionEnd> {
         hook: parts.hook,
         engine: parts.engine,
         cancel: parts.cancel,
-        stop: Box::pin(stopped(shared.clone(), parts.shutdown.clone())),
         shutdown: parts.shutdown,
         plan_only: parts.plan_only,
         client_addr: parts.client_addr,
@@ -237,35 +263,23 @@ pub async fn run(parts: SessionParts) -> Result<(), SessionEnd> {
         let _ = shared.write_client(&out).await;
     }
     relay.abort();
+    watcher.abort();
     let _ = shared.client_out.lock().await.shutdown().await;
     result
 }
 
-/// The end of an idle session: the server shuts down, or the backend went
-/// away. Each waiter is enabled before its flag is read, so a notification
-/// between the two is not missed.
-async fn stopped(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) -> SessionEnd {
-    let backend_gone = async {
-        let gone = shared.gone.notified();
-        tokio::pin!(gone);
-        gone.as_mut().enable();
-        if !shared.backend_gone.load(Ordering::Acquire) {
-            gone.await;
+/// Raise the session's `shutting_down` when the server shuts down (or
+/// the listener's sender is gone, which only happens as it stops). A task
+/// of its own, aborted with the session, so that an idle driver polls one
+/// atomic waker rather than the watch's and a notify's waiter lists.
+async fn watch_shutdown(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+    while !*shutdown.borrow_and_update() {
+        if shutdown.changed().await.is_err() {
+            break;
         }
-        SessionEnd::BackendGone
-    };
-    let shut_down = async {
-        while !*shutdown.borrow_and_update() {
-            if shutdown.changed().await.is_err() {
-                break;
-            }
-        }
-        SessionEnd::Shutdown
-    };
-    tokio::select! {
-        end = backend_gone => end,
-        end = shut_down => end,
     }
+    shared.shutting_down.store(true, Ordering::Release);
+    shared.stop.wake();
 }
 
 /// Statement or portal names to what they run. Looked up at every Bind and
@@ -339,10 +353,6 @@ struct Driver {
     engine: EngineRuntime,
     /// The client's cancel requests, for the hook's apply.
     cancel: CancelSignal,
-    /// Ends when the server shuts down or the backend goes away: what an
-    /// idle driver waits for besides its client. It lives as long as the
-    /// session, so waiting for the next message registers no new waiter.
-    stop: Pin<Box<dyn Future<Output = SessionEnd> + Send + Sync>>,
     shutdown: watch::Receiver<bool>,
     /// Set at startup and never cleared: the session cannot leave it.
     plan_only: bool,

@@ -33,7 +33,9 @@ impl Driver {
         // emptied buffer can start again at its front.
         room_to_read(&mut self.cbuf);
         // `biased`: the client's bytes are what the driver waits for almost
-        // every time; the stop future is polled only when they are not there.
+        // every time; the stop signal is polled only when they are not there.
+        let shared = &self.shared;
+        let stopped = std::future::poll_fn(|cx| shared.poll_stop(cx));
         tokio::select! {
             biased;
             r = self.client_in.read_buf(&mut self.cbuf) => {
@@ -42,7 +44,7 @@ impl Driver {
                 }
                 self.parse_client(false).await
             }
-            end = self.stop.as_mut() => Err(end),
+            end = stopped => Err(end),
         }
     }
 

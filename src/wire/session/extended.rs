@@ -295,7 +295,7 @@ impl Driver {
 
     pub(super) fn forward_batch(
         &mut self,
-        items: Vec<BatchItem>,
+        mut items: Vec<BatchItem>,
         sync: bool,
     ) -> Result<(), SessionEnd> {
         for i in &items {
@@ -303,6 +303,12 @@ impl Driver {
         }
         if sync {
             self.push_route(Route::Client);
+        }
+        // The next batch reuses this one's allocation: otherwise every
+        // Bind/Execute/Sync allocated and freed a vector.
+        items.clear();
+        if self.batch.capacity() == 0 {
+            self.batch = items;
         }
         Ok(())
     }

@@ -180,6 +180,6 @@ pub(super) async fn gone(shared: &Shared, report: Option<Report>) {
     }
     shared.backend_gone.store(true, Ordering::Release);
     shared.drained.notify_waiters();
-    shared.gone.notify_waiters();
+    shared.stop.wake();
     let _ = shared.client_out.lock().await.shutdown().await;
 }
