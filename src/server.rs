@@ -179,7 +179,7 @@ pub async fn start(
                 let state = crate::http::AppState::new(store.engine());
                 tokio::spawn(crate::http::serve(listener, tls.clone(), state, rx.clone()))
             });
-            let frontend = serve_sessions(sessions_rt, frontend, listener, rx, cfg.shutdown_grace);
+            let frontend = runtime::serve(sessions_rt, frontend, listener, rx, cfg.shutdown_grace);
             Ok(Running {
                 local_addr,
                 http_addr,
@@ -206,28 +206,6 @@ pub async fn start(
             Err(e)
         }
     }
-}
-
-/// Run the listener and its sessions on their own runtime (`wire::runtime`),
-/// on a thread of the blocking pool; the handle ends when `serve` does.
-fn serve_sessions(
-    rt: tokio::runtime::Runtime,
-    frontend: Arc<Frontend>,
-    listener: TcpListener,
-    shutdown: watch::Receiver<bool>,
-    grace: std::time::Duration,
-) -> tokio::task::JoinHandle<()> {
-    // The listener moves to the sessions' I/O driver: accepted sockets
-    // register with the runtime whose task reads them.
-    let listener = listener.into_std();
-    tokio::task::spawn_blocking(move || {
-        rt.block_on(async move {
-            match listener.and_then(TcpListener::from_std) {
-                Ok(l) => frontend.serve(l, shutdown, grace).await,
-                Err(e) => tracing::error!("cannot move the listener to the sessions' runtime: {e}"),
-            }
-        });
-    })
 }
 
 /// The agent logs in to this server as the user infrasql created, with the

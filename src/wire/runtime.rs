@@ -22,9 +22,12 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use tokio::net::TcpListener;
 use tokio::runtime::Handle;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::frontend::Frontend;
 use crate::engine::hook::{CommitContext, CommitHook, HookError, Verdict};
 
 /// Build the sessions' runtime: I/O only, current-thread with one worker
@@ -41,6 +44,29 @@ pub fn build(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
             .enable_io()
             .build()
     }
+}
+
+/// Run the listener and its sessions on `rt` (built by [`build`]), on a
+/// thread of the calling runtime's blocking pool; the handle ends when the
+/// frontend's `serve` does.
+pub fn serve(
+    rt: tokio::runtime::Runtime,
+    frontend: Arc<Frontend>,
+    listener: TcpListener,
+    shutdown: watch::Receiver<bool>,
+    grace: std::time::Duration,
+) -> tokio::task::JoinHandle<()> {
+    // The listener moves to the sessions' I/O driver: accepted sockets
+    // register with the runtime whose task reads them.
+    let listener = listener.into_std();
+    tokio::task::spawn_blocking(move || {
+        rt.block_on(async move {
+            match listener.and_then(TcpListener::from_std) {
+                Ok(l) => frontend.serve(l, shutdown, grace).await,
+                Err(e) => tracing::error!("cannot move the listener to the sessions' runtime: {e}"),
+            }
+        });
+    })
 }
 
 /// The engine's runtime, as the sessions reach it: where their timers run
