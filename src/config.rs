@@ -135,8 +135,9 @@ pub struct ServeArgs {
     #[arg(long, env = "INFRASQL_HISTORY_RETENTION")]
     pub history_retention: Option<String>,
 
-    /// Threads serving clients and running the engine [default: half the
-    /// cores, at least 1; the embedded PostgreSQL needs the rest].
+    /// Threads running the engine, and as many again serving client
+    /// sessions [default: half the cores, at least 1; the embedded
+    /// PostgreSQL needs the rest].
     #[arg(long, env = "INFRASQL_WORKER_THREADS")]
     pub worker_threads: Option<usize>,
 
