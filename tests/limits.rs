@@ -5,10 +5,9 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{sqlstate, TestServer, USER};
+use common::{sqlstate, TestServer};
 
 /// What the memory tests allow infrasql to grow by, over its resident size
 /// before the test.
@@ -22,36 +21,6 @@ fn status_kb(pid: u32, field: &str) -> u64 {
         .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
-}
-
-fn startup_packet() -> Vec<u8> {
-    let mut body = 196608i32.to_be_bytes().to_vec();
-    for (k, v) in [("user", USER), ("database", "infrasql")] {
-        body.extend_from_slice(k.as_bytes());
-        body.push(0);
-        body.extend_from_slice(v.as_bytes());
-        body.push(0);
-    }
-    body.push(0);
-    let mut p = ((body.len() + 4) as i32).to_be_bytes().to_vec();
-    p.extend(body);
-    p
-}
-
-/// A raw client logged in (the server runs `--auth trust`), past its first
-/// ReadyForQuery.
-fn logged_in(s: &TestServer) -> TcpStream {
-    let mut t = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
-    t.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    t.write_all(&startup_packet()).unwrap();
-    let mut got = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !got.windows(6).any(|w| w == [b'Z', 0, 0, 0, 5, b'I']) {
-        let n = t.read(&mut buf).unwrap();
-        assert!(n > 0, "server closed during startup");
-        got.extend_from_slice(&buf[..n]);
-    }
-    t
 }
 
 /// The first ErrorResponse's code and message in `bytes`.
@@ -136,7 +105,7 @@ async fn a_streamed_1_gib_query_is_refused_by_its_header_with_54000_and_memory_s
 
     // A Query of 1 GiB, sent as the client would stream it: the header,
     // then 1 MiB writes, while a reader waits for the server's answer.
-    let mut t = logged_in(&s);
+    let mut t = s.logged_in(Duration::from_secs(20));
     let mut reader = t.try_clone().unwrap();
     let answered = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let done = answered.clone();
@@ -200,7 +169,7 @@ async fn a_client_that_stops_reading_stops_its_backend_instead_of_growing_memory
     let pid = s.pid();
     let base = status_kb(pid, "VmRSS");
     // About 5 GB of results, never read.
-    let mut t = logged_in(&s);
+    let mut t = s.logged_in(Duration::from_secs(20));
     let sql = "select repeat('x', 1000) from generate_series(1, 5000000)\0";
     let mut q = vec![b'Q'];
     q.extend_from_slice(&((4 + sql.len()) as i32).to_be_bytes());

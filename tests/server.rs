@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{sqlstate, stderr, stdout, TestServer, USER};
+use common::{sqlstate, startup_packet, stderr, stdout, TestServer, USER};
 
 fn raw(s: &TestServer) -> TcpStream {
     let t = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
@@ -42,35 +42,6 @@ fn sqlstate_in(bytes: &[u8]) -> Option<String> {
         i = end + 1;
     }
     None
-}
-
-/// A raw client past its first ReadyForQuery (the server runs `--auth trust`).
-fn logged_in(s: &TestServer) -> TcpStream {
-    let mut t = raw(s);
-    t.write_all(&startup_packet(USER)).unwrap();
-    let mut got = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !got.windows(6).any(|w| w == [b'Z', 0, 0, 0, 5, b'I']) {
-        let n = t.read(&mut buf).unwrap();
-        assert!(n > 0, "server closed during startup");
-        got.extend_from_slice(&buf[..n]);
-    }
-    t
-}
-
-fn startup_packet(user: &str) -> Vec<u8> {
-    let mut body = Vec::new();
-    body.extend_from_slice(&196608i32.to_be_bytes());
-    for (k, v) in [("user", user), ("database", "infrasql")] {
-        body.extend_from_slice(k.as_bytes());
-        body.push(0);
-        body.extend_from_slice(v.as_bytes());
-        body.push(0);
-    }
-    body.push(0);
-    let mut p = ((body.len() + 4) as i32).to_be_bytes().to_vec();
-    p.extend(body);
-    p
 }
 
 async fn still_serving(s: &TestServer) {
@@ -140,7 +111,7 @@ async fn oversized_and_malformed_messages_after_login_close_only_that_session() 
         // Unknown message type.
         (vec![b'?', 0, 0, 0, 4], "08P01"),
     ] {
-        let mut t = logged_in(&s);
+        let mut t = s.logged_in(Duration::from_secs(5));
         t.write_all(&bad).unwrap();
         let answer = read_all(&mut t);
         assert_eq!(sqlstate_in(&answer).as_deref(), Some(code), "for {bad:?}");
@@ -160,7 +131,7 @@ async fn oversized_and_malformed_messages_after_login_close_only_that_session() 
 #[test]
 fn an_idle_session_is_told_at_once_when_the_server_shuts_down() {
     let s = TestServer::start_with(&["--auth", "trust"]);
-    let mut t = logged_in(&s);
+    let mut t = s.logged_in(Duration::from_secs(5));
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(s.pid() as i32),
         nix::sys::signal::Signal::SIGTERM,

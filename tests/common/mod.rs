@@ -414,3 +414,37 @@ pub fn stdout(o: &Output) -> String {
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+
+/// A StartupMessage (protocol 3.0) for `user` on the `infrasql` database.
+pub fn startup_packet(user: &str) -> Vec<u8> {
+    let mut body = 196608i32.to_be_bytes().to_vec();
+    for (k, v) in [("user", user), ("database", "infrasql")] {
+        body.extend_from_slice(k.as_bytes());
+        body.push(0);
+        body.extend_from_slice(v.as_bytes());
+        body.push(0);
+    }
+    body.push(0);
+    let mut p = ((body.len() + 4) as i32).to_be_bytes().to_vec();
+    p.extend(body);
+    p
+}
+
+impl TestServer {
+    /// A raw client logged in as [`USER`] (the server runs `--auth trust`),
+    /// past its first ReadyForQuery; its reads wait at most `read_timeout`.
+    pub fn logged_in(&self, read_timeout: Duration) -> std::net::TcpStream {
+        use std::io::{Read, Write};
+        let mut t = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        t.set_read_timeout(Some(read_timeout)).unwrap();
+        t.write_all(&startup_packet(USER)).unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !got.windows(6).any(|w| w == [b'Z', 0, 0, 0, 5, b'I']) {
+            let n = t.read(&mut buf).unwrap();
+            assert!(n > 0, "server closed during startup");
+            got.extend_from_slice(&buf[..n]);
+        }
+        t
+    }
+}
