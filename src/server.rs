@@ -11,21 +11,19 @@ use crate::config::{AuthMode, ServeConfig};
 use crate::engine::apply::Resources;
 use crate::engine::commit::Engine;
 use crate::engine::hook::CommitHook;
-use crate::engine::journal::retention;
 use crate::engine::recover;
 use crate::engine::registry::{self, RegistryError};
 use crate::engine::sync::Syncer;
 use crate::playground::{Playground, PlaygroundError};
-use crate::store::engine_db::EngineDb;
 use crate::store::{Login, Store, StoreError};
 use crate::wire::cancel::CancelRegistry;
 use crate::wire::frontend::{tls_acceptor, Frontend};
 use crate::wire::runtime::{self, EngineRuntime};
 
-/// How often unfinished applies are looked at.
-const RECOVERY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
-/// How often history older than `--history-retention` is deleted.
-const RETENTION_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);
+mod background;
+mod connect_hint;
+
+use background::{recovery_loop, retention_loop};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -319,136 +317,4 @@ fn watched_tables(
         )));
     }
     Ok(Some(names.iter().cloned().collect()))
-}
-
-/// Settle applies whose COMMIT outcome is now known, or whose process died.
-async fn recovery_loop(
-    db: Arc<EngineDb>,
-    resources: Resources,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(RECOVERY_INTERVAL) => {}
-            _ = shutdown.changed() => return,
-        }
-        // A session of its own: convergence locks rows in transactions.
-        match db.session().await {
-            Ok(s) => match recover::recover_once(&s, &resources).await {
-                Ok(_) => s.done(),
-                Err(e) => tracing::warn!("recovery pass failed: {e}"),
-            },
-            Err(e) => tracing::warn!("recovery cannot reach the database: {e}"),
-        }
-    }
-}
-
-/// Delete settled history older than `keep`: at start, then hourly.
-async fn retention_loop(
-    db: Arc<EngineDb>,
-    keep: std::time::Duration,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    loop {
-        match db.shared().await {
-            Ok(c) => match retention::prune(&c, keep).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!("history retention: deleted {n} settled applies"),
-                Err(e) => tracing::warn!("history retention failed: {e}"),
-            },
-            Err(e) => tracing::warn!("history retention cannot reach the database: {e}"),
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(RETENTION_INTERVAL) => {}
-            _ = shutdown.changed() => return,
-        }
-    }
-}
-
-impl Running {
-    /// The line a person pastes into a shell to connect.
-    pub fn connect_hint(&self) -> String {
-        let host = self.local_addr.ip();
-        let host = if host.is_unspecified() {
-            "127.0.0.1".to_string()
-        } else {
-            host.to_string()
-        };
-        let host = if host.contains(':') {
-            format!("[{host}]")
-        } else {
-            host
-        };
-        let user = self
-            .login
-            .user
-            .as_deref()
-            .map(|u| format!("{u}@"))
-            .unwrap_or_default();
-        let url = format!(
-            "postgresql://{user}{host}:{}/{}",
-            self.local_addr.port(),
-            self.login.database
-        );
-        connect_line(&url, self.login.password_file.as_deref(), self.auth)
-    }
-
-    /// Stop accepting, let sessions finish (up to the grace period), then
-    /// stop the embedded PostgreSQL and the playground.
-    pub async fn shutdown(mut self) {
-        let _ = self.shutdown.send(true);
-        let _ = (&mut self.frontend).await;
-        let _ = (&mut self.recovery).await;
-        if let Some(s) = self.sync.as_mut() {
-            let _ = s.await;
-        }
-        if let Some(r) = self.retention.as_mut() {
-            let _ = r.await;
-        }
-        if let Some(g) = self.gitops.as_mut() {
-            let _ = g.await;
-        }
-        if let Some(h) = self.http.as_mut() {
-            let _ = h.await;
-        }
-        self.store.stop().await;
-        if let Some(p) = self.playground.take() {
-            p.stop().await;
-        }
-    }
-}
-
-/// `psql "<url>"`, with the generated password read from its file when
-/// the server asks for one: under `--auth trust` it does not, and a
-/// PGPASSWORD there would only suggest it matters.
-fn connect_line(url: &str, password_file: Option<&std::path::Path>, auth: AuthMode) -> String {
-    match (password_file, auth) {
-        (Some(p), AuthMode::Scram) => {
-            format!("PGPASSWORD=\"$(cat '{}')\" psql \"{url}\"", p.display())
-        }
-        _ => format!("psql \"{url}\""),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_connect_line_names_a_password_only_when_one_is_asked_for() {
-        let url = "postgresql://alice@127.0.0.1:5433/infrasql";
-        let file = std::path::Path::new("/data/password");
-        assert_eq!(
-            connect_line(url, Some(file), AuthMode::Scram),
-            format!("PGPASSWORD=\"$(cat '/data/password')\" psql \"{url}\"")
-        );
-        assert_eq!(
-            connect_line(url, Some(file), AuthMode::Trust),
-            format!("psql \"{url}\"")
-        );
-        assert_eq!(
-            connect_line(url, None, AuthMode::Scram),
-            format!("psql \"{url}\"")
-        );
-    }
 }
