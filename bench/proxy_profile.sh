@@ -10,6 +10,10 @@
 #   callgrind  infrasql under callgrind (CALLGRIND=1): user-space
 #              instructions per transaction, for MODE=simple and prepared.
 #              One connection's SCRAM exchange (sha2/hmac) is left out.
+#   backends   (BACKENDS=1) `perf stat` of the PostgreSQL backends while
+#              `pgbench -S -c BACKEND_CLIENTS` runs through each proxy:
+#              how often a backend sleeps for its next query (epoll_wait),
+#              is woken, moves between CPUs, and its CPU per transaction.
 #
 # Usage: bench/proxy_profile.sh      (as root: PgBouncer is started as postgres)
 # Environment:
@@ -18,6 +22,8 @@
 #   MODES="simple prepared"
 #   CALLGRIND=1 CG_TXNS=50000    (needs valgrind; CALLGRIND=0 skips it)
 #   PGBOUNCER=path               (apt-get install pgbouncer)
+#   SYSCALLS=1 (0 skips the proxies' counts)
+#   BACKENDS=0 BACKEND_CLIENTS=8 BACKEND_SECS=5 BACKEND_ROUNDS=3
 set -Eeuo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -102,25 +108,64 @@ BOUNCER_PID=$!
 for ((i = 0; i < 100; i++)); do (exec 3<>"/dev/tcp/127.0.0.1/$BPORT") 2>/dev/null && break; sleep 0.1; done
 
 echo "# $(date -u +%FT%TZ) $(git -C "$ROOT" rev-parse --short HEAD); $CLIENTS client(s) x $TXNS transactions"
-echo "# per transaction: system calls, epoll_wait, recvfrom, sendto, context switches, CPU µs"
-for mode in $MODES; do
-    for target in "infrasql $PORT $SERVER_PID" "pgbouncer $BPORT $BOUNCER_PID"; do
-        read -r name port pid <<<"$target"
-        bench "$port" "$mode" 300 >/dev/null 2>&1 # connect and warm up first
-        perf stat -x, -e raw_syscalls:sys_enter,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_recvfrom,syscalls:sys_enter_sendto,context-switches,task-clock \
-            -p "$pid" -o "$WORK/perf.csv" &
-        PERF=$!
-        sleep 0.5
-        bench "$port" "$mode" "$TXNS" >"$WORK/pgbench.out" 2>&1
-        kill -INT "$PERF"
-        wait "$PERF" || true
-        awk -F, -v n=$((CLIENTS * TXNS)) -v who="$name" -v mode="$mode" '
-            $3 ~ /sys_enter$/ { s = $1 } $3 ~ /epoll_wait/ { e = $1 } $3 ~ /recvfrom/ { r = $1 }
-            $3 ~ /sendto/ { w = $1 } $3 ~ /context-switches/ { c = $1 } $3 ~ /task-clock/ { t = $1 }
-            END { printf "%-9s %-9s syscalls %5.2f  epoll_wait %4.2f  recvfrom %4.2f  sendto %4.2f  cswitch %4.2f  cpu %5.1f µs\n",
-                  mode, who, s / n, e / n, r / n, w / n, c / n, t * 1000 / n }' "$WORK/perf.csv"
+if [[ "${SYSCALLS:-1}" == 1 ]]; then
+    echo "# per transaction: system calls, epoll_wait, recvfrom, sendto, context switches, CPU µs"
+    for mode in $MODES; do
+        for target in "infrasql $PORT $SERVER_PID" "pgbouncer $BPORT $BOUNCER_PID"; do
+            read -r name port pid <<<"$target"
+            bench "$port" "$mode" 300 >/dev/null 2>&1 # connect and warm up first
+            perf stat -x, -e raw_syscalls:sys_enter,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_recvfrom,syscalls:sys_enter_sendto,context-switches,task-clock \
+                -p "$pid" -o "$WORK/perf.csv" &
+            PERF=$!
+            sleep 0.5
+            bench "$port" "$mode" "$TXNS" >"$WORK/pgbench.out" 2>&1
+            kill -INT "$PERF"
+            wait "$PERF" || true
+            awk -F, -v n=$((CLIENTS * TXNS)) -v who="$name" -v mode="$mode" '
+                $3 ~ /sys_enter$/ { s = $1 } $3 ~ /epoll_wait/ { e = $1 } $3 ~ /recvfrom/ { r = $1 }
+                $3 ~ /sendto/ { w = $1 } $3 ~ /context-switches/ { c = $1 } $3 ~ /task-clock/ { t = $1 }
+                END { printf "%-9s %-9s syscalls %5.2f  epoll_wait %4.2f  recvfrom %4.2f  sendto %4.2f  cswitch %4.2f  cpu %5.1f µs\n",
+                      mode, who, s / n, e / n, r / n, w / n, c / n, t * 1000 / n }' "$WORK/perf.csv"
+        done
     done
-done
+fi
+
+# The backends serving pgbench's connections: children of the postmaster
+# whose title names the bench role (the engine's are infrasql_engine's).
+bench_backends() {
+    local pm
+    pm=$(head -1 "$WORK/data/pgdata/postmaster.pid")
+    for p in $(pgrep -P "$pm"); do
+        if grep -q '^postgres: bench infrasql' "/proc/$p/cmdline" 2>/dev/null; then printf '%s,' "$p"; fi
+    done | sed 's/,$//'
+}
+if [[ "${BACKENDS:-0}" == 1 ]]; then
+    BC=${BACKEND_CLIENTS:-8}
+    BS=${BACKEND_SECS:-5}
+    echo "# PostgreSQL's backends, $BC clients, ${BS} s under perf stat; per transaction:"
+    for ((round = 1; round <= ${BACKEND_ROUNDS:-3}; round++)); do
+        for mode in $MODES; do
+            for target in "infrasql $PORT" "pgbouncer $BPORT"; do
+                read -r name port <<<"$target"
+                pgbench -n -S -M "$mode" -c "$BC" -j 2 -T $((BS + 3)) -h 127.0.0.1 -p "$port" -U bench infrasql >"$WORK/pgbench.out" 2>&1 &
+                PGB=$!
+                sleep 1.5 # connected and past the start
+                pids=$(bench_backends)
+                [[ -n "$pids" ]] || die "no bench backends found"
+                perf stat -x, -e task-clock,context-switches,cpu-migrations,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_recvfrom \
+                    -p "$pids" -o "$WORK/perf.csv" -- sleep "$BS"
+                wait "$PGB" || die "pgbench through $name failed: $(tail -3 "$WORK/pgbench.out")"
+                tps=$(awk '/^tps = /{print $3; exit}' "$WORK/pgbench.out")
+                # Transactions in the window: pgbench's rate over its whole run.
+                awk -F, -v n="$(awk -v t="$tps" -v s="$BS" 'BEGIN { print t * s }')" -v who="$name" -v mode="$mode" -v tps="$tps" '
+                    $3 == "task-clock" { t = $1 } $3 == "context-switches" { c = $1 } $3 == "cpu-migrations" { m = $1 }
+                    $3 ~ /epoll_wait/ { e = $1 } $3 ~ /recvfrom/ { r = $1 }
+                    END { printf "%-9s %-9s tps %7.0f  cpu %5.1f µs  epoll_wait %4.2f  recvfrom %4.2f  cswitch %4.2f  migrations %5.3f\n",
+                          mode, who, tps, t * 1000 / n, e / n, r / n, c / n, m / n }' "$WORK/perf.csv"
+            done
+        done
+    done
+fi
 
 if [[ "$CALLGRIND" == 1 ]]; then
     command -v valgrind >/dev/null || die "valgrind not found (apt-get install valgrind)"
