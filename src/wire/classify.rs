@@ -70,16 +70,16 @@ pub fn classify(sql: &str) -> StmtKind {
     let keyword = lowercase_keyword(w[0], &mut first);
     if matches!(
         keyword,
-        "explain"
-            | "prepare"
-            | "commit"
-            | "end"
-            | "rollback"
-            | "abort"
-            | "alter"
-            | "create"
-            | "drop"
-            | "reindex"
+        b"explain"
+            | b"prepare"
+            | b"commit"
+            | b"end"
+            | b"rollback"
+            | b"abort"
+            | b"alter"
+            | b"create"
+            | b"drop"
+            | b"reindex"
     ) {
         for (slot, word) in w[1..].iter_mut().zip(it) {
             *slot = word;
@@ -88,73 +88,73 @@ pub fn classify(sql: &str) -> StmtKind {
     let is = |k: usize, keyword: &str| w[k].eq_ignore_ascii_case(keyword);
     let any = |keyword: &str| w.iter().any(|x| x.eq_ignore_ascii_case(keyword));
     match keyword {
-        "" => StmtKind::Empty,
-        "select" | "show" | "values" | "table" | "fetch" | "move" | "close" | "listen"
-        | "unlisten" | "notify" | "set" | "reset" | "discard" | "deallocate" | "declare"
-        | "load" | "checkpoint" => StmtKind::Read,
-        "explain" => {
+        b"" => StmtKind::Empty,
+        b"select" | b"show" | b"values" | b"table" | b"fetch" | b"move" | b"close" | b"listen"
+        | b"unlisten" | b"notify" | b"set" | b"reset" | b"discard" | b"deallocate" | b"declare"
+        | b"load" | b"checkpoint" => StmtKind::Read,
+        b"explain" => {
             if any("analyze") || any("analyse") {
                 StmtKind::Write
             } else {
                 StmtKind::Read
             }
         }
-        "prepare" if is(1, "transaction") => StmtKind::PrepareTransaction,
-        "prepare" => StmtKind::Read,
-        "begin" | "start" => StmtKind::Begin,
-        "commit" | "end" if is(1, "prepared") => StmtKind::NoTransactionBlock,
+        b"prepare" if is(1, "transaction") => StmtKind::PrepareTransaction,
+        b"prepare" => StmtKind::Read,
+        b"begin" | b"start" => StmtKind::Begin,
+        b"commit" | b"end" if is(1, "prepared") => StmtKind::NoTransactionBlock,
         // Only PostgreSQL's exact grammar ends a transaction: anything else
         // (`COMMIT TRANSACTON`) is a syntax error the backend must report
         // before infrasql applies anything.
-        "commit" | "end" if is_commit(sql) => StmtKind::Commit,
-        "commit" | "end" => StmtKind::Read,
-        "rollback" if is(1, "prepared") => StmtKind::NoTransactionBlock,
-        "rollback" | "abort" if is(1, "to") => StmtKind::Savepoint,
-        "rollback" | "abort" if is(1, "transaction") || is(1, "work") => {
+        b"commit" | b"end" if is_commit(sql) => StmtKind::Commit,
+        b"commit" | b"end" => StmtKind::Read,
+        b"rollback" if is(1, "prepared") => StmtKind::NoTransactionBlock,
+        b"rollback" | b"abort" if is(1, "to") => StmtKind::Savepoint,
+        b"rollback" | b"abort" if is(1, "transaction") || is(1, "work") => {
             if is(2, "to") {
                 StmtKind::Savepoint
             } else {
                 StmtKind::Rollback
             }
         }
-        "rollback" | "abort" => StmtKind::Rollback,
-        "savepoint" | "release" => StmtKind::Savepoint,
-        "vacuum" | "cluster" => StmtKind::NoTransactionBlock,
-        "alter" if is(1, "system") => StmtKind::NoTransactionBlock,
-        "create" | "drop" | "alter"
+        b"rollback" | b"abort" => StmtKind::Rollback,
+        b"savepoint" | b"release" => StmtKind::Savepoint,
+        b"vacuum" | b"cluster" => StmtKind::NoTransactionBlock,
+        b"alter" if is(1, "system") => StmtKind::NoTransactionBlock,
+        b"create" | b"drop" | b"alter"
             if is(1, "database") || is(1, "tablespace") || is(1, "subscription") =>
         {
             StmtKind::NoTransactionBlock
         }
-        "create" | "drop" | "reindex" if any("concurrently") => StmtKind::NoTransactionBlock,
-        "create" if is(1, "unique") && is(3, "concurrently") => StmtKind::NoTransactionBlock,
-        "reindex" if is(1, "system") || is(1, "database") => StmtKind::NoTransactionBlock,
-        "copy" => {
+        b"create" | b"drop" | b"reindex" if any("concurrently") => StmtKind::NoTransactionBlock,
+        b"create" if is(1, "unique") && is(3, "concurrently") => StmtKind::NoTransactionBlock,
+        b"reindex" if is(1, "system") || is(1, "database") => StmtKind::NoTransactionBlock,
+        b"copy" => {
             if copy_is_from(sql) {
                 StmtKind::Write
             } else {
                 StmtKind::Read
             }
         }
-        "with" => with_kind(sql),
+        b"with" => with_kind(sql),
         _ => StmtKind::Write,
     }
 }
 
-/// `{COMMIT | END} [WORK | TRANSACTION] [AND [NO] CHAIN]`, with comments,
-/// whitespace and trailing semicolons allowed, and nothing else.
-/// `word` lowercased into `buf`, or "-" (no keyword) when it is longer
+/// `word` lowercased into `buf`, or `-` (no keyword) when it is longer
 /// than any keyword `classify` knows.
-fn lowercase_keyword<'b>(word: &str, buf: &'b mut [u8; 16]) -> &'b str {
+fn lowercase_keyword<'b>(word: &str, buf: &'b mut [u8; 16]) -> &'b [u8] {
     let Some(buf) = buf.get_mut(..word.len()) else {
-        return "-";
+        return b"-";
     };
     buf.copy_from_slice(word.as_bytes());
+    // Bytes, matched against byte strings: no UTF-8 check at every query.
     buf.make_ascii_lowercase();
-    // ASCII letters, digits and `_` only: `words` yields nothing else.
-    std::str::from_utf8(buf).unwrap_or("-")
+    buf
 }
 
+/// `{COMMIT | END} [WORK | TRANSACTION] [AND [NO] CHAIN]`, with comments,
+/// whitespace and trailing semicolons allowed, and nothing else.
 fn is_commit(sql: &str) -> bool {
     // Comments first: `COMMIT; -- done` is a COMMIT.
     let bare = strip_comments(sql);

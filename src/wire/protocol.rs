@@ -114,6 +114,16 @@ pub fn next_frame(buf: &mut BytesMut, max: usize) -> Result<Option<Frame>, Frame
     }
 }
 
+/// Read a NUL-terminated name (of a statement or portal) from the front of
+/// `buf` as bytes, advancing past it. Names are only compared, so they are
+/// not checked as UTF-8: `Bind`/`Execute` pass here at every query.
+pub fn read_name<'a>(buf: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let end = memchr::memchr(0, buf)?;
+    let name = &buf[..end];
+    *buf = &buf[end + 1..];
+    Some(name)
+}
+
 /// Read a NUL-terminated string from the front of `buf`, advancing past it.
 pub fn read_cstr<'a>(buf: &mut &'a [u8]) -> Option<&'a str> {
     // memchr: a query's whole text is scanned for its end at every Query.
@@ -384,6 +394,19 @@ mod tests {
         room_to_read(&mut buf);
         assert_eq!(&buf[..], &[b'z'; 6]);
         assert!(buf.capacity() - buf.len() >= MIN_READ_ROOM);
+    }
+
+    #[test]
+    fn names_are_read_as_bytes_up_to_their_nul() {
+        // A Bind's portal, then its statement: one unnamed, one not UTF-8.
+        let body: &[u8] = b"\0s\xff1\0rest";
+        let mut b = body;
+        assert_eq!(read_name(&mut b), Some(&b""[..]));
+        assert_eq!(read_name(&mut b), Some(&b"s\xff1"[..]));
+        assert_eq!(b, b"rest");
+        // No NUL: no name, and nothing consumed.
+        assert_eq!(read_name(&mut b), None);
+        assert_eq!(b, b"rest");
     }
 
     #[test]

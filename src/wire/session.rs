@@ -35,7 +35,7 @@ use super::classify::{
 use super::protocol::{
     encode_error, encode_notice, encode_private_parse, encode_private_query, encode_query,
     encode_ready, encode_sync, frame_len, next_frame, parse_data_row, parse_report, read_cstr,
-    rewrite_parse, room_to_read, Frame, FrameError, TxStatus, MAX_CLIENT_MESSAGE,
+    read_name, rewrite_parse, room_to_read, Frame, FrameError, TxStatus, MAX_CLIENT_MESSAGE,
 };
 use super::runtime::EngineRuntime;
 use super::stream::{BoxRead, BoxWrite};

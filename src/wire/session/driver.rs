@@ -186,11 +186,11 @@ impl Driver {
             b'P' => self.parse(f).await,
             b'B' => {
                 let mut body = f.body();
-                let portal = read_cstr(&mut body).unwrap_or("").as_bytes();
-                let stmt = read_cstr(&mut body).unwrap_or("");
+                let portal = read_name(&mut body).unwrap_or(b"");
+                let stmt = read_name(&mut body).unwrap_or(b"");
                 let prepared = self
                     .statements
-                    .get(stmt.as_bytes())
+                    .get(stmt)
                     .cloned()
                     .unwrap_or_else(Prepared::unknown);
                 self.batch_reads_plan |= prepared.reads_plan;
@@ -205,10 +205,10 @@ impl Driver {
             }
             b'E' => {
                 let mut body = f.body();
-                let portal = read_cstr(&mut body).unwrap_or("");
+                let portal = read_name(&mut body).unwrap_or(b"");
                 let prepared = self
                     .portals
-                    .get(portal.as_bytes())
+                    .get(portal)
                     .cloned()
                     .unwrap_or_else(Prepared::unknown);
                 self.batch.push(BatchItem {
@@ -225,7 +225,7 @@ impl Driver {
                 // error, and infrasql treats it as a write meanwhile.
                 let body = f.body();
                 if let Some((&kind, mut name)) = body.split_first() {
-                    let name = read_cstr(&mut name).unwrap_or("").as_bytes();
+                    let name = read_name(&mut name).unwrap_or(b"");
                     match kind {
                         b'S' => self.statements.remove(name),
                         b'P' => self.portals.remove(name),
@@ -291,7 +291,7 @@ impl Driver {
     /// before it runs, then queue the message with the batch.
     async fn parse(&mut self, f: Frame) -> Result<(), SessionEnd> {
         let mut body = f.body();
-        let name = read_cstr(&mut body).unwrap_or("").as_bytes();
+        let name = read_name(&mut body).unwrap_or(b"");
         let text = read_cstr(&mut body);
         let kind = text.map(classify).unwrap_or(StmtKind::Write);
         let intercepts = text.map(statement_intercepts).unwrap_or_default();
