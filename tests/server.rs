@@ -145,6 +145,77 @@ fn an_idle_session_is_told_at_once_when_the_server_shuts_down() {
     );
 }
 
+/// A session whose client keeps sending also hears that the server is
+/// stopping (57P01), within moments rather than when the grace period ends
+/// and its sessions are cut off.
+#[test]
+fn a_session_that_is_always_busy_is_told_at_once_when_the_server_shuts_down() {
+    // tests/common starts every server with `--shutdown-grace 5`.
+    let grace = Duration::from_secs(5);
+    let s = TestServer::start_with(&["--auth", "trust"]);
+    let mut t = s.logged_in(grace * 4);
+    // Queries back to back, a hundred per write, until the server closes.
+    let mut writer = t.try_clone().unwrap();
+    let sender = std::thread::spawn(move || {
+        let mut batch = Vec::new();
+        for _ in 0..100 {
+            batch.push(b'Q');
+            batch.extend_from_slice(&(4 + 9i32).to_be_bytes());
+            batch.extend_from_slice(b"select 1\0");
+        }
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while Instant::now() < deadline && writer.write_all(&batch).is_ok() {}
+    });
+    // Walk the answers message by message: ReadyForQuery counts the queries
+    // done, an ErrorResponse's code is kept.
+    let mut pending: Vec<u8> = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let (mut ready, mut codes, mut said) = (0u64, Vec::new(), String::new());
+    let mut signalled: Option<Instant> = None;
+    loop {
+        let n = match t.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        pending.extend_from_slice(&buf[..n]);
+        let mut at = 0;
+        while pending.len() - at >= 5 {
+            let len = i32::from_be_bytes(pending[at + 1..at + 5].try_into().unwrap()) as usize;
+            if pending.len() - at < 1 + len {
+                break;
+            }
+            match pending[at] {
+                b'Z' => ready += 1,
+                b'E' => {
+                    let frame = &pending[at..at + 1 + len];
+                    codes.push(sqlstate_in(frame).unwrap_or_default());
+                    said.push_str(&String::from_utf8_lossy(frame));
+                }
+                _ => {}
+            }
+            at += 1 + len;
+        }
+        pending.drain(..at);
+        if signalled.is_none() && ready >= 2000 {
+            nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(s.pid() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            )
+            .unwrap();
+            signalled = Some(Instant::now());
+        }
+    }
+    let signalled = signalled.expect("the session answered fewer than 2,000 queries");
+    let took = signalled.elapsed();
+    sender.join().unwrap();
+    assert_eq!(codes, ["57P01"], "after {ready} queries: {said}");
+    assert!(said.contains("infrasql is shutting down"), "{said}");
+    assert!(
+        took < grace / 2,
+        "the busy session was ended {took:?} after SIGTERM (grace {grace:?})"
+    );
+}
+
 #[tokio::test]
 async fn backend_loss_is_reported_and_new_clients_connect_once_it_is_back() {
     let s = TestServer::start();

@@ -213,7 +213,7 @@ pub async fn run(parts: SessionParts) -> Result<(), SessionEnd> {
         client_gone: AtomicBool::new(false),
         client_out: Mutex::new(parts.client_out),
     });
-    let watcher = tokio::spawn(watch_shutdown(shared.clone(), parts.shutdown.clone()));
+    let watcher = tokio::spawn(watch_shutdown(shared.clone(), parts.shutdown));
     let (tx, rx) = mpsc::unbounded_channel();
     let relay = tokio::spawn(relay(
         parts.backend_in,
@@ -242,7 +242,6 @@ pub async fn run(parts: SessionParts) -> Result<(), SessionEnd> {
         hook: parts.hook,
         engine: parts.engine,
         cancel: parts.cancel,
-        shutdown: parts.shutdown,
         plan_only: parts.plan_only,
         client_addr: parts.client_addr,
     };
@@ -353,7 +352,6 @@ struct Driver {
     engine: EngineRuntime,
     /// The client's cancel requests, for the hook's apply.
     cancel: CancelSignal,
-    shutdown: watch::Receiver<bool>,
     /// Set at startup and never cleared: the session cannot leave it.
     plan_only: bool,
     client_addr: Option<String>,

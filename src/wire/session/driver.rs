@@ -22,8 +22,10 @@ impl Driver {
         if self.client_eof {
             return Err(SessionEnd::ClientClosed);
         }
-        // A shutdown or a lost backend comes first, as cheap reads.
-        if *self.shutdown.borrow() {
+        // A shutdown or a lost backend comes first, as cheap reads: a
+        // client that always has more to send would otherwise never let
+        // the select below look at the stop signal.
+        if self.shared.shutting_down.load(Ordering::Acquire) {
             return Err(SessionEnd::Shutdown);
         }
         if self.shared.backend_gone.load(Ordering::Acquire) {
