@@ -12,6 +12,10 @@
 #               mode on 127.0.0.1, forwarding to that same socket: what a
 #               mature C proxy gets on the same machine in the same run, so the
 #               cost of any extra hop is visible apart from infrasql's own
+#   forwarder:  (FLOOR=1) bench/forwarder: a proxy on the same tokio runtime
+#               as infrasql's sessions that only copies bytes (no framing,
+#               no classification): the floor for a tokio proxy, so the gap
+#               to PgBouncer splits into the runtime's and infrasql's own
 # in rotating order, $ROUNDS rounds each, for the simple query protocol and
 # for -M prepared (extended protocol, prepared statements). Each cell reports
 # the MEDIAN tps over the rounds, with the latency of that same median run.
@@ -28,6 +32,8 @@
 #   DIRECT_TCP=1       add the direct-tcp target (needs 127.0.0.1:5432 free)
 #   YARDSTICK=1        add the pgbouncer target if `pgbouncer` is found
 #                      (apt-get install pgbouncer); PGBOUNCER=path to choose one
+#   FLOOR=1            add the forwarder target (built with infrasql; FORWARDER=
+#                      path to choose the binary)
 #   QUIET_WAIT=0       before each run, wait up to this many seconds for the
 #                      machine to be idle (< 15% busy over 3 s); for shared machines
 #   NOISY_PCT=10 NOISY_RETRIES=2
@@ -52,6 +58,7 @@ SCALE=${SCALE:-10}
 WARMUP=${WARMUP:-5}
 DIRECT_TCP=${DIRECT_TCP:-1}
 YARDSTICK=${YARDSTICK:-1}
+FLOOR=${FLOOR:-1}
 ROTX=${ROTX:-1}
 PGBOUNCER=${PGBOUNCER:-$(command -v pgbouncer || { [[ -x /usr/sbin/pgbouncer ]] && echo /usr/sbin/pgbouncer; } || true)}
 QUIET_WAIT=${QUIET_WAIT:-0}
@@ -67,6 +74,7 @@ DB=infrasql
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 LOG_DIR=${LOG_DIR:-$ROOT/bench/logs/pgbench}
 BIN=${BIN:-$ROOT/target/release/infrasql}
+FORWARDER=${FORWARDER:-$ROOT/target/release/infrasql-bench-forwarder}
 PGBENCH=${PGBENCH:-pgbench}
 mkdir -p "$LOG_DIR"
 rm -f "$LOG_DIR"/run-*.log
@@ -83,6 +91,13 @@ WORK=""
 SERVER_PID=""
 SERVER_RC=""
 BOUNCER_PID=""
+FWD_PID=""
+stop_forwarder() {
+    [[ -n "$FWD_PID" ]] || return 0
+    kill -TERM "$FWD_PID" 2>/dev/null || true
+    wait "$FWD_PID" 2>/dev/null || true
+    FWD_PID=""
+}
 stop_bouncer() {
     [[ -n "$BOUNCER_PID" ]] || return 0
     kill -INT "$BOUNCER_PID" 2>/dev/null || true
@@ -125,6 +140,7 @@ stop_server() {
 }
 cleanup() {
     local rc=$?
+    stop_forwarder
     stop_bouncer
     stop_server
     if [[ -n "$WORK" && -d "$WORK" ]]; then
@@ -165,7 +181,7 @@ CLK_TCK=$(getconf CLK_TCK)
 # ---------------------------------------------------------------- build
 if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
     echo "building release binary (log: $LOG_DIR/build.log) ..." >&2
-    if ! (cd "$ROOT" && cargo build --release -p infrasql) >"$LOG_DIR/build.log" 2>&1; then
+    if ! (cd "$ROOT" && cargo build --release -p infrasql -p infrasql-bench-forwarder) >"$LOG_DIR/build.log" 2>&1; then
         tail -30 "$LOG_DIR/build.log" >&2
         die "cargo build failed; see $LOG_DIR/build.log"
     fi
@@ -232,6 +248,7 @@ conn_args() { # TARGET -> connection flags
     proxy) echo "-h 127.0.0.1 -p $PORT -U $BENCH_USER" ;;
     direct-tcp) echo "-h 127.0.0.1 -p 5432 -U $BENCH_USER" ;;
     pgbouncer) echo "-h 127.0.0.1 -p $BOUNCER_PORT -U $BENCH_USER" ;;
+    forwarder) echo "-h 127.0.0.1 -p $FWD_PORT -U $BENCH_USER" ;;
     esac
 }
 
@@ -277,6 +294,26 @@ elif [[ "$YARDSTICK" == 1 ]]; then
     echo "pgbench.sh: pgbouncer not found (apt-get install pgbouncer); no yardstick proxy in this run" >&2
 fi
 
+# ---------------------------------------------------------------- floor
+FWD_PORT=""
+if [[ "$FLOOR" == 1 ]]; then
+    [[ -x "$FORWARDER" ]] || die "$FORWARDER not found (cargo build --release -p infrasql-bench-forwarder, or FLOOR=0)"
+    FWD_OUT=$LOG_DIR/forwarder.stdout.log
+    : >"$FWD_OUT"
+    "$FORWARDER" 127.0.0.1:0 "$DATA/pgdata/.s.PGSQL.5432" >"$FWD_OUT" 2>"$LOG_DIR/forwarder.stderr.log" &
+    FWD_PID=$!
+    for ((i = 0; i < 100; i++)); do
+        if line=$(grep -m1 'listening on' "$FWD_OUT" 2>/dev/null); then
+            FWD_PORT=${line##*:}
+            break
+        fi
+        sleep 0.1
+    done
+    [[ "$FWD_PORT" =~ ^[0-9]+$ ]] || die "the forwarder did not start; see $LOG_DIR/forwarder.stderr.log"
+    TARGETS+=(forwarder)
+    echo "forwarder (floor): 127.0.0.1:$FWD_PORT" >&2
+fi
+
 # ---------------------------------------------------------------- init
 echo "pgbench -i -s $SCALE through infrasql ..." >&2
 # shellcheck disable=SC2046
@@ -309,6 +346,7 @@ our_ticks() {
     fi
     proxy=$(cpu_ticks "$SERVER_PID")
     [[ -z "$BOUNCER_PID" ]] || proxy=$((proxy + $(cpu_ticks "$BOUNCER_PID")))
+    [[ -z "$FWD_PID" ]] || proxy=$((proxy + $(cpu_ticks "$FWD_PID")))
     echo "$proxy $pg $(awk '{ sub(/^.*\) /, ""); print $14 + $15 }' "/proc/$$/stat")"
 }
 # Wait (up to QUIET_WAIT s) until the machine is idle before a run.
@@ -417,7 +455,7 @@ bench() {
 
 # report NAME LABEL
 report() {
-    local name=$1 label=$2 d p tcp="" all_tcp="" bnc="" all_bnc="" bnc_pair=""
+    local name=$1 label=$2 d p tcp="" all_tcp="" bnc="" all_bnc="" bnc_pair="" fwd="" all_fwd=""
     d=$(median_of "$WORK/$name-direct")
     p=$(median_of "$WORK/$name-proxy")
     if [[ "$DIRECT_TCP" == 1 ]]; then
@@ -437,10 +475,15 @@ report() {
         all_bnc=$(awk '{printf "%.0f/%s/%s%% ", $1, $2, $3}' "$WORK/$name-pgbouncer")
         bnc_pair=$(pair_ratio_of "$WORK/$name-direct" "$WORK/$name-pgbouncer")
     fi
+    if [[ -f "$WORK/$name-forwarder" ]]; then
+        fwd=$(median_of "$WORK/$name-forwarder")
+        all_fwd=$(awk '{printf "%.0f/%s/%s%% ", $1, $2, $3}' "$WORK/$name-forwarder")
+    fi
     awk -v label="$label" -v d="$d" -v p="$p" -v tcp="$tcp" -v pair="$pair_ratio" \
         -v all_d="$(awk '{printf "%.0f/%s/%s%% ", $1, $2, $3}' "$WORK/$name-direct")" \
         -v all_p="$(awk '{printf "%.0f/%s/%s%% ", $1, $2, $3}' "$WORK/$name-proxy")" \
-        -v all_tcp="$all_tcp" -v bnc="$bnc" -v all_bnc="$all_bnc" -v bnc_pair="$bnc_pair" 'BEGIN {
+        -v all_tcp="$all_tcp" -v bnc="$bnc" -v all_bnc="$all_bnc" -v bnc_pair="$bnc_pair" \
+        -v fwd="$fwd" -v all_fwd="$all_fwd" 'BEGIN {
         split(d, a, " "); split(p, b, " ");
         printf "%s\n", label;
         printf "  direct (unix socket)  : %9.1f tps   latency avg %7.3f ms   CPU us/txn: postgres %s, pgbench %s\n", a[1], a[2], a[4], a[5];
@@ -456,10 +499,17 @@ report() {
             printf "  pgbouncer (yardstick) : %9.1f tps   latency avg %7.3f ms   CPU us/txn: postgres %s, pgbench %s, pgbouncer %s\n", e[1], e[2], e[4], e[5], e[3];
             printf "  ratio pgbouncer/direct: %9.3f   (median of per-round ratios: %s); infrasql/pgbouncer %.3f\n", e[1] / a[1], bnc_pair, b[1] / e[1];
         }
+        if (fwd != "") {
+            split(fwd, f, " ");
+            printf "  forwarder (tokio floor): %8.1f tps   latency avg %7.3f ms   CPU us/txn: postgres %s, pgbench %s, forwarder %s; infrasql/forwarder %.3f", f[1], f[2], f[4], f[5], f[3], b[1] / f[1];
+            if (bnc != "") printf ", forwarder/pgbouncer %.3f", f[1] / e[1];
+            printf "\n";
+        }
         printf "  all runs (tps/latency ms/CPU%% used by others) direct    : %s\n", all_d;
         printf "  all runs (tps/latency ms/CPU%% used by others) proxy     : %s\n", all_p;
         if (all_tcp != "") printf "  all runs (tps/latency ms/CPU%% used by others) direct-tcp: %s\n", all_tcp;
         if (all_bnc != "") printf "  all runs (tps/latency ms/CPU%% used by others) pgbouncer : %s\n", all_bnc;
+        if (all_fwd != "") printf "  all runs (tps/latency ms/CPU%% used by others) forwarder : %s\n", all_fwd;
     }' | tee -a "$RESULTS"
 }
 
@@ -480,12 +530,13 @@ if [[ "$ROTX" == 1 ]]; then
 fi
 
 # ---------------------------------------------------------------- stop
+stop_forwarder
 stop_bouncer
 stop_server
 [[ "$SERVER_RC" == 0 ]] || echo "warning: infrasql exited with status $SERVER_RC after SIGTERM" >&2
 
 # ---------------------------------------------------------------- report
-max_others=$(cat "$WORK"/*-direct* "$WORK"/*-proxy "$WORK"/*-pgbouncer 2>/dev/null | awk 'BEGIN{m=0} $3>m{m=$3} END{print m}')
+max_others=$(cat "$WORK"/*-direct* "$WORK"/*-proxy "$WORK"/*-pgbouncer "$WORK"/*-forwarder 2>/dev/null | awk 'BEGIN{m=0} $3>m{m=$3} END{print m}')
 say ""
 say "== pgbench through infrasql vs direct =="
 say "date: $(date -u +%FT%TZ)   host: $(uname -n)   nproc: $(nproc)   cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
