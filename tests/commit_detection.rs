@@ -216,3 +216,86 @@ fn refused_ix100<'a>(
     assert!(db.detail().is_some_and(|d| d.contains(why)), "{db:?}");
     db
 }
+
+/// Prepared reads go to the backend straight from the read buffer
+/// (`wire::session::fast`); a write pipelined behind them in the same
+/// packet, or inside the same block, must still reach the commit hook.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prepared_reads_forwarded_whole_never_hide_a_write_behind_them() {
+    let moto = Moto::start();
+    let srv = TestServer::start_on(&moto, &["--auth", "trust"]);
+    let mut c = Raw::connect(srv.port, USER).await;
+    let insert = |name: &str, cidr: &str| {
+        format!("INSERT INTO aws.vpc (name, cidr_block) VALUES ('{name}', '{cidr}')")
+    };
+    let got = c
+        .parse("r", "SELECT 1")
+        .parse("w1", &insert("fast-pipelined", "10.42.0.0/16"))
+        .parse("w2", &insert("fast-in-block", "10.43.0.0/16"))
+        .parse("c", "COMMIT")
+        .sync()
+        .send(1)
+        .await;
+    no_errors_nor_marker(&got);
+
+    // Two read batches in one packet: each answered in full, in order.
+    let got = c
+        .bind("", "r")
+        .execute("")
+        .sync()
+        .bind("", "r")
+        .execute("")
+        .sync()
+        .send(2)
+        .await;
+    let one_read = [
+        Msg::BindComplete,
+        Msg::DataRow(vec![Some("1".into())]),
+        Msg::Command("SELECT 1".into()),
+        Msg::Ready('I'),
+    ];
+    assert_eq!(quiet(&got), [one_read.clone(), one_read.clone()].concat());
+
+    // A read batch, then an autocommit write, in one packet.
+    let got = c
+        .bind("", "r")
+        .execute("")
+        .sync()
+        .bind("", "w1")
+        .execute("")
+        .sync()
+        .send(2)
+        .await;
+    no_errors_nor_marker(&got);
+    assert_eq!(
+        quiet(&got),
+        [
+            one_read.to_vec(),
+            vec![
+                Msg::BindComplete,
+                Msg::Command("INSERT 0 1".into()),
+                Msg::Ready('I')
+            ]
+        ]
+        .concat()
+    );
+    assert_eq!(vpcs_named(&moto, "fast-pipelined").await, 1);
+
+    // Reads inside a block that wrote, then a prepared COMMIT.
+    no_errors_nor_marker(&c.query("BEGIN").send(1).await);
+    no_errors_nor_marker(&c.bind("", "w2").execute("").sync().send(1).await);
+    let got = c.bind("", "r").execute("").sync().send(1).await;
+    assert_eq!(got.last(), Some(&Msg::Ready('T')), "{got:?}");
+    assert_eq!(vpcs_named(&moto, "fast-in-block").await, 0);
+    let got = c.bind("", "c").execute("").sync().send(1).await;
+    no_errors_nor_marker(&got);
+    assert_eq!(
+        quiet(&got),
+        vec![
+            Msg::BindComplete,
+            Msg::Command("COMMIT".into()),
+            Msg::Ready('I')
+        ]
+    );
+    assert_eq!(vpcs_named(&moto, "fast-in-block").await, 1);
+}

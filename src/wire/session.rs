@@ -14,6 +14,7 @@
 //!
 //! - `driver`: the driver's main loop; what a Parse prepares.
 //! - `simple`, `extended`: the two protocols, their wrappers and commit points.
+//! - `fast`: whole batches of plain reads, forwarded from the read buffer.
 //! - `own`: infrasql's own statements on the session; the hook's context.
 //! - `relay`: backend → client.
 
@@ -47,6 +48,7 @@ use crate::engine::report::Report;
 
 mod driver;
 mod extended;
+mod fast;
 mod own;
 mod relay;
 mod simple;

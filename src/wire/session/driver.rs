@@ -44,6 +44,9 @@ impl Driver {
                 if r? == 0 {
                     return Err(SessionEnd::ClientClosed);
                 }
+                if self.forward_plain_batches() {
+                    return Ok(());
+                }
                 self.parse_client(false).await
             }
             end = stopped => Err(end),

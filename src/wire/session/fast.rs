@@ -1,0 +1,139 @@
+//! The extended protocol's common case, forwarded straight from the read
+//! buffer: a client read that holds only whole batches of Bind, Describe,
+//! Execute and Sync of statements that need nothing of infrasql (pgbench
+//! `-M prepared`, and what JDBC or node-postgres send for a prepared read).
+//!
+//! The general path splits every message into a frame of its own, stashes
+//! it, and copies it again into the backend's buffer at the Sync; for the
+//! three messages of a prepared query that was most of infrasql's own work
+//! per query (callgrind; bench/README.md, session 18). This path decides
+//! from the bytes in place and hands the whole read to the backend as it is.
+//! Anything it is not sure of goes the general way: it only ever takes a
+//! read that the general path would have forwarded unchanged, with the same
+//! routes, the same unnamed portal, and nothing else to remember.
+
+use super::*;
+
+/// What one message of a plain batch does to the driver's state.
+enum Step {
+    /// A Bind of the unnamed portal to this statement.
+    Bind,
+    /// Describe or Execute: nothing to remember.
+    Pass,
+    /// A Sync: one ReadyForQuery comes back for it.
+    Sync,
+}
+
+impl Driver {
+    /// Forward the client's buffered bytes as they are when they are whole
+    /// plain batches (see the module's doc). Returns whether it did; if not,
+    /// nothing changed and the general path takes the bytes.
+    pub(super) fn forward_plain_batches(&mut self) -> bool {
+        // Only between batches, with nothing pending that a batch's Sync
+        // would have to settle (these are what `extended_batch` looks at
+        // before it decides that a batch needs no care).
+        // A plain batch starts with its Bind; a Query, a Parse or COPY data
+        // is not looked at twice.
+        if self.cbuf.first() != Some(&b'B')
+            || !self.stash.is_empty()
+            || !self.batch.is_empty()
+            || self.batch_forwarded
+            || self.batch_reads_plan
+            || self.copy_open
+            || self.wrapper
+        {
+            return false;
+        }
+        // The unnamed portal as the batches leave it, and the Syncs in them.
+        let mut portal: Option<&Prepared> = self.portals.unnamed.as_ref();
+        let mut rebound = false;
+        let mut syncs = 0usize;
+        let mut ends_with_sync = false;
+        let mut pos = 0;
+        let buf = &self.cbuf[..];
+        while pos < buf.len() {
+            let n = match frame_len(&buf[pos..], MAX_CLIENT_MESSAGE) {
+                Ok(Some(n)) => n,
+                // Half a message, or a bad one: the general path waits for
+                // the rest or reports it.
+                Ok(None) | Err(_) => return false,
+            };
+            let frame = &buf[pos..pos + n];
+            ends_with_sync = false;
+            match plain_step(frame, &self.statements, portal) {
+                Some((Step::Bind, bound)) => {
+                    portal = bound;
+                    rebound = true;
+                }
+                Some((Step::Pass, _)) => {}
+                Some((Step::Sync, _)) => {
+                    syncs += 1;
+                    ends_with_sync = true;
+                }
+                None => return false,
+            }
+            pos += n;
+        }
+        // The read must end with a Sync: a batch still open could be ended
+        // by a later message that needs care.
+        if !ends_with_sync {
+            return false;
+        }
+        if rebound {
+            self.portals.unnamed = portal.cloned();
+        }
+        for _ in 0..syncs {
+            self.push_route(Route::Client);
+        }
+        // The read becomes the bytes for the backend without a copy when
+        // nothing else is waiting to go (the usual case: the driver flushes
+        // before it reads).
+        if self.out.is_empty() {
+            std::mem::swap(&mut self.out, &mut self.cbuf);
+        } else {
+            self.out.extend_from_slice(&self.cbuf);
+            self.cbuf.clear();
+        }
+        true
+    }
+}
+
+/// Whether `frame` may go through as part of a plain batch, given the
+/// prepared statements and the unnamed portal so far; for a Bind, also what
+/// the portal becomes.
+fn plain_step<'a>(
+    frame: &[u8],
+    statements: &'a NameMap,
+    portal: Option<&'a Prepared>,
+) -> Option<(Step, Option<&'a Prepared>)> {
+    let mut body = &frame[5..];
+    match frame[0] {
+        b'B' => {
+            let portal_name = read_name(&mut body)?;
+            let stmt = read_name(&mut body)?;
+            if !portal_name.is_empty() {
+                return None;
+            }
+            let prepared = statements.get(stmt)?;
+            plain(prepared).then_some((Step::Bind, Some(prepared)))
+        }
+        b'E' => {
+            let portal_name = read_name(&mut body)?;
+            (portal_name.is_empty() && plain(portal?)).then_some((Step::Pass, portal))
+        }
+        b'D' => Some((Step::Pass, portal)),
+        b'S' => Some((Step::Sync, portal)),
+        _ => None,
+    }
+}
+
+/// A statement whose batch the general path forwards as it is: it neither
+/// writes nor ends a transaction, starts no COPY and does not read
+/// `infra.plan`.
+fn plain(p: &Prepared) -> bool {
+    !matches!(
+        p.kind,
+        StmtKind::Write | StmtKind::Commit | StmtKind::PrepareTransaction
+    ) && !p.copy_in
+        && !p.reads_plan
+}
