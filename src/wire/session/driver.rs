@@ -44,7 +44,7 @@ impl Driver {
                 if r? == 0 {
                     return Err(SessionEnd::ClientClosed);
                 }
-                if self.forward_plain_batches() {
+                if self.forward_plain_batches() || self.forward_plain_query() {
                     return Ok(());
                 }
                 self.parse_client(false).await

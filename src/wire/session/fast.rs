@@ -1,18 +1,21 @@
-//! The extended protocol's common case, forwarded straight from the read
-//! buffer: a client read that holds only whole batches of Bind, Describe,
-//! Execute and Sync of statements that need nothing of infrasql (pgbench
-//! `-M prepared`, and what JDBC or node-postgres send for a prepared read).
+//! The common cases, forwarded straight from the read buffer:
+//! - a client read that holds only whole batches of Bind, Describe,
+//!   Execute and Sync of statements that need nothing of infrasql (pgbench
+//!   `-M prepared`, and what JDBC or node-postgres send for a prepared read);
+//! - a client read that is one Query that needs nothing of infrasql.
 //!
 //! The general path splits every message into a frame of its own, stashes
-//! it, and copies it again into the backend's buffer at the Sync; for the
-//! three messages of a prepared query that was most of infrasql's own work
-//! per query (callgrind; bench/README.md, session 18). This path decides
-//! from the bytes in place and hands the whole read to the backend as it is.
-//! Anything it is not sure of goes the general way: it only ever takes a
-//! read that the general path would have forwarded unchanged, with the same
-//! routes, the same unnamed portal, and nothing else to remember.
+//! it, and copies it again into the backend's buffer; for the three
+//! messages of a prepared query that was most of infrasql's own work per
+//! query (callgrind; bench/README.md, session 18). These paths decide from
+//! the bytes in place and hand the whole read to the backend as it is.
+//! Anything they are not sure of goes the general way: they only ever take
+//! a read that the general path would have forwarded unchanged, with the
+//! same routes, the same unnamed portal, and nothing else to remember.
 
+use super::simple::needs_care;
 use super::*;
+use crate::wire::classify::Intercepts;
 
 /// What one message of a plain batch does to the driver's state.
 enum Step {
@@ -85,16 +88,55 @@ impl Driver {
         for _ in 0..syncs {
             self.push_route(Route::Client);
         }
-        // The read becomes the bytes for the backend without a copy when
-        // nothing else is waiting to go (the usual case: the driver flushes
-        // before it reads).
+        self.forward_read();
+        true
+    }
+
+    /// Forward the client's buffered bytes as they are when they are one
+    /// Query that needs nothing of infrasql: what `simple_query` would have
+    /// forwarded unchanged after the same checks. Returns whether it did.
+    pub(super) fn forward_plain_query(&mut self) -> bool {
+        if self.cbuf.first() != Some(&b'Q')
+            || !self.stash.is_empty()
+            || !self.batch.is_empty()
+            || self.batch_forwarded
+            || self.copy_open
+        {
+            return false;
+        }
+        match frame_len(&self.cbuf, MAX_CLIENT_MESSAGE) {
+            Ok(Some(n)) if n == self.cbuf.len() => {}
+            _ => return false,
+        }
+        let mut body = &self.cbuf[5..];
+        let Some(sql) = read_cstr(&mut body) else {
+            return false;
+        };
+        if !body.is_empty() || query_intercepts(sql) != Intercepts::default() {
+            return false;
+        }
+        let kinds: smallvec::SmallVec<[StmtKind; 2]> =
+            split_statements(sql).iter().map(|s| classify(s)).collect();
+        // A BEGIN would make the wrapper of a batch still in flight the
+        // client's block: `simple_query` sees to that.
+        if needs_care(&kinds) || (self.wrapper && kinds.first() == Some(&StmtKind::Begin)) {
+            return false;
+        }
+        self.push_route(Route::Client);
+        self.forward_read();
+        true
+    }
+
+    /// Hand the whole read buffer to the backend's. Without a copy when
+    /// nothing else is waiting to go (the usual case: the driver flushes
+    /// before it reads).
+    fn forward_read(&mut self) {
         if self.out.is_empty() {
             std::mem::swap(&mut self.out, &mut self.cbuf);
         } else {
             self.out.extend_from_slice(&self.cbuf);
             self.cbuf.clear();
         }
-        true
     }
 }
 

@@ -4,6 +4,18 @@
 
 use super::*;
 
+/// Whether a Query of statements of these kinds needs infrasql before it
+/// runs: one writes or ends a transaction, or transaction control shares
+/// the Query with other statements. If not, it goes to the backend as sent.
+pub(super) fn needs_care(kinds: &[StmtKind]) -> bool {
+    kinds.iter().any(|k| {
+        matches!(
+            k,
+            StmtKind::Write | StmtKind::Commit | StmtKind::PrepareTransaction
+        )
+    }) || (kinds.len() > 1 && kinds.iter().any(|k| k.is_tx_control()))
+}
+
 impl Driver {
     pub(super) async fn simple_query(&mut self, f: Frame) -> Result<(), SessionEnd> {
         self.copy_never_started().await?;
@@ -45,13 +57,7 @@ impl Driver {
             // ROLLBACK ends it, not the batch's Sync.
             self.wrapper = false;
         }
-        let needs_care = kinds.iter().any(|k| {
-            matches!(
-                k,
-                StmtKind::Write | StmtKind::Commit | StmtKind::PrepareTransaction
-            )
-        }) || (kinds.len() > 1 && kinds.iter().any(|k| k.is_tx_control()));
-        if !needs_care {
+        if !needs_care(&kinds) {
             return self.forward_query(f);
         }
         self.flush().await?;
