@@ -57,6 +57,12 @@ impl StmtKind {
     pub fn ends_with_hook(self) -> bool {
         matches!(self, StmtKind::Commit | StmtKind::PrepareTransaction)
     }
+    /// Whether infrasql must step in before a statement of this kind runs:
+    /// it may write (the wrapper, the marker), or it ends a transaction's
+    /// writable life (the hook). Statements of other kinds are forwarded.
+    pub fn needs_care(self) -> bool {
+        self == StmtKind::Write || self.ends_with_hook()
+    }
 }
 
 /// Classify one statement.

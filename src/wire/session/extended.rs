@@ -96,12 +96,9 @@ impl Driver {
             self.forwarded_in_block.take()
         };
         let needs_care = self.wrapper
-            || items.iter().any(|i| {
-                matches!(
-                    i.kind(),
-                    Some(StmtKind::Write | StmtKind::Commit | StmtKind::PrepareTransaction)
-                )
-            })
+            || items
+                .iter()
+                .any(|i| i.kind().is_some_and(StmtKind::needs_care))
             || (!sync && first_segment && items.iter().any(BatchItem::runs_or_writes));
         if !needs_care {
             if !sync {

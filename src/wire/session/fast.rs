@@ -18,9 +18,9 @@ use super::*;
 use crate::wire::classify::Intercepts;
 
 /// What one message of a plain batch does to the driver's state.
-enum Step {
+enum Step<'a> {
     /// A Bind of the unnamed portal to this statement.
-    Bind,
+    Bind(&'a Prepared),
     /// Describe or Execute: nothing to remember.
     Pass,
     /// A Sync: one ReadyForQuery comes back for it.
@@ -32,11 +32,10 @@ impl Driver {
     /// plain batches (see the module's doc). Returns whether it did; if not,
     /// nothing changed and the general path takes the bytes.
     pub(super) fn forward_plain_batches(&mut self) -> bool {
-        // Only between batches, with nothing pending that a batch's Sync
-        // would have to settle (these are what `extended_batch` looks at
-        // before it decides that a batch needs no care).
-        // A plain batch starts with its Bind; a Query, a Parse or COPY data
-        // is not looked at twice.
+        // A plain batch starts with its Bind (a Query, a Parse or COPY data
+        // is not walked twice), and only between batches, with nothing
+        // pending that a batch's Sync would have to settle: these are what
+        // `extended_batch` looks at before it decides on care.
         if self.cbuf.first() != Some(&b'B')
             || !self.stash.is_empty()
             || !self.batch.is_empty()
@@ -64,12 +63,12 @@ impl Driver {
             let frame = &buf[pos..pos + n];
             ends_with_sync = false;
             match plain_step(frame, &self.statements, portal) {
-                Some((Step::Bind, bound)) => {
-                    portal = bound;
+                Some(Step::Bind(bound)) => {
+                    portal = Some(bound);
                     rebound = true;
                 }
-                Some((Step::Pass, _)) => {}
-                Some((Step::Sync, _)) => {
+                Some(Step::Pass) => {}
+                Some(Step::Sync) => {
                     syncs += 1;
                     ends_with_sync = true;
                 }
@@ -140,42 +139,34 @@ impl Driver {
     }
 }
 
-/// Whether `frame` may go through as part of a plain batch, given the
-/// prepared statements and the unnamed portal so far; for a Bind, also what
-/// the portal becomes.
+/// What `frame` does as part of a plain batch, given the prepared
+/// statements and the unnamed portal so far; `None` if it may not be part
+/// of one.
 fn plain_step<'a>(
     frame: &[u8],
     statements: &'a NameMap,
-    portal: Option<&'a Prepared>,
-) -> Option<(Step, Option<&'a Prepared>)> {
+    portal: Option<&Prepared>,
+) -> Option<Step<'a>> {
     let mut body = &frame[5..];
     match frame[0] {
         b'B' => {
             let portal_name = read_name(&mut body)?;
             let stmt = read_name(&mut body)?;
-            if !portal_name.is_empty() {
-                return None;
-            }
             let prepared = statements.get(stmt)?;
-            plain(prepared).then_some((Step::Bind, Some(prepared)))
+            (portal_name.is_empty() && plain(prepared)).then_some(Step::Bind(prepared))
         }
         b'E' => {
             let portal_name = read_name(&mut body)?;
-            (portal_name.is_empty() && plain(portal?)).then_some((Step::Pass, portal))
+            (portal_name.is_empty() && plain(portal?)).then_some(Step::Pass)
         }
-        b'D' => Some((Step::Pass, portal)),
-        b'S' => Some((Step::Sync, portal)),
+        b'D' => Some(Step::Pass),
+        b'S' => Some(Step::Sync),
         _ => None,
     }
 }
 
-/// A statement whose batch the general path forwards as it is: it neither
-/// writes nor ends a transaction, starts no COPY and does not read
-/// `infra.plan`.
+/// A statement whose batch the general path forwards as it is: it needs no
+/// care, starts no COPY and does not read `infra.plan`.
 fn plain(p: &Prepared) -> bool {
-    !matches!(
-        p.kind,
-        StmtKind::Write | StmtKind::Commit | StmtKind::PrepareTransaction
-    ) && !p.copy_in
-        && !p.reads_plan
+    !p.kind.needs_care() && !p.copy_in && !p.reads_plan
 }

@@ -8,12 +8,8 @@ use super::*;
 /// runs: one writes or ends a transaction, or transaction control shares
 /// the Query with other statements. If not, it goes to the backend as sent.
 pub(super) fn needs_care(kinds: &[StmtKind]) -> bool {
-    kinds.iter().any(|k| {
-        matches!(
-            k,
-            StmtKind::Write | StmtKind::Commit | StmtKind::PrepareTransaction
-        )
-    }) || (kinds.len() > 1 && kinds.iter().any(|k| k.is_tx_control()))
+    kinds.iter().any(|k| k.needs_care())
+        || (kinds.len() > 1 && kinds.iter().any(|k| k.is_tx_control()))
 }
 
 impl Driver {
