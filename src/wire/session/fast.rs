@@ -33,15 +33,12 @@ impl Driver {
     /// nothing changed and the general path takes the bytes.
     pub(super) fn forward_plain_batches(&mut self) -> bool {
         // A plain batch starts with its Bind (a Query, a Parse or COPY data
-        // is not walked twice), and only between batches, with nothing
-        // pending that a batch's Sync would have to settle: these are what
-        // `extended_batch` looks at before it decides on care.
+        // is not walked twice), and with no wrapper or `infra.plan` refresh
+        // for a batch's Sync to settle: these are what `extended_batch`
+        // looks at before it decides on care.
         if self.cbuf.first() != Some(&b'B')
-            || !self.stash.is_empty()
-            || !self.batch.is_empty()
-            || self.batch_forwarded
+            || !self.between_messages()
             || self.batch_reads_plan
-            || self.copy_open
             || self.wrapper
         {
             return false;
@@ -95,12 +92,7 @@ impl Driver {
     /// Query that needs nothing of infrasql: what `simple_query` would have
     /// forwarded unchanged after the same checks. Returns whether it did.
     pub(super) fn forward_plain_query(&mut self) -> bool {
-        if self.cbuf.first() != Some(&b'Q')
-            || !self.stash.is_empty()
-            || !self.batch.is_empty()
-            || self.batch_forwarded
-            || self.copy_open
-        {
+        if self.cbuf.first() != Some(&b'Q') || !self.between_messages() {
             return false;
         }
         match frame_len(&self.cbuf, MAX_CLIENT_MESSAGE) {
@@ -124,6 +116,12 @@ impl Driver {
         self.push_route(Route::Client);
         self.forward_read();
         true
+    }
+
+    /// Nothing read earlier is waiting (stashed, or an extended batch not
+    /// yet at its Sync) and no COPY is open: the read starts afresh.
+    fn between_messages(&self) -> bool {
+        self.stash.is_empty() && self.batch.is_empty() && !self.batch_forwarded && !self.copy_open
     }
 
     /// Hand the whole read buffer to the backend's. Without a copy when
