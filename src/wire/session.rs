@@ -14,7 +14,8 @@
 //!
 //! - `driver`: the driver's main loop; what a Parse prepares.
 //! - `simple`, `extended`: the two protocols, their wrappers and commit points.
-//! - `fast`: whole batches of plain reads, forwarded from the read buffer.
+//! - `fast`: plain reads (whole prepared batches, or one Query) forwarded
+//!   from the read buffer.
 //! - `own`: infrasql's own statements on the session; the hook's context.
 //! - `relay`: backend → client.
 
