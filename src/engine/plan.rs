@@ -14,19 +14,29 @@
 //!   half, and only once every first-phase step that does not need the new
 //!   resource is done: an unrelated failure then never touches it.
 //!
+//! The parts: [`changes`] nets the captured rows and diffs their columns;
+//! [`draft`] holds a change on its way to a step; [`order`] sorts the steps;
 //! [`replace`] decides whether a replace may run at all (dependents, data
 //! that would be lost); [`show`] renders the plan for NOTICEs and rows.
 
+mod changes;
+mod draft;
 mod guard;
+mod order;
 mod replace;
 mod sets;
 mod show;
 pub use show::Counts;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
-use infrasql_provider::{Column, ColumnKind, Props, ResourceSchema, ROW_KEY, STACK};
-use serde_json::{json, Value};
+use infrasql_provider::{Column, Props, ResourceSchema};
+use serde_json::Value;
+
+use changes::diff;
+pub use changes::net_changes;
+use draft::{make_step, Draft};
+use order::{independent_of_recreates, topo, Node};
 
 pub use guard::check_mass_delete;
 pub use replace::{
@@ -184,130 +194,6 @@ impl PlanError {
             _ => None,
         }
     }
-}
-
-/// Net a sequence of per-statement changes (in capture order) to one change
-/// per row. Rows inserted and deleted in the same transaction vanish.
-pub fn net_changes(
-    raw: Vec<(String, Option<Props>, Option<Props>)>,
-    id_col: impl Fn(&str) -> Option<&'static str>,
-) -> Vec<RowChange> {
-    let mut order: Vec<(String, String)> = Vec::new();
-    let mut net: HashMap<(String, String), RowChange> = HashMap::new();
-    for (table, old, new) in raw {
-        let Some(idc) = id_col(&table) else { continue };
-        // Rows are followed by their row key, which never changes: the AWS
-        // id does (a chosen name renamed in the transaction). Rows made
-        // without one (unit tests) fall back on the AWS id.
-        let row = new.as_ref().or(old.as_ref());
-        let id = match row.and_then(|p| p.get(ROW_KEY.name)) {
-            Some(k) if !k.is_null() => format!("row {k}"),
-            _ => row
-                .and_then(|p| p.get(idc))
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
-        };
-        let key = (table.clone(), id);
-        match net.get_mut(&key) {
-            Some(c) => c.after = new,
-            None => {
-                order.push(key.clone());
-                net.insert(
-                    key,
-                    RowChange {
-                        table,
-                        before: old,
-                        after: new,
-                    },
-                );
-            }
-        }
-    }
-    order
-        .into_iter()
-        .filter_map(|k| net.remove(&k))
-        .filter(|c| !(c.before.is_none() && c.after.is_none()))
-        .collect()
-}
-
-fn is_null(v: Option<&Value>) -> bool {
-    matches!(v, None | Some(Value::Null))
-}
-
-/// Compare desired columns; cloud-assigned ones are never the user's change.
-fn diff(
-    schema: &ResourceSchema,
-    before: Option<&Props>,
-    after: Option<&Props>,
-) -> (Vec<FieldChange>, bool) {
-    let mut out = Vec::new();
-    let mut replace = false;
-    // A resource's stack is in AWS as a tag where the type has tags: moving
-    // it into a stack (adopting) updates the tag. Elsewhere it is the
-    // database's alone.
-    let stack = schema.column("tags").map(|_| &STACK);
-    for c in schema
-        .columns
-        .iter()
-        .filter(|c| c.kind.is_desired())
-        .chain(stack)
-    {
-        let b = before.and_then(|p| p.get(c.name));
-        let a = after.and_then(|p| p.get(c.name));
-        if b == a || (is_null(b) && is_null(a)) {
-            continue;
-        }
-        if before.is_some() && after.is_some() && c.kind == ColumnKind::ReplaceOnChange {
-            replace = true;
-        }
-        let redact = |v: Option<&Value>| {
-            if c.kind == ColumnKind::WriteOnly && !is_null(v) {
-                json!("(secret)")
-            } else {
-                v.cloned().unwrap_or(Value::Null)
-            }
-        };
-        out.push(FieldChange {
-            field: c.name.to_owned(),
-            before: redact(b),
-            after: redact(a),
-        });
-    }
-    (out, replace)
-}
-
-struct Draft {
-    action: Action,
-    change: RowChange,
-    fields: Vec<FieldChange>,
-    schema: &'static ResourceSchema,
-    id: String,
-}
-
-impl Draft {
-    /// The AWS id of the row before the transaction, if it existed.
-    fn before_id(&self) -> Option<&str> {
-        self.change
-            .before
-            .as_ref()
-            .and_then(|b| b.get(self.schema.id_column()))
-            .and_then(Value::as_str)
-    }
-    fn row(&self) -> &Props {
-        self.change
-            .after
-            .as_ref()
-            .or(self.change.before.as_ref())
-            .expect("netted changes have a row")
-    }
-}
-
-/// A first-phase node: a draft, or the delete half of a delete-first replace.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-enum Node {
-    Main(usize),
-    DeleteHalf(usize),
 }
 
 /// Build the plan. `schemas` maps qualified table names to descriptions.
@@ -488,116 +374,9 @@ pub fn plan(
     Ok(Plan { steps })
 }
 
-/// First-phase nodes that neither are part of a delete-first replace nor
-/// need (transitively) the resource one creates.
-fn independent_of_recreates(
-    first: &[Node],
-    deps: &BTreeMap<Node, Vec<Node>>,
-    drafts: &[Draft],
-) -> Vec<Node> {
-    let mut memo: HashMap<Node, bool> = HashMap::new();
-    fn needs(
-        n: Node,
-        deps: &BTreeMap<Node, Vec<Node>>,
-        drafts: &[Draft],
-        memo: &mut HashMap<Node, bool>,
-        seen: &mut HashSet<Node>,
-    ) -> bool {
-        if let Some(&v) = memo.get(&n) {
-            return v;
-        }
-        let v = match n {
-            Node::DeleteHalf(_) => true,
-            Node::Main(i) if drafts[i].action == Action::RecreateCreate => true,
-            // A cycle is reported by the topological sort; here it only
-            // must not recurse forever.
-            _ if !seen.insert(n) => false,
-            _ => deps
-                .get(&n)
-                .is_some_and(|d| d.iter().any(|&m| needs(m, deps, drafts, memo, seen))),
-        };
-        memo.insert(n, v);
-        v
-    }
-    first
-        .iter()
-        .copied()
-        .filter(|&n| !needs(n, deps, drafts, &mut memo, &mut HashSet::new()))
-        .collect()
-}
-
-fn make_step(
-    n: usize,
-    action: Action,
-    d: &Draft,
-    depends_on: Vec<usize>,
-    last_phase: bool,
-) -> Step {
-    // A delete (or the delete half of a replace) acts on the resource as
-    // it is: the row before the transaction, whose id and region may differ
-    // from the new row's (a replace that also renames, or moves region).
-    let deletes = matches!(action, Action::Delete | Action::RecreateDelete)
-        || (action == Action::Replace && last_phase);
-    let row = match (&d.change.before, deletes) {
-        (Some(b), true) => b,
-        _ => d.row(),
-    };
-    let id = match deletes {
-        true => d.before_id().unwrap_or(&d.id).to_owned(),
-        false => d.id.clone(),
-    };
-    Step {
-        step: n,
-        action,
-        table: d.change.table.clone(),
-        id,
-        name: row.get("name").and_then(Value::as_str).map(str::to_owned),
-        region: row
-            .get("region")
-            .and_then(Value::as_str)
-            .unwrap_or("us-east-1")
-            .to_owned(),
-        before: d.change.before.clone(),
-        after: d.change.after.clone(),
-        changes: d.fields.clone(),
-        depends_on,
-        last_phase,
-    }
-}
-
 /// The qualified table a reference column points into (same schema).
 fn referenced_table(schema: &ResourceSchema, col: &Column) -> String {
     format!("{}.{}", schema.schema, col.references.unwrap_or_default())
-}
-
-/// Kahn's algorithm by levels, stable in input order. `Err` names a node on a cycle.
-fn topo<N: Copy + Ord + std::hash::Hash>(
-    nodes: &[N],
-    deps: &BTreeMap<N, Vec<N>>,
-) -> Result<Vec<N>, N> {
-    let mut done: Vec<N> = Vec::with_capacity(nodes.len());
-    let mut placed = HashSet::new();
-    while done.len() < nodes.len() {
-        let before = done.len();
-        // Level by level: a node joins once its dependencies were placed in
-        // an earlier level, so each level keeps the input order.
-        let level: Vec<N> = nodes
-            .iter()
-            .copied()
-            .filter(|n| !placed.contains(n) && deps[n].iter().all(|d| placed.contains(d)))
-            .collect();
-        for n in level {
-            placed.insert(n);
-            done.push(n);
-        }
-        if done.len() == before {
-            return Err(*nodes
-                .iter()
-                .find(|n| !placed.contains(n))
-                .expect("some node unplaced"));
-        }
-    }
-    Ok(done)
 }
 
 #[cfg(test)]

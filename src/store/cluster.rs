@@ -16,13 +16,12 @@
 //!   `postgres` OS user, which must be able to reach the data dir.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Write as _;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use nix::fcntl::{Flock, FlockArg};
+use nix::fcntl::Flock;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::{Pid, User};
 use tokio::process::{Child, Command};
@@ -31,8 +30,14 @@ use tokio::sync::watch;
 use super::BackendAddr;
 
 mod binaries;
+mod data_dir;
+mod supervise;
 
 pub use binaries::find_pg_bin;
+use data_dir::{check_traversable, lock_data_dir};
+pub use data_dir::{generate_password, read_or_create_secret, DataDir};
+use supervise::supervise;
+pub use supervise::Supervisor;
 
 /// The bootstrap superuser, used only by infrasql's engine.
 pub const ENGINE_ROLE: &str = "infrasql_engine";
@@ -66,31 +71,6 @@ fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> 
     }
 }
 
-/// Files inside infrasql's data dir.
-#[derive(Debug, Clone)]
-pub struct DataDir {
-    pub root: PathBuf,
-}
-
-impl DataDir {
-    pub fn pgdata(&self) -> PathBuf {
-        self.root.join("pgdata")
-    }
-    /// The generated password of the user's login role.
-    pub fn password_file(&self) -> PathBuf {
-        self.root.join("password")
-    }
-    pub fn engine_password_file(&self) -> PathBuf {
-        self.root.join("engine.password")
-    }
-    pub fn socket(&self) -> PathBuf {
-        self.pgdata().join(format!(".s.PGSQL.{PORT}"))
-    }
-    pub fn log_file(&self) -> PathBuf {
-        self.root.join("postgres.log")
-    }
-}
-
 /// Who the cluster's processes run as.
 #[derive(Debug, Clone)]
 struct RunAs {
@@ -108,33 +88,6 @@ pub struct Cluster {
     _lock: Flock<File>,
     /// True when this start ran initdb.
     pub created: bool,
-}
-
-/// Read a generated secret, or make one and store it with mode 0600.
-pub fn read_or_create_secret(path: &Path) -> Result<(String, bool), ClusterError> {
-    if let Ok(s) = fs::read_to_string(path) {
-        let s = s.trim().to_owned();
-        if !s.is_empty() {
-            return Ok((s, false));
-        }
-    }
-    let secret = generate_password();
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(io("cannot write", path))?;
-    f.write_all(secret.as_bytes())
-        .map_err(io("cannot write", path))?;
-    f.write_all(b"\n").map_err(io("cannot write", path))?;
-    Ok((secret, true))
-}
-
-pub fn generate_password() -> String {
-    use rand::distr::{Alphanumeric, SampleString};
-    Alphanumeric.sample_string(&mut rand::rng(), 32)
 }
 
 impl Cluster {
@@ -373,81 +326,6 @@ impl Cluster {
     }
 }
 
-/// Handle on the running cluster.
-pub struct Supervisor {
-    stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Supervisor {
-    /// Fast shutdown: open transactions roll back, the cluster stops cleanly.
-    pub async fn stop(self) {
-        let _ = self.stop.send(true);
-        let _ = self.task.await;
-    }
-}
-
-async fn supervise(
-    cluster: Cluster,
-    mut child: Child,
-    trust_users: bool,
-    mut stop: watch::Receiver<bool>,
-) {
-    let mut backoff = Duration::from_millis(500);
-    loop {
-        tokio::select! {
-            status = child.wait() => {
-                tracing::error!(
-                    "PostgreSQL exited unexpectedly ({}); restarting in {backoff:?}. Last lines of {}:\n{}",
-                    status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string()),
-                    cluster.dir.log_file().display(),
-                    tail(&cluster.dir.log_file(), 10)
-                );
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
-                    _ = stop.changed() => return,
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(30));
-                match cluster.spawn(trust_users) {
-                    Ok(mut c) => match cluster.wait_ready(&mut c).await {
-                        Ok(()) => {
-                            tracing::info!("PostgreSQL is back");
-                            backoff = Duration::from_millis(500);
-                            child = c;
-                        }
-                        Err(e) => {
-                            tracing::error!("{e}");
-                            let _ = c.start_kill();
-                            let _ = c.wait().await;
-                            child = c;
-                        }
-                    },
-                    Err(e) => {
-                        tracing::error!("cannot restart PostgreSQL: {e}");
-                        return;
-                    }
-                }
-            }
-            _ = stop.changed() => {
-                if let Some(pid) = child.id() {
-                    let _ = kill(Pid::from_raw(pid as i32), Signal::SIGINT);
-                }
-                match tokio::time::timeout(Duration::from_secs(30), child.wait()).await {
-                    Ok(_) => tracing::info!("PostgreSQL stopped"),
-                    Err(_) => {
-                        tracing::warn!("PostgreSQL did not stop in 30 s; sending SIGQUIT");
-                        if let Some(pid) = child.id() {
-                            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGQUIT);
-                        }
-                        let _ = child.wait().await;
-                    }
-                }
-                return;
-            }
-        }
-    }
-}
-
 fn postmaster_ready(pgdata: &Path) -> bool {
     // Line 8 of postmaster.pid is the status: "ready" once connections are accepted.
     fs::read_to_string(pgdata.join("postmaster.pid"))
@@ -483,48 +361,7 @@ fn is_our_postmaster(pid: i32, pgdata: &Path) -> bool {
         .unwrap_or(false)
 }
 
-fn lock_data_dir(root: &Path) -> Result<Flock<File>, ClusterError> {
-    let path = root.join("infrasql.lock");
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(&path)
-        .map_err(io("cannot open", &path))?;
-    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-        Ok(mut f) => {
-            f.set_len(0).map_err(io("cannot write", &path))?;
-            writeln!(&mut *f, "{}", std::process::id()).map_err(io("cannot write", &path))?;
-            Ok(f)
-        }
-        Err((_, _)) => Err(ClusterError::Locked {
-            path: root.to_owned(),
-            pid: fs::read_to_string(&path)
-                .unwrap_or_default()
-                .trim()
-                .to_owned(),
-        }),
-    }
-}
-
-fn check_traversable(dir: &Path) -> Result<(), ClusterError> {
-    for a in dir.ancestors().skip(1) {
-        let meta = fs::metadata(a).map_err(io("cannot inspect", a))?;
-        if meta.permissions().mode() & 0o001 == 0 {
-            return Err(ClusterError::Setup(format!(
-                "the postgres OS user cannot reach {} (mode {:o}); choose a --data-dir elsewhere \
-                 (the default as root is /var/lib/infrasql) or run `chmod o+x {}`",
-                a.display(),
-                meta.permissions().mode() & 0o777,
-                a.display()
-            )));
-        }
-    }
-    Ok(())
-}
-
+/// The last `n` lines of a log file, for an error message.
 fn tail(path: &Path, n: usize) -> String {
     let text = fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();

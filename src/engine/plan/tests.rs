@@ -2,6 +2,7 @@
 
 use super::*;
 use infrasql_provider::{Column, ColumnKind::*, ReplaceOrder};
+use serde_json::json;
 
 static VPC: ResourceSchema = ResourceSchema {
     schema: "aws",

@@ -41,6 +41,8 @@
 mod launch;
 mod modify;
 mod profile;
+mod read;
+mod schema;
 mod state;
 #[cfg(test)]
 mod transitions;
@@ -49,141 +51,23 @@ mod volume;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use aws_sdk_ec2::primitives::DateTimeFormat;
-use aws_sdk_ec2::types::{
-    Filter, Instance as AwsInstance, InstanceStateName, InstanceType, RunInstancesMonitoringEnabled,
-};
+use aws_sdk_ec2::types::{Filter, InstanceStateName, InstanceType, RunInstancesMonitoringEnabled};
 use base64::Engine as _;
 use infrasql_provider::{
-    ApplyContext, Column, ColumnKind::*, Listed, MemberSet, Props, PropsExt, ProviderError,
-    Readiness, ReplaceOrder, Resource, ResourceSchema,
+    ApplyContext, Listed, Props, PropsExt, ProviderError, Readiness, Resource, ResourceSchema,
 };
-use serde_json::{json, Value};
+
+pub use self::schema::SCHEMA;
 
 use self::modify::StoppedAttributes;
+use self::read::{going_away, observed, props, sorted, state_of, wanted_groups, Found, Paged};
+use self::schema::DEFAULT_TYPE;
 use self::state::DesiredState;
 use self::volume::{root_by_id, Root};
-use super::{changed, opt_str, present, put_tags, update_tags};
+use super::{changed, update_tags};
 use crate::sdk::{all_pages_map, deleted, missing_id, not_found};
 use crate::Clients;
 
-pub static SCHEMA: ResourceSchema = ResourceSchema {
-    schema: "aws",
-    table: "instance",
-    display: "instance",
-    doc: "An EC2 instance. Setting desired_state stops or starts it; changing the instance type or EBS optimization stops and restarts it (a stopped one stays stopped); the root volume grows in place; changing the image, subnet or key pair replaces it.",
-    columns: &[
-        Column::new(
-            "instance_id",
-            Identity,
-            "Instance id (i-...); provisional until launched",
-        ),
-        Column::new("region", ReplaceOnChange, "AWS region"),
-        Column::new("name", Desired, "The Name tag"),
-        Column::new("image_id", ReplaceOnChange, "The AMI it is launched from"),
-        Column::new(
-            "instance_type",
-            Desired,
-            "Instance type (t3.micro...); a change stops the instance, modifies it and starts it again",
-        ),
-        Column::reference(
-            "subnet_id",
-            ReplaceOnChange,
-            "subnet",
-            "The subnet it runs in; NULL launches into the default subnet (sync fills in which)",
-        ),
-        Column::new(
-            "key_name",
-            ReplaceOnChange,
-            "The key pair to log in with (its key_name); NULL for none",
-        ),
-        Column::new(
-            "user_data",
-            WriteOnly,
-            "User data (plain text, base64-encoded for AWS): used at launch, or set to replace it (stop, modify, start); never stored",
-        ),
-        Column::new("tags", Desired, "Tags other than Name, as a JSON object"),
-        Column::new(
-            "desired_state",
-            Desired,
-            "running (the default) or stopped: a change starts or stops the instance; sync reports where it is or is heading (pending counts as running, stopping as stopped), so a stop outside infrasql is drift here",
-        ),
-        Column::new(
-            "root_volume_size",
-            Desired,
-            "Root volume size in GiB; NULL at launch means the image's size (then filled in); grows in place (ModifyVolume), never shrinks",
-        ),
-        Column::new(
-            "root_volume_type",
-            Desired,
-            "Root volume type (gp2, gp3, io1, io2, st1, sc1, standard); NULL at launch means the image's type (then filled in); changed in place (ModifyVolume)",
-        ),
-        Column::new(
-            "ebs_optimized",
-            Desired,
-            "EBS-optimized; NULL at launch means the type's default (then filled in); a change stops the instance, modifies it and starts it again",
-        ),
-        Column::new(
-            "monitoring",
-            Desired,
-            "Detailed (1-minute) CloudWatch monitoring; NULL at launch means off (then filled in)",
-        ),
-        Column::reference(
-            "iam_instance_profile",
-            Desired,
-            "iam_instance_profile",
-            "The IAM instance profile it runs with, by name (NULL: none); changed in place (associate, replace the association, disassociate)",
-        ),
-        Column::new(
-            "state",
-            CloudAssigned,
-            "pending, running, stopping or stopped",
-        ),
-        Column::member_set(
-            "security_group_ids",
-            "security_group",
-            MemberSet {
-                table: "instance_security_group",
-                owner: "instance_id",
-                member: "group_id",
-            },
-            "Its security groups, one row each; none means the VPC's default group (sync then adds its row)",
-        ),
-        Column::new("vpc_id", CloudAssigned, "The VPC of its subnet"),
-        Column::new("availability_zone", CloudAssigned, "Its availability zone"),
-        Column::new(
-            "private_ip_address",
-            CloudAssigned,
-            "Primary private IPv4 address",
-        ),
-        Column::new(
-            "public_ip_address",
-            CloudAssigned,
-            "Public IPv4 address, if any",
-        ),
-        Column::new("private_dns_name", CloudAssigned, "Private DNS name"),
-        Column::new(
-            "public_dns_name",
-            CloudAssigned,
-            "Public DNS name, if any",
-        ),
-        Column::new("launch_time", CloudAssigned, "When it was last started"),
-        Column::new("architecture", CloudAssigned, "x86_64, arm64..."),
-        Column::new("owner_id", CloudAssigned, "Owning AWS account"),
-        Column::new(
-            "synced_at",
-            CloudAssigned,
-            "When sync or a COMMIT last wrote this row: a sync round writes only rows that changed; infra.resource_confirmed says when it was last confirmed equal to AWS",
-        ),
-    ],
-    replace_order: ReplaceOrder::CreateFirst,
-    scope: infrasql_provider::Scope::Regional,
-    natural_key: &["name"],
-    stateful: Some("the data on its root volume and any instance-store volumes (deleted when the old instance is terminated)"),
-};
-
-/// The instance type of a row that does not name one (also the table's default).
-const DEFAULT_TYPE: &str = "t3.micro";
 /// DescribeInstances page size: AWS's maximum, for the fewest calls per sync.
 const PAGE_SIZE: i32 = 1000;
 
@@ -207,143 +91,8 @@ impl Instance {
     }
 }
 
-/// An instance with its reservation's owner (DescribeInstances reports the
-/// owner per reservation).
-struct Found {
-    instance: AwsInstance,
-    owner_id: Option<String>,
-}
-
-fn state_of(i: &AwsInstance) -> Option<&InstanceStateName> {
-    i.state().and_then(|s| s.name())
-}
-
-fn going_away(i: &AwsInstance) -> bool {
-    matches!(
-        state_of(i),
-        Some(InstanceStateName::ShuttingDown | InstanceStateName::Terminated)
-    )
-}
-
-/// The attached groups' ids, sorted and without repeats.
-fn group_ids(i: &AwsInstance) -> Vec<&str> {
-    let mut groups: Vec<&str> = i
-        .security_groups()
-        .iter()
-        .filter_map(|g| g.group_id())
-        .collect();
-    groups.sort_unstable();
-    groups.dedup();
-    groups
-}
-
-/// The set a row asks for: every id of its `security_group_ids` array.
-fn wanted_groups(p: &Props) -> Option<Vec<String>> {
-    match p.get("security_group_ids") {
-        Some(Value::Array(a)) => Some(
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect(),
-        ),
-        _ => None,
-    }
-}
-
-fn props(f: &Found, region: &str) -> Props {
-    let i = &f.instance;
-    let groups = group_ids(i);
-    let mut p = Props::new();
-    p.insert("instance_id".into(), opt_str(i.instance_id()));
-    p.insert("region".into(), json!(region));
-    p.insert("image_id".into(), opt_str(i.image_id()));
-    p.insert(
-        "instance_type".into(),
-        opt_str(i.instance_type().map(|t| t.as_str())),
-    );
-    p.insert("subnet_id".into(), present(i.subnet_id()));
-    p.insert("key_name".into(), present(i.key_name()));
-    p.insert(
-        "iam_instance_profile".into(),
-        opt_str(
-            i.iam_instance_profile()
-                .and_then(|ip| ip.arn())
-                .and_then(profile::name_of),
-        ),
-    );
-    p.insert("state".into(), opt_str(state_of(i).map(|s| s.as_str())));
-    p.insert(
-        "desired_state".into(),
-        opt_str(DesiredState::of(i).map(DesiredState::as_str)),
-    );
-    // NULL until `Root::put` says otherwise (it needs DescribeVolumes).
-    p.insert("root_volume_size".into(), Value::Null);
-    p.insert("root_volume_type".into(), Value::Null);
-    p.insert("ebs_optimized".into(), json!(i.ebs_optimized()));
-    p.insert("monitoring".into(), json!(modify::monitored(i)));
-    p.insert("security_group_ids".into(), json!(groups));
-    p.insert("vpc_id".into(), present(i.vpc_id()));
-    p.insert(
-        "availability_zone".into(),
-        present(i.placement().and_then(|pl| pl.availability_zone())),
-    );
-    // AWS answers "" for a missing address or name: NULL, never an invalid inet.
-    p.insert("private_ip_address".into(), present(i.private_ip_address()));
-    p.insert("public_ip_address".into(), present(i.public_ip_address()));
-    p.insert("private_dns_name".into(), present(i.private_dns_name()));
-    p.insert("public_dns_name".into(), present(i.public_dns_name()));
-    p.insert(
-        "launch_time".into(),
-        i.launch_time()
-            .and_then(|t| t.fmt(DateTimeFormat::DateTime).ok())
-            .map(Value::String)
-            .unwrap_or(Value::Null),
-    );
-    p.insert(
-        "architecture".into(),
-        opt_str(i.architecture().map(|a| a.as_str())),
-    );
-    p.insert("owner_id".into(), present(f.owner_id.as_deref()));
-    put_tags(&mut p, i.tags());
-    p
-}
-
-/// What `create` and `update` report: the cloud's view, except a NULL
-/// `subnet_id` stays NULL (see the module doc).
-fn observed(f: &Found, root: &Root, region: &str, desired: &Props) -> Props {
-    let mut p = props(f, region);
-    root.put(&mut p);
-    if desired.str("subnet_id").is_none() {
-        p.insert("subnet_id".into(), Value::Null);
-    }
-    p
-}
-
-fn sorted(mut v: Vec<String>) -> Vec<String> {
-    v.sort_unstable();
-    v.dedup();
-    v
-}
-
 fn gone(id: &str) -> ProviderError {
     not_found(&SCHEMA, "InvalidInstanceID.NotFound", id)
-}
-
-/// A listing's instances, held as text while the root volumes are
-/// described ([`Listed`]), and each one's root volume id, in the same order.
-#[derive(Default)]
-struct Paged {
-    listed: Listed,
-    roots: Vec<Option<String>>,
-}
-
-impl Extend<Vec<(Props, Option<String>)>> for Paged {
-    fn extend<I: IntoIterator<Item = Vec<(Props, Option<String>)>>>(&mut self, pages: I) {
-        for (p, root) in pages.into_iter().flatten() {
-            self.listed.push(p);
-            self.roots.push(root);
-        }
-    }
 }
 
 #[async_trait]
@@ -554,47 +303,5 @@ impl Resource for Instance {
         self.wait_for(&ctx.region, id, InstanceStateName::Terminated)
             .await
             .map(drop)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use aws_sdk_ec2::types::GroupIdentifier;
-
-    #[test]
-    fn the_attached_groups_are_reported_sorted_once_each() {
-        let mut b = AwsInstance::builder().instance_id("i-1");
-        for id in ["sg-b", "sg-a", "sg-b"] {
-            b = b.security_groups(GroupIdentifier::builder().group_id(id).build());
-        }
-        assert_eq!(group_ids(&b.build()), vec!["sg-a", "sg-b"]);
-    }
-
-    #[test]
-    fn missing_addresses_are_null_not_empty_strings() {
-        let i = AwsInstance::builder()
-            .instance_id("i-1")
-            .public_ip_address("")
-            .public_dns_name("")
-            .private_ip_address("10.0.0.5")
-            .build();
-        let p = props(
-            &Found {
-                instance: i,
-                owner_id: Some("123".into()),
-            },
-            "us-east-1",
-        );
-        assert_eq!(p.get("public_ip_address"), Some(&Value::Null));
-        assert_eq!(p.get("public_dns_name"), Some(&Value::Null));
-        assert_eq!(p.str("private_ip_address"), Some("10.0.0.5"));
-        assert_eq!(p.get("security_group_ids"), Some(&json!([])));
-        for c in SCHEMA.columns {
-            if c.kind != WriteOnly && c.name != "synced_at" {
-                // Sets included: sync writes them as join rows.
-                assert!(p.contains_key(c.name), "every listing reports {}", c.name);
-            }
-        }
     }
 }
