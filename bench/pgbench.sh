@@ -16,6 +16,9 @@
 #               as infrasql's sessions that only copies bytes (no framing,
 #               no classification): the floor for a tokio proxy, so the gap
 #               to PgBouncer splits into the runtime's and infrasql's own
+#   evloop:     (FLOOR=1) the same forwarder on a bare mio event loop, as
+#               PgBouncer is built: what a proxy doing no protocol work gets
+#               without tokio's scheduling, so the runtime's share is measured
 # in rotating order, $ROUNDS rounds each, for the simple query protocol and
 # for -M prepared (extended protocol, prepared statements). Each cell reports
 # the MEDIAN tps over the rounds, with the latency of that same median run.
@@ -32,8 +35,8 @@
 #   DIRECT_TCP=1       add the direct-tcp target (needs 127.0.0.1:5432 free)
 #   YARDSTICK=1        add the pgbouncer target if `pgbouncer` is found
 #                      (apt-get install pgbouncer); PGBOUNCER=path to choose one
-#   FLOOR=1            add the forwarder target (built with infrasql; FORWARDER=
-#                      path to choose the binary)
+#   FLOOR=1            add the forwarder and evloop targets (built with
+#                      infrasql; FORWARDER= path to choose the binary)
 #   QUIET_WAIT=0       before each run, wait up to this many seconds for the
 #                      machine to be idle (< 15% busy over 3 s); for shared machines
 #   NOISY_PCT=10 NOISY_RETRIES=2
@@ -92,11 +95,15 @@ SERVER_PID=""
 SERVER_RC=""
 BOUNCER_PID=""
 FWD_PID=""
+EVL_PID=""
 stop_forwarder() {
-    [[ -n "$FWD_PID" ]] || return 0
-    kill -TERM "$FWD_PID" 2>/dev/null || true
-    wait "$FWD_PID" 2>/dev/null || true
+    local pid
+    for pid in $FWD_PID $EVL_PID; do
+        kill -TERM "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
     FWD_PID=""
+    EVL_PID=""
 }
 stop_bouncer() {
     [[ -n "$BOUNCER_PID" ]] || return 0
@@ -249,6 +256,7 @@ conn_args() { # TARGET -> connection flags
     direct-tcp) echo "-h 127.0.0.1 -p 5432 -U $BENCH_USER" ;;
     pgbouncer) echo "-h 127.0.0.1 -p $BOUNCER_PORT -U $BENCH_USER" ;;
     forwarder) echo "-h 127.0.0.1 -p $FWD_PORT -U $BENCH_USER" ;;
+    evloop) echo "-h 127.0.0.1 -p $EVL_PORT -U $BENCH_USER" ;;
     esac
 }
 
@@ -296,22 +304,32 @@ fi
 
 # ---------------------------------------------------------------- floor
 FWD_PORT=""
-if [[ "$FLOOR" == 1 ]]; then
-    [[ -x "$FORWARDER" ]] || die "$FORWARDER not found (cargo build --release -p infrasql-bench-forwarder, or FLOOR=0)"
-    FWD_OUT=$LOG_DIR/forwarder.stdout.log
-    : >"$FWD_OUT"
-    "$FORWARDER" 127.0.0.1:0 "$DATA/pgdata/.s.PGSQL.5432" >"$FWD_OUT" 2>"$LOG_DIR/forwarder.stderr.log" &
-    FWD_PID=$!
+EVL_PORT=""
+# start_floor NAME [--mio]: start the forwarder; sets FLOOR_PID and FLOOR_PORT
+start_floor() {
+    local name=$1 out=$LOG_DIR/$1.stdout.log line i
+    shift
+    : >"$out"
+    "$FORWARDER" "$@" 127.0.0.1:0 "$DATA/pgdata/.s.PGSQL.5432" >"$out" 2>"$LOG_DIR/$name.stderr.log" &
+    FLOOR_PID=$!
+    FLOOR_PORT=""
     for ((i = 0; i < 100; i++)); do
-        if line=$(grep -m1 'listening on' "$FWD_OUT" 2>/dev/null); then
-            FWD_PORT=${line##*:}
+        if line=$(grep -m1 'listening on' "$out" 2>/dev/null); then
+            FLOOR_PORT=${line##*:}
             break
         fi
         sleep 0.1
     done
-    [[ "$FWD_PORT" =~ ^[0-9]+$ ]] || die "the forwarder did not start; see $LOG_DIR/forwarder.stderr.log"
-    TARGETS+=(forwarder)
-    echo "forwarder (floor): 127.0.0.1:$FWD_PORT" >&2
+    [[ "$FLOOR_PORT" =~ ^[0-9]+$ ]] || die "the $name floor did not start; see $LOG_DIR/$name.stderr.log"
+    TARGETS+=("$name")
+    echo "$name (floor): 127.0.0.1:$FLOOR_PORT" >&2
+}
+if [[ "$FLOOR" == 1 ]]; then
+    [[ -x "$FORWARDER" ]] || die "$FORWARDER not found (cargo build --release -p infrasql-bench-forwarder, or FLOOR=0)"
+    start_floor forwarder
+    FWD_PID=$FLOOR_PID FWD_PORT=$FLOOR_PORT
+    start_floor evloop --mio
+    EVL_PID=$FLOOR_PID EVL_PORT=$FLOOR_PORT
 fi
 
 # ---------------------------------------------------------------- init
@@ -347,6 +365,7 @@ our_ticks() {
     proxy=$(cpu_ticks "$SERVER_PID")
     [[ -z "$BOUNCER_PID" ]] || proxy=$((proxy + $(cpu_ticks "$BOUNCER_PID")))
     [[ -z "$FWD_PID" ]] || proxy=$((proxy + $(cpu_ticks "$FWD_PID")))
+    [[ -z "$EVL_PID" ]] || proxy=$((proxy + $(cpu_ticks "$EVL_PID")))
     echo "$proxy $pg $(awk '{ sub(/^.*\) /, ""); print $14 + $15 }' "/proc/$$/stat")"
 }
 # Wait (up to QUIET_WAIT s) until the machine is idle before a run.
@@ -455,7 +474,7 @@ bench() {
 
 # report NAME LABEL
 report() {
-    local name=$1 label=$2 d p tcp="" all_tcp="" bnc="" all_bnc="" bnc_pair="" fwd="" all_fwd=""
+    local name=$1 label=$2 d p tcp="" all_tcp="" bnc="" all_bnc="" bnc_pair="" fwd="" all_fwd="" evl="" all_evl=""
     d=$(median_of "$WORK/$name-direct")
     p=$(median_of "$WORK/$name-proxy")
     if [[ "$DIRECT_TCP" == 1 ]]; then
@@ -479,11 +498,15 @@ report() {
         fwd=$(median_of "$WORK/$name-forwarder")
         all_fwd=$(awk '{printf "%.0f/%s/%s%% ", $1, $2, $3}' "$WORK/$name-forwarder")
     fi
+    if [[ -f "$WORK/$name-evloop" ]]; then
+        evl=$(median_of "$WORK/$name-evloop")
+        all_evl=$(awk '{printf "%.0f/%s/%s%% ", $1, $2, $3}' "$WORK/$name-evloop")
+    fi
     awk -v label="$label" -v d="$d" -v p="$p" -v tcp="$tcp" -v pair="$pair_ratio" \
         -v all_d="$(awk '{printf "%.0f/%s/%s%% ", $1, $2, $3}' "$WORK/$name-direct")" \
         -v all_p="$(awk '{printf "%.0f/%s/%s%% ", $1, $2, $3}' "$WORK/$name-proxy")" \
         -v all_tcp="$all_tcp" -v bnc="$bnc" -v all_bnc="$all_bnc" -v bnc_pair="$bnc_pair" \
-        -v fwd="$fwd" -v all_fwd="$all_fwd" 'BEGIN {
+        -v fwd="$fwd" -v all_fwd="$all_fwd" -v evl="$evl" -v all_evl="$all_evl" 'BEGIN {
         split(d, a, " "); split(p, b, " ");
         printf "%s\n", label;
         printf "  direct (unix socket)  : %9.1f tps   latency avg %7.3f ms   CPU us/txn: postgres %s, pgbench %s\n", a[1], a[2], a[4], a[5];
@@ -505,11 +528,18 @@ report() {
             if (bnc != "") printf ", forwarder/pgbouncer %.3f", f[1] / e[1];
             printf "\n";
         }
+        if (evl != "") {
+            split(evl, g, " ");
+            printf "  evloop (mio floor)    : %9.1f tps   latency avg %7.3f ms   CPU us/txn: postgres %s, pgbench %s, evloop %s; infrasql/evloop %.3f", g[1], g[2], g[4], g[5], g[3], b[1] / g[1];
+            if (bnc != "") printf ", evloop/pgbouncer %.3f", g[1] / e[1];
+            printf "\n";
+        }
         printf "  all runs (tps/latency ms/CPU%% used by others) direct    : %s\n", all_d;
         printf "  all runs (tps/latency ms/CPU%% used by others) proxy     : %s\n", all_p;
         if (all_tcp != "") printf "  all runs (tps/latency ms/CPU%% used by others) direct-tcp: %s\n", all_tcp;
         if (all_bnc != "") printf "  all runs (tps/latency ms/CPU%% used by others) pgbouncer : %s\n", all_bnc;
         if (all_fwd != "") printf "  all runs (tps/latency ms/CPU%% used by others) forwarder : %s\n", all_fwd;
+        if (all_evl != "") printf "  all runs (tps/latency ms/CPU%% used by others) evloop    : %s\n", all_evl;
     }' | tee -a "$RESULTS"
 }
 
@@ -536,7 +566,7 @@ stop_server
 [[ "$SERVER_RC" == 0 ]] || echo "warning: infrasql exited with status $SERVER_RC after SIGTERM" >&2
 
 # ---------------------------------------------------------------- report
-max_others=$(cat "$WORK"/*-direct* "$WORK"/*-proxy "$WORK"/*-pgbouncer "$WORK"/*-forwarder 2>/dev/null | awk 'BEGIN{m=0} $3>m{m=$3} END{print m}')
+max_others=$(cat "$WORK"/*-direct* "$WORK"/*-proxy "$WORK"/*-pgbouncer "$WORK"/*-forwarder "$WORK"/*-evloop 2>/dev/null | awk 'BEGIN{m=0} $3>m{m=$3} END{print m}')
 say ""
 say "== pgbench through infrasql vs direct =="
 say "date: $(date -u +%FT%TZ)   host: $(uname -n)   nproc: $(nproc)   cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"

@@ -8,20 +8,33 @@
 //! throughput beside PgBouncer's says how much of infrasql's gap to PgBouncer
 //! is the runtime and how much is infrasql's own work per message.
 //!
-//! Usage: `infrasql-bench-forwarder LISTEN_ADDR BACKEND_SOCKET`, for example
-//! `127.0.0.1:0 /tmp/data/pgdata/.s.PGSQL.5432`. It prints
+//! With `--mio` it runs the same copy on a bare event loop instead
+//! (`event_loop.rs`): the floor for a proxy without tokio's scheduling.
+//!
+//! Usage: `infrasql-bench-forwarder [--mio] LISTEN_ADDR BACKEND_SOCKET`, for
+//! example `127.0.0.1:0 /tmp/data/pgdata/.s.PGSQL.5432`. It prints
 //! `forwarder listening on ADDR` once it accepts connections.
 
 use std::io::Write;
 
 use tokio::net::{TcpListener, UnixStream};
 
+mod event_loop;
+
 fn main() -> std::io::Result<()> {
-    let mut args = std::env::args().skip(1);
-    let (Some(listen), Some(backend)) = (args.next(), args.next()) else {
-        eprintln!("usage: infrasql-bench-forwarder LISTEN_ADDR BACKEND_SOCKET");
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let on_mio = args.first().map(String::as_str) == Some("--mio");
+    if on_mio {
+        args.remove(0);
+    }
+    let [listen, backend] = <[String; 2]>::try_from(args).unwrap_or_else(|_| {
+        eprintln!("usage: infrasql-bench-forwarder [--mio] LISTEN_ADDR BACKEND_SOCKET");
         std::process::exit(2);
-    };
+    });
+    if on_mio {
+        let addr = listen.parse().map_err(std::io::Error::other)?;
+        return event_loop::run(addr, backend);
+    }
     // As infrasql builds its sessions' runtime at one worker thread.
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()
