@@ -75,6 +75,7 @@ SYNC_INTERVAL=${SYNC_INTERVAL:-0}
 DB=infrasql
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+source "$ROOT/bench/pgbouncer.sh"
 LOG_DIR=${LOG_DIR:-$ROOT/bench/logs/pgbench}
 BIN=${BIN:-$ROOT/target/release/infrasql}
 FORWARDER=${FORWARDER:-$ROOT/target/release/infrasql-bench-forwarder}
@@ -263,39 +264,9 @@ conn_args() { # TARGET -> connection flags
 # ---------------------------------------------------------------- yardstick
 BOUNCER_PORT=""
 if [[ "$YARDSTICK" == 1 && -n "$PGBOUNCER" ]]; then
-    BDIR=$WORK/pgbouncer
-    mkdir -p "$BDIR"
     BOUNCER_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    # Session pooling: one backend per client, as infrasql does; SCRAM to the
-    # backend with the same role and password as infrasql's sessions.
-    cat >"$BDIR/pgbouncer.ini" <<EOF
-[databases]
-$DB = host=$DATA/pgdata port=5432 dbname=$DB
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = $BOUNCER_PORT
-unix_socket_dir =
-auth_type = scram-sha-256
-auth_file = $BDIR/userlist.txt
-pool_mode = session
-max_client_conn = 200
-default_pool_size = 100
-logfile = $BDIR/pgbouncer.log
-EOF
-    printf '"%s" "%s"\n' "$BENCH_USER" "$PGPASSWORD" >"$BDIR/userlist.txt"
-    chmod 600 "$BDIR/userlist.txt"
-    if [[ $(id -u) == 0 ]]; then
-        # PgBouncer refuses to run as root; -u drops to postgres in-process.
-        chown -R postgres "$BDIR"
-        "$PGBOUNCER" -u postgres "$BDIR/pgbouncer.ini" >"$LOG_DIR/pgbouncer.stdout.log" 2>&1 &
-    else
-        "$PGBOUNCER" "$BDIR/pgbouncer.ini" >"$LOG_DIR/pgbouncer.stdout.log" 2>&1 &
-    fi
-    BOUNCER_PID=$!
-    for ((i = 0; i < 100; i++)); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$BOUNCER_PORT") 2>/dev/null && break
-        sleep 0.1
-    done
+    start_pgbouncer "$PGBOUNCER" "$WORK/pgbouncer" "$DATA/pgdata" "$BOUNCER_PORT" "$BENCH_USER" "$PGPASSWORD" \
+        "$LOG_DIR/pgbouncer.stdout.log"
     TARGETS+=(pgbouncer)
     echo "pgbouncer: $("$PGBOUNCER" --version 2>&1 | head -1) on 127.0.0.1:$BOUNCER_PORT" >&2
 elif [[ "$YARDSTICK" == 1 ]]; then

@@ -30,6 +30,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SELF=proxy_profile.sh
 LOG_DIR=${LOG_DIR:-$ROOT/bench/logs/proxy_profile}
 source "$ROOT/bench/bench_common.sh"
+source "$ROOT/bench/pgbouncer.sh"
 CLIENTS=${CLIENTS:-1}
 TXNS=${TXNS:-20000}
 MODES=${MODES:-simple prepared}
@@ -83,29 +84,8 @@ start_server
 pgbench -i -s 10 -h 127.0.0.1 -p "$PORT" -U bench infrasql >"$LOG_DIR/init.log" 2>&1 ||
     die "pgbench -i failed; see $LOG_DIR/init.log"
 
-BDIR=$WORK/pgbouncer
-mkdir -p "$BDIR"
 BPORT=$(free_port)
-cat >"$BDIR/pgbouncer.ini" <<EOF
-[databases]
-infrasql = host=$WORK/data/pgdata port=5432 dbname=infrasql
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = $BPORT
-unix_socket_dir =
-auth_type = scram-sha-256
-auth_file = $BDIR/userlist.txt
-pool_mode = session
-max_client_conn = 200
-default_pool_size = 100
-logfile = $BDIR/pgbouncer.log
-EOF
-printf '"bench" "%s"\n' "$PGPASSWORD" >"$BDIR/userlist.txt"
-chmod 600 "$BDIR/userlist.txt"
-chown -R postgres "$BDIR"
-"$PGBOUNCER" -u postgres "$BDIR/pgbouncer.ini" >"$LOG_DIR/pgbouncer.log" 2>&1 &
-BOUNCER_PID=$!
-for ((i = 0; i < 100; i++)); do (exec 3<>"/dev/tcp/127.0.0.1/$BPORT") 2>/dev/null && break; sleep 0.1; done
+start_pgbouncer "$PGBOUNCER" "$WORK/pgbouncer" "$WORK/data/pgdata" "$BPORT" bench "$PGPASSWORD" "$LOG_DIR/pgbouncer.log"
 
 echo "# $(date -u +%FT%TZ) $(git -C "$ROOT" rev-parse --short HEAD); $CLIENTS client(s) x $TXNS transactions"
 if [[ "${SYSCALLS:-1}" == 1 ]]; then
