@@ -12,6 +12,7 @@
 
 use std::sync::Arc;
 
+mod alias;
 mod batch;
 pub mod names;
 pub mod record;

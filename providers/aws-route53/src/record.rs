@@ -43,6 +43,7 @@ use infrasql_provider::{
 };
 use serde_json::{json, Value};
 
+use crate::alias::resolved;
 use crate::batch::Batcher;
 use crate::names::{fqdn, zone_id};
 
@@ -219,56 +220,6 @@ async fn zone_records(
             _ => return Ok(out),
         }
     }
-}
-
-/// The load balancer's alias target: DescribeLoadBalancers in its region.
-async fn lb_alias(clients: &Clients, arn: &str) -> Result<(String, String), ProviderError> {
-    // arn:aws:elasticloadbalancing:<region>:<account>:loadbalancer/...
-    let region = arn
-        .split(':')
-        .nth(3)
-        .filter(|r| !r.is_empty())
-        .ok_or_else(|| {
-            ProviderError::invalid(format!("alias_lb_arn {arn} is not a load balancer ARN"))
-        })?;
-    let elb = infrasql_aws_elb::client(clients, region).await;
-    let out = elb
-        .describe_load_balancers()
-        .load_balancer_arns(arn)
-        .send()
-        .await
-        .map_err(classify)?;
-    let lb = out.load_balancers().first().ok_or_else(|| {
-        ProviderError::new(
-            ErrorClass::NotFound,
-            "LoadBalancerNotFound",
-            format!("load balancer {arn} not found"),
-        )
-    })?;
-    match (lb.dns_name(), lb.canonical_hosted_zone_id()) {
-        (Some(dns), Some(zone)) => Ok((fqdn(dns), zone.to_owned())),
-        _ => Err(ProviderError::invalid(format!(
-            "load balancer {arn} has no DNS name or zone to alias"
-        ))),
-    }
-}
-
-/// The row's values with an alias to a load balancer resolved: what is
-/// sent to AWS and what the row reads afterwards.
-async fn resolved(clients: &Clients, p: &Props) -> Result<Props, ProviderError> {
-    let mut p = p.clone();
-    if let Some(arn) = p.str("alias_lb_arn").map(str::to_owned) {
-        let (dns, zone) = lb_alias(clients, &arn).await?;
-        p.insert("alias_dns_name".into(), json!(dns));
-        p.insert("alias_hosted_zone_id".into(), json!(zone));
-    }
-    if let Some(name) = p.str("name").map(fqdn) {
-        p.insert("name".into(), json!(name));
-    }
-    if let Some(dns) = p.str("alias_dns_name").map(fqdn) {
-        p.insert("alias_dns_name".into(), json!(dns));
-    }
-    Ok(p)
 }
 
 /// The record set a row describes.
