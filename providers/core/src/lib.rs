@@ -300,6 +300,10 @@ pub trait PropsExt {
     fn req_str(&self, key: &str) -> Result<&str, ProviderError>;
     fn bool(&self, key: &str) -> Option<bool>;
     fn i64(&self, key: &str) -> Option<i64>;
+    /// A set column as the engine hands it over (a JSON array of ids, from
+    /// its join table), sorted and without repeats; `None` when the row
+    /// does not carry it.
+    fn id_set(&self, key: &str) -> Option<Vec<String>>;
 }
 
 impl PropsExt for Props {
@@ -315,5 +319,35 @@ impl PropsExt for Props {
     }
     fn i64(&self, key: &str) -> Option<i64> {
         self.get(key).and_then(Value::as_i64)
+    }
+    fn id_set(&self, key: &str) -> Option<Vec<String>> {
+        let Some(Value::Array(a)) = self.get(key) else {
+            return None;
+        };
+        let mut ids: Vec<String> = a
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        Some(ids)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_set_is_its_ids_sorted_once_each_and_absent_when_not_handed_over() {
+        let p = json!({"ids": ["sg-b", "sg-a", "sg-b", 7], "name": "x"});
+        let p = p.as_object().unwrap();
+        assert_eq!(p.id_set("ids"), Some(vec!["sg-a".into(), "sg-b".into()]));
+        assert_eq!(p.id_set("missing"), None);
+        // A column that is not an array is not a set the engine handed over.
+        assert_eq!(p.id_set("name"), None);
     }
 }

@@ -60,7 +60,7 @@ use infrasql_provider::{
 pub use self::schema::SCHEMA;
 
 use self::modify::StoppedAttributes;
-use self::read::{going_away, observed, props, sorted, state_of, wanted_groups, Found, Paged};
+use self::read::{going_away, observed, props, state_of, Found, Paged};
 use self::schema::DEFAULT_TYPE;
 use self::state::DesiredState;
 use self::volume::{root_by_id, Root};
@@ -162,7 +162,9 @@ impl Resource for Instance {
         let instance_type = desired.str("instance_type").unwrap_or(DEFAULT_TYPE);
         // The whole set in the one launch call: never the default group
         // when the rows name others. Empty: AWS attaches the default group.
-        let groups = wanted_groups(desired).filter(|g| !g.is_empty());
+        let groups = desired
+            .id_set("security_group_ids")
+            .filter(|g| !g.is_empty());
         let want = desired
             .str("desired_state")
             .map(DesiredState::parse)
@@ -278,8 +280,8 @@ impl Resource for Instance {
         }
         // Only a set the engine hands over is applied: an update that does
         // not carry it (a type change) leaves the groups alone.
-        if let Some(groups) = wanted_groups(after) {
-            if wanted_groups(before).map(sorted) != Some(sorted(groups.clone())) {
+        if let Some(groups) = after.id_set("security_group_ids") {
+            if before.id_set("security_group_ids").as_ref() != Some(&groups) {
                 self.set_groups(&ctx.region, id, &groups).await?;
             }
         }

@@ -43,6 +43,9 @@ use super::{create_tags, update_tags};
 use crate::sdk::{all_pages, classify, deleted, described, if_found, missing_id, not_found};
 use crate::Clients;
 
+/// The set column of the cluster's security groups.
+const GROUPS: &str = "vpc_security_group_ids";
+
 /// Columns the user sets as instructions: never listed, never sent as state.
 const INSTRUCTIONS: [&str; 3] = [
     "apply_immediately",
@@ -60,23 +63,6 @@ pub struct DbCluster {
 impl DbCluster {
     pub fn new(clients: Arc<Clients>) -> Self {
         DbCluster { clients }
-    }
-}
-
-/// The set a row asks for, when it carries one.
-fn wanted_groups(p: &Props) -> Option<Vec<String>> {
-    match p.get("vpc_security_group_ids") {
-        Some(Value::Array(a)) => {
-            let mut ids: Vec<String> = a
-                .iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect();
-            ids.sort_unstable();
-            ids.dedup();
-            Some(ids)
-        }
-        _ => None,
     }
 }
 
@@ -136,7 +122,7 @@ impl Resource for DbCluster {
             .set_master_user_password(desired.str("master_user_password").map(str::to_owned))
             .set_manage_master_user_password(manage)
             .set_db_subnet_group_name(desired.str("db_subnet_group_name").map(str::to_owned))
-            .set_vpc_security_group_ids(wanted_groups(desired).filter(|g| !g.is_empty()))
+            .set_vpc_security_group_ids(desired.id_set(GROUPS).filter(|g| !g.is_empty()))
             .set_port(int(desired, "port")?)
             .set_backup_retention_period(int(desired, "backup_retention_period")?)
             .set_deletion_protection(desired.bool("deletion_protection"))
@@ -199,7 +185,9 @@ impl Resource for DbCluster {
         }
         let rds = self.clients.rds(&ctx.region).await;
         let set = |k: &str| changed(before, after, k);
-        let groups = wanted_groups(after).filter(|g| wanted_groups(before).as_ref() != Some(g));
+        let groups = after
+            .id_set(GROUPS)
+            .filter(|g| before.id_set(GROUPS).as_ref() != Some(g));
         let modify = rename
             || password.is_some()
             || groups.is_some()

@@ -38,7 +38,7 @@ use infrasql_provider::{
     Readiness, ReplaceOrder, Resource, ResourceSchema,
 };
 
-use self::modify::{wanted_groups, Modification};
+use self::modify::Modification;
 use self::observe::props;
 use super::{create_tags, update_tags};
 use crate::sdk::{all_pages, classify, described, missing_id, not_found};
@@ -287,7 +287,11 @@ impl Resource for DbInstance {
                 )
                 .set_db_cluster_identifier(desired.str("db_cluster_identifier").map(str::to_owned))
                 // The whole set in the one create call; empty: the default group.
-                .set_vpc_security_group_ids(wanted_groups(desired).filter(|g| !g.is_empty()))
+                .set_vpc_security_group_ids(
+                    desired
+                        .id_set("vpc_security_group_ids")
+                        .filter(|g| !g.is_empty()),
+                )
                 .set_publicly_accessible(desired.bool("publicly_accessible"))
                 .set_multi_az(desired.bool("multi_az"))
                 .set_backup_retention_period(int("backup_retention_period"))

@@ -120,19 +120,6 @@ fn props(g: &DbSubnetGroup, region: &str) -> Props {
     p
 }
 
-/// The set a row asks for, when it carries one.
-fn wanted_subnets(p: &Props) -> Option<Vec<String>> {
-    match p.get("subnet_ids") {
-        Some(Value::Array(a)) => Some(
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect(),
-        ),
-        _ => None,
-    }
-}
-
 async fn describe(rds: &aws_sdk_rds::Client, name: &str) -> Result<DbSubnetGroup, ProviderError> {
     described(
         rds.describe_db_subnet_groups()
@@ -201,7 +188,7 @@ impl Resource for DbSubnetGroupType {
             .create_db_subnet_group()
             .db_subnet_group_name(name)
             .db_subnet_group_description(description)
-            .set_subnet_ids(wanted_subnets(desired))
+            .set_subnet_ids(desired.id_set("subnet_ids"))
             .set_tags(Some(tags.clone()))
             .send()
             .await
@@ -235,13 +222,9 @@ impl Resource for DbSubnetGroupType {
         if changed(before, after, &crate::tags::TAG_COLUMNS) {
             update_tags(&rds, &arn, before, after).await?;
         }
-        let set_changed = wanted_subnets(after).is_some_and(|s| {
-            let mut s = s;
-            s.sort_unstable();
-            let mut b = wanted_subnets(before).unwrap_or_default();
-            b.sort_unstable();
-            s != b
-        });
+        let set_changed = after
+            .id_set("subnet_ids")
+            .is_some_and(|s| s != before.id_set("subnet_ids").unwrap_or_default());
         if !set_changed && !changed(before, after, &["description"]) {
             let group = match group {
                 Some(g) => g,
@@ -251,7 +234,10 @@ impl Resource for DbSubnetGroupType {
         }
         // ModifyDBSubnetGroup wants the whole set even for a new
         // description: the row's set, else the group's own.
-        let subnets = match wanted_subnets(after).or_else(|| wanted_subnets(before)) {
+        let subnets = match after
+            .id_set("subnet_ids")
+            .or_else(|| before.id_set("subnet_ids"))
+        {
             Some(s) => s,
             None => {
                 let g = match group {

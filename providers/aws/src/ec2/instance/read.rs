@@ -41,19 +41,6 @@ pub(super) fn group_ids(i: &AwsInstance) -> Vec<&str> {
     groups
 }
 
-/// The set a row asks for: every id of its `security_group_ids` array.
-pub(super) fn wanted_groups(p: &Props) -> Option<Vec<String>> {
-    match p.get("security_group_ids") {
-        Some(Value::Array(a)) => Some(
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect(),
-        ),
-        _ => None,
-    }
-}
-
 pub(super) fn props(f: &Found, region: &str) -> Props {
     let i = &f.instance;
     let groups = group_ids(i);
@@ -121,12 +108,6 @@ pub(super) fn observed(f: &Found, root: &Root, region: &str, desired: &Props) ->
         p.insert("subnet_id".into(), Value::Null);
     }
     p
-}
-
-pub(super) fn sorted(mut v: Vec<String>) -> Vec<String> {
-    v.sort_unstable();
-    v.dedup();
-    v
 }
 
 /// A listing's instances, held as text while the root volumes are

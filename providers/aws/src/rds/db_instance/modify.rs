@@ -36,22 +36,6 @@ fn new_i32(before: &Props, after: &Props, key: &str) -> Option<i32> {
         .flatten()
 }
 
-/// The set a row asks for (`vpc_security_group_ids`), sorted; `None` when the
-/// engine did not hand it over.
-pub(super) fn wanted_groups(p: &Props) -> Option<Vec<String>> {
-    let Some(Value::Array(a)) = p.get("vpc_security_group_ids") else {
-        return None;
-    };
-    let mut ids: Vec<String> = a
-        .iter()
-        .filter_map(Value::as_str)
-        .map(str::to_owned)
-        .collect();
-    ids.sort_unstable();
-    ids.dedup();
-    Some(ids)
-}
-
 /// What one ModifyDBInstance carries; `None` fields are left as they are.
 #[derive(Debug, Default, PartialEq)]
 pub(super) struct Modification {
@@ -75,7 +59,9 @@ impl Modification {
     /// The change from `before` to `after`; `id` is the (possibly new) name.
     pub fn between(id: &str, before: &Props, after: &Props) -> Modification {
         let old_id = before.str("db_instance_identifier").unwrap_or(id);
-        let groups = wanted_groups(after).filter(|g| wanted_groups(before).as_ref() != Some(g));
+        let groups = after
+            .id_set("vpc_security_group_ids")
+            .filter(|g| before.id_set("vpc_security_group_ids").as_ref() != Some(g));
         Modification {
             new_identifier: (old_id != id).then(|| id.to_owned()),
             engine_version: new_str(before, after, "engine_version"),
