@@ -87,11 +87,7 @@ pub static SCHEMA: ResourceSchema = ResourceSchema {
             CloudAssigned,
             "ARNs of the AWS resources using it (load balancers...), as a JSON list",
         ),
-        Column::new(
-            "synced_at",
-            CloudAssigned,
-            "When sync or a COMMIT last wrote this row: a sync round writes only rows that changed; infra.resource_confirmed says when it was last confirmed equal to AWS",
-        ),
+        infrasql_provider::SYNCED_AT,
     ],
     // AWS assigns a new ARN to every request: nothing collides.
     replace_order: ReplaceOrder::CreateFirst,

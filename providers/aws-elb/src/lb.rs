@@ -83,11 +83,7 @@ pub static SCHEMA: ResourceSchema = ResourceSchema {
         ),
         Column::new("vpc_id", CloudAssigned, "The VPC of its subnets"),
         Column::new("state", CloudAssigned, "provisioning, active, failed..."),
-        Column::new(
-            "synced_at",
-            CloudAssigned,
-            "When sync or a COMMIT last wrote this row: a sync round writes only rows that changed; infra.resource_confirmed says when it was last confirmed equal to AWS",
-        ),
+        infrasql_provider::SYNCED_AT,
     ],
     // The name is unique in its region: a replace that keeps it (another
     // scheme or type) deletes the old load balancer first. It holds no data.

@@ -70,11 +70,7 @@ pub static SCHEMA: ResourceSchema = ResourceSchema {
             CloudAssigned,
             "Why it is not healthy (Target.FailedHealthChecks...), NULL when healthy",
         ),
-        Column::new(
-            "synced_at",
-            CloudAssigned,
-            "When sync or a COMMIT last wrote this row: a sync round writes only rows that changed; infra.resource_confirmed says when it was last confirmed equal to AWS",
-        ),
+        infrasql_provider::SYNCED_AT,
     ],
     // Registering the same target again is a no-op in AWS, so the new
     // registration would be the old one: deregister first when the group,

@@ -105,11 +105,7 @@ pub static SCHEMA: ResourceSchema = ResourceSchema {
             Desired,
             "Tags, as a JSON object; observed by sync (DescribeTags, one call per 20 target groups)",
         ),
-        Column::new(
-            "synced_at",
-            CloudAssigned,
-            "When sync or a COMMIT last wrote this row: a sync round writes only rows that changed; infra.resource_confirmed says when it was last confirmed equal to AWS",
-        ),
+        infrasql_provider::SYNCED_AT,
     ],
     // The name is unique in its region: a replace that keeps it deletes the
     // old group first (it holds no data; AWS refuses while a listener uses it).

@@ -56,11 +56,7 @@ pub static SCHEMA: ResourceSchema = ResourceSchema {
             ReplaceOnChange,
             "The attached policy by ARN when it is not a row, e.g. arn:aws:iam::aws:policy/ReadOnlyAccess (NULL when policy_arn is set); sync puts AWS-managed policies here",
         ),
-        Column::new(
-            "synced_at",
-            CloudAssigned,
-            "When sync or a COMMIT last wrote this row: a sync round writes only rows that changed; infra.resource_confirmed says when it was last confirmed equal to AWS",
-        ),
+        infrasql_provider::SYNCED_AT,
     ],
     // Another role or policy is another attachment: no collision.
     replace_order: ReplaceOrder::CreateFirst,

@@ -53,11 +53,7 @@ pub static SCHEMA: ResourceSchema = ResourceSchema {
             Desired,
             "The document, as JSON (compared by meaning); observed by sync (one GetRolePolicy per policy)",
         ),
-        Column::new(
-            "synced_at",
-            CloudAssigned,
-            "When sync or a COMMIT last wrote this row: a sync round writes only rows that changed; infra.resource_confirmed says when it was last confirmed equal to AWS",
-        ),
+        infrasql_provider::SYNCED_AT,
     ],
     // A new role or name is another policy: no collision.
     replace_order: ReplaceOrder::CreateFirst,

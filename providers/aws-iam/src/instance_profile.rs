@@ -62,11 +62,7 @@ pub static SCHEMA: ResourceSchema = ResourceSchema {
             "IAM's id of the profile (AIPA...)",
         ),
         Column::new("create_date", CloudAssigned, "When the profile was created"),
-        Column::new(
-            "synced_at",
-            CloudAssigned,
-            "When sync or a COMMIT last wrote this row: a sync round writes only rows that changed; infra.resource_confirmed says when it was last confirmed equal to AWS",
-        ),
+        infrasql_provider::SYNCED_AT,
     ],
     // A new path is a new profile under the same name: the old one first.
     replace_order: ReplaceOrder::DeleteFirst {

@@ -83,11 +83,7 @@ pub static SCHEMA: ResourceSchema = ResourceSchema {
             CloudAssigned,
             "When its default version last changed",
         ),
-        Column::new(
-            "synced_at",
-            CloudAssigned,
-            "When sync or a COMMIT last wrote this row: a sync round writes only rows that changed; infra.resource_confirmed says when it was last confirmed equal to AWS",
-        ),
+        infrasql_provider::SYNCED_AT,
     ],
     // Names are unique in the account: while the name stays, the old
     // policy must go before the new one can take it.

@@ -67,11 +67,7 @@ pub static SCHEMA: ResourceSchema = ResourceSchema {
         Column::new("arn", CloudAssigned, "The role's ARN"),
         Column::new("role_id", CloudAssigned, "IAM's id of the role (AROA...)"),
         Column::new("create_date", CloudAssigned, "When the role was created"),
-        Column::new(
-            "synced_at",
-            CloudAssigned,
-            "When sync or a COMMIT last wrote this row: a sync round writes only rows that changed; infra.resource_confirmed says when it was last confirmed equal to AWS",
-        ),
+        infrasql_provider::SYNCED_AT,
     ],
     // A new path is a new role under the same name: the old one must go
     // first, or IAM refuses the name (EntityAlreadyExists).

@@ -107,11 +107,7 @@ pub static SCHEMA: ResourceSchema = ResourceSchema {
             Desired,
             "Whether an alias answers only while its target is healthy (default false)",
         ),
-        Column::new(
-            "synced_at",
-            CloudAssigned,
-            "When sync or a COMMIT last wrote this row: a sync round writes only rows that changed; infra.resource_confirmed says when it was last confirmed equal to AWS",
-        ),
+        infrasql_provider::SYNCED_AT,
     ],
     // A replace changes the identity (zone, name, type or set id): the new
     // record never collides with the old one.

@@ -82,11 +82,7 @@ pub static SCHEMA: ResourceSchema = ResourceSchema {
             CloudAssigned,
             "How many record sets the zone holds, SOA and NS included",
         ),
-        Column::new(
-            "synced_at",
-            CloudAssigned,
-            "When sync or a COMMIT last wrote this row: a sync round writes only rows that changed; infra.resource_confirmed says when it was last confirmed equal to AWS",
-        ),
+        infrasql_provider::SYNCED_AT,
     ],
     // Zones of the same name may coexist (AWS assigns new ids).
     replace_order: ReplaceOrder::CreateFirst,

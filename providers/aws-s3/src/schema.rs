@@ -90,11 +90,7 @@ pub static SCHEMA: ResourceSchema = ResourceSchema {
             CloudAssigned,
             "When AWS created the bucket (from ListBuckets; filled by the first sync after a create)",
         ),
-        Column::new(
-            "synced_at",
-            CloudAssigned,
-            "When sync or a COMMIT last wrote this row: a sync round writes only rows that changed; infra.resource_confirmed says when it was last confirmed equal to AWS",
-        ),
+        infrasql_provider::SYNCED_AT,
     ],
     // Only the region forces a replace; the new bucket would need the old
     // one's name, which AWS refuses, and the old one holds the data.

@@ -162,5 +162,13 @@ pub const STACK: Column = Column::new(
     "The stack whose files declare this resource (NULL: none); set by stack runs, kept in AWS as the infrasql:stack tag where the type has tags",
 );
 
+/// Every resource table's `synced_at` column: when the row was last written
+/// (`infra.resource_confirmed` says when it was last confirmed).
+pub const SYNCED_AT: Column = Column::new(
+    "synced_at",
+    ColumnKind::CloudAssigned,
+    "When sync or a COMMIT last wrote this row: a sync round writes only rows that changed; infra.resource_confirmed says when it was last confirmed equal to AWS",
+);
+
 /// The tag that records a resource's stack in AWS.
 pub const STACK_TAG: &str = "infrasql:stack";

@@ -20,7 +20,7 @@ use std::fmt;
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
-pub use column::{Column, ColumnKind, MemberSet, ROW_KEY, STACK, STACK_TAG};
+pub use column::{Column, ColumnKind, MemberSet, ROW_KEY, STACK, STACK_TAG, SYNCED_AT};
 pub use listed::Listed;
 
 /// A resource's properties keyed by column name. Values use JSON types:

@@ -54,11 +54,7 @@ pub static SCHEMA: ResourceSchema = ResourceSchema {
         ),
         Column::new("key_type", CloudAssigned, "rsa or ed25519"),
         Column::new("create_time", CloudAssigned, "When the key was imported"),
-        Column::new(
-            "synced_at",
-            CloudAssigned,
-            "When sync or a COMMIT last wrote this row: a sync round writes only rows that changed; infra.resource_confirmed says when it was last confirmed equal to AWS",
-        ),
+        infrasql_provider::SYNCED_AT,
     ],
     // key_name is unique in the region: a new public key under the same name
     // deletes the old key pair first. AWS keeps no data with it; running

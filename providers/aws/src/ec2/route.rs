@@ -72,11 +72,7 @@ pub static SCHEMA: ResourceSchema = ResourceSchema {
             CloudAssigned,
             "active, or blackhole when the target is gone",
         ),
-        Column::new(
-            "synced_at",
-            CloudAssigned,
-            "When sync or a COMMIT last wrote this row: a sync round writes only rows that changed; infra.resource_confirmed says when it was last confirmed equal to AWS",
-        ),
+        infrasql_provider::SYNCED_AT,
     ],
     // Only a new table or destination replaces a route: no collision.
     replace_order: ReplaceOrder::CreateFirst,

@@ -62,11 +62,7 @@ pub static SCHEMA: ResourceSchema = ResourceSchema {
             CloudAssigned,
             "Whether this is a main-table association (always false here)",
         ),
-        Column::new(
-            "synced_at",
-            CloudAssigned,
-            "When sync or a COMMIT last wrote this row: a sync round writes only rows that changed; infra.resource_confirmed says when it was last confirmed equal to AWS",
-        ),
+        infrasql_provider::SYNCED_AT,
     ],
     // A subnet has one association: moving it to another route table
     // deletes the old association first (the subnet uses its VPC's main

@@ -61,11 +61,7 @@ pub static SCHEMA: ResourceSchema = ResourceSchema {
             CloudAssigned,
             "The group's ARN (where the create's answer has none, filled by the next sync)",
         ),
-        Column::new(
-            "synced_at",
-            CloudAssigned,
-            "When sync or a COMMIT last wrote this row: a sync round writes only rows that changed; infra.resource_confirmed says when it was last confirmed equal to AWS",
-        ),
+        infrasql_provider::SYNCED_AT,
     ],
     // group_name is unique in its VPC: a replace that keeps it (a new
     // description) deletes the old group first. A group holds no data.

@@ -103,11 +103,7 @@ pub static SCHEMA: ResourceSchema = ResourceSchema {
             "Account owning the security group",
         ),
         Column::new("security_group_rule_arn", CloudAssigned, "The rule's ARN"),
-        Column::new(
-            "synced_at",
-            CloudAssigned,
-            "When sync or a COMMIT last wrote this row: a sync round writes only rows that changed; infra.resource_confirmed says when it was last confirmed equal to AWS",
-        ),
+        infrasql_provider::SYNCED_AT,
     ],
     // Only a new group or direction replaces a rule: no collision.
     replace_order: ReplaceOrder::CreateFirst,

@@ -69,11 +69,7 @@ pub static SCHEMA: ResourceSchema = ResourceSchema {
         ),
         Column::new("owner_id", CloudAssigned, "Owning AWS account"),
         Column::new("subnet_arn", CloudAssigned, "The subnet's ARN"),
-        Column::new(
-            "synced_at",
-            CloudAssigned,
-            "When sync or a COMMIT last wrote this row: a sync round writes only rows that changed; infra.resource_confirmed says when it was last confirmed equal to AWS",
-        ),
+        infrasql_provider::SYNCED_AT,
     ],
     // A subnet's CIDR may not overlap any other in its VPC, the old subnet's
     // included, so a replace in the same VPC deletes first. It holds no data;

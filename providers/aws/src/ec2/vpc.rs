@@ -65,11 +65,7 @@ pub static SCHEMA: ResourceSchema = ResourceSchema {
             CloudAssigned,
             "Every IPv4 CIDR block associated, the primary first (secondary blocks are associated outside infrasql); a subnet's CIDR must lie in one",
         ),
-        Column::new(
-            "synced_at",
-            CloudAssigned,
-            "When sync or a COMMIT last wrote this row: a sync round writes only rows that changed; infra.resource_confirmed says when it was last confirmed equal to AWS",
-        ),
+        infrasql_provider::SYNCED_AT,
     ],
     replace_order: ReplaceOrder::CreateFirst,
     scope: infrasql_provider::Scope::Regional,

@@ -67,11 +67,7 @@ pub static SCHEMA: ResourceSchema = ResourceSchema {
             Desired,
             "immediate (dynamic parameters) or pending-reboot (static ones: they take effect at the instance's next reboot)",
         ),
-        Column::new(
-            "synced_at",
-            CloudAssigned,
-            "When sync or a COMMIT last wrote this row: a sync round writes only rows that changed; infra.resource_confirmed says when it was last confirmed equal to AWS",
-        ),
+        infrasql_provider::SYNCED_AT,
     ],
     // The id changes with the group or the name, so the new parameter never
     // collides with the old one: set the new one, then reset the old one.

@@ -46,11 +46,7 @@ pub static SCHEMA: ResourceSchema = ResourceSchema {
         ),
         Column::new("tags", Desired, "Tags, as a JSON object"),
         Column::new("arn", CloudAssigned, "The group's ARN"),
-        Column::new(
-            "synced_at",
-            CloudAssigned,
-            "When sync or a COMMIT last wrote this row: a sync round writes only rows that changed; infra.resource_confirmed says when it was last confirmed equal to AWS",
-        ),
+        infrasql_provider::SYNCED_AT,
     ],
     // The name stays the same through a replace (it cannot be changed), so
     // the new group would collide with the old one in its region. Its

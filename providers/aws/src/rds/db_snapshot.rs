@@ -59,11 +59,7 @@ pub static SCHEMA: ResourceSchema = ResourceSchema {
         ),
         Column::new("snapshot_create_time", CloudAssigned, "When it was taken"),
         Column::new("arn", CloudAssigned, "The snapshot's ARN"),
-        Column::new(
-            "synced_at",
-            CloudAssigned,
-            "When sync or a COMMIT last wrote this row: a sync round writes only rows that changed; infra.resource_confirmed says when it was last confirmed equal to AWS",
-        ),
+        infrasql_provider::SYNCED_AT,
     ],
     replace_order: ReplaceOrder::CreateFirst,
     // A replace takes a new snapshot first; the old one goes last.

@@ -70,11 +70,7 @@ pub static SCHEMA: ResourceSchema = ResourceSchema {
             "AWS's status of the group (Complete)",
         ),
         Column::new("arn", CloudAssigned, "The group's ARN"),
-        Column::new(
-            "synced_at",
-            CloudAssigned,
-            "When sync or a COMMIT last wrote this row: a sync round writes only rows that changed; infra.resource_confirmed says when it was last confirmed equal to AWS",
-        ),
+        infrasql_provider::SYNCED_AT,
     ],
     // Only the region forces a replace, and the new group is in another
     // region: no name collision, so the default order serves.

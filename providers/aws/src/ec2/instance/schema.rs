@@ -105,11 +105,7 @@ pub static SCHEMA: ResourceSchema = ResourceSchema {
         Column::new("launch_time", CloudAssigned, "When it was last started"),
         Column::new("architecture", CloudAssigned, "x86_64, arm64..."),
         Column::new("owner_id", CloudAssigned, "Owning AWS account"),
-        Column::new(
-            "synced_at",
-            CloudAssigned,
-            "When sync or a COMMIT last wrote this row: a sync round writes only rows that changed; infra.resource_confirmed says when it was last confirmed equal to AWS",
-        ),
+        infrasql_provider::SYNCED_AT,
     ],
     replace_order: ReplaceOrder::CreateFirst,
     scope: infrasql_provider::Scope::Regional,
